@@ -1,0 +1,209 @@
+package kctest
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"html"
+	"io"
+	"net/http"
+	"net/http/cookiejar"
+	"net/url"
+	"regexp"
+	"strings"
+)
+
+// PKCE is an RFC 7636 verifier and its S256 challenge.
+type PKCE struct{ Verifier, Challenge string }
+
+// NewPKCE makes a fresh verifier.
+func NewPKCE() PKCE {
+	b := make([]byte, 32)
+	_, _ = rand.Read(b)
+	v := base64.RawURLEncoding.EncodeToString(b)
+	sum := sha256.Sum256([]byte(v))
+	return PKCE{Verifier: v, Challenge: base64.RawURLEncoding.EncodeToString(sum[:])}
+}
+
+var loginForm = regexp.MustCompile(`(?s)<form[^>]*id="kc-form-login"[^>]*action="([^"]+)"`)
+
+// Browser drives Keycloak's login pages over HTTP the way a browser would: it
+// keeps cookies, follows redirects inside Keycloak and stops at the first
+// redirect that leaves for the client's redirect URI.
+type Browser struct {
+	client *http.Client
+}
+
+// NewBrowser returns a browser with an empty cookie jar.
+func NewBrowser() *Browser {
+	jar, _ := cookiejar.New(nil)
+	return &Browser{client: &http.Client{
+		Jar: jar,
+		CheckRedirect: func(req *http.Request, via []*http.Request) error {
+			// Follow redirects within Keycloak's pages; stop when the target is
+			// not a Keycloak page (the client's redirect URI).
+			if !strings.Contains(req.URL.Path, "/realms/") {
+				return http.ErrUseLastResponse
+			}
+			return nil
+		},
+	}}
+}
+
+// Login opens authURL (an authorization request), submits username and
+// password on Keycloak's login form and returns the redirect it answers with:
+// the client's redirect URI carrying code and state (or an error).
+func (b *Browser) Login(ctx context.Context, authURL, username, password string) (*url.URL, error) {
+	page, err := b.get(ctx, authURL)
+	if err != nil {
+		return nil, err
+	}
+	m := loginForm.FindSubmatch(page)
+	if m == nil {
+		return nil, fmt.Errorf("kctest: no login form at %s: %.300s", authURL, page)
+	}
+	action := html.UnescapeString(string(m[1]))
+	form := url.Values{"username": {username}, "password": {password}, "credentialId": {""}}
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, action, strings.NewReader(form.Encode()))
+	if err != nil {
+		return nil, err
+	}
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	resp, err := b.client.Do(req)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	if resp.StatusCode != http.StatusFound && resp.StatusCode != http.StatusSeeOther {
+		return nil, fmt.Errorf("kctest: login as %s: %s, no redirect: %.300s", username, resp.Status, body)
+	}
+	loc, err := resp.Location()
+	if err != nil {
+		return nil, fmt.Errorf("kctest: login redirect: %w", err)
+	}
+	return loc, nil
+}
+
+func (b *Browser) get(ctx context.Context, u string) ([]byte, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
+	if err != nil {
+		return nil, err
+	}
+	resp, err := b.client.Do(req)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	if err != nil {
+		return nil, err
+	}
+	if resp.StatusCode != http.StatusOK {
+		return nil, fmt.Errorf("kctest: GET %s: %s: %.300s", u, resp.Status, body)
+	}
+	return body, nil
+}
+
+// CodeFlow describes an authorization code + PKCE login at a realm.
+type CodeFlow struct {
+	Issuer       string // e.g. kc.IssuerURL("foo")
+	ClientID     string
+	ClientSecret string // empty for a public client
+	RedirectURI  string // e.g. http://127.0.0.1:5555/callback (any loopback port)
+	Scope        string // e.g. "openid email claims-provider"
+}
+
+// TokenResponse is the token endpoint's answer.
+type TokenResponse struct {
+	AccessToken  string `json:"access_token"`
+	IDToken      string `json:"id_token"`
+	RefreshToken string `json:"refresh_token"`
+	ExpiresIn    int    `json:"expires_in"`
+	TokenType    string `json:"token_type"`
+}
+
+// LoginForTokens runs the whole code flow for a user with a new browser and
+// returns the tokens: what Alice (or Bob) does in a real browser.
+func LoginForTokens(ctx context.Context, f CodeFlow, username, password string) (*TokenResponse, error) {
+	pk := NewPKCE()
+	state := NewPKCE().Verifier[:16]
+	q := url.Values{
+		"client_id":             {f.ClientID},
+		"redirect_uri":          {f.RedirectURI},
+		"response_type":         {"code"},
+		"scope":                 {f.Scope},
+		"state":                 {state},
+		"code_challenge":        {pk.Challenge},
+		"code_challenge_method": {"S256"},
+	}
+	loc, err := NewBrowser().Login(ctx, f.Issuer+"/protocol/openid-connect/auth?"+q.Encode(), username, password)
+	if err != nil {
+		return nil, err
+	}
+	if got := loc.Query().Get("state"); got != state {
+		return nil, fmt.Errorf("kctest: state mismatch in %s", loc)
+	}
+	code := loc.Query().Get("code")
+	if code == "" {
+		return nil, fmt.Errorf("kctest: no code in redirect %s", loc)
+	}
+	form := url.Values{
+		"grant_type":    {"authorization_code"},
+		"code":          {code},
+		"redirect_uri":  {f.RedirectURI},
+		"code_verifier": {pk.Verifier},
+		"client_id":     {f.ClientID},
+	}
+	return PostToken(ctx, f.Issuer, f.ClientID, f.ClientSecret, form)
+}
+
+// ClientCredentials gets a client-credentials token.
+func ClientCredentials(ctx context.Context, issuer, clientID, secret, scope string) (*TokenResponse, error) {
+	form := url.Values{"grant_type": {"client_credentials"}}
+	if scope != "" {
+		form.Set("scope", scope)
+	}
+	return PostToken(ctx, issuer, clientID, secret, form)
+}
+
+// TokenError is a refusal of the token endpoint.
+type TokenError struct {
+	StatusCode int
+	Body       string
+}
+
+func (e *TokenError) Error() string { return fmt.Sprintf("token endpoint: %d %s", e.StatusCode, e.Body) }
+
+// PostToken posts a form to a realm's token endpoint, with basic client
+// authentication when secret is set.
+func PostToken(ctx context.Context, issuer, clientID, secret string, form url.Values) (*TokenResponse, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, issuer+"/protocol/openid-connect/token", strings.NewReader(form.Encode()))
+	if err != nil {
+		return nil, err
+	}
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	if secret != "" {
+		req.SetBasicAuth(url.QueryEscape(clientID), url.QueryEscape(secret))
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	if resp.StatusCode != http.StatusOK {
+		return nil, &TokenError{StatusCode: resp.StatusCode, Body: string(body)}
+	}
+	var tok TokenResponse
+	if err := jsonUnmarshal(body, &tok); err != nil {
+		return nil, err
+	}
+	if tok.AccessToken == "" {
+		return nil, errors.New("kctest: token response without access_token")
+	}
+	return &tok, nil
+}

@@ -1,0 +1,6 @@
+// Package uma holds the wire format of umawide's UMA 2.0 flow, one
+// implementation used by the Resource Server, the RqP client and the tests:
+// the names of grants, token types and pushed claims, the ticket digest, the
+// pushed-claims encoding, the `WWW-Authenticate: UMA` challenge and the JSON
+// error body every service answers with.
+package uma

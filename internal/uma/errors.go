@@ -1,0 +1,63 @@
+package uma
+
+import (
+	"encoding/json"
+	"fmt"
+	"net/http"
+)
+
+// OAuth 2.0 / UMA 2.0 error codes used across the services.
+const (
+	ErrInvalidRequest    = "invalid_request"
+	ErrInvalidToken      = "invalid_token"
+	ErrInsufficientScope = "insufficient_scope"
+	ErrRequestDenied     = "request_denied"
+	ErrAccessDenied      = "access_denied"
+	ErrNotFound          = "not_found"
+	ErrTooLarge          = "request_too_large"
+	ErrUnavailable       = "temporarily_unavailable"
+	ErrServerError       = "server_error"
+)
+
+// Error is the JSON error body every umawide service answers with, and the
+// error a client gets back for it: {"error": ..., "error_description": ...}.
+type Error struct {
+	// StatusCode is the HTTP status it travels with.
+	StatusCode  int    `json:"-"`
+	Code        string `json:"error"`
+	Description string `json:"error_description,omitempty"`
+}
+
+// NewError builds an Error.
+func NewError(status int, code, format string, args ...any) *Error {
+	return &Error{StatusCode: status, Code: code, Description: fmt.Sprintf(format, args...)}
+}
+
+func (e *Error) Error() string {
+	if e.Description == "" {
+		return fmt.Sprintf("%d %s", e.StatusCode, e.Code)
+	}
+	return fmt.Sprintf("%d %s: %s", e.StatusCode, e.Code, e.Description)
+}
+
+// Write sends the error as JSON with its status.
+func (e *Error) Write(w http.ResponseWriter) {
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(e.StatusCode)
+	_ = json.NewEncoder(w).Encode(e)
+}
+
+// ParseError reads an error body of the given status; a body that is not the
+// JSON shape still gives an Error carrying the status.
+func ParseError(status int, body []byte) *Error {
+	e := &Error{StatusCode: status}
+	if json.Unmarshal(body, e) != nil || e.Code == "" {
+		e.Code = http.StatusText(status)
+		if len(body) > 200 {
+			body = body[:200]
+		}
+		e.Description = string(body)
+	}
+	return e
+}

@@ -1,0 +1,395 @@
+package launcher
+
+import (
+	"archive/zip"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+)
+
+// JVMMarker is a system property on every Keycloak JVM this package starts, so
+// that `make down` and CI can find a stray one (pgrep -f umawide.launcher).
+const JVMMarker = "-Dumawide.launcher=keycloak"
+
+// CacheDir is where the downloaded distribution is kept, outside the source tree.
+func CacheDir() (string, error) {
+	if dir := os.Getenv("UMAWIDE_CACHE_DIR"); dir != "" {
+		return filepath.Abs(dir)
+	}
+	base, err := os.UserCacheDir()
+	if err != nil {
+		return "", fmt.Errorf("launcher: no cache folder (set UMAWIDE_CACHE_DIR): %w", err)
+	}
+	return filepath.Join(base, "umawide"), nil
+}
+
+// Distribution returns the unpacked keycloak-quarkus-dist of Version, fetching
+// it with Maven on first use. Concurrent callers share one download.
+func Distribution(ctx context.Context) (string, error) {
+	cache, err := CacheDir()
+	if err != nil {
+		return "", err
+	}
+	dist := filepath.Join(cache, "keycloak-"+Version)
+	if _, err := os.Stat(filepath.Join(dist, "bin", "kc.sh")); err == nil {
+		return dist, nil
+	}
+	if err := os.MkdirAll(cache, 0o755); err != nil {
+		return "", err
+	}
+	unlock, err := lockFile(filepath.Join(cache, "download.lock"))
+	if err != nil {
+		return "", err
+	}
+	defer unlock()
+	if _, err := os.Stat(filepath.Join(dist, "bin", "kc.sh")); err == nil {
+		return dist, nil // another process finished it while we waited
+	}
+	dl := filepath.Join(cache, "download")
+	zipPath := filepath.Join(dl, "keycloak-quarkus-dist-"+Version+".zip")
+	if _, err := os.Stat(zipPath); err != nil {
+		artifact := "org.keycloak:keycloak-quarkus-dist:" + Version + ":zip"
+		cmd := exec.CommandContext(ctx, "mvn", "-q", "-B", "dependency:copy",
+			"-Dartifact="+artifact, "-DoutputDirectory="+dl)
+		if out, err := cmd.CombinedOutput(); err != nil {
+			return "", fmt.Errorf("launcher: downloading %s with mvn: %w\n%s", artifact, err, out)
+		}
+	}
+	tmp, err := os.MkdirTemp(cache, "unpack-")
+	if err != nil {
+		return "", err
+	}
+	defer os.RemoveAll(tmp)
+	if err := unzip(zipPath, tmp); err != nil {
+		return "", err
+	}
+	// The zip holds one top folder, keycloak-<version>.
+	if err := os.Rename(filepath.Join(tmp, "keycloak-"+Version), dist); err != nil {
+		return "", fmt.Errorf("launcher: unpacking %s: %w", zipPath, err)
+	}
+	return dist, nil
+}
+
+func unzip(src, dst string) error {
+	r, err := zip.OpenReader(src)
+	if err != nil {
+		return fmt.Errorf("launcher: open %s: %w", src, err)
+	}
+	defer r.Close()
+	for _, f := range r.File {
+		path := filepath.Join(dst, f.Name)
+		if !strings.HasPrefix(path, filepath.Clean(dst)+string(os.PathSeparator)) {
+			return fmt.Errorf("launcher: %s: entry %q escapes the folder", src, f.Name)
+		}
+		if f.FileInfo().IsDir() {
+			if err := os.MkdirAll(path, 0o755); err != nil {
+				return err
+			}
+			continue
+		}
+		if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+			return err
+		}
+		if err := extract(f, path); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func extract(f *zip.File, path string) error {
+	in, err := f.Open()
+	if err != nil {
+		return err
+	}
+	defer in.Close()
+	mode := f.Mode().Perm() | 0o600
+	out, err := os.OpenFile(path, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, mode)
+	if err != nil {
+		return err
+	}
+	if _, err := io.Copy(out, in); err != nil {
+		out.Close()
+		return err
+	}
+	return out.Close()
+}
+
+// newInstance makes a private copy of the distribution: Keycloak re-augments
+// into lib/quarkus and reads providers/ and data/import/ from its home, so
+// parallel instances cannot share one. The JARs under lib/lib are only read,
+// so they are hard links (fast, no extra disk).
+func newInstance(dist string, providers, realmFiles []string) (string, error) {
+	cache := filepath.Dir(dist)
+	instances := filepath.Join(cache, "instances")
+	if err := os.MkdirAll(instances, 0o755); err != nil {
+		return "", err
+	}
+	home, err := os.MkdirTemp(instances, "kc-")
+	if err != nil {
+		return "", err
+	}
+	shared := filepath.Join(dist, "lib", "lib")
+	err = filepath.WalkDir(dist, func(path string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		rel, _ := filepath.Rel(dist, path)
+		target := filepath.Join(home, rel)
+		if d.IsDir() {
+			return os.MkdirAll(target, 0o755)
+		}
+		if strings.HasPrefix(path, shared+string(os.PathSeparator)) {
+			if err := os.Link(path, target); err == nil {
+				return nil
+			}
+		}
+		return copyFile(path, target)
+	})
+	if err == nil {
+		err = copyInto(filepath.Join(home, "providers"), providers)
+	}
+	if err == nil {
+		err = copyInto(filepath.Join(home, "data", "import"), realmFiles)
+	}
+	if err != nil {
+		os.RemoveAll(home)
+		return "", fmt.Errorf("launcher: preparing instance: %w", err)
+	}
+	return home, nil
+}
+
+func copyInto(dir string, files []string) error {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	for _, f := range files {
+		if err := copyFile(f, filepath.Join(dir, filepath.Base(f))); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func copyFile(src, dst string) error {
+	in, err := os.Open(src)
+	if err != nil {
+		return err
+	}
+	defer in.Close()
+	info, err := in.Stat()
+	if err != nil {
+		return err
+	}
+	out, err := os.OpenFile(dst, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, info.Mode().Perm())
+	if err != nil {
+		return err
+	}
+	if _, err := io.Copy(out, in); err != nil {
+		out.Close()
+		return err
+	}
+	return out.Close()
+}
+
+// FreePort asks the kernel for a free TCP port on loopback.
+func FreePort() (int, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, err
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port, nil
+}
+
+func startProcess(ctx context.Context, opts Options) (*Keycloak, error) {
+	log := opts.Logger
+	dist, err := Distribution(ctx)
+	if err != nil {
+		return nil, err
+	}
+	realms, err := RealmFiles(opts.RealmDir)
+	if err != nil {
+		return nil, err
+	}
+	home, err := newInstance(dist, opts.Providers, realms)
+	if err != nil {
+		return nil, err
+	}
+	cleanup := func() { os.RemoveAll(home) }
+	for _, p := range []*int{&opts.HTTPPort, &opts.ManagementPort} {
+		if *p == 0 {
+			if *p, err = FreePort(); err != nil {
+				cleanup()
+				return nil, err
+			}
+		}
+	}
+	logPath := opts.LogPath
+	if logPath == "" {
+		logPath = filepath.Join(home, "keycloak.log")
+	}
+	if err := os.MkdirAll(filepath.Dir(logPath), 0o755); err != nil {
+		cleanup()
+		return nil, err
+	}
+	logFile, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o644)
+	if err != nil {
+		cleanup()
+		return nil, err
+	}
+	defer logFile.Close()
+
+	cmd := exec.Command(filepath.Join(home, "bin", "kc.sh"), "start-dev",
+		"--import-realm",
+		"--db=dev-mem",
+		"--http-host=127.0.0.1",
+		"--http-port="+strconv.Itoa(opts.HTTPPort),
+		"--http-management-port="+strconv.Itoa(opts.ManagementPort),
+		"--health-enabled=true",
+		"--metrics-enabled=true",
+	)
+	cmd.Dir = home
+	cmd.Stdout, cmd.Stderr = logFile, logFile
+	cmd.Env = append(os.Environ(),
+		"KC_BOOTSTRAP_ADMIN_USERNAME="+DefaultAdminUser,
+		"KC_BOOTSTRAP_ADMIN_PASSWORD="+DefaultAdminPassword,
+		"JAVA_OPTS_KC_HEAP=-Xms64m -Xmx"+opts.MaxHeap+" -XX:MaxMetaspaceSize=256m",
+		"JAVA_OPTS_APPEND="+JVMMarker+" "+os.Getenv("UMAWIDE_KEYCLOAK_JAVA_OPTS"),
+	)
+	for k, v := range opts.Env {
+		cmd.Env = append(cmd.Env, k+"="+v)
+	}
+	// Its own process group, so Stop can end kc.sh and the JVM together. Unless
+	// detached, kc.sh gets SIGTERM when this process dies for any reason; its
+	// trap forwards that to the JVM.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if !opts.Detached {
+		cmd.SysProcAttr.Pdeathsig = syscall.SIGTERM
+	}
+	exited, err := startLocked(cmd)
+	if err != nil {
+		cleanup()
+		return nil, fmt.Errorf("launcher: starting %s: %w", cmd.Path, err)
+	}
+	kc := &Keycloak{
+		BaseURL:       "http://127.0.0.1:" + strconv.Itoa(opts.HTTPPort),
+		ManagementURL: "http://127.0.0.1:" + strconv.Itoa(opts.ManagementPort),
+		AdminUser:     DefaultAdminUser,
+		AdminPassword: DefaultAdminPassword,
+		Mode:          ModeProcess,
+		PID:           cmd.Process.Pid,
+		InstanceDir:   home,
+		LogPath:       logPath,
+	}
+	kc.stop = func(ctx context.Context) error {
+		err := StopProcessGroup(ctx, kc.PID, exited)
+		if opts.LogPath == "" {
+			// The log lives in the instance folder: keep it readable after a
+			// failure by moving it next to the cache.
+			_ = os.Rename(logPath, filepath.Join(filepath.Dir(home), filepath.Base(home)+".log"))
+		}
+		os.RemoveAll(home)
+		return err
+	}
+	log.Info("starting Keycloak", "version", Version, "url", kc.BaseURL, "log", logPath)
+	readyCtx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	go func() {
+		select {
+		case <-exited:
+			cancel() // no use waiting for a dead process
+		case <-readyCtx.Done():
+		}
+	}()
+	if err := waitHTTP(readyCtx, kc.ManagementURL+"/health/ready", 500*time.Millisecond); err != nil {
+		_ = kc.Stop(context.Background())
+		return nil, fmt.Errorf("launcher: Keycloak did not become ready (log %s): %w\n%s", logPath, err, tail(logPath, 30))
+	}
+	log.Info("Keycloak ready", "url", kc.BaseURL)
+	return kc, nil
+}
+
+// startLocked starts cmd from a goroutine locked to its OS thread, which then
+// waits for the process: the parent-death signal fires when the thread that
+// forked the child exits, so that thread must live as long as the child.
+func startLocked(cmd *exec.Cmd) (<-chan struct{}, error) {
+	started := make(chan error, 1)
+	exited := make(chan struct{})
+	go func() {
+		runtime.LockOSThread() // never unlocked: the thread dies with this goroutine
+		if err := cmd.Start(); err != nil {
+			started <- err
+			return
+		}
+		started <- nil
+		_ = cmd.Wait()
+		close(exited)
+	}()
+	if err := <-started; err != nil {
+		return nil, err
+	}
+	return exited, nil
+}
+
+// StopProcessGroup sends SIGTERM to a process group, waits for its leader to
+// exit (exited, or polling when nil), then SIGKILLs whatever is left.
+func StopProcessGroup(ctx context.Context, pgid int, exited <-chan struct{}) error {
+	if pgid <= 0 {
+		return nil
+	}
+	if err := syscall.Kill(-pgid, syscall.SIGTERM); err != nil && !errors.Is(err, syscall.ESRCH) {
+		return fmt.Errorf("launcher: stopping process group %d: %w", pgid, err)
+	}
+	deadline := time.NewTimer(20 * time.Second)
+	defer deadline.Stop()
+	tick := time.NewTicker(100 * time.Millisecond)
+	defer tick.Stop()
+wait:
+	for {
+		if exited == nil && !groupAlive(pgid) {
+			break
+		}
+		select {
+		case <-exited:
+			exited = nil // the leader is gone; now wait for the rest of the group
+		case <-tick.C:
+		case <-deadline.C:
+			break wait
+		case <-ctx.Done():
+			break wait
+		}
+	}
+	// The JVM may outlive kc.sh by a moment; nothing of the group survives this.
+	if err := syscall.Kill(-pgid, syscall.SIGKILL); err != nil && !errors.Is(err, syscall.ESRCH) {
+		return fmt.Errorf("launcher: killing process group %d: %w", pgid, err)
+	}
+	return nil
+}
+
+func groupAlive(pgid int) bool {
+	return syscall.Kill(-pgid, 0) == nil
+}
+
+func tail(path string, lines int) string {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return ""
+	}
+	all := strings.Split(strings.TrimRight(string(data), "\n"), "\n")
+	if len(all) > lines {
+		all = all[len(all)-lines:]
+	}
+	return strings.Join(all, "\n")
+}

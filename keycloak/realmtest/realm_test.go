@@ -1,0 +1,441 @@
+package realmtest
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/umawide/umawide/internal/kctest"
+	"github.com/umawide/umawide/internal/uma"
+	"github.com/umawide/umawide/keycloak/launcher"
+)
+
+// Demo credentials: the realm files' placeholder defaults.
+const (
+	alicePassword   = "alice-password"
+	bobPassword     = "bob-password"
+	rqpSecret       = "rqp-client-secret"
+	cpSecret        = "claims-provider-secret"
+	rsSecret        = "resource-server-secret"
+	stockPolicyName = "rqp-client only"
+)
+
+func runRealmSuite(t *testing.T, kc *launcher.Keycloak) {
+	t.Run("bar publishes UMA configuration", func(t *testing.T) { testUMAConfiguration(t, kc) })
+	t.Run("protection API and uma-ticket grant", func(t *testing.T) { testProtectionAndGrant(t, kc) })
+	t.Run("claims-provider finds alice by exact email", func(t *testing.T) { testClaimsProviderUserQuery(t, kc) })
+	t.Run("tokens for the Claims Provider carry its audience", func(t *testing.T) { testClaimsProviderAudience(t, kc) })
+	t.Run("bob logs into incoming-app", func(t *testing.T) { testBobLogin(t, kc) })
+}
+
+func ctxT(t *testing.T) context.Context {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	t.Cleanup(cancel)
+	return ctx
+}
+
+func testUMAConfiguration(t *testing.T, kc *launcher.Keycloak) {
+	var conf map[string]any
+	getJSON(t, kc.IssuerURL("bar")+"/.well-known/uma2-configuration", "", &conf)
+	for _, k := range []string{"permission_endpoint", "token_endpoint", "resource_registration_endpoint"} {
+		v, _ := conf[k].(string)
+		if !strings.HasPrefix(v, kc.IssuerURL("bar")+"/") {
+			t.Errorf("%s = %q, want an endpoint of realm bar", k, v)
+		}
+	}
+	if conf["issuer"] != kc.IssuerURL("bar") {
+		t.Errorf("issuer = %v, want %s", conf["issuer"], kc.IssuerURL("bar"))
+	}
+	grants, _ := conf["grant_types_supported"].([]any)
+	if !slices.Contains(grants, any(uma.GrantTypeUMATicket)) {
+		t.Errorf("grant_types_supported %v lacks %s", grants, uma.GrantTypeUMATicket)
+	}
+}
+
+// testProtectionAndGrant runs seed steps 2 and 7-8 with the stock client
+// policy, on a copy of realm bar imported under a fresh name: the permission
+// of the shipped file may apply the claims-token policy, and other packages
+// share this Keycloak's realm bar.
+func testProtectionAndGrant(t *testing.T, kc *launcher.Keycloak) {
+	ctx := ctxT(t)
+	realm := stockBarCopy(t, kc)
+	issuer := kc.IssuerURL(realm)
+
+	pat, err := kctest.ClientCredentials(ctx, issuer, "resource-server", rsSecret, "")
+	if err != nil {
+		t.Fatalf("resource-server PAT: %v", err)
+	}
+	claims, _ := kctest.Claims(pat.AccessToken)
+	if !hasClientRole(claims, "resource-server", "uma_protection") {
+		t.Fatalf("PAT lacks resource-server/uma_protection: %v", claims["resource_access"])
+	}
+
+	// Register bob's Incoming as the Resource Server will.
+	resource := map[string]any{
+		"name":               uma.IncomingResourceName("bob"),
+		"type":               uma.ResourceTypeIncoming,
+		"owner":              "bob",
+		"ownerManagedAccess": true,
+		"resource_scopes":    []string{uma.ScopeCreate},
+		"uris":               []string{uma.IncomingPath("bob")},
+	}
+	var created struct {
+		ID    string `json:"_id"`
+		Owner struct {
+			Name string `json:"name"`
+		} `json:"owner"`
+		OwnerManagedAccess bool `json:"ownerManagedAccess"`
+	}
+	postJSON(t, issuer+"/authz/protection/resource_set", pat.AccessToken, resource, http.StatusCreated, &created)
+	if created.ID == "" || created.Owner.Name != "bob" || !created.OwnerManagedAccess {
+		t.Fatalf("registered resource = %+v, want an owner-managed resource of bob", created)
+	}
+
+	var ticket struct {
+		Ticket string `json:"ticket"`
+	}
+	postJSON(t, issuer+"/authz/protection/permission", pat.AccessToken,
+		[]map[string]any{{"resource_id": created.ID, "resource_scopes": []string{uma.ScopeCreate}}},
+		http.StatusCreated, &ticket)
+	if ticket.Ticket == "" {
+		t.Fatal("no permission ticket")
+	}
+
+	pushed := uma.PushedClaims{"k": {"v"}}
+	claimToken, err := pushed.Encode()
+	if err != nil {
+		t.Fatal(err)
+	}
+	grant := func(clientID, secret, claimToken string) (*kctest.TokenResponse, error) {
+		return kctest.PostToken(ctx, issuer, clientID, secret, url.Values{
+			"grant_type":         {uma.GrantTypeUMATicket},
+			"ticket":             {ticket.Ticket},
+			"submit_request":     {"false"},
+			"claim_token_format": {uma.ClaimTokenFormatJWT},
+			"claim_token":        {claimToken},
+		})
+	}
+
+	t.Run("rqp-client gets an RPT", func(t *testing.T) {
+		rpt, err := grant("rqp-client", rqpSecret, claimToken)
+		if err != nil {
+			t.Fatalf("uma-ticket grant: %v", err)
+		}
+		c, err := kctest.Claims(rpt.AccessToken)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if c["azp"] != "rqp-client" || c["iss"] != issuer {
+			t.Errorf("RPT azp=%v iss=%v", c["azp"], c["iss"])
+		}
+		perms := permissions(c)
+		if len(perms) != 1 {
+			t.Fatalf("RPT permissions = %v, want one", perms)
+		}
+		p := perms[0]
+		scopes, _ := p["scopes"].([]any)
+		if p["rsid"] != created.ID || p["rsname"] != uma.IncomingResourceName("bob") || !slices.Contains(scopes, any(uma.ScopeCreate)) {
+			t.Errorf("permission = %v, want rsid %s, scope create", p, created.ID)
+		}
+		pc, _ := p["claims"].(map[string]any)
+		if v, _ := pc["k"].([]any); len(v) != 1 || v[0] != "v" {
+			t.Errorf("pushed claims in permission = %v, want k=[v]", pc)
+		}
+	})
+	t.Run("malformed claim_token is 400", func(t *testing.T) {
+		_, err := grant("rqp-client", rqpSecret, "not-base64url-json!")
+		wantStatus(t, err, http.StatusBadRequest)
+	})
+	t.Run("raw JWT as claim_token is 400", func(t *testing.T) {
+		_, err := grant("rqp-client", rqpSecret, "eyJhbGciOiJub25lIn0.eyJrIjoidiJ9.")
+		wantStatus(t, err, http.StatusBadRequest)
+	})
+	t.Run("client the policy does not admit is 403", func(t *testing.T) {
+		_, err := grant("resource-server", rsSecret, claimToken)
+		wantStatus(t, err, http.StatusForbidden)
+	})
+	t.Run("wrong client secret is 401", func(t *testing.T) {
+		_, err := grant("rqp-client", "wrong", claimToken)
+		wantStatus(t, err, http.StatusUnauthorized)
+	})
+}
+
+// stockBarCopy imports realm bar's file under a fresh name, with its
+// permission on scope create applying the stock client policy, and deletes it
+// when the test ends.
+func stockBarCopy(t *testing.T, kc *launcher.Keycloak) string {
+	t.Helper()
+	ctx := ctxT(t)
+	root, err := launcher.RepoRoot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw, err := os.ReadFile(filepath.Join(launcher.RealmDir(root), "bar-realm.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var rep map[string]any
+	if err := json.Unmarshal(launcher.ExpandPlaceholders(raw, nil), &rep); err != nil {
+		t.Fatal(err)
+	}
+	name := "bar-stock-" + randomHex(4)
+	rep["realm"] = name
+	delete(rep, "id")
+	found := false
+	for _, c := range rep["clients"].([]any) {
+		client := c.(map[string]any)
+		if client["clientId"] != "resource-server" {
+			continue
+		}
+		authz := client["authorizationSettings"].(map[string]any)
+		for _, p := range authz["policies"].([]any) {
+			pol := p.(map[string]any)
+			if pol["type"] == "scope" {
+				conf := pol["config"].(map[string]any)
+				if conf["scopes"] == `["create"]` {
+					conf["applyPolicies"] = `["` + stockPolicyName + `"]`
+					found = true
+				}
+			}
+		}
+	}
+	if !found {
+		t.Fatal("bar-realm.json has no scope permission on create")
+	}
+	data, _ := json.Marshal(rep)
+	if err := kc.ImportRealm(ctx, data); err != nil {
+		t.Fatalf("import %s: %v", name, err)
+	}
+	t.Cleanup(func() {
+		if err := kc.DeleteRealm(context.Background(), name); err != nil {
+			t.Errorf("delete realm %s: %v", name, err)
+		}
+	})
+	return name
+}
+
+func testClaimsProviderUserQuery(t *testing.T, kc *launcher.Keycloak) {
+	ctx := ctxT(t)
+	tok, err := kctest.ClientCredentials(ctx, kc.IssuerURL("foo"), "claims-provider", cpSecret, "")
+	if err != nil {
+		t.Fatalf("claims-provider service-account token: %v", err)
+	}
+	var users []map[string]any
+	getJSON(t, kc.BaseURL+"/admin/realms/foo/users?exact=true&email="+url.QueryEscape("alice@foo.example"), tok.AccessToken, &users)
+	if len(users) != 1 || users[0]["username"] != "alice" || users[0]["emailVerified"] != true {
+		t.Fatalf("exact email query = %v, want alice with a verified email", users)
+	}
+	// Exact means exact: a prefix finds nobody.
+	getJSON(t, kc.BaseURL+"/admin/realms/foo/users?exact=true&email="+url.QueryEscape("alice@foo"), tok.AccessToken, &users)
+	if len(users) != 0 {
+		t.Fatalf("exact query for a prefix found %v", users)
+	}
+	// Least privilege: it can read users, not change them.
+	status := doStatus(t, http.MethodPost, kc.BaseURL+"/admin/realms/foo/users", tok.AccessToken,
+		map[string]any{"username": "mallory", "enabled": true})
+	if status != http.StatusForbidden {
+		t.Fatalf("claims-provider creating a user: %d, want 403", status)
+	}
+}
+
+func testClaimsProviderAudience(t *testing.T, kc *launcher.Keycloak) {
+	ctx := ctxT(t)
+	foo := kc.IssuerURL("foo")
+	port, err := launcher.FreePort()
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	t.Run("Alice logs in with code and PKCE", func(t *testing.T) {
+		tok, err := kctest.LoginForTokens(ctx, kctest.CodeFlow{
+			Issuer: foo, ClientID: "rqp-client", ClientSecret: rqpSecret,
+			RedirectURI: fmt.Sprintf("http://127.0.0.1:%d/callback", port),
+			Scope:       "openid " + uma.ClaimsProviderScope,
+		}, "alice", alicePassword)
+		if err != nil {
+			t.Fatal(err)
+		}
+		c, _ := kctest.Claims(tok.AccessToken)
+		if !audContains(c, uma.ClaimsProviderAudience) {
+			t.Errorf("Alice's token aud = %v, want %s in it", c["aud"], uma.ClaimsProviderAudience)
+		}
+		if c["email"] != "alice@foo.example" || c["email_verified"] != true || c["iss"] != foo {
+			t.Errorf("Alice's token email=%v verified=%v iss=%v", c["email"], c["email_verified"], c["iss"])
+		}
+	})
+	t.Run("login without PKCE is refused", func(t *testing.T) {
+		q := url.Values{
+			"client_id": {"rqp-client"}, "response_type": {"code"}, "scope": {"openid"},
+			"redirect_uri": {fmt.Sprintf("http://127.0.0.1:%d/callback", port)},
+		}
+		_, err := kctest.NewBrowser().Login(ctx, foo+"/protocol/openid-connect/auth?"+q.Encode(), "alice", alicePassword)
+		if err == nil {
+			t.Fatal("Keycloak showed a login form for a request without code_challenge")
+		}
+	})
+	t.Run("wrong password gets no code", func(t *testing.T) {
+		_, err := kctest.LoginForTokens(ctx, kctest.CodeFlow{
+			Issuer: foo, ClientID: "rqp-client", ClientSecret: rqpSecret,
+			RedirectURI: fmt.Sprintf("http://127.0.0.1:%d/callback", port), Scope: "openid",
+		}, "alice", "not-her-password")
+		if err == nil {
+			t.Fatal("login with a wrong password succeeded")
+		}
+	})
+	t.Run("rqp-client client credentials", func(t *testing.T) {
+		tok, err := kctest.ClientCredentials(ctx, foo, "rqp-client", rqpSecret, uma.ClaimsProviderScope)
+		if err != nil {
+			t.Fatal(err)
+		}
+		c, _ := kctest.Claims(tok.AccessToken)
+		if !audContains(c, uma.ClaimsProviderAudience) || c["azp"] != "rqp-client" {
+			t.Errorf("client-credentials token aud=%v azp=%v", c["aud"], c["azp"])
+		}
+		// The scope is optional: a token not asked for the Claims Provider
+		// cannot be replayed there.
+		tok, err = kctest.ClientCredentials(ctx, foo, "rqp-client", rqpSecret, "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		c, _ = kctest.Claims(tok.AccessToken)
+		if audContains(c, uma.ClaimsProviderAudience) {
+			t.Errorf("token without scope claims-provider has aud %v", c["aud"])
+		}
+	})
+}
+
+func testBobLogin(t *testing.T, kc *launcher.Keycloak) {
+	ctx := ctxT(t)
+	port, err := launcher.FreePort()
+	if err != nil {
+		t.Fatal(err)
+	}
+	tok, err := kctest.LoginForTokens(ctx, kctest.CodeFlow{
+		Issuer: kc.IssuerURL("bar"), ClientID: "incoming-app",
+		RedirectURI: fmt.Sprintf("http://127.0.0.1:%d/", port), Scope: "openid",
+	}, "bob", bobPassword)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, _ := kctest.Claims(tok.AccessToken)
+	if c["preferred_username"] != "bob" || c["iss"] != kc.IssuerURL("bar") || c["azp"] != "incoming-app" {
+		t.Errorf("Bob's token preferred_username=%v iss=%v azp=%v", c["preferred_username"], c["iss"], c["azp"])
+	}
+}
+
+// --- helpers ---
+
+func permissions(claims map[string]any) []map[string]any {
+	authz, _ := claims["authorization"].(map[string]any)
+	list, _ := authz["permissions"].([]any)
+	var out []map[string]any
+	for _, p := range list {
+		if m, ok := p.(map[string]any); ok {
+			out = append(out, m)
+		}
+	}
+	return out
+}
+
+func audContains(claims map[string]any, aud string) bool {
+	switch v := claims["aud"].(type) {
+	case string:
+		return v == aud
+	case []any:
+		return slices.Contains(v, any(aud))
+	}
+	return false
+}
+
+func hasClientRole(claims map[string]any, client, role string) bool {
+	ra, _ := claims["resource_access"].(map[string]any)
+	c, _ := ra[client].(map[string]any)
+	roles, _ := c["roles"].([]any)
+	return slices.Contains(roles, any(role))
+}
+
+func wantStatus(t *testing.T, err error, status int) {
+	t.Helper()
+	var te *kctest.TokenError
+	if !errors.As(err, &te) {
+		t.Fatalf("err = %v, want a token endpoint refusal %d", err, status)
+	}
+	if te.StatusCode != status {
+		t.Fatalf("status = %d (%s), want %d", te.StatusCode, te.Body, status)
+	}
+}
+
+func randomHex(n int) string {
+	b := make([]byte, n)
+	_, _ = rand.Read(b)
+	return hex.EncodeToString(b)
+}
+
+func getJSON(t *testing.T, u, bearer string, out any) {
+	t.Helper()
+	req, _ := http.NewRequest(http.MethodGet, u, nil)
+	if bearer != "" {
+		req.Header.Set("Authorization", "Bearer "+bearer)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("GET %s: %s %s", u, resp.Status, body)
+	}
+	if err := json.Unmarshal(body, out); err != nil {
+		t.Fatalf("GET %s: %v", u, err)
+	}
+}
+
+func postJSON(t *testing.T, u, bearer string, in any, status int, out any) {
+	t.Helper()
+	data, _ := json.Marshal(in)
+	req, _ := http.NewRequest(http.MethodPost, u, bytes.NewReader(data))
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Authorization", "Bearer "+bearer)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != status {
+		t.Fatalf("POST %s: %s %s, want %d", u, resp.Status, body, status)
+	}
+	if out != nil {
+		if err := json.Unmarshal(body, out); err != nil {
+			t.Fatalf("POST %s: %v", u, err)
+		}
+	}
+}
+
+func doStatus(t *testing.T, method, u, bearer string, in any) int {
+	t.Helper()
+	data, _ := json.Marshal(in)
+	req, _ := http.NewRequest(method, u, bytes.NewReader(data))
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Authorization", "Bearer "+bearer)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	return resp.StatusCode
+}
