@@ -176,7 +176,9 @@ type TokenError struct {
 	Body       string
 }
 
-func (e *TokenError) Error() string { return fmt.Sprintf("token endpoint: %d %s", e.StatusCode, e.Body) }
+func (e *TokenError) Error() string {
+	return fmt.Sprintf("token endpoint: %d %s", e.StatusCode, e.Body)
+}
 
 // PostToken posts a form to a realm's token endpoint, with basic client
 // authentication when secret is set.
