@@ -1,0 +1,173 @@
+package dev.umawide.keycloak.claims;
+
+import java.util.HashSet;
+import java.util.List;
+import java.util.Set;
+import java.util.function.LongSupplier;
+
+import jakarta.ws.rs.core.MultivaluedMap;
+
+import org.jboss.logging.Logger;
+import org.keycloak.authorization.model.Policy;
+import org.keycloak.authorization.policy.evaluation.Evaluation;
+import org.keycloak.authorization.policy.provider.PolicyProvider;
+import org.keycloak.common.util.Time;
+import org.keycloak.connections.httpclient.HttpClientProvider;
+import org.keycloak.http.HttpRequest;
+import org.keycloak.models.KeycloakSession;
+import org.keycloak.models.RealmModel;
+import org.keycloak.services.Urls;
+
+/**
+ * The {@code claims-token} policy: reads {@code ticket} and {@code claim_token} from the token
+ * request, lets {@link ClaimsTokenEvaluator} decide, and on grant rewrites the permission's claims.
+ * Anything that goes wrong is a denial with one log line (reason code, never token material);
+ * it never throws, so a bad input can never become a 500.
+ */
+public final class ClaimsTokenPolicyProvider implements PolicyProvider {
+
+    private static final Logger LOG = Logger.getLogger(ClaimsTokenPolicyProvider.class);
+
+    /** Session attribute: the single-use keys this request has consumed already. */
+    static final String CONSUMED_ATTRIBUTE = "dev.umawide.claims-token.consumed";
+
+    /** This realm's issuer URL, which a claims token's {@code aud} must equal. */
+    interface AudienceResolver {
+        String audience(KeycloakSession session, RealmModel realm);
+    }
+
+    /** As Keycloak computes the {@code iss} of its own tokens for the current request. */
+    static final AudienceResolver REALM_ISSUER =
+            (session, realm) -> Urls.realmIssuer(session.getContext().getUri().getBaseUri(), realm.getName());
+
+    private final JwksCache jwksCache;
+    private final DiscoveryCache discoveryCache;
+    private final AudienceResolver audienceResolver;
+    private final LongSupplier nowSeconds;
+
+    ClaimsTokenPolicyProvider(JwksCache jwksCache, DiscoveryCache discoveryCache) {
+        this(jwksCache, discoveryCache, REALM_ISSUER, Time::currentTime);
+    }
+
+    ClaimsTokenPolicyProvider(JwksCache jwksCache, DiscoveryCache discoveryCache, AudienceResolver audienceResolver,
+            LongSupplier nowSeconds) {
+        this.jwksCache = jwksCache;
+        this.discoveryCache = discoveryCache;
+        this.audienceResolver = audienceResolver;
+        this.nowSeconds = nowSeconds;
+    }
+
+    @Override
+    public void evaluate(Evaluation evaluation) {
+        String realmName = "?";
+        String policyName = "?";
+        try {
+            Policy policy = evaluation.getPolicy();
+            policyName = policy.getName();
+            KeycloakSession session = evaluation.getAuthorizationProvider().getKeycloakSession();
+            RealmModel realm = session.getContext().getRealm();
+            realmName = realm.getName();
+
+            PolicyConfig config;
+            try {
+                config = PolicyConfig.parse(policy.getConfig(), false);
+            } catch (InvalidConfigException e) {
+                throw new Denied(Reason.CONFIG_INVALID, e.getMessage());
+            }
+
+            HttpRequest http = session.getContext().getHttpRequest();
+            MultivaluedMap<String, String> form = http == null ? null : http.getDecodedFormParameters();
+            if (form == null) {
+                throw new Denied(Reason.NO_REQUEST);
+            }
+            String ticket = single(form, "ticket", Reason.NO_TICKET);
+            String claimToken = single(form, "claim_token", Reason.NO_CLAIM_TOKEN);
+            String audience = audienceResolver.audience(session, realm);
+
+            ClaimsTokenEvaluator evaluator = new ClaimsTokenEvaluator(config, verifier(session, config), replayGuard(session));
+            Sender sender = evaluator.evaluate(realm.getId(), ticket, claimToken, audience, nowSeconds.getAsLong());
+
+            List<String> dropped = PermissionClaims.rewrite(evaluation.getPermission(), sender);
+            evaluation.grant();
+            if (LOG.isDebugEnabled()) {
+                LOG.debugf("claims-token policy granted: realm=%s policy=%s iss=%s dropped_claims=%s", realmName, policyName,
+                        LogSafe.clip(sender.issuer()), LogSafe.clip(dropped.toString()));
+            }
+        } catch (Denied d) {
+            deny(evaluation, d.reason(), d.detail(), realmName, policyName);
+        } catch (Throwable t) {
+            if (t instanceof VirtualMachineError) {
+                throw (VirtualMachineError) t;
+            }
+            // Exception messages may quote the input: log only the type.
+            deny(evaluation, Reason.INTERNAL_ERROR, t.getClass().getName(), realmName, policyName);
+        }
+    }
+
+    private static void deny(Evaluation evaluation, Reason reason, String detail, String realm, String policy) {
+        LOG.infof("claims-token policy denied: reason=%s realm=%s policy=%s%s", reason.code(), LogSafe.clip(realm),
+                LogSafe.clip(policy), detail == null ? "" : " detail=" + LogSafe.clip(detail));
+        try {
+            evaluation.deny();
+        } catch (RuntimeException e) {
+            LOG.warnf("claims-token policy: deny() failed: %s", e.getClass().getName());
+        }
+    }
+
+    /** The one value of a form field; absent or repeated fields are refused. */
+    private static String single(MultivaluedMap<String, String> form, String name, Reason reason) throws Denied {
+        List<String> values = form.get(name);
+        if (values == null || values.size() != 1 || values.get(0) == null || values.get(0).isEmpty()) {
+            throw new Denied(reason);
+        }
+        return values.get(0);
+    }
+
+    private ClaimsTokenVerifier verifier(KeycloakSession session, PolicyConfig config) {
+        HttpFetcher fetcher = new LazyFetcher(session, config);
+        JwksCache.Settings jwksSettings = JwksCache.Settings.of(config);
+        DiscoveryCache.Settings discoverySettings = DiscoveryCache.Settings.of(config);
+        return new ClaimsTokenVerifier(config,
+                (uri, kid, alg) -> jwksCache.find(uri, kid, alg, fetcher, jwksSettings),
+                domain -> discoveryCache.get(domain, fetcher, discoverySettings));
+    }
+
+    @SuppressWarnings("unchecked")
+    private static ReplayGuard replayGuard(KeycloakSession session) {
+        Object memo = session.getAttribute(CONSUMED_ATTRIBUTE);
+        Set<String> consumed;
+        if (memo instanceof Set) {
+            consumed = (Set<String>) memo;
+        } else {
+            consumed = new HashSet<>();
+            session.setAttribute(CONSUMED_ATTRIBUTE, consumed);
+        }
+        return new ReplayGuard((key, lifespan) -> session.singleUseObjects().putIfAbsent(key, lifespan), consumed);
+    }
+
+    /** Gets Keycloak's HTTP client only when a fetch is really needed (a warm cache needs none). */
+    private static final class LazyFetcher implements HttpFetcher {
+        private final KeycloakSession session;
+        private final PolicyConfig config;
+
+        LazyFetcher(KeycloakSession session, PolicyConfig config) {
+            this.session = session;
+            this.config = config;
+        }
+
+        @Override
+        public byte[] get(java.net.URI uri) throws java.io.IOException {
+            HttpClientProvider provider = session.getProvider(HttpClientProvider.class);
+            if (provider == null) {
+                throw new java.io.IOException("no HttpClientProvider");
+            }
+            long cap = Math.min(config.httpMaxResponseBytes(), provider.getMaxConsumedResponseSize());
+            return new KeycloakHttpFetcher(provider.getHttpClient(), new UrlGuard(config.allowInsecureUrls(), UrlGuard.SYSTEM),
+                    config.httpTimeoutMillis(), (int) cap).get(uri);
+        }
+    }
+
+    @Override
+    public void close() {
+    }
+}

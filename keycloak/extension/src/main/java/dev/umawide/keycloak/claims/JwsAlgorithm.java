@@ -1,0 +1,182 @@
+package dev.umawide.keycloak.claims;
+
+import java.io.ByteArrayOutputStream;
+import java.math.BigInteger;
+import java.security.GeneralSecurityException;
+import java.security.PublicKey;
+import java.security.Signature;
+import java.security.interfaces.ECPublicKey;
+import java.security.interfaces.RSAPublicKey;
+import java.security.spec.MGF1ParameterSpec;
+import java.security.spec.PSSParameterSpec;
+import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.List;
+
+/**
+ * The asymmetric JWS algorithms the policy can verify, with plain JCA. There is deliberately no
+ * entry for {@code none} or any HMAC algorithm: such a token can never verify.
+ */
+public enum JwsAlgorithm {
+    ES256(Jwk.Kind.EC, "SHA256withECDSA", "P-256", 32),
+    ES384(Jwk.Kind.EC, "SHA384withECDSA", "P-384", 48),
+    ES512(Jwk.Kind.EC, "SHA512withECDSA", "P-521", 66),
+    RS256(Jwk.Kind.RSA, "SHA256withRSA", null, 0),
+    RS384(Jwk.Kind.RSA, "SHA384withRSA", null, 0),
+    RS512(Jwk.Kind.RSA, "SHA512withRSA", null, 0),
+    PS256(Jwk.Kind.RSA, "RSASSA-PSS", null, 0),
+    PS384(Jwk.Kind.RSA, "RSASSA-PSS", null, 0),
+    PS512(Jwk.Kind.RSA, "RSASSA-PSS", null, 0),
+    EdDSA(Jwk.Kind.OKP, null, null, 0);
+
+    private final Jwk.Kind kind;
+    private final String jca;
+    private final String curve;
+    private final int coordinateLength;
+
+    JwsAlgorithm(Jwk.Kind kind, String jca, String curve, int coordinateLength) {
+        this.kind = kind;
+        this.jca = jca;
+        this.curve = curve;
+        this.coordinateLength = coordinateLength;
+    }
+
+    /** The algorithm for a JWS {@code alg} value (case-sensitive), or null when not supported. */
+    public static JwsAlgorithm byName(String name) {
+        if (name == null) {
+            return null;
+        }
+        for (JwsAlgorithm a : values()) {
+            if (a.name().equals(name)) {
+                return a;
+            }
+        }
+        return null;
+    }
+
+    static List<String> names() {
+        List<String> out = new ArrayList<>();
+        for (JwsAlgorithm a : values()) {
+            out.add(a.name());
+        }
+        return out;
+    }
+
+    /** Whether a key may be used with this algorithm: key type, curve, and the key's own alg/use. */
+    boolean fits(Jwk key) {
+        if (key.kind() != kind) {
+            return false;
+        }
+        if (curve != null && !curve.equals(key.curve())) {
+            return false;
+        }
+        if (key.alg() != null && !key.alg().equals(name())) {
+            return false;
+        }
+        return key.use() == null || key.use().equals("sig");
+    }
+
+    /** Verifies a signature; false on any mismatch or malformed signature, never throws. */
+    boolean verify(Jwk key, byte[] signingInput, byte[] signature) {
+        if (!fits(key) || signature == null) {
+            return false;
+        }
+        try {
+            Signature sig;
+            byte[] toVerify = signature;
+            PublicKey pub = key.publicKey();
+            switch (kind) {
+                case EC: {
+                    if (!(pub instanceof ECPublicKey) || signature.length != 2 * coordinateLength) {
+                        return false;
+                    }
+                    toVerify = concatToDer(signature, coordinateLength);
+                    if (toVerify == null) {
+                        return false;
+                    }
+                    sig = Signature.getInstance(jca);
+                    break;
+                }
+                case RSA: {
+                    if (!(pub instanceof RSAPublicKey)) {
+                        return false;
+                    }
+                    sig = Signature.getInstance(jca);
+                    if (jca.equals("RSASSA-PSS")) {
+                        sig.setParameter(pssParams());
+                    }
+                    break;
+                }
+                case OKP: {
+                    sig = Signature.getInstance(key.curve());
+                    break;
+                }
+                default:
+                    return false;
+            }
+            sig.initVerify(pub);
+            sig.update(signingInput);
+            return sig.verify(toVerify);
+        } catch (GeneralSecurityException | RuntimeException e) {
+            return false;
+        }
+    }
+
+    private PSSParameterSpec pssParams() {
+        switch (this) {
+            case PS256:
+                return new PSSParameterSpec("SHA-256", "MGF1", MGF1ParameterSpec.SHA256, 32, 1);
+            case PS384:
+                return new PSSParameterSpec("SHA-384", "MGF1", MGF1ParameterSpec.SHA384, 48, 1);
+            case PS512:
+                return new PSSParameterSpec("SHA-512", "MGF1", MGF1ParameterSpec.SHA512, 64, 1);
+            default:
+                throw new IllegalStateException(name());
+        }
+    }
+
+    /**
+     * Converts a JWS ECDSA signature (R || S, each {@code n} bytes) to the ASN.1 DER form JCA
+     * verifies. Returns null when R or S is zero.
+     */
+    static byte[] concatToDer(byte[] rs, int n) {
+        if (rs.length != 2 * n) {
+            return null;
+        }
+        BigInteger r = new BigInteger(1, Arrays.copyOfRange(rs, 0, n));
+        BigInteger s = new BigInteger(1, Arrays.copyOfRange(rs, n, 2 * n));
+        if (r.signum() == 0 || s.signum() == 0) {
+            return null;
+        }
+        byte[] rb = r.toByteArray();
+        byte[] sb = s.toByteArray();
+        ByteArrayOutputStream body = new ByteArrayOutputStream();
+        derInteger(body, rb);
+        derInteger(body, sb);
+        byte[] content = body.toByteArray();
+        ByteArrayOutputStream out = new ByteArrayOutputStream();
+        out.write(0x30);
+        derLength(out, content.length);
+        out.write(content, 0, content.length);
+        return out.toByteArray();
+    }
+
+    private static void derInteger(ByteArrayOutputStream out, byte[] value) {
+        out.write(0x02);
+        derLength(out, value.length);
+        out.write(value, 0, value.length);
+    }
+
+    private static void derLength(ByteArrayOutputStream out, int len) {
+        if (len < 0x80) {
+            out.write(len);
+        } else if (len < 0x100) {
+            out.write(0x81);
+            out.write(len);
+        } else {
+            out.write(0x82);
+            out.write(len >> 8);
+            out.write(len & 0xff);
+        }
+    }
+}

@@ -1,0 +1,83 @@
+package dev.umawide.keycloak.claims;
+
+import java.io.ByteArrayOutputStream;
+import java.io.IOException;
+import java.io.InputStream;
+import java.net.URI;
+
+import org.apache.http.HttpEntity;
+import org.apache.http.client.config.RequestConfig;
+import org.apache.http.client.methods.CloseableHttpResponse;
+import org.apache.http.client.methods.HttpGet;
+import org.apache.http.impl.client.CloseableHttpClient;
+
+/**
+ * Fetches through the HTTP client of Keycloak's {@code HttpClientProvider} (its truststore and
+ * proxy settings), after the {@link UrlGuard} check: no redirects, a connect/read timeout, an
+ * overall deadline, status 200 only, and a response size cap.
+ */
+final class KeycloakHttpFetcher implements HttpFetcher {
+
+    private final CloseableHttpClient client;
+    private final UrlGuard guard;
+    private final int timeoutMillis;
+    private final int maxBytes;
+
+    KeycloakHttpFetcher(CloseableHttpClient client, UrlGuard guard, int timeoutMillis, int maxBytes) {
+        this.client = client;
+        this.guard = guard;
+        this.timeoutMillis = timeoutMillis;
+        this.maxBytes = maxBytes;
+    }
+
+    @Override
+    public byte[] get(URI uri) throws IOException {
+        guard.check(uri);
+        HttpGet get = new HttpGet(uri);
+        get.setConfig(RequestConfig.custom()
+                .setConnectTimeout(timeoutMillis)
+                .setConnectionRequestTimeout(timeoutMillis)
+                .setSocketTimeout(timeoutMillis)
+                .setRedirectsEnabled(false)
+                .build());
+        get.setHeader("Accept", "application/json");
+        long deadline = System.nanoTime() + 2L * timeoutMillis * 1_000_000L;
+        try (CloseableHttpResponse response = client.execute(get)) {
+            int status = response.getStatusLine().getStatusCode();
+            HttpEntity entity = response.getEntity();
+            if (status != 200 || entity == null) {
+                throw new IOException("HTTP status " + status);
+            }
+            if (entity.getContentLength() > maxBytes) {
+                throw new IOException("response too large");
+            }
+            try (InputStream in = entity.getContent()) {
+                return readBounded(in, maxBytes, deadline, get);
+            }
+        } finally {
+            get.releaseConnection();
+        }
+    }
+
+    static byte[] readBounded(InputStream in, int maxBytes, long deadlineNanos, HttpGet toAbort) throws IOException {
+        ByteArrayOutputStream out = new ByteArrayOutputStream();
+        byte[] buf = new byte[8192];
+        int n;
+        while ((n = in.read(buf)) != -1) {
+            if (out.size() + n > maxBytes) {
+                if (toAbort != null) {
+                    toAbort.abort();
+                }
+                throw new IOException("response too large");
+            }
+            out.write(buf, 0, n);
+            if (System.nanoTime() > deadlineNanos) {
+                if (toAbort != null) {
+                    toAbort.abort();
+                }
+                throw new IOException("response too slow");
+            }
+        }
+        return out.toByteArray();
+    }
+}

@@ -1,0 +1,81 @@
+package dev.umawide.keycloak.claims;
+
+import java.util.Locale;
+
+/**
+ * Why the claims-token policy denied a request. The code is what the deny log line carries;
+ * it never contains token material.
+ */
+public enum Reason {
+    /** The policy ran outside an HTTP request (nothing to read the ticket and claim_token from). */
+    NO_REQUEST,
+    /** The policy configuration could not be parsed. */
+    CONFIG_INVALID,
+    /** No {@code ticket} form field, or more than one, or an absurd one. */
+    NO_TICKET,
+    /** No {@code claim_token} form field, or more than one. */
+    NO_CLAIM_TOKEN,
+    /** The {@code claim_token} form field is longer than {@code maxClaimTokenLength}. */
+    CLAIM_TOKEN_TOO_LARGE,
+    /** The {@code claim_token} is not BASE64URL of a JSON object whose values are arrays of strings. */
+    CLAIM_TOKEN_MALFORMED,
+    /** The pushed claims carry no {@code claims_token}, or more than one. */
+    NO_CLAIMS_TOKEN,
+    /** The claims token is longer than {@code maxClaimsTokenLength}. */
+    CLAIMS_TOKEN_TOO_LARGE,
+    /** The claims token is not a well-formed compact JWS with JSON header and payload. */
+    JWS_MALFORMED,
+    /** The JWS {@code alg} is not in the allowlist (this covers none and every HMAC). */
+    ALG_NOT_ALLOWED,
+    /** The JWS header has no usable {@code kid}. */
+    KID_MISSING,
+    /** The {@code iss} is missing or is no trusted Claims Provider. */
+    UNTRUSTED_ISSUER,
+    /** Discovery of the Claims Provider for the email domain failed. */
+    DISCOVERY_FAILED,
+    /** The trusted issuer's JWKS could not be fetched or parsed. */
+    JWKS_UNAVAILABLE,
+    /** No key of the trusted issuer matches the {@code kid} and the key type of {@code alg}. */
+    UNKNOWN_KID,
+    /** The signature does not verify. */
+    BAD_SIGNATURE,
+    /** {@code aud} is not exactly this realm's issuer. */
+    AUDIENCE_MISMATCH,
+    /** {@code exp} is missing or not a number. */
+    EXP_MISSING,
+    /** {@code exp} is in the past (beyond the clock skew). */
+    EXPIRED,
+    /** {@code iat} is missing or not a number. */
+    IAT_MISSING,
+    /** {@code iat} is in the future beyond the clock skew. */
+    IAT_IN_FUTURE,
+    /** {@code nbf} is in the future beyond the clock skew. */
+    NOT_YET_VALID,
+    /** {@code exp - iat} is over {@code maxTokenLifetimeSeconds}, or negative. */
+    LIFETIME_TOO_LONG,
+    /** {@code jti} is missing, empty or over 256 characters. */
+    JTI_MISSING,
+    /** {@code sub} is missing or empty. */
+    SUB_MISSING,
+    /** {@code ticket_digest} does not equal BASE64URL-NOPAD(SHA-256(ticket)). */
+    TICKET_DIGEST_MISMATCH,
+    /** {@code email} is missing. */
+    EMAIL_MISSING,
+    /** {@code email} is not one address with exactly one {@code @} and a valid domain. */
+    EMAIL_INVALID,
+    /** {@code email_verified} is not the JSON value true. */
+    EMAIL_NOT_VERIFIED,
+    /** The email domain is not one the issuer is trusted for. */
+    EMAIL_DOMAIN_NOT_TRUSTED,
+    /** The {@code jti} was accepted before. */
+    JTI_REPLAYED,
+    /** The ticket was used for an RPT before. */
+    TICKET_REUSED,
+    /** Anything unexpected: the policy denies rather than fail the request. */
+    INTERNAL_ERROR;
+
+    /** The code as logged, e.g. {@code bad_signature}. */
+    public String code() {
+        return name().toLowerCase(Locale.ROOT);
+    }
+}
