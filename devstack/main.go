@@ -1,0 +1,134 @@
+// Command devstack runs the local development stack for the Makefile:
+//
+//	devstack up       start Keycloak (and the services, as they exist) in the background
+//	devstack down     stop everything `up` started
+//	devstack status   say what runs where
+//	devstack exec -- CMD...
+//	                  start a private Keycloak on free ports, run CMD with
+//	                  KEYCLOAK_URL set to it, stop Keycloak, exit with CMD's status
+//	                  (`make test`: one Keycloak for every test package)
+//
+// State and logs live in the run folder (-run-dir, UMAWIDE_RUN_DIR, default
+// <repo>/.run): logs/*.log, stack.json.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/exec"
+	"os/signal"
+	"path/filepath"
+	"syscall"
+
+	"github.com/umawide/umawide/keycloak/launcher"
+)
+
+func main() {
+	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	slog.SetDefault(log)
+	fs := flag.NewFlagSet("devstack", flag.ExitOnError)
+	runDir := fs.String("run-dir", os.Getenv("UMAWIDE_RUN_DIR"), "folder for state and logs (env UMAWIDE_RUN_DIR; default <repo>/.run)")
+	fs.Usage = func() {
+		fmt.Fprintf(fs.Output(), "usage: devstack [flags] up|down|status|exec -- CMD...\n\n")
+		fs.PrintDefaults()
+	}
+	_ = fs.Parse(os.Args[1:])
+	if fs.NArg() == 0 {
+		fs.Usage()
+		os.Exit(2)
+	}
+	if *runDir == "" {
+		root, err := launcher.RepoRoot()
+		if err != nil {
+			fail(err)
+		}
+		*runDir = filepath.Join(root, ".run")
+	}
+	ctx, cancel := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer cancel()
+
+	var err error
+	switch fs.Arg(0) {
+	case "up":
+		err = up(ctx, *runDir, fs.Args()[1:])
+	case "down":
+		err = down(*runDir)
+	case "status":
+		err = status(*runDir)
+	case "exec":
+		args := fs.Args()[1:]
+		if len(args) > 0 && args[0] == "--" {
+			args = args[1:]
+		}
+		var code int
+		code, err = execWith(ctx, args)
+		if err == nil {
+			os.Exit(code)
+		}
+	default:
+		fs.Usage()
+		os.Exit(2)
+	}
+	if err != nil {
+		fail(err)
+	}
+}
+
+func fail(err error) {
+	fmt.Fprintln(os.Stderr, "devstack:", err)
+	os.Exit(1)
+}
+
+// execWith runs a command against a private Keycloak that lives exactly as
+// long as the command.
+func execWith(ctx context.Context, args []string) (int, error) {
+	if len(args) == 0 {
+		return 0, errors.New("exec: no command")
+	}
+	kc, err := launcher.Start(ctx, launcher.Options{})
+	if err != nil {
+		return 0, err
+	}
+	defer func() { _ = kc.Stop(context.Background()) }()
+	cmd := exec.Command(args[0], args[1:]...)
+	cmd.Stdin, cmd.Stdout, cmd.Stderr = os.Stdin, os.Stdout, os.Stderr
+	cmd.Env = append(os.Environ(), kcEnv(kc)...)
+	// The child shares our process group: Ctrl-C reaches it directly; we only
+	// have to outlive it and then stop Keycloak. A SIGTERM to us is passed on.
+	signal.Ignore(os.Interrupt)
+	if err := cmd.Start(); err != nil {
+		return 0, err
+	}
+	done := make(chan struct{})
+	defer close(done)
+	go func() {
+		select {
+		case <-ctx.Done():
+			_ = cmd.Process.Signal(syscall.SIGTERM)
+		case <-done:
+		}
+	}()
+	err = cmd.Wait()
+	var exit *exec.ExitError
+	if errors.As(err, &exit) {
+		return exit.ExitCode(), nil
+	}
+	if err != nil {
+		return 0, err
+	}
+	return 0, nil
+}
+
+// kcEnv tells tests and tools where Keycloak is (launcher's external mode).
+func kcEnv(kc *launcher.Keycloak) []string {
+	return []string{
+		"KEYCLOAK_URL=" + kc.BaseURL,
+		"KEYCLOAK_MANAGEMENT_URL=" + kc.ManagementURL,
+		"KEYCLOAK_ADMIN_USER=" + kc.AdminUser,
+		"KEYCLOAK_ADMIN_PASSWORD=" + kc.AdminPassword,
+	}
+}
