@@ -1,0 +1,147 @@
+// Package store keeps the Resource Server's Incoming messages: an embedded
+// SQLite database by default, PostgreSQL when a database URL is configured.
+// Both implement Store and pass the same test suite.
+//
+// Durability: Insert returns only after the transaction committed (SQLite in
+// WAL mode with synchronous=FULL, PostgreSQL with its default
+// synchronous_commit), so a 201 is never sent for a message a crash can lose.
+//
+// Single-use RPTs: Insert records the RPT's jti in the same transaction as the
+// message; a jti already recorded makes the whole insert fail with ErrReplay,
+// so a content-bound RPT stores one message, across restarts and replicas
+// sharing the database.
+package store
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"regexp"
+	"strings"
+	"time"
+)
+
+// Message is one stored message. Body is only filled by Get.
+type Message struct {
+	ID          string
+	Owner       string
+	SenderEmail string
+	SenderIss   string
+	SenderSub   string
+	ContentType string
+	FileName    string
+	Size        int64
+	SHA256      string // lower-case hex of the body's SHA-256
+	ReceivedAt  time.Time
+	Body        []byte
+}
+
+// UsedToken marks an RPT as spent: its jti, remembered until ExpiresAt (the
+// RPT's exp; after that the token is refused for its expiry anyway).
+type UsedToken struct {
+	JTI       string
+	ExpiresAt time.Time
+}
+
+// Errors of a Store.
+var (
+	ErrNotFound = errors.New("store: message not found")
+	ErrReplay   = errors.New("store: RPT already used for a message")
+	ErrInvalid  = errors.New("store: invalid message")
+)
+
+// Store is the storage of Incoming messages.
+type Store interface {
+	// Insert stores m durably. When used is not nil its jti is recorded in the
+	// same transaction, and a jti recorded before makes Insert fail with
+	// ErrReplay and store nothing.
+	Insert(ctx context.Context, m Message, used *UsedToken) error
+	// TokenUsed says whether a jti is recorded (a fast refusal before a body
+	// is read; Insert stays the authority).
+	TokenUsed(ctx context.Context, jti string) (bool, error)
+	// List returns at most limit messages of owner, newest first, without
+	// bodies.
+	List(ctx context.Context, owner string, limit int) ([]Message, error)
+	// Get returns one message of owner with its body, or ErrNotFound.
+	Get(ctx context.Context, owner, id string) (Message, error)
+	// PruneUsedTokens forgets jtis whose RPT expired before t.
+	PruneUsedTokens(ctx context.Context, before time.Time) (int64, error)
+	// Ping checks the database answers.
+	Ping(ctx context.Context) error
+	// Close releases the database.
+	Close() error
+}
+
+// Bounds of what a Store accepts (the server checks them first; the store
+// refuses anything beyond so that no caller can store unbounded metadata).
+const (
+	MaxOwnerLen       = 64
+	MaxMetaLen        = 320 // sender_email, sender_iss, sender_sub
+	MaxContentTypeLen = 255
+	MaxFileNameLen    = 255
+	MaxJTILen         = 256
+	MaxListLimit      = 1000
+)
+
+var (
+	idPattern     = regexp.MustCompile(`^[A-Za-z0-9_-]{22}$`)
+	sha256Pattern = regexp.MustCompile(`^[0-9a-f]{64}$`)
+)
+
+// NewID returns a random, URL-safe message id (128 bits, 22 characters).
+func NewID() string {
+	b := make([]byte, 16)
+	if _, err := rand.Read(b); err != nil {
+		panic(fmt.Sprintf("store: crypto/rand: %v", err))
+	}
+	return base64.RawURLEncoding.EncodeToString(b)
+}
+
+// ValidID says whether id has the shape NewID gives.
+func ValidID(id string) bool { return idPattern.MatchString(id) }
+
+func validate(m Message, used *UsedToken) error {
+	switch {
+	case !ValidID(m.ID):
+		return fmt.Errorf("%w: id %q", ErrInvalid, m.ID)
+	case m.Owner == "" || len(m.Owner) > MaxOwnerLen:
+		return fmt.Errorf("%w: owner", ErrInvalid)
+	case len(m.SenderEmail) > MaxMetaLen || len(m.SenderIss) > MaxMetaLen || len(m.SenderSub) > MaxMetaLen:
+		return fmt.Errorf("%w: sender metadata too long", ErrInvalid)
+	case m.ContentType == "" || len(m.ContentType) > MaxContentTypeLen:
+		return fmt.Errorf("%w: content type", ErrInvalid)
+	case len(m.FileName) > MaxFileNameLen:
+		return fmt.Errorf("%w: file name too long", ErrInvalid)
+	case m.Size != int64(len(m.Body)):
+		return fmt.Errorf("%w: size %d for a body of %d bytes", ErrInvalid, m.Size, len(m.Body))
+	case !sha256Pattern.MatchString(m.SHA256):
+		return fmt.Errorf("%w: sha256", ErrInvalid)
+	case m.ReceivedAt.IsZero():
+		return fmt.Errorf("%w: received_at", ErrInvalid)
+	}
+	if used != nil && (used.JTI == "" || len(used.JTI) > MaxJTILen || strings.ContainsRune(used.JTI, 0)) {
+		return fmt.Errorf("%w: jti", ErrInvalid)
+	}
+	return nil
+}
+
+func clampLimit(limit int) int {
+	if limit <= 0 || limit > MaxListLimit {
+		return MaxListLimit
+	}
+	return limit
+}
+
+// Open opens PostgreSQL when databaseURL is set, else SQLite at sqlitePath.
+func Open(ctx context.Context, sqlitePath, databaseURL string) (Store, error) {
+	if databaseURL != "" {
+		return OpenPostgres(ctx, databaseURL)
+	}
+	return OpenSQLite(ctx, sqlitePath)
+}
+
+// timeFormat stores received_at as text that sorts like time (UTC, fixed
+// width, nanoseconds) in SQLite.
+const timeFormat = "2006-01-02T15:04:05.000000000Z"
