@@ -271,14 +271,7 @@ func startProcess(ctx context.Context, opts Options) (*Keycloak, error) {
 	for k, v := range opts.Env {
 		cmd.Env = append(cmd.Env, k+"="+v)
 	}
-	// Its own process group, so Stop can end kc.sh and the JVM together. Unless
-	// detached, kc.sh gets SIGTERM when this process dies for any reason; its
-	// trap forwards that to the JVM.
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	if !opts.Detached {
-		cmd.SysProcAttr.Pdeathsig = syscall.SIGTERM
-	}
-	exited, err := startLocked(cmd)
+	exited, err := startGroup(cmd, opts.Detached)
 	if err != nil {
 		cleanup()
 		return nil, fmt.Errorf("launcher: starting %s: %w", cmd.Path, err)
@@ -321,10 +314,19 @@ func startProcess(ctx context.Context, opts Options) (*Keycloak, error) {
 	return kc, nil
 }
 
-// startLocked starts cmd from a goroutine locked to its OS thread, which then
-// waits for the process: the parent-death signal fires when the thread that
-// forked the child exits, so that thread must live as long as the child.
-func startLocked(cmd *exec.Cmd) (<-chan struct{}, error) {
+// startGroup starts kc.sh in its own process group, so that Stop can end
+// kc.sh and the JVM together. Unless detached, kc.sh gets SIGTERM when this
+// process dies for any reason (Linux parent-death signal); its trap forwards
+// that to the JVM. The returned channel closes when kc.sh exits.
+//
+// The start happens on a goroutine locked to its OS thread, which then waits
+// for the process: the parent-death signal fires when the thread that forked
+// the child exits, so that thread must live as long as the child.
+func startGroup(cmd *exec.Cmd, detached bool) (<-chan struct{}, error) {
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if !detached {
+		cmd.SysProcAttr.Pdeathsig = syscall.SIGTERM
+	}
 	started := make(chan error, 1)
 	exited := make(chan struct{})
 	go func() {
