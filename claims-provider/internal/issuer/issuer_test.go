@@ -168,7 +168,7 @@ func TestNamesWhereKnown(t *testing.T) {
 	}
 	cases := []struct {
 		first, last, name string
-		absent          []string
+		absent            []string
 	}{
 		{"Alice", "", "Alice", []string{"family_name"}},
 		{"", "Liddell", "Liddell", []string{"given_name"}},
