@@ -7,7 +7,7 @@
 SHELL        := /bin/bash
 .SHELLFLAGS  := -eu -o pipefail -c
 GO           ?= go
-MVN          ?= mvn -B -q
+MVN          ?= mvn -B -q -Dstyle.color=never
 BIN          := bin
 RUN_DIR      ?= .run
 EXTENSION    := keycloak/extension
