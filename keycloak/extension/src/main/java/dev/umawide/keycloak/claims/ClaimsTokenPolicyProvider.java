@@ -59,6 +59,11 @@ public final class ClaimsTokenPolicyProvider implements PolicyProvider {
 
     @Override
     public void evaluate(Evaluation evaluation) {
+        decide(evaluation);
+    }
+
+    /** Evaluates; returns null after a grant, the reason after a denial. Never throws (but for VM errors). */
+    Reason decide(Evaluation evaluation) {
         String realmName = "?";
         String policyName = "?";
         try {
@@ -93,14 +98,17 @@ public final class ClaimsTokenPolicyProvider implements PolicyProvider {
                 LOG.debugf("claims-token policy granted: realm=%s policy=%s iss=%s dropped_claims=%s", realmName, policyName,
                         LogSafe.clip(sender.issuer()), LogSafe.clip(dropped.toString()));
             }
+            return null;
         } catch (Denied d) {
             deny(evaluation, d.reason(), d.detail(), realmName, policyName);
+            return d.reason();
         } catch (Throwable t) {
             if (t instanceof VirtualMachineError) {
                 throw (VirtualMachineError) t;
             }
             // Exception messages may quote the input: log only the type.
             deny(evaluation, Reason.INTERNAL_ERROR, t.getClass().getName(), realmName, policyName);
+            return Reason.INTERNAL_ERROR;
         }
     }
 

@@ -1,0 +1,223 @@
+package dev.umawide.keycloak.claims;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertNull;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import java.net.URI;
+import java.util.ArrayList;
+import java.util.HashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.Set;
+import java.util.concurrent.atomic.AtomicInteger;
+
+import jakarta.ws.rs.core.MultivaluedHashMap;
+import jakarta.ws.rs.core.MultivaluedMap;
+
+import org.junit.jupiter.api.BeforeEach;
+import org.junit.jupiter.api.Test;
+import org.keycloak.authorization.AuthorizationProvider;
+import org.keycloak.authorization.model.Policy;
+import org.keycloak.authorization.permission.ResourcePermission;
+import org.keycloak.authorization.policy.evaluation.Evaluation;
+import org.keycloak.http.HttpRequest;
+import org.keycloak.models.KeycloakContext;
+import org.keycloak.models.KeycloakSession;
+import org.keycloak.models.RealmModel;
+import org.keycloak.models.SingleUseObjectProvider;
+
+/** The provider's adaptation to Keycloak: form fields, session memo, grant/deny, and never an exception. */
+class ClaimsTokenPolicyProviderTest {
+
+    final TokenFixture f = new TokenFixture();
+    final MemoryStore store = new MemoryStore();
+    ClaimsTokenPolicyProvider provider;
+    Map<String, String> policyConfig;
+
+    /** What one token request looks like to the policy. */
+    final class Request {
+        final MultivaluedMap<String, String> form = new MultivaluedHashMap<>();
+        final Map<String, Object> sessionAttributes = new HashMap<>();
+        final AtomicInteger grants = new AtomicInteger();
+        final AtomicInteger denies = new AtomicInteger();
+        boolean noHttpRequest;
+        RuntimeException formFailure;
+        KeycloakSession session;
+
+        Request() {
+            Map<String, java.util.function.Function<Object[], Object>> realmM = Stubs.methods();
+            realmM.put("getName", a -> "bar");
+            realmM.put("getId", a -> "realm-id");
+            RealmModel realm = Stubs.stub(RealmModel.class, realmM);
+
+            Map<String, java.util.function.Function<Object[], Object>> httpM = Stubs.methods();
+            httpM.put("getDecodedFormParameters", a -> {
+                if (formFailure != null) {
+                    throw formFailure;
+                }
+                return form;
+            });
+            HttpRequest http = Stubs.stub(HttpRequest.class, httpM);
+
+            Map<String, java.util.function.Function<Object[], Object>> ctxM = Stubs.methods();
+            ctxM.put("getRealm", a -> realm);
+            ctxM.put("getHttpRequest", a -> noHttpRequest ? null : http);
+            KeycloakContext ctx = Stubs.stub(KeycloakContext.class, ctxM);
+
+            Map<String, java.util.function.Function<Object[], Object>> suoM = Stubs.methods();
+            suoM.put("putIfAbsent", a -> store.putIfAbsent((String) a[0], (Long) a[1]));
+            SingleUseObjectProvider suo = Stubs.stub(SingleUseObjectProvider.class, suoM);
+
+            Map<String, java.util.function.Function<Object[], Object>> sM = Stubs.methods();
+            sM.put("getContext", a -> ctx);
+            sM.put("getAttribute", a -> sessionAttributes.get((String) a[0]));
+            sM.put("setAttribute", a -> sessionAttributes.put((String) a[0], a[1]));
+            sM.put("singleUseObjects", a -> suo);
+            session = Stubs.stub(KeycloakSession.class, sM);
+        }
+
+        Evaluation evaluation(ResourcePermission permission) {
+            AuthorizationProvider authz = new AuthorizationProvider(session, null, null);
+            Map<String, java.util.function.Function<Object[], Object>> pM = Stubs.methods();
+            pM.put("getName", a -> "claims token");
+            pM.put("getConfig", a -> policyConfig);
+            Policy policy = Stubs.stub(Policy.class, pM);
+            Map<String, java.util.function.Function<Object[], Object>> eM = Stubs.methods();
+            eM.put("getPolicy", a -> policy);
+            eM.put("getAuthorizationProvider", a -> authz);
+            eM.put("getPermission", a -> permission);
+            eM.put("grant", a -> {
+                grants.incrementAndGet();
+                return null;
+            });
+            eM.put("deny", a -> {
+                denies.incrementAndGet();
+                return null;
+            });
+            return Stubs.stub(Evaluation.class, eM);
+        }
+    }
+
+    @BeforeEach
+    void setUp() throws Exception {
+        JwksCache jwks = new JwksCache(f.millis::get, 16);
+        // Warm the cache the way a first request would; evaluations below must not need any HTTP client.
+        jwks.find(URI.create(TokenFixture.JWKS), "k1", JwsAlgorithm.ES256, f.fetcher, new JwksCache.Settings(600_000L, 10_000L));
+        provider = new ClaimsTokenPolicyProvider(jwks, new DiscoveryCache(f.millis::get, 16), (s, r) -> TokenFixture.AUD, () -> f.now);
+        policyConfig = new HashMap<>(Map.of("claimsProviders", TokenFixture.PROVIDERS));
+    }
+
+    private static ResourcePermission permission(String claimsToken) {
+        Map<String, List<String>> claims = new HashMap<>();
+        claims.put("claims_token", List.of(claimsToken));
+        claims.put("content_type", List.of("text/plain"));
+        return new ResourcePermission(null, new ArrayList<>(), null, claims);
+    }
+
+    private Request request(String claimsToken) {
+        Request r = new Request();
+        r.form.add("grant_type", "urn:ietf:params:oauth:grant-type:uma-ticket");
+        r.form.add("ticket", f.ticket);
+        r.form.add("claim_token", PushedClaimsTest.enc("{\"claims_token\":[\"" + claimsToken + "\"],\"content_type\":[\"text/plain\"]}"));
+        r.form.add("claim_token_format", "urn:ietf:params:oauth:token-type:jwt");
+        return r;
+    }
+
+    @Test
+    void grantsAndRewritesClaims() {
+        String jws = f.sign(f.claims());
+        Request r = request(jws);
+        ResourcePermission p = permission(jws);
+        assertNull(provider.decide(r.evaluation(p)));
+        assertEquals(1, r.grants.get());
+        assertEquals(0, r.denies.get());
+        assertEquals(Set.of("content_type", "sender_email", "sender_iss", "sender_sub"), p.getClaims().keySet());
+        assertEquals(Set.of("alice@foo.example"), p.getClaims().get("sender_email"));
+    }
+
+    @Test
+    void secondEvaluationInTheSameRequestGrantsToo() {
+        String jws = f.sign(f.claims());
+        Request r = request(jws);
+        assertNull(provider.decide(r.evaluation(permission(jws))));
+        ResourcePermission second = permission(jws);
+        assertNull(provider.decide(r.evaluation(second)), "same request, another permission");
+        assertFalse(second.getClaims().containsKey("claims_token"));
+        assertEquals(2, r.grants.get());
+        // The very same form in a new request is a replay.
+        Request replay = request(jws);
+        assertEquals(Reason.JTI_REPLAYED, provider.decide(replay.evaluation(permission(jws))));
+        assertEquals(1, replay.denies.get());
+    }
+
+    @Test
+    void deniesWhatTheEvaluatorDenies() {
+        Map<String, Object> c = f.claims();
+        c.put("aud", "https://kc.example/realms/other");
+        String jws = f.sign(c);
+        Request r = request(jws);
+        ResourcePermission p = permission(jws);
+        assertEquals(Reason.AUDIENCE_MISMATCH, provider.decide(r.evaluation(p)));
+        assertEquals(0, r.grants.get());
+        assertEquals(1, r.denies.get());
+        assertTrue(store.lifespans.isEmpty());
+    }
+
+    @Test
+    void noHttpRequest() {
+        Request r = request(f.sign(f.claims()));
+        r.noHttpRequest = true;
+        assertEquals(Reason.NO_REQUEST, provider.decide(r.evaluation(permission("x"))));
+        assertEquals(1, r.denies.get());
+    }
+
+    @Test
+    void formFieldsMustBeSingle() {
+        Request r = request(f.sign(f.claims()));
+        r.form.remove("ticket");
+        assertEquals(Reason.NO_TICKET, provider.decide(r.evaluation(permission("x"))));
+        Request twice = request(f.sign(f.claims()));
+        twice.form.add("claim_token", "e30");
+        assertEquals(Reason.NO_CLAIM_TOKEN, provider.decide(twice.evaluation(permission("x"))));
+        Request none = request(f.sign(f.claims()));
+        none.form.remove("claim_token");
+        assertEquals(Reason.NO_CLAIM_TOKEN, provider.decide(none.evaluation(permission("x"))));
+    }
+
+    @Test
+    void invalidConfigDenies() {
+        policyConfig.put("allowedAlgorithms", "[\"HS256\"]");
+        Request r = request(f.sign(f.claims()));
+        assertEquals(Reason.CONFIG_INVALID, provider.decide(r.evaluation(permission("x"))));
+        assertEquals(1, r.denies.get());
+    }
+
+    @Test
+    void unexpectedFailureDeniesInsteadOfThrowing() {
+        Request r = request(f.sign(f.claims()));
+        r.formFailure = new IllegalStateException("Content-Type is not form");
+        assertEquals(Reason.INTERNAL_ERROR, provider.decide(r.evaluation(permission("x"))));
+        assertEquals(1, r.denies.get());
+    }
+
+    @Test
+    void evenABrokenEvaluationNeverThrows() {
+        Evaluation broken = Stubs.stub(Evaluation.class, Stubs.methods());
+        provider.evaluate(broken); // getPolicy and deny both throw; the provider swallows both
+        assertEquals(Reason.INTERNAL_ERROR, provider.decide(broken));
+    }
+
+    @Test
+    void missingHttpClientDeniesWhenAFetchIsNeeded() {
+        Map<String, Object> c = f.claims();
+        String jws = TestKeys.sign(TestKeys.header("ES256", "rotated"), c, "ES256", TestKeys.ec256().getPrivate());
+        Request r = request(jws);
+        f.millis.addAndGet(11_000L);
+        // Unknown kid: the JWKS is refetched, but the session stub has no HttpClientProvider; the
+        // failed fetch is contained and the last good key set (without that kid) decides.
+        assertEquals(Reason.UNKNOWN_KID, provider.decide(r.evaluation(permission(jws))));
+        assertEquals(1, r.denies.get());
+    }
+}
