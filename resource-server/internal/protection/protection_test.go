@@ -1,0 +1,317 @@
+package protection
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/umawide/umawide/internal/uma"
+)
+
+// fakeKC is a minimal Keycloak: token endpoint, admin user query, protection
+// API resource_set and permission.
+type fakeKC struct {
+	t        *testing.T
+	mu       sync.Mutex
+	users    map[string]userRep
+	res      map[string]string // owner -> id
+	tokens   atomic.Int32
+	userGets atomic.Int32
+	creates  atomic.Int32
+	tickets  atomic.Int32
+	// knobs
+	rejectPAT    atomic.Int32 // answer 401 to this many protection calls
+	conflictOnce atomic.Bool  // first create answers 409 after registering
+	fail500      atomic.Bool
+	createDelay  time.Duration
+	staleIDs     map[string]bool
+}
+
+func newFake(t *testing.T) (*fakeKC, *httptest.Server) {
+	f := &fakeKC{t: t, users: map[string]userRep{
+		"bob":                        {Username: "bob", Enabled: true},
+		"dora":                       {Username: "dora", Enabled: false},
+		"service-account-rqp-client": {Username: "service-account-rqp-client", Enabled: true, ServiceAccountClientID: "rqp-client"},
+		"robot":                      {Username: "robot", Enabled: true, ServiceAccountClientID: "robot"},
+	}, res: map[string]string{}, staleIDs: map[string]bool{}}
+	srv := httptest.NewServer(http.HandlerFunc(f.serve))
+	t.Cleanup(srv.Close)
+	return f, srv
+}
+
+func (f *fakeKC) serve(w http.ResponseWriter, r *http.Request) {
+	if f.fail500.Load() {
+		http.Error(w, "boom", http.StatusInternalServerError)
+		return
+	}
+	if r.URL.Path == "/realms/bar/protocol/openid-connect/token" {
+		id, secret, ok := r.BasicAuth()
+		if !ok || id != "resource-server" || secret != "s3cret" {
+			http.Error(w, `{"error":"unauthorized_client"}`, http.StatusUnauthorized)
+			return
+		}
+		n := f.tokens.Add(1)
+		json.NewEncoder(w).Encode(map[string]any{"access_token": "pat-" + string(rune('0'+n)), "expires_in": 300, "token_type": "Bearer"})
+		return
+	}
+	if !strings.HasPrefix(r.Header.Get("Authorization"), "Bearer pat-") {
+		w.WriteHeader(http.StatusUnauthorized)
+		return
+	}
+	if f.rejectPAT.Load() > 0 {
+		f.rejectPAT.Add(-1)
+		w.WriteHeader(http.StatusUnauthorized)
+		return
+	}
+	switch {
+	case r.Method == http.MethodGet && r.URL.Path == "/admin/realms/bar/users":
+		f.userGets.Add(1)
+		if r.URL.Query().Get("exact") != "true" {
+			f.t.Errorf("user query without exact=true: %s", r.URL)
+		}
+		var out []userRep
+		f.mu.Lock()
+		if u, ok := f.users[r.URL.Query().Get("username")]; ok {
+			out = append(out, u)
+		}
+		f.mu.Unlock()
+		json.NewEncoder(w).Encode(out)
+	case r.Method == http.MethodGet && r.URL.Path == "/realms/bar/authz/protection/resource_set":
+		name := r.URL.Query().Get("name")
+		out := []map[string]any{}
+		f.mu.Lock()
+		for owner, id := range f.res {
+			if uma.IncomingResourceName(owner) == name {
+				out = append(out, map[string]any{"_id": id, "name": name, "owner": map[string]any{"id": "u-" + owner, "name": owner}})
+			}
+		}
+		f.mu.Unlock()
+		json.NewEncoder(w).Encode(out)
+	case r.Method == http.MethodPost && r.URL.Path == "/realms/bar/authz/protection/resource_set":
+		var in struct {
+			Name, Type, Owner  string
+			OwnerManagedAccess bool
+			Scopes             []string `json:"resource_scopes"`
+			URIs               []string
+		}
+		json.NewDecoder(r.Body).Decode(&in)
+		if in.Name != uma.IncomingResourceName(in.Owner) || in.Type != uma.ResourceTypeIncoming || !in.OwnerManagedAccess ||
+			len(in.Scopes) != 1 || in.Scopes[0] != "create" || len(in.URIs) != 1 || in.URIs[0] != "/incoming/"+in.Owner {
+			f.t.Errorf("resource representation %+v", in)
+		}
+		time.Sleep(f.createDelay)
+		f.creates.Add(1)
+		f.mu.Lock()
+		defer f.mu.Unlock()
+		if _, ok := f.res[in.Owner]; ok {
+			http.Error(w, `{"error":"conflict"}`, http.StatusConflict)
+			return
+		}
+		id := "rid-" + in.Owner
+		f.res[in.Owner] = id
+		if f.conflictOnce.CompareAndSwap(true, false) {
+			http.Error(w, `{"error":"conflict"}`, http.StatusConflict)
+			return
+		}
+		w.WriteHeader(http.StatusCreated)
+		json.NewEncoder(w).Encode(map[string]any{"_id": id, "name": in.Name})
+	case r.Method == http.MethodPost && r.URL.Path == "/realms/bar/authz/protection/permission":
+		var in []struct {
+			ResourceID string   `json:"resource_id"`
+			Scopes     []string `json:"resource_scopes"`
+		}
+		json.NewDecoder(r.Body).Decode(&in)
+		f.mu.Lock()
+		stale := len(in) == 1 && f.staleIDs[in[0].ResourceID]
+		f.mu.Unlock()
+		if len(in) != 1 || stale {
+			http.Error(w, `{"error":"invalid_resource_id"}`, http.StatusBadRequest)
+			return
+		}
+		f.tickets.Add(1)
+		w.WriteHeader(http.StatusCreated)
+		json.NewEncoder(w).Encode(map[string]string{"ticket": "ticket-for-" + in[0].ResourceID})
+	default:
+		http.NotFound(w, r)
+	}
+}
+
+func newClient(t *testing.T, url string) *Client {
+	c, err := New(Config{KeycloakURL: url, Realm: "bar", ClientID: "resource-server", ClientSecret: "s3cret"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+func TestConcurrentFirstRequestsRegisterOnce(t *testing.T) {
+	f, srv := newFake(t)
+	f.createDelay = 50 * time.Millisecond
+	c := newClient(t, srv.URL)
+	var wg sync.WaitGroup
+	ids := make([]string, 50)
+	errs := make([]error, 50)
+	for i := range ids {
+		wg.Go(func() { ids[i], errs[i] = c.ResourceID(context.Background(), "bob") })
+	}
+	wg.Wait()
+	for i := range ids {
+		if errs[i] != nil || ids[i] != "rid-bob" {
+			t.Fatalf("call %d: %q %v", i, ids[i], errs[i])
+		}
+	}
+	if f.creates.Load() != 1 || f.userGets.Load() != 1 {
+		t.Fatalf("%d creates, %d user lookups; want 1 each", f.creates.Load(), f.userGets.Load())
+	}
+	// Cached: no further calls, one PAT for everything.
+	tk, id, err := c.Ticket(context.Background(), "bob")
+	if err != nil || id != "rid-bob" || tk != "ticket-for-rid-bob" {
+		t.Fatalf("ticket %q %q %v", tk, id, err)
+	}
+	if f.creates.Load() != 1 || f.userGets.Load() != 1 || f.tokens.Load() != 1 {
+		t.Fatalf("after cache: %d creates, %d user lookups, %d PATs", f.creates.Load(), f.userGets.Load(), f.tokens.Load())
+	}
+}
+
+func TestExistingResourceIsFound(t *testing.T) {
+	f, srv := newFake(t)
+	f.res["bob"] = "rid-existing"
+	c := newClient(t, srv.URL)
+	id, err := c.ResourceID(context.Background(), "bob")
+	if err != nil || id != "rid-existing" || f.creates.Load() != 0 {
+		t.Fatalf("id %q err %v creates %d", id, err, f.creates.Load())
+	}
+}
+
+func TestConflictLooksUpAgain(t *testing.T) {
+	f, srv := newFake(t)
+	f.conflictOnce.Store(true)
+	c := newClient(t, srv.URL)
+	id, err := c.ResourceID(context.Background(), "bob")
+	if err != nil || id != "rid-bob" {
+		t.Fatalf("id %q err %v", id, err)
+	}
+}
+
+func TestUnknownOwners(t *testing.T) {
+	f, srv := newFake(t)
+	c := newClient(t, srv.URL)
+	for _, o := range []string{"nobody", "dora", "robot", "service-account-rqp-client"} {
+		for range 3 {
+			if _, err := c.ResourceID(context.Background(), o); !errors.Is(err, ErrUnknownOwner) {
+				t.Fatalf("%s: %v, want ErrUnknownOwner", o, err)
+			}
+		}
+	}
+	if n := f.userGets.Load(); n != 4 {
+		t.Fatalf("%d user lookups for 4 unknown owners asked 3 times each; want 4 (remembered)", n)
+	}
+	if f.creates.Load() != 0 {
+		t.Fatal("a resource was registered for an unknown owner")
+	}
+}
+
+func TestUnknownOwnerForgottenAfterTTL(t *testing.T) {
+	f, srv := newFake(t)
+	c, _ := New(Config{KeycloakURL: srv.URL, Realm: "bar", ClientID: "resource-server", ClientSecret: "s3cret", UnknownOwnerTTL: time.Millisecond})
+	if _, err := c.ResourceID(context.Background(), "carol"); !errors.Is(err, ErrUnknownOwner) {
+		t.Fatal(err)
+	}
+	f.mu.Lock()
+	f.users["carol"] = userRep{Username: "carol", Enabled: true}
+	f.mu.Unlock()
+	time.Sleep(5 * time.Millisecond)
+	if _, err := c.ResourceID(context.Background(), "carol"); err != nil {
+		t.Fatalf("new user still unknown: %v", err)
+	}
+}
+
+func TestRejectedPATIsRenewed(t *testing.T) {
+	f, srv := newFake(t)
+	c := newClient(t, srv.URL)
+	if _, err := c.ResourceID(context.Background(), "bob"); err != nil {
+		t.Fatal(err)
+	}
+	f.rejectPAT.Store(1)
+	if _, _, err := c.Ticket(context.Background(), "bob"); err != nil {
+		t.Fatalf("ticket after a 401: %v", err)
+	}
+	if f.tokens.Load() != 2 {
+		t.Fatalf("%d PATs fetched, want 2 (renewed after the 401)", f.tokens.Load())
+	}
+}
+
+func TestStaleResourceIsRegisteredAgain(t *testing.T) {
+	f, srv := newFake(t)
+	c := newClient(t, srv.URL)
+	if _, err := c.ResourceID(context.Background(), "bob"); err != nil {
+		t.Fatal(err)
+	}
+	// Deleted in Keycloak behind our back.
+	f.mu.Lock()
+	f.staleIDs["rid-bob"] = true
+	delete(f.res, "bob")
+	f.mu.Unlock()
+	_, _, err := c.Ticket(context.Background(), "bob")
+	// The fake gives the same id again, still stale: the second refusal is
+	// reported, not retried forever.
+	if err == nil {
+		t.Fatal("ticket for a stale resource succeeded")
+	}
+	if f.creates.Load() != 2 {
+		t.Fatalf("%d creates, want 2 (registered again once)", f.creates.Load())
+	}
+}
+
+func TestUnreachable(t *testing.T) {
+	srv := httptest.NewServer(http.NotFoundHandler())
+	url := srv.URL
+	srv.Close()
+	c := newClient(t, url)
+	_, _, err := c.Ticket(context.Background(), "bob")
+	if !errors.Is(err, ErrUnreachable) {
+		t.Fatalf("closed port: %v, want ErrUnreachable", err)
+	}
+
+	f, srv2 := newFake(t)
+	f.fail500.Store(true)
+	c = newClient(t, srv2.URL)
+	if _, _, err := c.Ticket(context.Background(), "bob"); !errors.Is(err, ErrUnreachable) {
+		t.Fatalf("500: %v, want ErrUnreachable", err)
+	}
+	// Not remembered as unknown: a recovered Keycloak is asked again.
+	f.fail500.Store(false)
+	if _, _, err := c.Ticket(context.Background(), "bob"); err != nil {
+		t.Fatalf("after recovery: %v", err)
+	}
+}
+
+func TestWrongSecret(t *testing.T) {
+	_, srv := newFake(t)
+	c, _ := New(Config{KeycloakURL: srv.URL, Realm: "bar", ClientID: "resource-server", ClientSecret: "wrong"})
+	if _, _, err := c.Ticket(context.Background(), "bob"); err == nil || errors.Is(err, ErrUnknownOwner) {
+		t.Fatalf("wrong client secret: %v", err)
+	}
+}
+
+func TestCallerCancelDoesNotBreakOthers(t *testing.T) {
+	f, srv := newFake(t)
+	f.createDelay = 100 * time.Millisecond
+	c := newClient(t, srv.URL)
+	ctx, cancel := context.WithCancel(context.Background())
+	go func() { time.Sleep(10 * time.Millisecond); cancel() }()
+	if _, err := c.ResourceID(ctx, "bob"); !errors.Is(err, context.Canceled) {
+		t.Fatalf("canceled caller: %v", err)
+	}
+	id, err := c.ResourceID(context.Background(), "bob")
+	if err != nil || id != "rid-bob" || f.creates.Load() != 1 {
+		t.Fatalf("second caller: %q %v, %d creates", id, err, f.creates.Load())
+	}
+}

@@ -1,0 +1,115 @@
+// Package rpttest signs realm-like tokens for unit tests of the Resource
+// Server: RPTs and readers' access tokens, with a key the tests control.
+package rpttest
+
+import (
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"maps"
+	"time"
+
+	"github.com/golang-jwt/jwt/v5"
+
+	"github.com/umawide/umawide/internal/jwk"
+	"github.com/umawide/umawide/internal/jwtverify"
+	"github.com/umawide/umawide/internal/uma"
+)
+
+// Signer is a realm's signing key.
+type Signer struct {
+	Issuer string
+	Kid    string
+	key    *ecdsa.PrivateKey
+}
+
+// New makes a fresh ES256 key for issuer.
+func New(issuer string) *Signer {
+	k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		panic(err)
+	}
+	return &Signer{Issuer: issuer, Kid: "test-" + rand.Text()[:8], key: k}
+}
+
+// Keys is the verification key set.
+func (s *Signer) Keys() jwtverify.StaticKeys {
+	return jwtverify.StaticKeys{{Kid: s.Kid, Alg: "ES256", Public: &s.key.PublicKey}}
+}
+
+// JWK is the public key as a JWK (for a fake JWKS endpoint).
+func (s *Signer) JWK() jwk.JWK {
+	j, err := jwk.FromPublic(&s.key.PublicKey, s.Kid, "ES256")
+	if err != nil {
+		panic(err)
+	}
+	return j
+}
+
+// Sign signs claims as given (ES256, kid set).
+func (s *Signer) Sign(claims jwt.MapClaims) string {
+	t := jwt.NewWithClaims(jwt.SigningMethodES256, claims)
+	t.Header["kid"] = s.Kid
+	raw, err := t.SignedString(s.key)
+	if err != nil {
+		panic(err)
+	}
+	return raw
+}
+
+// Base are the claims every realm access token has, valid for five minutes.
+func (s *Signer) Base() jwt.MapClaims {
+	now := time.Now()
+	return jwt.MapClaims{
+		"iss": s.Issuer, "iat": now.Unix(), "exp": now.Add(5 * time.Minute).Unix(),
+		"jti": "jti-" + rand.Text(), "typ": "Bearer", "sub": "0b0b0b0b", "azp": "rqp-client",
+		"aud": "resource-server",
+	}
+}
+
+// Perm is one RPT permission.
+type Perm struct {
+	RSID   string
+	Scopes []string
+	Claims map[string][]string
+}
+
+// RPT signs an RPT with the given permissions; extra claims override Base.
+func (s *Signer) RPT(perms []Perm, extra jwt.MapClaims) string {
+	c := s.Base()
+	var list []any
+	for _, p := range perms {
+		scopes := p.Scopes
+		if scopes == nil {
+			scopes = []string{uma.ScopeCreate}
+		}
+		m := map[string]any{"rsid": p.RSID, "rsname": "incoming:x", "scopes": scopes}
+		if p.Claims != nil {
+			m["claims"] = p.Claims
+		}
+		list = append(list, m)
+	}
+	c["authorization"] = map[string]any{"permissions": list}
+	maps.Copy(c, extra)
+	for k, v := range extra {
+		if v == nil {
+			delete(c, k)
+		}
+	}
+	return s.Sign(c)
+}
+
+// Reader signs an access token of user for client azp.
+func (s *Signer) Reader(user, azp string, extra jwt.MapClaims) string {
+	c := s.Base()
+	c["preferred_username"] = user
+	c["azp"] = azp
+	c["aud"] = "account"
+	maps.Copy(c, extra)
+	for k, v := range extra {
+		if v == nil {
+			delete(c, k)
+		}
+	}
+	return s.Sign(c)
+}
