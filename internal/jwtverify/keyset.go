@@ -107,6 +107,7 @@ type RemoteKeySet struct {
 	keys    []jwk.Key
 	fetched time.Time // last successful fetch
 	tried   time.Time // last attempt
+	failed  bool      // the last attempt failed
 }
 
 // NewRemoteKeySet makes a cache for the JWKS at url; nothing is fetched yet.
@@ -142,9 +143,25 @@ func (r *RemoteKeySet) Key(ctx context.Context, kid, alg string) (crypto.PublicK
 	keys, _ = r.snapshot()
 	k, err := selectKey(keys, kid, alg)
 	if err != nil && refreshErr != nil {
+		if r.lastFetchFailed() {
+			// Not "this key is unknown" but "we could not ask": a caller
+			// may answer 503 rather than 401.
+			return nil, fmt.Errorf("%w: %w; fetching %s: %v", ErrKeySetUnavailable, err, r.url, refreshErr)
+		}
 		return nil, fmt.Errorf("%w; fetching %s: %v", err, r.url, refreshErr)
 	}
 	return k, err
+}
+
+// ErrKeySetUnavailable says no key fits and the last attempt to fetch the set
+// failed (also while refetches are rate-limited after that failure): the key
+// may exist, the JWKS endpoint did not answer.
+var ErrKeySetUnavailable = errors.New("jwtverify: JWKS endpoint unavailable")
+
+func (r *RemoteKeySet) lastFetchFailed() bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.failed
 }
 
 // Refresh fetches the set now (readiness checks, tests), ignoring the rate limit.
@@ -176,6 +193,9 @@ func (r *RemoteKeySet) refresh(ctx context.Context, force bool) error {
 	r.tried = r.opts.Now()
 	r.mu.Unlock()
 	keys, err := r.fetch(ctx)
+	r.mu.Lock()
+	r.failed = err != nil
+	r.mu.Unlock()
 	if err != nil {
 		return err
 	}

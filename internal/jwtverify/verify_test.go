@@ -237,6 +237,46 @@ func TestRemoteKeySetRefetchAndRateLimit(t *testing.T) {
 	}
 }
 
+// An unreachable JWKS endpoint is told apart from an unknown key, also while
+// refetches are rate-limited after the failure; once the endpoint answers
+// again, an unknown kid is just that.
+func TestKeySetUnavailable(t *testing.T) {
+	ctx := context.Background()
+	s := newSigner(t, "ES256")
+	srv := newJWKS(t, s.jwk(t))
+	down := httptest.NewServer(http.NotFoundHandler())
+	downURL := down.URL
+	down.Close()
+	now := time.Now()
+	clock := func() time.Time { return now }
+	claims := jwt.MapClaims{"iss": iss, "iat": now.Unix(), "exp": now.Add(time.Minute).Unix()}
+
+	v, _ := New(Config{Issuer: iss, Keys: NewRemoteKeySet(downURL, KeySetOptions{Now: clock}), Now: clock})
+	for i := range 2 { // the second is rate-limited
+		err := v.Verify(ctx, s.sign(t, claims), &jwt.MapClaims{})
+		if !errors.Is(err, ErrKeySetUnavailable) || !errors.Is(err, ErrInvalidToken) {
+			t.Fatalf("attempt %d: err = %v, want ErrKeySetUnavailable", i, err)
+		}
+	}
+
+	ks := NewRemoteKeySet(srv.URL, KeySetOptions{Now: clock})
+	v, _ = New(Config{Issuer: iss, Keys: ks, Now: clock})
+	if err := v.Verify(ctx, s.sign(t, claims), &jwt.MapClaims{}); err != nil {
+		t.Fatal(err)
+	}
+	now = now.Add(time.Minute)
+	err := v.Verify(ctx, newSigner(t, "ES256").sign(t, claims), &jwt.MapClaims{})
+	if !errors.Is(err, ErrUnknownKey) || errors.Is(err, ErrKeySetUnavailable) {
+		t.Fatalf("unknown kid with the endpoint up: %v, want ErrUnknownKey only", err)
+	}
+	srv.Close()
+	now = now.Add(time.Minute)
+	err = v.Verify(ctx, newSigner(t, "ES256").sign(t, claims), &jwt.MapClaims{})
+	if !errors.Is(err, ErrKeySetUnavailable) {
+		t.Fatalf("unknown kid with the endpoint down: %v, want ErrKeySetUnavailable", err)
+	}
+}
+
 func BenchmarkVerifyRS256(b *testing.B) {
 	s := newSigner(b, "RS256")
 	v, _ := New(Config{Issuer: iss, Keys: StaticKeys{{Kid: s.kid, Public: s.public}}})
