@@ -14,6 +14,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/umawide/umawide/internal/procgroup"
 	"github.com/umawide/umawide/keycloak/launcher"
 )
 
@@ -152,14 +153,14 @@ func down(runDir string) error {
 	// Services first: they depend on Keycloak.
 	for i := len(s.Services) - 1; i >= 0; i-- {
 		p := s.Services[i]
-		if err := launcher.StopProcessGroup(ctx, p.PID, nil); err != nil {
+		if err := procgroup.Stop(ctx, p.PID, nil); err != nil {
 			errs = append(errs, err)
 		}
 		fmt.Printf("stopped %s\n", p.Name)
 	}
 	s.Services = nil
 	if s.Keycloak != nil {
-		if err := launcher.StopProcessGroup(ctx, s.Keycloak.PID, nil); err != nil {
+		if err := procgroup.Stop(ctx, s.Keycloak.PID, nil); err != nil {
 			errs = append(errs, err)
 		}
 		if s.Keycloak.Dir != "" {
@@ -224,7 +225,7 @@ func startService(ctx context.Context, name, url, readyURL, logPath string, env 
 			}
 		}
 		if !alive(p.PID) || time.Now().After(deadline) || ctx.Err() != nil {
-			_ = launcher.StopProcessGroup(context.Background(), p.PID, nil)
+			_ = procgroup.Stop(context.Background(), p.PID, nil)
 			return nil, fmt.Errorf("%s did not become ready at %s (log %s)", name, readyURL, logPath)
 		}
 		time.Sleep(200 * time.Millisecond)

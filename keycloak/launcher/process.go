@@ -3,7 +3,6 @@ package launcher
 import (
 	"archive/zip"
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"io/fs"
@@ -11,11 +10,11 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"strconv"
 	"strings"
-	"syscall"
 	"time"
+
+	"github.com/umawide/umawide/internal/procgroup"
 )
 
 // JVMMarker is a system property on every Keycloak JVM this package starts, so
@@ -271,7 +270,7 @@ func startProcess(ctx context.Context, opts Options) (*Keycloak, error) {
 	for k, v := range opts.Env {
 		cmd.Env = append(cmd.Env, k+"="+v)
 	}
-	exited, err := startGroup(cmd, opts.Detached)
+	exited, err := procgroup.Start(cmd, opts.Detached)
 	if err != nil {
 		cleanup()
 		return nil, fmt.Errorf("launcher: starting %s: %w", cmd.Path, err)
@@ -287,7 +286,7 @@ func startProcess(ctx context.Context, opts Options) (*Keycloak, error) {
 		LogPath:       logPath,
 	}
 	kc.stop = func(ctx context.Context) error {
-		err := StopProcessGroup(ctx, kc.PID, exited)
+		err := procgroup.Stop(ctx, kc.PID, exited)
 		if opts.LogPath == "" {
 			// The log lives in the instance folder: keep it readable after a
 			// failure by moving it next to the cache.
@@ -312,76 +311,6 @@ func startProcess(ctx context.Context, opts Options) (*Keycloak, error) {
 	}
 	log.Info("Keycloak ready", "url", kc.BaseURL)
 	return kc, nil
-}
-
-// startGroup starts kc.sh in its own process group, so that Stop can end
-// kc.sh and the JVM together. Unless detached, kc.sh gets SIGTERM when this
-// process dies for any reason (Linux parent-death signal); its trap forwards
-// that to the JVM. The returned channel closes when kc.sh exits.
-//
-// The start happens on a goroutine locked to its OS thread, which then waits
-// for the process: the parent-death signal fires when the thread that forked
-// the child exits, so that thread must live as long as the child.
-func startGroup(cmd *exec.Cmd, detached bool) (<-chan struct{}, error) {
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	if !detached {
-		cmd.SysProcAttr.Pdeathsig = syscall.SIGTERM
-	}
-	started := make(chan error, 1)
-	exited := make(chan struct{})
-	go func() {
-		runtime.LockOSThread() // never unlocked: the thread dies with this goroutine
-		if err := cmd.Start(); err != nil {
-			started <- err
-			return
-		}
-		started <- nil
-		_ = cmd.Wait()
-		close(exited)
-	}()
-	if err := <-started; err != nil {
-		return nil, err
-	}
-	return exited, nil
-}
-
-// StopProcessGroup sends SIGTERM to a process group, waits for its leader to
-// exit (exited, or polling when nil), then SIGKILLs whatever is left.
-func StopProcessGroup(ctx context.Context, pgid int, exited <-chan struct{}) error {
-	if pgid <= 0 {
-		return nil
-	}
-	if err := syscall.Kill(-pgid, syscall.SIGTERM); err != nil && !errors.Is(err, syscall.ESRCH) {
-		return fmt.Errorf("launcher: stopping process group %d: %w", pgid, err)
-	}
-	deadline := time.NewTimer(20 * time.Second)
-	defer deadline.Stop()
-	tick := time.NewTicker(100 * time.Millisecond)
-	defer tick.Stop()
-wait:
-	for {
-		if exited == nil && !groupAlive(pgid) {
-			break
-		}
-		select {
-		case <-exited:
-			exited = nil // the leader is gone; now wait for the rest of the group
-		case <-tick.C:
-		case <-deadline.C:
-			break wait
-		case <-ctx.Done():
-			break wait
-		}
-	}
-	// The JVM may outlive kc.sh by a moment; nothing of the group survives this.
-	if err := syscall.Kill(-pgid, syscall.SIGKILL); err != nil && !errors.Is(err, syscall.ESRCH) {
-		return fmt.Errorf("launcher: killing process group %d: %w", pgid, err)
-	}
-	return nil
-}
-
-func groupAlive(pgid int) bool {
-	return syscall.Kill(-pgid, 0) == nil
 }
 
 func tail(path string, lines int) string {

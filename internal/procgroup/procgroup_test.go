@@ -1,4 +1,4 @@
-package launcher
+package procgroup
 
 import (
 	"context"
@@ -67,15 +67,15 @@ func waitGone(t *testing.T, pid int, what string) {
 	t.Fatalf("%s (pid %d) still runs", what, pid)
 }
 
-func TestStopProcessGroupEndsScriptAndChild(t *testing.T) {
+func TestStopEndsScriptAndChild(t *testing.T) {
 	script, pidFile := fakeKC(t)
 	cmd := exec.Command(script, pidFile)
-	exited, err := startGroup(cmd, false)
+	exited, err := Start(cmd, false)
 	if err != nil {
 		t.Fatal(err)
 	}
 	child := readPID(t, pidFile)
-	if err := StopProcessGroup(context.Background(), cmd.Process.Pid, exited); err != nil {
+	if err := Stop(context.Background(), cmd.Process.Pid, exited); err != nil {
 		t.Fatal(err)
 	}
 	<-exited
@@ -87,7 +87,7 @@ func TestStopProcessGroupEndsScriptAndChild(t *testing.T) {
 func TestChildDiesWithParent(t *testing.T) {
 	if os.Getenv("LAUNCHER_FAKE_PARENT") != "" {
 		script, pidFile := os.Getenv("LAUNCHER_FAKE_SCRIPT"), os.Getenv("LAUNCHER_FAKE_PIDFILE")
-		if _, err := startGroup(exec.Command(script, pidFile), false); err != nil {
+		if _, err := Start(exec.Command(script, pidFile), false); err != nil {
 			os.Exit(3)
 		}
 		time.Sleep(time.Minute) // killed long before
@@ -108,11 +108,11 @@ func TestChildDiesWithParent(t *testing.T) {
 	waitGone(t, child, "the JVM stand-in after its parent was killed")
 }
 
-// Detached processes (make up) survive their starter; StopProcessGroup ends them.
+// Detached processes (make up) survive their starter; Stop ends them.
 func TestDetachedSurvivesUntilStopped(t *testing.T) {
 	script, pidFile := fakeKC(t)
 	cmd := exec.Command(script, pidFile)
-	exited, err := startGroup(cmd, true)
+	exited, err := Start(cmd, true)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -123,40 +123,9 @@ func TestDetachedSurvivesUntilStopped(t *testing.T) {
 	if syscall.Kill(child, 0) != nil {
 		t.Fatal("child not running")
 	}
-	if err := StopProcessGroup(context.Background(), cmd.Process.Pid, nil); err != nil {
+	if err := Stop(context.Background(), cmd.Process.Pid, nil); err != nil {
 		t.Fatal(err)
 	}
 	<-exited
 	waitGone(t, child, "the detached JVM stand-in")
-}
-
-func TestExpandPlaceholders(t *testing.T) {
-	t.Setenv("UMAWIDE_TEST_FROM_ENV", `a"b`)
-	in := `{"a":"${UMAWIDE_TEST_UNSET:def}","b":"${UMAWIDE_TEST_FROM_ENV:x}","c":"${UMAWIDE_TEST_VAR}","d":"${UMAWIDE_TEST_UNSET}","e":"${UMAWIDE_TEST_UNSET:}"}`
-	got := string(ExpandPlaceholders([]byte(in), map[string]string{"UMAWIDE_TEST_VAR": "v"}))
-	want := `{"a":"def","b":"a\"b","c":"v","d":"${UMAWIDE_TEST_UNSET}","e":""}`
-	if got != want {
-		t.Fatalf("got  %s\nwant %s", got, want)
-	}
-}
-
-func TestOlderThanSources(t *testing.T) {
-	dir := t.TempDir()
-	src := filepath.Join(dir, "src", "A.java")
-	jar := filepath.Join(dir, "x.jar")
-	os.MkdirAll(filepath.Dir(src), 0o755)
-	os.WriteFile(src, []byte("x"), 0o644)
-	if stale, _ := olderThanSources(jar, filepath.Join(dir, "src")); !stale {
-		t.Fatal("missing JAR not stale")
-	}
-	os.WriteFile(jar, []byte("x"), 0o644)
-	old := time.Now().Add(-time.Hour)
-	os.Chtimes(src, old, old)
-	if stale, _ := olderThanSources(jar, filepath.Join(dir, "src")); stale {
-		t.Fatal("fresh JAR stale")
-	}
-	os.Chtimes(src, time.Now().Add(time.Hour), time.Now().Add(time.Hour))
-	if stale, _ := olderThanSources(jar, filepath.Join(dir, "src")); !stale {
-		t.Fatal("JAR older than a source not stale")
-	}
 }
