@@ -1,0 +1,400 @@
+package server
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"io"
+	"mime"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/gin-gonic/gin"
+
+	"github.com/umawide/umawide/internal/uma"
+	"github.com/umawide/umawide/resource-server/internal/owner"
+	"github.com/umawide/umawide/resource-server/internal/rpt"
+	"github.com/umawide/umawide/resource-server/internal/store"
+)
+
+// unreachableWarning is UMA 2.0 Grant 3.2.2's header value.
+const unreachableWarning = `199 - "UMA Authorization Server Unreachable"`
+
+// MessageJSON is a stored message as PROTOCOL.md step 10 shows it (plus
+// file_name and sender_sub where known).
+type MessageJSON struct {
+	ID          string `json:"id"`
+	Owner       string `json:"owner"`
+	SenderEmail string `json:"sender_email"`
+	SenderIss   string `json:"sender_iss"`
+	SenderSub   string `json:"sender_sub,omitempty"`
+	ContentType string `json:"content_type"`
+	FileName    string `json:"file_name,omitempty"`
+	Size        int64  `json:"size"`
+	SHA256      string `json:"sha256"`
+	ReceivedAt  string `json:"received_at"`
+}
+
+func messageJSON(m store.Message) MessageJSON {
+	return MessageJSON{
+		ID: m.ID, Owner: m.Owner, SenderEmail: m.SenderEmail, SenderIss: m.SenderIss, SenderSub: m.SenderSub,
+		ContentType: m.ContentType, FileName: m.FileName, Size: m.Size, SHA256: m.SHA256,
+		ReceivedAt: m.ReceivedAt.UTC().Format(time.RFC3339Nano),
+	}
+}
+
+func (s *Server) ownerParam(c *gin.Context) (string, bool) {
+	o := c.Param("owner")
+	if !owner.Valid(o) {
+		s.fail(c, uma.NewError(http.StatusNotFound, uma.ErrNotFound, "no such Incoming (%s)", owner.Rules), "owner_syntax")
+		return "", false
+	}
+	return o, true
+}
+
+// postMessage is seed steps 1-2 (no RPT: 401 with a ticket) and 9-10 (RPT:
+// store, 201). Every refusal happens before the body is read, except those
+// that need the body (size beyond the limit without Content-Length, content
+// binding); nothing is stored for a refused request.
+func (s *Server) postMessage(c *gin.Context) {
+	o, ok := s.ownerParam(c)
+	if !ok {
+		return
+	}
+	r := c.Request
+	if r.ContentLength > s.cfg.MaxBody {
+		s.fail(c, uma.NewError(http.StatusRequestEntityTooLarge, uma.ErrTooLarge, "message larger than %d bytes", s.cfg.MaxBody), "too_large")
+		return
+	}
+	tok, present, err := bearer(r)
+	if !present {
+		s.challenge(c, o, "", "an RPT is required: ask as_uri for one with this ticket")
+		return
+	}
+	if err != nil {
+		s.challenge(c, o, uma.ErrInvalidToken, err.Error())
+		return
+	}
+	rid, err := s.cfg.Protection.ResourceID(c.Request.Context(), o)
+	if err != nil {
+		s.protectionFailed(c, o, err)
+		return
+	}
+	grant, err := s.cfg.Verifier.Authorize(c.Request.Context(), tok, rid)
+	switch {
+	case errors.Is(err, rpt.ErrInsufficient):
+		s.challenge(c, o, uma.ErrInsufficientScope, "the RPT has no permission to create in this Incoming")
+		return
+	case err != nil:
+		s.cfg.Logger.Info("RPT refused", "owner", o, "err", err)
+		s.challenge(c, o, uma.ErrInvalidToken, "the RPT is invalid or expired")
+		return
+	}
+	b := grant.Content
+	if b.Bound() {
+		if b.Length >= 0 && r.ContentLength >= 0 && r.ContentLength != b.Length {
+			s.mismatch(c, "Content-Length %d differs from the content_length %d bound to the RPT", r.ContentLength, b.Length)
+			return
+		}
+		if b.Length > s.cfg.MaxBody {
+			s.fail(c, uma.NewError(http.StatusRequestEntityTooLarge, uma.ErrTooLarge, "message larger than %d bytes", s.cfg.MaxBody), "too_large")
+			return
+		}
+		used, err := s.cfg.Store.TokenUsed(c.Request.Context(), grant.JTI)
+		if err != nil {
+			s.storeFailed(c, err)
+			return
+		}
+		if used {
+			s.challenge(c, o, uma.ErrInvalidToken, "this content-bound RPT was already used for a message")
+			return
+		}
+	}
+	contentType, fileName, e := s.metadata(r, b)
+	if e != nil {
+		s.fail(c, e, "metadata")
+		return
+	}
+
+	// Only now is the body read (and a client that sent Expect: 100-continue
+	// is told to send it).
+	body, e := s.readBody(c, r)
+	if e != nil {
+		s.fail(c, e, "body")
+		return
+	}
+	sum := sha256.Sum256(body)
+	digest := hex.EncodeToString(sum[:])
+	if b.SHA256 != "" && b.SHA256 != digest {
+		s.mismatch(c, "the body's SHA-256 differs from the content_sha256 bound to the RPT")
+		return
+	}
+	if b.Length >= 0 && int64(len(body)) != b.Length {
+		s.mismatch(c, "the body has %d bytes, the RPT is bound to content_length %d", len(body), b.Length)
+		return
+	}
+	m := store.Message{
+		ID: store.NewID(), Owner: o,
+		SenderEmail: grant.Sender.Email, SenderIss: grant.Sender.Iss, SenderSub: grant.Sender.Sub,
+		ContentType: contentType, FileName: fileName,
+		Size: int64(len(body)), SHA256: digest, ReceivedAt: s.cfg.Now().UTC().Truncate(time.Microsecond), Body: body,
+	}
+	var used *store.UsedToken
+	if b.Bound() {
+		used = &store.UsedToken{JTI: grant.JTI, ExpiresAt: grant.ExpiresAt}
+	}
+	if err := s.cfg.Store.Insert(c.Request.Context(), m, used); err != nil {
+		if errors.Is(err, store.ErrReplay) {
+			s.challenge(c, o, uma.ErrInvalidToken, "this content-bound RPT was already used for a message")
+			return
+		}
+		s.storeFailed(c, err)
+		return
+	}
+	s.metrics.stored.Inc()
+	s.metrics.bytes.Add(float64(m.Size))
+	s.cfg.Logger.Info("message stored", "owner", o, "id", m.ID, "size", m.Size, "sender_email", m.SenderEmail, "bound", b.Bound())
+	c.Header("Location", "/incoming/"+o+"/messages/"+m.ID)
+	c.Header("Cache-Control", "no-store")
+	c.JSON(http.StatusCreated, messageJSON(m))
+}
+
+// challenge answers 401 with a fresh permission ticket (UMA Grant 3.2.1);
+// errCode, when set, is added as the RFC 6750 error attribute.
+func (s *Server) challenge(c *gin.Context, o, errCode, desc string) {
+	ticket, _, err := s.cfg.Protection.Ticket(c.Request.Context(), o)
+	if err != nil {
+		s.protectionFailed(c, o, err)
+		return
+	}
+	h := uma.Challenge{Realm: s.cfg.Realm, ASURI: s.cfg.ASURI, Ticket: ticket}.String()
+	code := errCode
+	if code != "" {
+		h += `, error="` + code + `"`
+	} else {
+		code = "unauthorized"
+	}
+	c.Header("WWW-Authenticate", h)
+	s.metrics.tickets.Inc()
+	reason := "no_token"
+	if errCode != "" {
+		reason = errCode
+	}
+	s.fail(c, uma.NewError(http.StatusUnauthorized, code, "%s", desc), reason)
+}
+
+func (s *Server) protectionFailed(c *gin.Context, o string, err error) {
+	if s.cfg.IsUnknownOwner(err) {
+		s.fail(c, uma.NewError(http.StatusNotFound, uma.ErrNotFound, "no such Incoming"), "unknown_owner")
+		return
+	}
+	if c.Request.Context().Err() != nil {
+		c.Abort() // the client went away
+		return
+	}
+	s.cfg.Logger.Error("no permission ticket from the authorization server", "owner", o, "err", err)
+	c.Header("Warning", unreachableWarning)
+	s.fail(c, uma.NewError(http.StatusForbidden, uma.ErrUnavailable, "the UMA authorization server cannot be reached"), "as_unreachable")
+}
+
+func (s *Server) storeFailed(c *gin.Context, err error) {
+	s.cfg.Logger.Error("store", "err", err)
+	s.fail(c, uma.NewError(http.StatusServiceUnavailable, uma.ErrUnavailable, "the message store is unavailable"), "store")
+}
+
+// mismatch: the body is not the content the RPT was granted for. 403: the
+// token is valid but does not cover this request; nothing is stored and the
+// RPT is not spent.
+func (s *Server) mismatch(c *gin.Context, format string, args ...any) {
+	s.fail(c, uma.NewError(http.StatusForbidden, uma.ErrInsufficientScope, format, args...), "content_mismatch")
+}
+
+// metadata decides the stored content type and file name: the request's
+// Content-Type and Content-Disposition filename, else the RPT's bound
+// content_type and file_name; where both are present they must agree.
+func (s *Server) metadata(r *http.Request, b rpt.Binding) (contentType, fileName string, e *uma.Error) {
+	contentType = "application/octet-stream"
+	if ct := r.Header.Get("Content-Type"); ct != "" || b.ContentType != "" {
+		var bound string
+		if b.ContentType != "" {
+			mt, _, err := mime.ParseMediaType(b.ContentType)
+			if err != nil {
+				return "", "", uma.NewError(http.StatusForbidden, uma.ErrInsufficientScope, "the RPT's content_type is not a media type")
+			}
+			bound = mt
+			contentType = b.ContentType
+		}
+		if ct != "" {
+			if len(ct) > store.MaxContentTypeLen {
+				return "", "", uma.NewError(http.StatusBadRequest, uma.ErrInvalidRequest, "Content-Type longer than %d bytes", store.MaxContentTypeLen)
+			}
+			mt, params, err := mime.ParseMediaType(ct)
+			if err != nil {
+				return "", "", uma.NewError(http.StatusBadRequest, uma.ErrInvalidRequest, "Content-Type is not a media type")
+			}
+			if bound != "" && mt != bound {
+				return "", "", uma.NewError(http.StatusForbidden, uma.ErrInsufficientScope, "Content-Type %s differs from the content_type %s bound to the RPT", mt, bound)
+			}
+			contentType = mime.FormatMediaType(mt, params)
+			if contentType == "" || len(contentType) > store.MaxContentTypeLen {
+				return "", "", uma.NewError(http.StatusBadRequest, uma.ErrInvalidRequest, "Content-Type cannot be stored")
+			}
+		}
+	}
+	if cd := r.Header.Get("Content-Disposition"); cd != "" {
+		if len(cd) > 1024 {
+			return "", "", uma.NewError(http.StatusBadRequest, uma.ErrInvalidRequest, "Content-Disposition too long")
+		}
+		_, params, err := mime.ParseMediaType(cd)
+		if err != nil {
+			return "", "", uma.NewError(http.StatusBadRequest, uma.ErrInvalidRequest, "Content-Disposition is malformed")
+		}
+		fileName = params["filename"]
+	}
+	if b.FileName != "" {
+		if fileName != "" && fileName != b.FileName {
+			return "", "", uma.NewError(http.StatusForbidden, uma.ErrInsufficientScope, "file name differs from the file_name bound to the RPT")
+		}
+		fileName = b.FileName
+	}
+	if fileName != "" {
+		var ok bool
+		if fileName, ok = SafeFileName(fileName); !ok {
+			return "", "", uma.NewError(http.StatusBadRequest, uma.ErrInvalidRequest, "file name is not acceptable")
+		}
+	}
+	return contentType, fileName, nil
+}
+
+// SafeFileName keeps the last path element of name; it refuses names that
+// are empty, "." or "..", longer than 255 bytes, not UTF-8 or with control
+// characters.
+func SafeFileName(name string) (string, bool) {
+	if i := strings.LastIndexAny(name, `/\`); i >= 0 {
+		name = name[i+1:]
+	}
+	name = strings.TrimSpace(name)
+	if name == "" || name == "." || name == ".." || len(name) > store.MaxFileNameLen || !utf8.ValidString(name) {
+		return "", false
+	}
+	for _, r := range name {
+		if r < 0x20 || r == 0x7f || (r >= 0x80 && r < 0xa0) || r == 0x2028 || r == 0x2029 || (r >= 0x202a && r <= 0x202e) || (r >= 0x2066 && r <= 0x2069) {
+			return "", false
+		}
+	}
+	return name, true
+}
+
+func (s *Server) readBody(c *gin.Context, r *http.Request) ([]byte, *uma.Error) {
+	rd := http.MaxBytesReader(c.Writer, r.Body, s.cfg.MaxBody)
+	var buf bytes.Buffer
+	if r.ContentLength > 0 {
+		buf.Grow(int(r.ContentLength))
+	}
+	if _, err := io.Copy(&buf, rd); err != nil {
+		var mbe *http.MaxBytesError
+		if errors.As(err, &mbe) {
+			return nil, uma.NewError(http.StatusRequestEntityTooLarge, uma.ErrTooLarge, "message larger than %d bytes", s.cfg.MaxBody)
+		}
+		return nil, uma.NewError(http.StatusBadRequest, uma.ErrInvalidRequest, "reading the body failed")
+	}
+	return buf.Bytes(), nil
+}
+
+// --- reading ---
+
+// reader checks the caller is the owner, with a token of an allowed client.
+func (s *Server) reader(c *gin.Context) (string, bool) {
+	o, ok := s.ownerParam(c)
+	if !ok {
+		return "", false
+	}
+	bearerChallenge := `Bearer realm="` + s.cfg.Realm + `"`
+	tok, present, err := bearer(c.Request)
+	if !present {
+		c.Header("WWW-Authenticate", bearerChallenge)
+		s.fail(c, uma.NewError(http.StatusUnauthorized, "unauthorized", "a bearer token of the owner is required"), "reader_no_token")
+		return "", false
+	}
+	var who rpt.Reader
+	if err == nil {
+		who, err = s.cfg.Verifier.Reader(c.Request.Context(), tok)
+	}
+	if err != nil {
+		s.cfg.Logger.Info("reader token refused", "owner", o, "err", err)
+		c.Header("WWW-Authenticate", bearerChallenge+`, error="invalid_token"`)
+		s.fail(c, uma.NewError(http.StatusUnauthorized, uma.ErrInvalidToken, "the token is invalid or expired"), "reader_invalid_token")
+		return "", false
+	}
+	if who.Username != o {
+		s.fail(c, uma.NewError(http.StatusForbidden, uma.ErrAccessDenied, "only the owner may read this Incoming"), "reader_not_owner")
+		return "", false
+	}
+	if !s.readerAllowed(who.ClientID) {
+		s.fail(c, uma.NewError(http.StatusForbidden, uma.ErrAccessDenied, "tokens of client %q may not read an Incoming", who.ClientID), "reader_client")
+		return "", false
+	}
+	return o, true
+}
+
+func (s *Server) listMessages(c *gin.Context) {
+	o, ok := s.reader(c)
+	if !ok {
+		return
+	}
+	limit := DefaultListLimit
+	if v, present := c.GetQuery("limit"); present {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 || n > store.MaxListLimit || len(v) > 4 {
+			s.fail(c, uma.NewError(http.StatusBadRequest, uma.ErrInvalidRequest, "limit must be 1 to %d", store.MaxListLimit), "limit")
+			return
+		}
+		limit = n
+	}
+	list, err := s.cfg.Store.List(c.Request.Context(), o, limit)
+	if err != nil {
+		s.storeFailed(c, err)
+		return
+	}
+	out := make([]MessageJSON, 0, len(list))
+	for _, m := range list {
+		out = append(out, messageJSON(m))
+	}
+	c.Header("Cache-Control", "no-store")
+	c.JSON(http.StatusOK, gin.H{"messages": out})
+}
+
+func (s *Server) getMessage(c *gin.Context) {
+	o, ok := s.reader(c)
+	if !ok {
+		return
+	}
+	m, err := s.cfg.Store.Get(c.Request.Context(), o, c.Param("id"))
+	if errors.Is(err, store.ErrNotFound) {
+		s.fail(c, uma.NewError(http.StatusNotFound, uma.ErrNotFound, "no such message"), "no_message")
+		return
+	}
+	if err != nil {
+		s.storeFailed(c, err)
+		return
+	}
+	name := m.FileName
+	if name == "" {
+		name = "message-" + m.ID
+	}
+	disp := mime.FormatMediaType("attachment", map[string]string{"filename": name})
+	if disp == "" {
+		disp = mime.FormatMediaType("attachment", map[string]string{"filename": "message-" + m.ID})
+	}
+	h := c.Writer.Header()
+	h.Set("Content-Disposition", disp)
+	h.Set("X-Content-Type-Options", "nosniff")
+	h.Set("Content-Security-Policy", "default-src 'none'; sandbox")
+	h.Set("Cache-Control", "private, no-store")
+	h.Set("ETag", `"`+m.SHA256+`"`)
+	c.Data(http.StatusOK, m.ContentType, m.Body)
+}

@@ -1,0 +1,530 @@
+package server
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"path/filepath"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/golang-jwt/jwt/v5"
+
+	"github.com/umawide/umawide/internal/uma"
+	"github.com/umawide/umawide/resource-server/internal/rpt"
+	"github.com/umawide/umawide/resource-server/internal/rpt/rpttest"
+	"github.com/umawide/umawide/resource-server/internal/store"
+)
+
+const asURI = "http://kc.test/realms/bar"
+
+var errUnknown = errors.New("unknown owner")
+var errDown = errors.New("keycloak down")
+
+type fakeProt struct {
+	down    atomic.Bool
+	tickets atomic.Int32
+}
+
+func (f *fakeProt) ResourceID(_ context.Context, owner string) (string, error) {
+	if f.down.Load() {
+		return "", errDown
+	}
+	if owner == "nobody" {
+		return "", errUnknown
+	}
+	return "rid-" + owner, nil
+}
+
+func (f *fakeProt) Ticket(ctx context.Context, owner string) (string, string, error) {
+	rid, err := f.ResourceID(ctx, owner)
+	if err != nil {
+		return "", "", err
+	}
+	n := f.tickets.Add(1)
+	return fmt.Sprintf("ticket-%d-%s", n, rid), rid, nil
+}
+
+type env struct {
+	t      *testing.T
+	srv    *httptest.Server
+	signer *rpttest.Signer
+	store  store.Store
+	prot   *fakeProt
+}
+
+func newEnv(t *testing.T, maxBody int64) *env {
+	t.Helper()
+	st, err := store.OpenSQLite(context.Background(), filepath.Join(t.TempDir(), "rs.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	signer := rpttest.New(asURI)
+	v, err := rpt.New(rpt.Config{Issuer: asURI, Audience: "resource-server", Keys: signer.Keys()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	prot := &fakeProt{}
+	s, err := New(Config{
+		Realm: "bar", ASURI: asURI, MaxBody: maxBody, ReaderClients: []string{"incoming-app"},
+		IsUnknownOwner: func(err error) bool { return errors.Is(err, errUnknown) },
+		Store:          st, Protection: prot, Verifier: v,
+		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(s)
+	t.Cleanup(srv.Close)
+	return &env{t: t, srv: srv, signer: signer, store: st, prot: prot}
+}
+
+// countingBody counts the bytes the client transport actually read (sent).
+type countingBody struct {
+	r io.Reader
+	n atomic.Int64
+}
+
+func (c *countingBody) Read(p []byte) (int, error) {
+	n, err := c.r.Read(p)
+	c.n.Add(int64(n))
+	return n, err
+}
+
+type resp struct {
+	status int
+	header http.Header
+	body   []byte
+}
+
+func (r resp) err() uma.Error {
+	var e uma.Error
+	_ = json.Unmarshal(r.body, &e)
+	return e
+}
+
+func (e *env) do(method, path, token string, body []byte, hdr map[string]string) resp {
+	e.t.Helper()
+	var rd io.Reader
+	if body != nil {
+		rd = strings.NewReader(string(body))
+		if hdr["Transfer-Encoding"] == "chunked" {
+			rd = io.MultiReader(rd) // hides the length: the client sends it chunked
+		}
+	}
+	req, err := http.NewRequest(method, e.srv.URL+path, rd)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	for k, v := range hdr {
+		req.Header.Set(k, v)
+	}
+	if body != nil && req.ContentLength == 0 && len(body) > 0 && hdr["Transfer-Encoding"] != "chunked" {
+		e.t.Fatal("request without Content-Length")
+	}
+	res, err := e.srv.Client().Do(req)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	defer res.Body.Close()
+	data, _ := io.ReadAll(res.Body)
+	return resp{res.StatusCode, res.Header, data}
+}
+
+func (e *env) post(owner, token string, body []byte, hdr map[string]string) resp {
+	return e.do(http.MethodPost, "/incoming/"+owner, token, body, hdr)
+}
+
+func (e *env) count(owner string) int {
+	list, err := e.store.List(context.Background(), owner, 0)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	return len(list)
+}
+
+func hexSum(b []byte) string {
+	s := sha256.Sum256(b)
+	return hex.EncodeToString(s[:])
+}
+
+func bound(rid string, body []byte, extra map[string][]string) []rpttest.Perm {
+	cl := map[string][]string{
+		"content_sha256": {hexSum(body)}, "content_length": {fmt.Sprint(len(body))},
+		"sender_email": {"alice@foo.example"}, "sender_iss": {"https://cp.foo.example"}, "sender_sub": {"a11ce"},
+	}
+	for k, v := range extra {
+		cl[k] = v
+	}
+	return []rpttest.Perm{{RSID: rid, Claims: cl}}
+}
+
+func wantChallenge(t *testing.T, r resp, errCode string) uma.Challenge {
+	t.Helper()
+	if r.status != http.StatusUnauthorized {
+		t.Fatalf("status %d %s, want 401", r.status, r.body)
+	}
+	ch, err := uma.ParseChallenge(r.header)
+	if err != nil {
+		t.Fatalf("WWW-Authenticate %q: %v", r.header.Get("WWW-Authenticate"), err)
+	}
+	if ch.Realm != "bar" || ch.ASURI != asURI || !strings.HasPrefix(ch.Ticket, "ticket-") {
+		t.Fatalf("challenge %+v", ch)
+	}
+	if errCode != "" && !strings.Contains(r.header.Get("WWW-Authenticate"), `error="`+errCode+`"`) {
+		t.Fatalf("challenge %q lacks error=%q", r.header.Get("WWW-Authenticate"), errCode)
+	}
+	if r.header.Get("Content-Type") != "application/json" {
+		t.Fatalf("401 body is not JSON: %q", r.header.Get("Content-Type"))
+	}
+	return ch
+}
+
+func TestNoTokenGetsChallenge(t *testing.T) {
+	e := newEnv(t, 0)
+	r := e.post("bob", "", []byte("hello"), nil)
+	c1 := wantChallenge(t, r, "")
+	if r.header.Get("Cache-Control") != "no-store" {
+		t.Error("challenge may be cached")
+	}
+	c2 := wantChallenge(t, e.post("bob", "", []byte("hello"), nil), "")
+	if c1.Ticket == c2.Ticket {
+		t.Error("ticket reused across challenges")
+	}
+	if e.count("bob") != 0 {
+		t.Fatal("stored without a token")
+	}
+}
+
+// TestExpectContinue: a client that sends Expect: 100-continue uploads
+// nothing for the 401 and the body exactly once with its RPT.
+func TestExpectContinue(t *testing.T) {
+	e := newEnv(t, 0)
+	body := make([]byte, 2<<20)
+	_, _ = rand.Read(body)
+	tr := &http.Transport{ExpectContinueTimeout: 10 * time.Second}
+	defer tr.CloseIdleConnections()
+	client := &http.Client{Transport: tr}
+	send := func(token string) (int, int64) {
+		cb := &countingBody{r: strings.NewReader(string(body))}
+		req, _ := http.NewRequest(http.MethodPost, e.srv.URL+"/incoming/bob", cb)
+		req.ContentLength = int64(len(body))
+		req.Header.Set("Expect", "100-continue")
+		if token != "" {
+			req.Header.Set("Authorization", "Bearer "+token)
+		}
+		res, err := client.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		io.Copy(io.Discard, res.Body)
+		res.Body.Close()
+		return res.StatusCode, cb.n.Load()
+	}
+	status, sent := send("")
+	if status != http.StatusUnauthorized || sent != 0 {
+		t.Fatalf("without RPT: status %d, %d body bytes sent; want 401 and 0", status, sent)
+	}
+	status, sent = send(e.signer.RPT(bound("rid-bob", body, nil), nil))
+	if status != http.StatusCreated || sent != int64(len(body)) {
+		t.Fatalf("with RPT: status %d, %d body bytes sent; want 201 and %d", status, sent, len(body))
+	}
+	// A refused RPT: nothing uploaded either.
+	status, sent = send(rpttest.New(asURI).RPT(bound("rid-bob", body, nil), nil))
+	if status != http.StatusUnauthorized || sent != 0 {
+		t.Fatalf("forged RPT: status %d, %d body bytes sent", status, sent)
+	}
+}
+
+func TestStoreWithRPT(t *testing.T) {
+	e := newEnv(t, 0)
+	body := []byte("hello, Bob")
+	tok := e.signer.RPT(bound("rid-bob", body, map[string][]string{"content_type": {"text/plain"}, "file_name": {"hello.txt"}}), nil)
+	r := e.post("bob", tok, body, map[string]string{"Content-Type": "text/plain; charset=utf-8"})
+	if r.status != http.StatusCreated {
+		t.Fatalf("status %d %s", r.status, r.body)
+	}
+	var m MessageJSON
+	if err := json.Unmarshal(r.body, &m); err != nil {
+		t.Fatal(err)
+	}
+	if r.header.Get("Location") != "/incoming/bob/messages/"+m.ID || !store.ValidID(m.ID) {
+		t.Fatalf("Location %q for id %q", r.header.Get("Location"), m.ID)
+	}
+	if m.Owner != "bob" || m.SenderEmail != "alice@foo.example" || m.SenderIss != "https://cp.foo.example" || m.SenderSub != "a11ce" ||
+		m.ContentType != "text/plain; charset=utf-8" || m.FileName != "hello.txt" || m.Size != int64(len(body)) || m.SHA256 != hexSum(body) {
+		t.Fatalf("response %+v", m)
+	}
+	at, err := time.Parse(time.RFC3339Nano, m.ReceivedAt)
+	if err != nil || time.Since(at) > time.Minute || !strings.HasSuffix(m.ReceivedAt, "Z") {
+		t.Fatalf("received_at %q", m.ReceivedAt)
+	}
+	var raw map[string]any
+	_ = json.Unmarshal(r.body, &raw)
+	for _, k := range []string{"id", "owner", "sender_email", "sender_iss", "content_type", "size", "sha256", "received_at"} {
+		if _, ok := raw[k]; !ok {
+			t.Errorf("response lacks %s", k)
+		}
+	}
+	got, err := e.store.Get(context.Background(), "bob", m.ID)
+	if err != nil || string(got.Body) != string(body) {
+		t.Fatalf("stored %q %v", got.Body, err)
+	}
+}
+
+func TestUnboundRPTStoresSeveral(t *testing.T) {
+	e := newEnv(t, 0)
+	tok := e.signer.RPT([]rpttest.Perm{{RSID: "rid-bob"}}, nil)
+	for i := range 2 {
+		if r := e.post("bob", tok, []byte(fmt.Sprint(i)), nil); r.status != http.StatusCreated {
+			t.Fatalf("message %d: %d %s", i, r.status, r.body)
+		}
+	}
+	if e.count("bob") != 2 {
+		t.Fatal("want 2 messages")
+	}
+	m, _ := e.store.List(context.Background(), "bob", 1)
+	if m[0].ContentType != "application/octet-stream" || m[0].SenderEmail != "" {
+		t.Fatalf("defaults: %+v", m[0])
+	}
+}
+
+func TestRefusals(t *testing.T) {
+	e := newEnv(t, 1000)
+	body := []byte("the data")
+	good := func() string { return e.signer.RPT(bound("rid-bob", body, nil), nil) }
+	cases := []struct {
+		name   string
+		owner  string
+		token  string
+		body   []byte
+		hdr    map[string]string
+		status int
+		code   string // error code in the JSON body
+	}{
+		{"forged RPT", "bob", rpttest.New(asURI).RPT(bound("rid-bob", body, nil), nil), body, nil, 401, "invalid_token"},
+		{"expired RPT", "bob", e.signer.RPT(bound("rid-bob", body, nil), jwt.MapClaims{"exp": time.Now().Add(-time.Hour).Unix(), "iat": time.Now().Add(-2 * time.Hour).Unix()}), body, nil, 401, "invalid_token"},
+		{"RPT for another owner", "bob", e.signer.RPT(bound("rid-carol", body, nil), nil), body, nil, 401, "insufficient_scope"},
+		{"RPT without scope create", "bob", e.signer.RPT([]rpttest.Perm{{RSID: "rid-bob", Scopes: []string{"read"}}}, nil), body, nil, 401, "insufficient_scope"},
+		{"owner's access token", "bob", e.signer.Reader("bob", "incoming-app", jwt.MapClaims{"aud": "resource-server"}), body, nil, 401, "insufficient_scope"},
+		{"malformed Authorization", "bob", "a b", body, nil, 401, "invalid_token"},
+		{"body does not match digest", "bob", good(), []byte("the dat4"), nil, 403, "insufficient_scope"},
+		{"body does not match length", "bob", good(), []byte("the data!"), nil, 403, "insufficient_scope"},
+		{"chunked body does not match length", "bob", e.signer.RPT([]rpttest.Perm{{RSID: "rid-bob", Claims: map[string][]string{"content_length": {"3"}}}}, nil), body, map[string]string{"Transfer-Encoding": "chunked"}, 403, "insufficient_scope"},
+		{"chunked body does not match digest", "bob", good(), []byte("the dat4"), map[string]string{"Transfer-Encoding": "chunked"}, 403, "insufficient_scope"},
+		{"chunked body over the limit", "bob", e.signer.RPT([]rpttest.Perm{{RSID: "rid-bob"}}, nil), make([]byte, 1001), map[string]string{"Transfer-Encoding": "chunked"}, 413, "request_too_large"},
+		{"content type does not match", "bob", e.signer.RPT(bound("rid-bob", body, map[string][]string{"content_type": {"text/plain"}}), nil), body, map[string]string{"Content-Type": "text/html"}, 403, "insufficient_scope"},
+		{"file name does not match", "bob", e.signer.RPT(bound("rid-bob", body, map[string][]string{"file_name": {"a.txt"}}), nil), body, map[string]string{"Content-Disposition": `attachment; filename="b.txt"`}, 403, "insufficient_scope"},
+		{"bad Content-Type", "bob", good(), body, map[string]string{"Content-Type": "text/"}, 400, "invalid_request"},
+		{"bad file name", "bob", good(), body, map[string]string{"Content-Disposition": `attachment; filename=".."`}, 400, "invalid_request"},
+		{"body over the limit", "bob", e.signer.RPT([]rpttest.Perm{{RSID: "rid-bob"}}, nil), make([]byte, 1001), nil, 413, "request_too_large"},
+		{"body over the limit without a token", "bob", "", make([]byte, 1001), nil, 413, "request_too_large"},
+		{"bound length over the limit", "bob", e.signer.RPT(bound("rid-bob", make([]byte, 1001), nil), nil), make([]byte, 1001), nil, 413, "request_too_large"},
+		{"unknown owner", "nobody", "", body, nil, 404, "not_found"},
+		{"unknown owner with RPT", "nobody", good(), body, nil, 404, "not_found"},
+		{"upper case owner", "Bob", "", body, nil, 404, "not_found"},
+		{"dot segment owner", "..", "", body, nil, 404, "not_found"},
+		{"percent-encoded owner", "b%6fb", "", body, nil, 400, "invalid_request"},
+		{"service account owner", "service-account-rqp-client", "", body, nil, 404, "not_found"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			r := e.post(tc.owner, tc.token, tc.body, tc.hdr)
+			if r.status != tc.status || r.err().Code != tc.code {
+				t.Fatalf("status %d %s, want %d %s", r.status, r.body, tc.status, tc.code)
+			}
+			if tc.status == 401 {
+				wantChallenge(t, r, tc.code)
+			}
+			if n := e.count("bob"); n != 0 {
+				t.Fatalf("%d messages stored", n)
+			}
+		})
+	}
+	t.Run("chunked body over the limit", func(t *testing.T) {
+		tok := e.signer.RPT([]rpttest.Perm{{RSID: "rid-bob"}}, nil)
+		req, _ := http.NewRequest(http.MethodPost, e.srv.URL+"/incoming/bob", io.LimitReader(zeros{}, 5000))
+		req.Header.Set("Authorization", "Bearer "+tok)
+		res, err := e.srv.Client().Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		res.Body.Close()
+		if req.ContentLength != 0 || res.StatusCode != 413 {
+			t.Fatalf("status %d (content length %d), want 413 for a chunked body", res.StatusCode, req.ContentLength)
+		}
+		if e.count("bob") != 0 {
+			t.Fatal("stored")
+		}
+	})
+}
+
+type zeros struct{}
+
+func (zeros) Read(p []byte) (int, error) { clear(p); return len(p), nil }
+
+func TestContentBoundRPTIsSingleUse(t *testing.T) {
+	e := newEnv(t, 0)
+	body := []byte("once")
+	tok := e.signer.RPT(bound("rid-bob", body, nil), nil)
+	// A mismatch does not spend it.
+	if r := e.post("bob", tok, []byte("twice"), nil); r.status != 403 {
+		t.Fatalf("mismatch: %d", r.status)
+	}
+	if r := e.post("bob", tok, body, nil); r.status != 201 {
+		t.Fatalf("first use: %d %s", r.status, r.body)
+	}
+	r := e.post("bob", tok, body, nil)
+	wantChallenge(t, r, "invalid_token")
+	if !strings.Contains(r.err().Description, "already used") {
+		t.Fatalf("second use: %s", r.body)
+	}
+	if e.count("bob") != 1 {
+		t.Fatalf("%d messages, want 1", e.count("bob"))
+	}
+}
+
+func TestAuthorizationServerUnreachable(t *testing.T) {
+	e := newEnv(t, 0)
+	e.prot.down.Store(true)
+	for _, tok := range []string{"", e.signer.RPT([]rpttest.Perm{{RSID: "rid-bob"}}, nil)} {
+		r := e.post("bob", tok, []byte("x"), nil)
+		if r.status != http.StatusForbidden || r.header.Get("Warning") != `199 - "UMA Authorization Server Unreachable"` {
+			t.Fatalf("status %d, Warning %q", r.status, r.header.Get("Warning"))
+		}
+		if r.err().Code != uma.ErrUnavailable || r.header.Get("WWW-Authenticate") != "" {
+			t.Fatalf("body %s, WWW-Authenticate %q", r.body, r.header.Get("WWW-Authenticate"))
+		}
+	}
+	if e.count("bob") != 0 {
+		t.Fatal("stored")
+	}
+}
+
+func TestReading(t *testing.T) {
+	e := newEnv(t, 0)
+	tok := e.signer.RPT([]rpttest.Perm{{RSID: "rid-bob"}}, nil)
+	var ids []string
+	for i, b := range []string{"<script>alert(1)</script>", "second"} {
+		hdr := map[string]string{"Content-Type": "text/html"}
+		if i == 1 {
+			hdr = map[string]string{"Content-Type": "application/pdf", "Content-Disposition": `attachment; filename="../../etc/Überweisung \"final\".pdf"`}
+		}
+		r := e.post("bob", tok, []byte(b), hdr)
+		if r.status != 201 {
+			t.Fatalf("%d %s", r.status, r.body)
+		}
+		var m MessageJSON
+		json.Unmarshal(r.body, &m)
+		ids = append(ids, m.ID)
+	}
+	bob := e.signer.Reader("bob", "incoming-app", nil)
+
+	r := e.do(http.MethodGet, "/incoming/bob/messages", bob, nil, nil)
+	var list struct{ Messages []MessageJSON }
+	if r.status != 200 || json.Unmarshal(r.body, &list) != nil || len(list.Messages) != 2 {
+		t.Fatalf("list: %d %s", r.status, r.body)
+	}
+	if list.Messages[0].ID != ids[1] || list.Messages[1].ID != ids[0] {
+		t.Fatal("not newest first")
+	}
+	if list.Messages[0].FileName != `Überweisung "final".pdf` {
+		t.Fatalf("file name stored as %q", list.Messages[0].FileName)
+	}
+	if r := e.do(http.MethodGet, "/incoming/bob/messages?limit=1", bob, nil, nil); r.status != 200 || strings.Count(string(r.body), `"id"`) != 1 {
+		t.Fatalf("limit=1: %d %s", r.status, r.body)
+	}
+
+	r = e.do(http.MethodGet, "/incoming/bob/messages/"+ids[0], bob, nil, nil)
+	if r.status != 200 || string(r.body) != "<script>alert(1)</script>" {
+		t.Fatalf("get: %d %s", r.status, r.body)
+	}
+	h := r.header
+	if h.Get("Content-Type") != "text/html" || h.Get("X-Content-Type-Options") != "nosniff" ||
+		!strings.HasPrefix(h.Get("Content-Disposition"), "attachment;") || !strings.Contains(h.Get("Content-Security-Policy"), "sandbox") {
+		t.Fatalf("headers %v", h)
+	}
+	r = e.do(http.MethodGet, "/incoming/bob/messages/"+ids[1], bob, nil, nil)
+	if cd := r.header.Get("Content-Disposition"); !strings.HasPrefix(cd, "attachment; filename*=utf-8''") || strings.ContainsAny(cd, "/\r\n") {
+		t.Fatalf("Content-Disposition %q", cd)
+	}
+
+	refusals := []struct {
+		name, path, token string
+		status            int
+	}{
+		{"no token", "/incoming/bob/messages", "", 401},
+		{"forged token", "/incoming/bob/messages", rpttest.New(asURI).Reader("bob", "incoming-app", nil), 401},
+		{"ID token", "/incoming/bob/messages", e.signer.Reader("bob", "incoming-app", jwt.MapClaims{"typ": "ID"}), 401},
+		{"expired", "/incoming/bob/messages", e.signer.Reader("bob", "incoming-app", jwt.MapClaims{"exp": time.Now().Add(-time.Hour).Unix(), "iat": time.Now().Add(-2 * time.Hour).Unix()}), 401},
+		{"someone else lists", "/incoming/bob/messages", e.signer.Reader("carol", "incoming-app", nil), 403},
+		{"someone else reads", "/incoming/bob/messages/" + ids[0], e.signer.Reader("carol", "incoming-app", nil), 403},
+		{"carol reads bob's id in her Incoming", "/incoming/carol/messages/" + ids[0], e.signer.Reader("carol", "incoming-app", nil), 404},
+		{"other client", "/incoming/bob/messages", e.signer.Reader("bob", "rqp-client", nil), 403},
+		{"RPT", "/incoming/bob/messages", tok, 401},
+		{"unknown id", "/incoming/bob/messages/" + store.NewID(), bob, 404},
+		{"bad id", "/incoming/bob/messages/x", bob, 404},
+		{"bad limit", "/incoming/bob/messages?limit=0", bob, 400},
+		{"huge limit", "/incoming/bob/messages?limit=100000", bob, 400},
+		{"trailing slash", "/incoming/bob/messages/", bob, 404},
+	}
+	for _, tc := range refusals {
+		r := e.do(http.MethodGet, tc.path, tc.token, nil, nil)
+		if r.status != tc.status || r.err().Code == "" {
+			t.Errorf("%s: %d %s, want %d with a JSON error", tc.name, r.status, r.body, tc.status)
+		}
+		if tc.status == 401 && !strings.HasPrefix(r.header.Get("WWW-Authenticate"), `Bearer realm="bar"`) {
+			t.Errorf("%s: WWW-Authenticate %q", tc.name, r.header.Get("WWW-Authenticate"))
+		}
+	}
+}
+
+func TestOperationalEndpoints(t *testing.T) {
+	e := newEnv(t, 0)
+	e.post("bob", "", []byte("x"), nil)
+	if r := e.do(http.MethodGet, "/healthz", "", nil, nil); r.status != 200 {
+		t.Fatal("healthz", r.status)
+	}
+	if r := e.do(http.MethodGet, "/readyz", "", nil, nil); r.status != 200 {
+		t.Fatal("readyz", r.status)
+	}
+	r := e.do(http.MethodGet, "/metrics", "", nil, nil)
+	if r.status != 200 || !strings.Contains(string(r.body), `umawide_rs_uma_challenges_total 1`) ||
+		!strings.Contains(string(r.body), `umawide_rs_http_requests_total{code="401",method="POST",route="/incoming/:owner"} 1`) {
+		t.Fatalf("metrics: %d %.2000s", r.status, r.body)
+	}
+	if r := e.do(http.MethodDelete, "/incoming/bob", "", nil, nil); r.status != 405 || r.err().Code == "" {
+		t.Fatalf("DELETE: %d %s", r.status, r.body)
+	}
+	e.store.Close()
+	if r := e.do(http.MethodGet, "/readyz", "", nil, nil); r.status != 503 {
+		t.Fatal("readyz with a closed store", r.status)
+	}
+}
+
+func TestSafeFileName(t *testing.T) {
+	for in, want := range map[string]string{"a.txt": "a.txt", "../../x.pdf": "x.pdf", `C:\dir\y.doc`: "y.doc", " z ": "z"} {
+		if got, ok := SafeFileName(in); !ok || got != want {
+			t.Errorf("SafeFileName(%q) = %q %v, want %q", in, got, ok, want)
+		}
+	}
+	for _, bad := range []string{"", "..", "dir/", "a\nb", "a\x00b", "evil\u202etxt.exe", strings.Repeat("a", 256), "\xff"} {
+		if _, ok := SafeFileName(bad); ok {
+			t.Errorf("SafeFileName(%q) accepted", bad)
+		}
+	}
+}
