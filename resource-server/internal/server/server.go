@@ -107,7 +107,9 @@ func New(cfg Config) (*Server, error) {
 	e.RemoveExtraSlash = false
 	e.UseRawPath = false
 	e.Use(s.observe, s.recover, s.strictPath)
-	e.NoRoute(func(c *gin.Context) { s.fail(c, uma.NewError(http.StatusNotFound, uma.ErrNotFound, "no such endpoint"), "no_route") })
+	e.NoRoute(func(c *gin.Context) {
+		s.fail(c, uma.NewError(http.StatusNotFound, uma.ErrNotFound, "no such endpoint"), "no_route")
+	})
 	e.NoMethod(func(c *gin.Context) {
 		s.fail(c, uma.NewError(http.StatusMethodNotAllowed, uma.ErrInvalidRequest, "method not allowed"), "method")
 	})

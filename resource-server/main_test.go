@@ -1,0 +1,76 @@
+package main
+
+import (
+	"bytes"
+	"errors"
+	"flag"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+func env(m map[string]string) func(string) string { return func(k string) string { return m[k] } }
+
+func TestFlagsAndEnvironment(t *testing.T) {
+	var out bytes.Buffer
+	c, err := parseFlags([]string{"-realm", "bar2"}, env(map[string]string{
+		"RESOURCE_SERVER_CLIENT_SECRET": "s3cret",
+		"RESOURCE_SERVER_REALM":         "ignored",
+		"RESOURCE_SERVER_KEYCLOAK_URL":  "http://kc:8080/",
+		"RESOURCE_SERVER_MAX_BODY":      "2048",
+		"RESOURCE_SERVER_DATABASE_URL":  "postgres://u:pw@h/db",
+	}), &out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.realm != "bar2" || c.clientSecret != "s3cret" || c.keycloakURL != "http://kc:8080" || c.maxBody != 2048 ||
+		c.issuer != "http://kc:8080/realms/bar2" || c.rptAudience != "resource-server" || c.databaseURL != "postgres://u:pw@h/db" {
+		t.Fatalf("config %+v", c)
+	}
+	c, err = parseFlags([]string{"-client-secret", "flag-wins", "-rpt-audience", "-", "-issuer", "https://id.bar.example/realms/bar/"},
+		env(map[string]string{"RESOURCE_SERVER_CLIENT_SECRET": "env"}), &out)
+	if err != nil || c.clientSecret != "flag-wins" || c.rptAudience != "" || c.issuer != "https://id.bar.example/realms/bar" {
+		t.Fatalf("%+v %v", c, err)
+	}
+	file := filepath.Join(t.TempDir(), "secret")
+	os.WriteFile(file, []byte("from-file\n"), 0o600)
+	if c, err = parseFlags([]string{"-client-secret-file", file}, env(nil), &out); err != nil || c.clientSecret != "from-file" {
+		t.Fatalf("%+v %v", c, err)
+	}
+}
+
+func TestFlagErrors(t *testing.T) {
+	var out bytes.Buffer
+	for _, args := range [][]string{
+		{}, // no secret
+		{"-client-secret", "x", "-max-body", "0"},
+		{"-client-secret", "x", "-max-body", "ten"},
+		{"-client-secret", "x", "extra"},
+		{"-client-secret-file", "/nonexistent/secret"},
+	} {
+		if _, err := parseFlags(args, env(nil), &out); err == nil {
+			t.Errorf("%q accepted", args)
+		}
+	}
+}
+
+func TestHelpDocumentsEveryFlagAndHidesSecrets(t *testing.T) {
+	var out bytes.Buffer
+	_, err := parseFlags([]string{"-h"}, env(map[string]string{
+		"RESOURCE_SERVER_CLIENT_SECRET": "TOPSECRET", "RESOURCE_SERVER_DATABASE_URL": "postgres://u:PASSWORD@h/db",
+	}), &out)
+	if !errors.Is(err, flag.ErrHelp) {
+		t.Fatal(err)
+	}
+	help := out.String()
+	if strings.Contains(help, "TOPSECRET") || strings.Contains(help, "PASSWORD") {
+		t.Fatal("-h shows a secret")
+	}
+	for _, f := range []string{"listen", "keycloak-url", "realm", "issuer", "client-id", "client-secret", "client-secret-file",
+		"rpt-audience", "reader-clients", "db", "database-url", "max-body", "log-level"} {
+		if !strings.Contains(help, "-"+f+" ") || !strings.Contains(help, envName(f)) {
+			t.Errorf("-h does not document -%s / %s", f, envName(f))
+		}
+	}
+}
