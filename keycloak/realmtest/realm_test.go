@@ -11,8 +11,6 @@ import (
 	"io"
 	"net/http"
 	"net/url"
-	"os"
-	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -25,12 +23,11 @@ import (
 
 // Demo credentials: the realm files' placeholder defaults.
 const (
-	alicePassword   = "alice-password"
-	bobPassword     = "bob-password"
-	rqpSecret       = "rqp-client-secret"
-	cpSecret        = "claims-provider-secret"
-	rsSecret        = "resource-server-secret"
-	stockPolicyName = "rqp-client only"
+	alicePassword = "alice-password"
+	bobPassword   = "bob-password"
+	rqpSecret     = "rqp-client-secret"
+	cpSecret      = "claims-provider-secret"
+	rsSecret      = "resource-server-secret"
 )
 
 func runRealmSuite(t *testing.T, kc *launcher.Keycloak) {
@@ -178,53 +175,7 @@ func testProtectionAndGrant(t *testing.T, kc *launcher.Keycloak) {
 // when the test ends.
 func stockBarCopy(t *testing.T, kc *launcher.Keycloak) string {
 	t.Helper()
-	ctx := ctxT(t)
-	root, err := launcher.RepoRoot()
-	if err != nil {
-		t.Fatal(err)
-	}
-	raw, err := os.ReadFile(filepath.Join(launcher.RealmDir(root), "bar-realm.json"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	var rep map[string]any
-	if err := json.Unmarshal(launcher.ExpandPlaceholders(raw, nil), &rep); err != nil {
-		t.Fatal(err)
-	}
-	name := "bar-stock-" + randomHex(4)
-	rep["realm"] = name
-	delete(rep, "id")
-	found := false
-	for _, c := range rep["clients"].([]any) {
-		client := c.(map[string]any)
-		if client["clientId"] != "resource-server" {
-			continue
-		}
-		authz := client["authorizationSettings"].(map[string]any)
-		for _, p := range authz["policies"].([]any) {
-			pol := p.(map[string]any)
-			if pol["type"] == "scope" {
-				conf := pol["config"].(map[string]any)
-				if conf["scopes"] == `["create"]` {
-					conf["applyPolicies"] = `["` + stockPolicyName + `"]`
-					found = true
-				}
-			}
-		}
-	}
-	if !found {
-		t.Fatal("bar-realm.json has no scope permission on create")
-	}
-	data, _ := json.Marshal(rep)
-	if err := kc.ImportRealm(ctx, data); err != nil {
-		t.Fatalf("import %s: %v", name, err)
-	}
-	t.Cleanup(func() {
-		if err := kc.DeleteRealm(context.Background(), name); err != nil {
-			t.Errorf("delete realm %s: %v", name, err)
-		}
-	})
-	return name
+	return kctest.ImportStockBar(t, kc)
 }
 
 func testClaimsProviderUserQuery(t *testing.T, kc *launcher.Keycloak) {
