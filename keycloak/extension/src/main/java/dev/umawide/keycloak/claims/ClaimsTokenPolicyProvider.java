@@ -64,6 +64,7 @@ public final class ClaimsTokenPolicyProvider implements PolicyProvider {
 
     /** Evaluates; returns null after a grant, the reason after a denial. Never throws (but for VM errors). */
     Reason decide(Evaluation evaluation) {
+        long started = System.nanoTime();
         String realmName = "?";
         String policyName = "?";
         try {
@@ -95,8 +96,9 @@ public final class ClaimsTokenPolicyProvider implements PolicyProvider {
             List<String> dropped = PermissionClaims.rewrite(evaluation.getPermission(), sender);
             evaluation.grant();
             if (LOG.isDebugEnabled()) {
-                LOG.debugf("claims-token policy granted: realm=%s policy=%s iss=%s dropped_claims=%s", realmName, policyName,
-                        LogSafe.clip(sender.issuer()), LogSafe.clip(dropped.toString()));
+                LOG.debugf("claims-token policy granted: realm=%s policy=%s iss=%s dropped_claims=%s took_us=%d", realmName,
+                        policyName, LogSafe.clip(sender.issuer()), LogSafe.clip(dropped.toString()),
+                        (System.nanoTime() - started) / 1000);
             }
             return null;
         } catch (Denied d) {

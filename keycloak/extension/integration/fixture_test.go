@@ -1,0 +1,451 @@
+package integration
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"crypto"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/hmac"
+	"crypto/rand"
+	"crypto/rsa"
+	"crypto/sha256"
+	"crypto/x509"
+	"encoding/base64"
+	"encoding/hex"
+	"encoding/json"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"io"
+	"math/big"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/umawide/umawide/internal/kctest"
+	"github.com/umawide/umawide/internal/uma"
+	"github.com/umawide/umawide/keycloak/launcher"
+)
+
+// Demo secrets: the placeholder defaults of bar-realm.json.
+const (
+	rqpClientSecret      = "rqp-client-secret"
+	resourceServerSecret = "resource-server-secret"
+	claimsTokenPolicy    = "claims token"
+	stockPolicy          = "rqp-client only"
+	ecKID                = "test-es256"
+	rsaKID               = "test-rs256"
+)
+
+// claimsProvider is the test's Claims Provider: keys and a JWKS endpoint.
+type claimsProvider struct {
+	srv         *httptest.Server
+	issuer      string
+	ecKey       *ecdsa.PrivateKey
+	rsaKey      *rsa.PrivateKey
+	jwksFetches atomic.Int64
+}
+
+func newClaimsProvider(t testing.TB) *claimsProvider {
+	t.Helper()
+	ec, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rk, err := rsa.GenerateKey(rand.Reader, 2048)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cp := &claimsProvider{ecKey: ec, rsaKey: rk}
+	jwks := map[string]any{"keys": []any{
+		map[string]any{"kty": "EC", "crv": "P-256", "kid": ecKID, "use": "sig", "alg": "ES256",
+			"x": b64(pad(ec.X.Bytes(), 32)), "y": b64(pad(ec.Y.Bytes(), 32))},
+		map[string]any{"kty": "RSA", "kid": rsaKID, "use": "sig",
+			"n": b64(rk.N.Bytes()), "e": b64(big.NewInt(int64(rk.E)).Bytes())},
+	}}
+	body, _ := json.Marshal(jwks)
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /jwks", func(w http.ResponseWriter, r *http.Request) {
+		cp.jwksFetches.Add(1)
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = w.Write(body)
+	})
+	cp.srv = httptest.NewServer(mux)
+	t.Cleanup(cp.srv.Close)
+	cp.issuer = cp.srv.URL
+	return cp
+}
+
+func (cp *claimsProvider) jwksURI() string { return cp.srv.URL + "/jwks" }
+
+// rsaPublicPEM is what an alg-confusion attacker would use as an HMAC secret.
+func (cp *claimsProvider) rsaPublicPEM() []byte {
+	der, _ := x509.MarshalPKIXPublicKey(&cp.rsaKey.PublicKey)
+	return pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: der})
+}
+
+func b64(b []byte) string { return base64.RawURLEncoding.EncodeToString(b) }
+
+func pad(b []byte, n int) []byte {
+	if len(b) >= n {
+		return b
+	}
+	out := make([]byte, n)
+	copy(out[n-len(b):], b)
+	return out
+}
+
+func part(v any) string {
+	data, err := json.Marshal(v)
+	if err != nil {
+		panic(err)
+	}
+	return b64(data)
+}
+
+// signES256 signs header.payload with the provider's EC key (JWS R || S form).
+func (cp *claimsProvider) signES256(header, claims map[string]any) string {
+	input := part(header) + "." + part(claims)
+	sum := sha256.Sum256([]byte(input))
+	r, s, err := ecdsa.Sign(rand.Reader, cp.ecKey, sum[:])
+	if err != nil {
+		panic(err)
+	}
+	return input + "." + b64(append(pad(r.Bytes(), 32), pad(s.Bytes(), 32)...))
+}
+
+func (cp *claimsProvider) signRS256(header, claims map[string]any) string {
+	input := part(header) + "." + part(claims)
+	sum := sha256.Sum256([]byte(input))
+	sig, err := rsa.SignPKCS1v15(rand.Reader, cp.rsaKey, crypto.SHA256, sum[:])
+	if err != nil {
+		panic(err)
+	}
+	return input + "." + b64(sig)
+}
+
+func signHS256(header, claims map[string]any, secret []byte) string {
+	input := part(header) + "." + part(claims)
+	m := hmac.New(sha256.New, secret)
+	m.Write([]byte(input))
+	return input + "." + b64(m.Sum(nil))
+}
+
+func esHeader(kid string) map[string]any {
+	return map[string]any{"alg": "ES256", "kid": kid, "typ": "JWT"}
+}
+
+// realmFixture is a copy of realm bar with its own name, bob's Incoming
+// registered, and a PAT of resource-server.
+type realmFixture struct {
+	kc         *launcher.Keycloak
+	name       string
+	issuer     string
+	resourceID string
+	pat        string
+}
+
+func randomHex(n int) string {
+	b := make([]byte, n)
+	_, _ = rand.Read(b)
+	return hex.EncodeToString(b)
+}
+
+func testCtx(t testing.TB) context.Context {
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	t.Cleanup(cancel)
+	return ctx
+}
+
+// barCopy imports bar-realm.json under a unique name, with the claims-token
+// policy trusting cp (through the file's own placeholders) and, when stock is
+// set, the permission applying the stock client policy instead.
+func barCopy(t testing.TB, kc *launcher.Keycloak, cp *claimsProvider, stock bool) *realmFixture {
+	t.Helper()
+	ctx := testCtx(t)
+	root, err := launcher.RepoRoot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw, err := os.ReadFile(filepath.Join(launcher.RealmDir(root), "bar-realm.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	vars := map[string]string{
+		"UMAWIDE_CLAIMS_PROVIDER_ISSUER":           cp.issuer,
+		"UMAWIDE_CLAIMS_PROVIDER_JWKS_URI":         cp.jwksURI(),
+		"UMAWIDE_CLAIMS_TOKEN_ALLOW_INSECURE_URLS": "true",
+	}
+	var rep map[string]any
+	if err := json.Unmarshal(launcher.ExpandPlaceholders(raw, vars), &rep); err != nil {
+		t.Fatal(err)
+	}
+	prefix := "bar-ct-"
+	if stock {
+		prefix = "bar-stock-"
+	}
+	name := prefix + randomHex(4)
+	rep["realm"] = name
+	delete(rep, "id")
+	var applied string
+	for _, c := range rep["clients"].([]any) {
+		client := c.(map[string]any)
+		if client["clientId"] != "resource-server" {
+			continue
+		}
+		for _, p := range client["authorizationSettings"].(map[string]any)["policies"].([]any) {
+			pol := p.(map[string]any)
+			conf, _ := pol["config"].(map[string]any)
+			if pol["type"] == "scope" && conf["scopes"] == `["create"]` {
+				applied, _ = conf["applyPolicies"].(string)
+				if stock {
+					conf["applyPolicies"] = `["` + stockPolicy + `"]`
+				}
+			}
+		}
+	}
+	if applied != `["`+claimsTokenPolicy+`"]` {
+		t.Fatalf("bar-realm.json: the scope permission on create applies %s, want the claims-token policy %q", applied, claimsTokenPolicy)
+	}
+	data, _ := json.Marshal(rep)
+	if err := kc.ImportRealm(ctx, data); err != nil {
+		t.Fatalf("import realm %s: %v", name, err)
+	}
+	t.Cleanup(func() {
+		if err := kc.DeleteRealm(context.Background(), name); err != nil {
+			t.Errorf("delete realm %s: %v", name, err)
+		}
+	})
+	f := &realmFixture{kc: kc, name: name, issuer: kc.IssuerURL(name)}
+	tok, err := kctest.ClientCredentials(ctx, f.issuer, "resource-server", resourceServerSecret, "")
+	if err != nil {
+		t.Fatalf("resource-server PAT: %v", err)
+	}
+	f.pat = tok.AccessToken
+	var created struct {
+		ID string `json:"_id"`
+	}
+	f.postJSON(t, "/authz/protection/resource_set", map[string]any{
+		"name":               uma.IncomingResourceName("bob"),
+		"type":               uma.ResourceTypeIncoming,
+		"owner":              "bob",
+		"ownerManagedAccess": true,
+		"resource_scopes":    []string{uma.ScopeCreate},
+		"uris":               []string{uma.IncomingPath("bob")},
+	}, &created)
+	if created.ID == "" {
+		t.Fatal("no resource id")
+	}
+	f.resourceID = created.ID
+	return f
+}
+
+func (f *realmFixture) postJSON(t testing.TB, path string, body, out any) {
+	t.Helper()
+	data, _ := json.Marshal(body)
+	req, err := http.NewRequest(http.MethodPost, f.issuer+path, bytes.NewReader(data))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Authorization", "Bearer "+f.pat)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	answer, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	if resp.StatusCode != http.StatusCreated {
+		t.Fatalf("POST %s: %d %s", path, resp.StatusCode, answer)
+	}
+	if err := json.Unmarshal(answer, out); err != nil {
+		t.Fatalf("POST %s: %v", path, err)
+	}
+}
+
+// ticket asks for a fresh permission ticket for bob's Incoming, scope create,
+// as the Resource Server does in seed step 2.
+func (f *realmFixture) ticket(t testing.TB) string {
+	t.Helper()
+	var tk struct {
+		Ticket string `json:"ticket"`
+	}
+	f.postJSON(t, "/authz/protection/permission",
+		[]map[string]any{{"resource_id": f.resourceID, "resource_scopes": []string{uma.ScopeCreate}}}, &tk)
+	if tk.Ticket == "" {
+		t.Fatal("no ticket")
+	}
+	return tk.Ticket
+}
+
+// claims is a valid claims token payload for ticket, as the Claims Provider
+// issues it (seed step 6).
+func (f *realmFixture) claims(cp *claimsProvider, ticket string) map[string]any {
+	now := time.Now().Unix()
+	return map[string]any{
+		"iss":            cp.issuer,
+		"sub":            "alice-user-id",
+		"aud":            f.issuer,
+		"iat":            now,
+		"exp":            now + 120,
+		"jti":            randomHex(16),
+		"ticket_digest":  uma.TicketDigest(ticket),
+		"email":          "alice@foo.example",
+		"email_verified": true,
+		"name":           "Alice",
+	}
+}
+
+// pushed encodes the claim_token parameter (seed step 7).
+func pushed(t testing.TB, claimsToken string, meta map[string]string) string {
+	t.Helper()
+	p := uma.PushedClaims{uma.ClaimClaimsToken: {claimsToken}}
+	for k, v := range meta {
+		p.Set(k, v)
+	}
+	enc, err := p.Encode()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return enc
+}
+
+// grant runs the uma-ticket grant as the RqP client (seed step 7).
+func (f *realmFixture) grant(ctx context.Context, ticket, claimToken string) (*kctest.TokenResponse, error) {
+	return kctest.PostToken(ctx, f.issuer, "rqp-client", rqpClientSecret, url.Values{
+		"grant_type":         {uma.GrantTypeUMATicket},
+		"ticket":             {ticket},
+		"claim_token_format": {uma.ClaimTokenFormatJWT},
+		"claim_token":        {claimToken},
+		"submit_request":     {"false"},
+	})
+}
+
+// denials counts the policy's deny log lines for this realm and a reason; -1
+// when the Keycloak log cannot be read (an external server without KEYCLOAK_LOG).
+func (f *realmFixture) denials(reason string) int {
+	path := f.kc.LogPath
+	if path == "" {
+		path = os.Getenv("KEYCLOAK_LOG")
+	}
+	if path == "" {
+		return -1
+	}
+	file, err := os.Open(path)
+	if err != nil {
+		return -1
+	}
+	defer file.Close()
+	needle := "claims-token policy denied: reason=" + reason + " realm=" + f.name + " "
+	n := 0
+	s := bufio.NewScanner(file)
+	s.Buffer(make([]byte, 64<<10), 1<<20)
+	for s.Scan() {
+		if strings.Contains(s.Text(), needle) {
+			n++
+		}
+	}
+	return n
+}
+
+// expectDenied asserts 403 access_denied and no RPT for the standard grant
+// form, and, where Keycloak's log is readable, that the policy logged exactly
+// one denial with this reason and that the log carries no token material.
+func (f *realmFixture) expectDenied(t *testing.T, ticket, claimToken, reason string) {
+	t.Helper()
+	f.expectDeniedForm(t, url.Values{
+		"grant_type":         {uma.GrantTypeUMATicket},
+		"ticket":             {ticket},
+		"claim_token_format": {uma.ClaimTokenFormatJWT},
+		"claim_token":        {claimToken},
+		"submit_request":     {"false"},
+	}, reason)
+}
+
+func (f *realmFixture) expectDeniedForm(t *testing.T, form url.Values, reason string) {
+	t.Helper()
+	before := f.denials(reason)
+	tok, err := kctest.PostToken(testCtx(t), f.issuer, "rqp-client", rqpClientSecret, form)
+	if err == nil {
+		t.Fatalf("got an RPT (%.40s...), want 403", tok.AccessToken)
+	}
+	var te *kctest.TokenError
+	if !errors.As(err, &te) {
+		t.Fatalf("grant: %v", err)
+	}
+	if te.StatusCode != http.StatusForbidden || !strings.Contains(te.Body, `"access_denied"`) || strings.Contains(te.Body, "access_token") {
+		t.Fatalf("grant answered %d %s, want 403 access_denied without a token", te.StatusCode, te.Body)
+	}
+	if before < 0 {
+		return
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		after := f.denials(reason)
+		if after == before+1 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("Keycloak log: %d denials with reason=%s for realm %s, want %d", after, reason, f.name, before+1)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if ct := form.Get("claim_token"); f.logContains(ct) {
+		t.Fatal("Keycloak's log contains the pushed claim_token")
+	}
+}
+
+func (f *realmFixture) logContains(s string) bool {
+	path := f.kc.LogPath
+	if path == "" {
+		path = os.Getenv("KEYCLOAK_LOG")
+	}
+	if path == "" || len(s) < 64 {
+		return false
+	}
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return false
+	}
+	// A window from the middle: unique to this token (its payload and signature).
+	mid := len(s) / 2
+	return bytes.Contains(data, []byte(s[mid-16:mid+16]))
+}
+
+// rptPermissions decodes the RPT's authorization.permissions.
+func rptPermissions(t *testing.T, rpt string) []permission {
+	t.Helper()
+	parts := strings.Split(rpt, ".")
+	if len(parts) != 3 {
+		t.Fatalf("RPT is not a JWS")
+	}
+	payload, err := base64.RawURLEncoding.DecodeString(parts[1])
+	if err != nil {
+		t.Fatal(err)
+	}
+	var c struct {
+		Authorization struct {
+			Permissions []permission `json:"permissions"`
+		} `json:"authorization"`
+	}
+	if err := json.Unmarshal(payload, &c); err != nil {
+		t.Fatal(err)
+	}
+	return c.Authorization.Permissions
+}
+
+type permission struct {
+	RSID   string              `json:"rsid"`
+	Scopes []string            `json:"scopes"`
+	Claims map[string][]string `json:"claims"`
+}
+
+func (p permission) String() string { return fmt.Sprintf("%s %v %v", p.RSID, p.Scopes, p.Claims) }
