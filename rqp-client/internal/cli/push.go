@@ -1,0 +1,306 @@
+package cli
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/umawide/umawide/rqp-client/rqp"
+)
+
+// Defaults: the demo stack of this repository (make up).
+const (
+	DefaultAuthNIssuer    = "http://127.0.0.1:8080/realms/foo"
+	DefaultASIssuer       = "http://127.0.0.1:8080/realms/bar"
+	DefaultClientID       = "rqp-client"
+	DefaultClientSecret   = "rqp-client-secret"
+	DefaultMaxStdinBytes  = 64 << 20
+	DefaultInboxIssuer    = "http://127.0.0.1:8080/realms/bar"
+	DefaultInboxClientID  = "incoming-app"
+	pushEnvPrefix         = EnvPrefix
+	inboxEnvPrefix        = EnvPrefix + "INBOX_"
+	defaultRequestTimeout = 30 * time.Second
+)
+
+type pushFlags struct {
+	to, file, email                   string
+	login                             bool
+	lf                                loginFlags
+	authnIssuer, authnID, authnSec    string
+	scope                             string
+	asIssuer, asID, asSec             string
+	claimsProvider, discoveryBase     string
+	contentType, name                 string
+	maxStdin                          int64
+	timeout, uploadTimeout            time.Duration
+	insecure, jsonOut, verbose, quiet bool
+}
+
+func push(ctx context.Context, args []string, sio IO) int {
+	var f pushFlags
+	fs := newFlagSet("push", pushEnvPrefix, "push --to <Incoming URL> --file <path>|- [--email <address> | --login] [flags]", sio.Stderr)
+	fs.StringVar(&f.to, "to", "", "the Incoming URL to push to, e.g. http://127.0.0.1:8082/incoming/bob (required)")
+	fs.StringVar(&f.file, "file", "", "the file to push, or - for standard input (required)")
+	fs.StringVar(&f.email, "email", "", "the sender's email address: required without --login (the Claims Provider vouches for it); its domain is where the Claims Provider is discovered")
+	fs.BoolVar(&f.login, "login", false, "the sender logs in (authorization code + PKCE, loopback redirect on 127.0.0.1) instead of client credentials")
+	f.lf.define(fs.FlagSet, pushEnvPrefix)
+	fs.StringVar(&f.authnIssuer, "authn-issuer", DefaultAuthNIssuer, "issuer URL of the sender's AuthN server (step 3)")
+	fs.StringVar(&f.authnID, "authn-client-id", DefaultClientID, "client id at the AuthN server")
+	fs.StringVar(&f.authnSec, "authn-client-secret", DefaultClientSecret, "client secret at the AuthN server (prefer the variable or the -file flag)")
+	fs.String("authn-client-secret-file", "", "file holding the client secret at the AuthN server")
+	fs.StringVar(&f.scope, "scope", rqp.DefaultScope, "scope asked of the AuthN server (puts the Claims Provider into aud)")
+	fs.StringVar(&f.asIssuer, "as-issuer", DefaultASIssuer, "the owner's authorization server this client is registered at: the Resource Server's as_uri must equal it (\"*\": accept any as_uri; the secret then goes wherever the Resource Server points)")
+	fs.StringVar(&f.asID, "as-client-id", DefaultClientID, "client id at the owner's authorization server (step 7)")
+	fs.StringVar(&f.asSec, "as-client-secret", DefaultClientSecret, "client secret at the owner's authorization server (prefer the variable or the -file flag)")
+	fs.String("as-client-secret-file", "", "file holding the client secret at the owner's authorization server")
+	fs.StringVar(&f.claimsProvider, "claims-provider", "", "base URL of the sender's Claims Provider (claims tokens from <URL>/claims/token); empty: discover it from the email's domain")
+	fs.StringVar(&f.discoveryBase, "discovery-base", "", "for local development: read the discovery document from <URL>/.well-known/uma-wide-ecosystem-claims-provider instead of https://<email domain>/...")
+	fs.StringVar(&f.contentType, "content-type", "", "media type of the content; default: from the file name's extension, else sniffed")
+	fs.StringVar(&f.name, "name", "", "file name sent with the content; default: the file's base name (none for standard input)")
+	fs.Int64Var(&f.maxStdin, "max-stdin-bytes", DefaultMaxStdinBytes, "largest standard input accepted (it is held in memory)")
+	fs.DurationVar(&f.timeout, "timeout", defaultRequestTimeout, "timeout of each request except the two that carry the content")
+	fs.DurationVar(&f.uploadTimeout, "upload-timeout", 10*time.Minute, "timeout of each of the two requests that carry the content")
+	fs.BoolVar(&f.insecure, "insecure-http", false, "allow plain http to hosts that are not loopback (compose networks); never for production")
+	fs.BoolVar(&f.jsonOut, "json", false, "print the result (or the failure) as JSON on standard output")
+	fs.BoolVar(&f.verbose, "v", false, "verbose: details of every step (never tokens or secrets)")
+	fs.BoolVar(&f.quiet, "q", false, "quiet: no step lines, only the result or the one-line failure")
+	if err := fs.parse(args, sio.Getenv); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return ExitOK
+		}
+		fmt.Fprintf(sio.Stderr, "rqp-client push: %s\n", oneLine(err.Error()))
+		return ExitUsage
+	}
+	out := newReporter(sio, f.jsonOut, f.verbose, f.quiet)
+	fail := func(format string, args ...any) int {
+		return out.failUsage(fmt.Sprintf(format, args...))
+	}
+	if f.to == "" || f.file == "" {
+		return fail("--to and --file are required")
+	}
+	authnSecret, err := fs.secret(f.authnSec, "authn-client-secret-file", sio.Getenv)
+	if err != nil {
+		return fail("%v", err)
+	}
+	asSecret, err := fs.secret(f.asSec, "as-client-secret-file", sio.Getenv)
+	if err != nil {
+		return fail("%v", err)
+	}
+	cfg := rqp.Config{
+		AuthN: rqp.AuthN{Issuer: f.authnIssuer, ClientID: f.authnID, ClientSecret: authnSecret, Scope: f.scope},
+		ClaimsProvider: rqp.ClaimsProvider{
+			URL: f.claimsProvider, DiscoveryBaseURL: f.discoveryBase,
+		},
+		Registrations:     []rqp.Registration{{Issuer: f.asIssuer, ClientID: f.asID, ClientSecret: asSecret}},
+		AllowInsecureHTTP: f.insecure,
+		Timeout:           f.timeout,
+		UploadTimeout:     f.uploadTimeout,
+		Progress:          out.step,
+	}
+	if f.login {
+		lg, err := f.lf.login(pushEnvPrefix, sio, sio.Getenv)
+		if err != nil {
+			return fail("%v", err)
+		}
+		cfg.AuthN.Login = lg
+	} else if f.email == "" {
+		return fail("--email is required without --login")
+	}
+	client, err := rqp.New(cfg)
+	if err != nil {
+		return out.failure(err)
+	}
+
+	var content *rqp.Content
+	if f.file == "-" {
+		content, err = rqp.ReadContent(sio.Stdin, f.maxStdin, "")
+		if err != nil {
+			return fail("standard input: %v", err)
+		}
+	} else {
+		c, fh, err := rqp.FileContent(f.file)
+		if err != nil {
+			return fail("--file: %v", err)
+		}
+		defer fh.Close()
+		content = c
+	}
+	if f.name != "" {
+		content.Name = f.name
+	}
+	content.Type = f.contentType
+
+	out.start(f.to, content)
+	res, err := client.Push(ctx, rqp.Request{To: f.to, Content: content, Email: f.email})
+	if err != nil {
+		return out.failure(err)
+	}
+	out.success(res)
+	return ExitOK
+}
+
+// reporter prints progress and the outcome: step lines on stderr, the
+// result on stdout (a line, or JSON with --json).
+type reporter struct {
+	sio                  IO
+	json, verbose, quiet bool
+	steps                []stepJSON
+}
+
+type stepJSON struct {
+	Attempt    int     `json:"attempt"`
+	Step       int     `json:"step"`
+	Name       string  `json:"name"`
+	OK         bool    `json:"ok"`
+	Status     string  `json:"status"`
+	DurationMS float64 `json:"duration_ms"`
+	Detail     string  `json:"detail,omitempty"`
+	Retry      bool    `json:"retry,omitempty"`
+}
+
+func newReporter(sio IO, jsonOut, verbose, quiet bool) *reporter {
+	return &reporter{sio: sio, json: jsonOut, verbose: verbose, quiet: quiet}
+}
+
+func (r *reporter) start(to string, c *rqp.Content) {
+	if r.quiet {
+		return
+	}
+	what := "standard input"
+	if c.Name != "" {
+		what = c.Name
+	}
+	fmt.Fprintf(r.sio.Stderr, "rqp-client: pushing %s (%d bytes) to %s\n", what, c.Size, to)
+}
+
+func (r *reporter) step(ev rqp.Event) {
+	r.steps = append(r.steps, stepJSON{Attempt: ev.Attempt, Step: ev.Step, Name: ev.Name, OK: ev.OK, Status: ev.Status,
+		DurationMS: ms(ev.Duration), Detail: ev.Detail, Retry: ev.Retry})
+	if r.quiet {
+		return
+	}
+	mark := "ok"
+	if !ev.OK {
+		mark = "FAILED"
+	}
+	prefix := ""
+	if ev.Attempt > 1 {
+		prefix = fmt.Sprintf("(attempt %d) ", ev.Attempt)
+	}
+	fmt.Fprintf(r.sio.Stderr, "%s%2d/10 %-22s %-26s %8s  %s\n", prefix, ev.Step, ev.Name, oneLine(ev.Status), fmtDuration(ev.Duration), mark)
+	if r.verbose && ev.Detail != "" {
+		fmt.Fprintf(r.sio.Stderr, "      %s\n", oneLine(ev.Detail))
+	}
+	if r.verbose && ev.Err != nil {
+		fmt.Fprintf(r.sio.Stderr, "      %s\n", oneLine(ev.Err.Error()))
+	}
+	if ev.Retry {
+		fmt.Fprintln(r.sio.Stderr, "rqp-client: the authorization server refused the permission ticket; starting over once with a fresh one")
+	}
+}
+
+type pushResultJSON struct {
+	OK                    bool         `json:"ok"`
+	Attempts              int          `json:"attempts,omitempty"`
+	Location              string       `json:"location,omitempty"`
+	Message               *rqp.Receipt `json:"message,omitempty"`
+	ASURI                 string       `json:"as_uri,omitempty"`
+	ClaimsEndpoint        string       `json:"claims_endpoint,omitempty"`
+	Content               *contentJSON `json:"content,omitempty"`
+	FirstRequestBodyBytes *int64       `json:"first_request_body_bytes,omitempty"`
+	Error                 *errorJSON   `json:"error,omitempty"`
+	Steps                 []stepJSON   `json:"steps"`
+}
+
+type contentJSON struct {
+	SHA256   string `json:"sha256"`
+	Length   int64  `json:"length"`
+	Type     string `json:"type"`
+	FileName string `json:"file_name,omitempty"`
+}
+
+type errorJSON struct {
+	Step        int    `json:"step,omitempty"`
+	Name        string `json:"name,omitempty"`
+	Service     string `json:"service,omitempty"`
+	Kind        string `json:"kind"`
+	URL         string `json:"url,omitempty"`
+	Status      int    `json:"status,omitempty"`
+	Code        string `json:"code,omitempty"`
+	Description string `json:"description,omitempty"`
+	Message     string `json:"message"`
+	ExitStatus  int    `json:"exit_status"`
+}
+
+func (r *reporter) success(res *rqp.Result) {
+	if r.json {
+		n := res.FirstRequestBodyBytes
+		r.writeJSON(pushResultJSON{OK: true, Attempts: res.Attempts, Location: res.Location, Message: &res.Receipt,
+			ASURI: res.ASURI, ClaimsEndpoint: res.ClaimsEndpoint, FirstRequestBodyBytes: &n,
+			Content: &contentJSON{SHA256: res.ContentSHA256, Length: res.ContentLength, Type: res.ContentType, FileName: res.FileName},
+			Steps:   r.steps})
+		return
+	}
+	rc := res.Receipt
+	fmt.Fprintf(r.sio.Stdout, "201 Created %s\n", res.Location)
+	if !r.quiet {
+		fmt.Fprintf(r.sio.Stdout, "  message %s in %s's Incoming, from %s (%s), %s, %d bytes, sha256 %s\n",
+			rc.ID, rc.Owner, rc.SenderEmail, rc.SenderIss, rc.ContentType, rc.Size, rc.SHA256)
+	}
+}
+
+// failure reports an error of the flow (or of rqp.New) and returns the exit
+// status of its kind.
+func (r *reporter) failure(err error) int {
+	code := exitStatus(err)
+	if r.json {
+		ej := &errorJSON{Kind: "failure", Message: oneLine(err.Error()), ExitStatus: code}
+		var se *rqp.StepError
+		if errors.As(err, &se) {
+			ej.Step, ej.Service, ej.Kind, ej.URL = se.Step, se.Service, se.Kind.String(), se.URL
+			ej.Status, ej.Code, ej.Description = se.StatusCode, se.Code, se.Description
+			if se.Step > 0 {
+				ej.Name = se.Name
+			}
+		}
+		r.writeJSON(pushResultJSON{OK: false, Error: ej, Steps: r.stepsOrEmpty()})
+	}
+	fmt.Fprintf(r.sio.Stderr, "rqp-client: %s\n", oneLine(err.Error()))
+	return code
+}
+
+func (r *reporter) failUsage(msg string) int {
+	if r.json {
+		r.writeJSON(pushResultJSON{OK: false, Error: &errorJSON{Kind: rqp.KindConfig.String(), Message: oneLine(msg), ExitStatus: ExitUsage}, Steps: r.stepsOrEmpty()})
+	}
+	fmt.Fprintf(r.sio.Stderr, "rqp-client: %s\n", oneLine(msg))
+	return ExitUsage
+}
+
+func (r *reporter) stepsOrEmpty() []stepJSON {
+	if r.steps == nil {
+		return []stepJSON{}
+	}
+	return r.steps
+}
+
+func (r *reporter) writeJSON(v any) {
+	enc := json.NewEncoder(r.sio.Stdout)
+	enc.SetIndent("", "  ")
+	_ = enc.Encode(v)
+}
+
+// ownerOf is the last path element of an Incoming URL, for messages.
+func ownerOf(incoming string) string {
+	u, err := url.Parse(incoming)
+	if err != nil {
+		return ""
+	}
+	p := strings.TrimSuffix(u.Path, "/")
+	return p[strings.LastIndexByte(p, '/')+1:]
+}

@@ -1,0 +1,289 @@
+package rqp
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"strings"
+	"time"
+)
+
+// Config of a Client. The zero value is not usable: AuthN and Registrations
+// are required.
+type Config struct {
+	// AuthN is the sender's AuthN server and the client's registration
+	// there (step 3).
+	AuthN AuthN
+	// ClaimsProvider: where to ask for the claims token (step 5).
+	ClaimsProvider ClaimsProvider
+	// Registrations are the client's registrations at owners' authorization
+	// servers (step 7): the one whose Issuer equals the challenge's as_uri
+	// is used. An as_uri without a registration fails before any secret is
+	// sent.
+	Registrations []Registration
+	// HTTPClient for every request; default a client with bounded dial, TLS
+	// and header waits. Redirects are never followed (the client is copied
+	// to turn them off). Its Transport must set ExpectContinueTimeout for
+	// step 1 to hold back the body.
+	HTTPClient *http.Client
+	// AllowInsecureHTTP permits plain http to hosts that are not loopback
+	// (compose networks); loopback hosts are always allowed.
+	AllowInsecureHTTP bool
+	// Timeout of each exchange except the two that carry the data; default
+	// 30 seconds.
+	Timeout time.Duration
+	// UploadTimeout of steps 1 and 9; default 10 minutes.
+	UploadTimeout time.Duration
+	// Progress, if set, is called after every step, on the calling goroutine.
+	Progress func(Event)
+	// Logger receives debug logs (never tokens or secrets); default none.
+	Logger *slog.Logger
+	// UserAgent of every request; default "umawide-rqp-client".
+	UserAgent string
+}
+
+// AuthN is how step 3 gets the access token for the Claims Provider.
+type AuthN struct {
+	// Issuer of the AuthN server, e.g. https://sso.foo.example/realms/foo;
+	// its endpoints come from Issuer + "/.well-known/openid-configuration".
+	Issuer string
+	// ClientID and ClientSecret of the client's registration there.
+	ClientID, ClientSecret string
+	// Scope asked for; default "claims-provider" (puts the Claims Provider
+	// into the token's aud). With Login, "openid" is added.
+	Scope string
+	// Login, when set, makes step 3 an authorization code + PKCE login of the
+	// person (Alice involved); nil means client credentials (Alice not
+	// involved, Request.Email required).
+	Login *Login
+}
+
+// Registration is the client's registration at one owner's authorization
+// server (the RqP client's client at Bob's AS).
+type Registration struct {
+	// Issuer is the as_uri it is valid for. "*" matches any as_uri: the
+	// secret then goes to whatever AS a Resource Server names, so use it
+	// only with Resource Servers you trust.
+	Issuer string
+	// ClientID and ClientSecret (HTTP basic at the token endpoint).
+	ClientID, ClientSecret string
+}
+
+// Request is one push.
+type Request struct {
+	// To is the Incoming URL, e.g. https://rs.bar.example/incoming/bob.
+	To string
+	// Content to push.
+	Content *Content
+	// Email of the sender: required with client credentials (the Claims
+	// Provider vouches for this address); with Login it is optional and
+	// must then be the address the person logged in with. Its domain is
+	// where the Claims Provider is discovered.
+	Email string
+}
+
+// Receipt is the Resource Server's 201 answer (step 10).
+type Receipt struct {
+	ID          string `json:"id"`
+	Owner       string `json:"owner"`
+	SenderEmail string `json:"sender_email"`
+	SenderIss   string `json:"sender_iss"`
+	SenderSub   string `json:"sender_sub,omitempty"`
+	ContentType string `json:"content_type"`
+	FileName    string `json:"file_name,omitempty"`
+	Size        int64  `json:"size"`
+	SHA256      string `json:"sha256"`
+	ReceivedAt  string `json:"received_at"`
+}
+
+// Result of a push that ended in 201 Created.
+type Result struct {
+	Receipt Receipt
+	// Location is the message's absolute URL.
+	Location string
+	// Attempts is 1, or 2 when the flow started over with a fresh ticket.
+	Attempts int
+	// ASURI is the owner's authorization server (from the challenge).
+	ASURI string
+	// ClaimsEndpoint is where the claims token came from.
+	ClaimsEndpoint string
+	// ContentSHA256 (hex), ContentLength, ContentType and FileName are what
+	// was pushed with the claims token and sent.
+	ContentSHA256 string
+	ContentLength int64
+	ContentType   string
+	FileName      string
+	// FirstRequestBodyBytes is how much of the content the transport sent
+	// with step 1 (0 when Expect: 100-continue held it back).
+	FirstRequestBodyBytes int64
+}
+
+// Client runs the push flow. It is safe for concurrent use; it caches server
+// metadata, never tokens across pushes.
+type Client struct {
+	cfg  Config
+	hc   *http.Client
+	meta metaCache
+}
+
+// DefaultScope is the AuthN scope that puts the Claims Provider into aud.
+const DefaultScope = "claims-provider"
+
+// New checks the configuration.
+func New(cfg Config) (*Client, error) {
+	a := &cfg.AuthN
+	if _, err := checkURL(a.Issuer, cfg.AllowInsecureHTTP); err != nil {
+		return nil, configError("AuthN issuer: %w", err)
+	}
+	if a.ClientID == "" {
+		return nil, configError("AuthN client id is required")
+	}
+	if a.Login == nil && a.ClientSecret == "" {
+		return nil, configError("AuthN client secret is required for client credentials")
+	}
+	if a.Login != nil {
+		if err := a.Login.check(); err != nil {
+			return nil, configError("%w", err)
+		}
+	}
+	if cfg.ClaimsProvider.URL != "" {
+		if _, err := checkURL(cfg.ClaimsProvider.URL, cfg.AllowInsecureHTTP); err != nil {
+			return nil, configError("Claims Provider URL: %w", err)
+		}
+	}
+	if cfg.ClaimsProvider.DiscoveryBaseURL != "" {
+		if _, err := checkURL(cfg.ClaimsProvider.DiscoveryBaseURL, true); err != nil {
+			return nil, configError("discovery base URL: %w", err)
+		}
+	}
+	if len(cfg.Registrations) == 0 {
+		return nil, configError("a registration at the owner's authorization server is required")
+	}
+	for i, r := range cfg.Registrations {
+		if r.Issuer != "*" {
+			if _, err := checkURL(r.Issuer, cfg.AllowInsecureHTTP); err != nil {
+				return nil, configError("registration %d: issuer: %w", i, err)
+			}
+		}
+		if r.ClientID == "" || r.ClientSecret == "" {
+			return nil, configError("registration %d (%s): client id and secret are required", i, r.Issuer)
+		}
+	}
+	return newClientInternal(cfg), nil
+}
+
+func newClientInternal(cfg Config) *Client {
+	if cfg.AuthN.Scope == "" {
+		cfg.AuthN.Scope = DefaultScope
+	}
+	if cfg.Timeout <= 0 {
+		cfg.Timeout = 30 * time.Second
+	}
+	if cfg.UploadTimeout <= 0 {
+		cfg.UploadTimeout = 10 * time.Minute
+	}
+	if cfg.UserAgent == "" {
+		cfg.UserAgent = "umawide-rqp-client"
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	hc := cfg.HTTPClient
+	if hc == nil {
+		hc = defaultHTTPClient()
+	}
+	return &Client{cfg: cfg, hc: noRedirects(hc)}
+}
+
+// registration finds the client's registration for an as_uri.
+func (c *Client) registration(asURI string) (Registration, bool) {
+	norm := strings.TrimSuffix(asURI, "/")
+	for _, r := range c.cfg.Registrations {
+		if r.Issuer != "*" && strings.TrimSuffix(r.Issuer, "/") == norm {
+			return r, true
+		}
+	}
+	for _, r := range c.cfg.Registrations {
+		if r.Issuer == "*" {
+			return r, true
+		}
+	}
+	return Registration{}, false
+}
+
+// Push runs steps 1-10 for one message and returns the receipt. When the
+// owner's authorization server refuses the permission ticket (expired,
+// invalid: Keycloak answers 403 invalid_ticket), it starts over once from
+// step 1 with a fresh ticket; no other step is retried. Every error is a
+// *StepError.
+func (c *Client) Push(ctx context.Context, r Request) (*Result, error) {
+	if _, err := checkURL(r.To, c.cfg.AllowInsecureHTTP); err != nil {
+		return nil, configError("Incoming URL: %w", err)
+	}
+	if c.cfg.AuthN.Login == nil {
+		if _, err := emailDomain(r.Email); err != nil {
+			return nil, configError("the sender's email is required with client credentials: %w", err)
+		}
+	} else if r.Email != "" {
+		if _, err := emailDomain(r.Email); err != nil {
+			return nil, configError("%w", err)
+		}
+	}
+	p, err := prepare(r.Content)
+	if err != nil {
+		return nil, configError("content: %w", err)
+	}
+	st := &pushState{req: r, content: p}
+	for attempt := 1; ; attempt++ {
+		res, se := c.attempt(withAttempt(ctx, attempt), st)
+		if se == nil {
+			res.Attempts = attempt
+			return res, nil
+		}
+		if se.retry && attempt == 1 && ctx.Err() == nil {
+			c.cfg.Logger.Debug("the authorization server refused the ticket; starting over with a fresh one", "code", se.Code)
+			continue
+		}
+		return nil, se
+	}
+}
+
+// pushState is kept across the (at most two) attempts of one push.
+type pushState struct {
+	req     Request
+	content *prepared
+	// the AuthN token, reused by a second attempt while it is fresh
+	token     string
+	tokenExp  time.Time
+	tokenMail string // the email in the AuthN token, if any
+	// the Claims Provider's endpoint, found once
+	claimsEndpoint, claimsHow string
+}
+
+func (c *Client) emit(ctx context.Context, step int, ok bool, status string, d time.Duration, detail string, err *StepError) {
+	if c.cfg.Progress == nil {
+		return
+	}
+	ev := Event{Attempt: attemptOf(ctx), Step: step, Name: StepName(step), OK: ok, Status: status, Duration: d, Detail: detail}
+	if err != nil {
+		ev.Err = err
+		ev.Retry = err.retry && attemptOf(ctx) == 1
+	}
+	c.cfg.Progress(ev)
+}
+
+// failed reports a failed step and returns its error.
+func (c *Client) failed(ctx context.Context, se *StepError, d time.Duration) *StepError {
+	status := "failed"
+	switch {
+	case se.StatusCode != 0 && se.Code != "":
+		status = fmt.Sprintf("%d %s", se.StatusCode, se.Code)
+	case se.StatusCode != 0:
+		status = fmt.Sprintf("%d %s", se.StatusCode, http.StatusText(se.StatusCode))
+	case se.Kind == KindUnreachable:
+		status = "unreachable"
+	}
+	c.emit(ctx, se.Step, false, status, d, "", se)
+	return se
+}

@@ -1,0 +1,196 @@
+package rqp
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+)
+
+// Kind classifies a failure so that a caller can tell the refusals of the
+// flow apart without parsing messages.
+type Kind int
+
+const (
+	// KindConfig: the configuration or the input is unusable (a missing
+	// secret, a malformed URL, a file that cannot be read, credentials the
+	// server does not accept).
+	KindConfig Kind = iota + 1
+	// KindUnreachable: a service did not answer (connection refused, DNS,
+	// TLS, timeout).
+	KindUnreachable
+	// KindRefused: a service refused the request (4xx): the Claims Provider
+	// does not vouch for the sender, the Resource Server refuses the message.
+	KindRefused
+	// KindDenied: the owner's authorization server denied the RPT (403 from
+	// its token endpoint): its policy does not admit this sender or content.
+	KindDenied
+	// KindLogin: the interactive login failed, was cancelled or timed out.
+	KindLogin
+	// KindProtocol: an answer breaks the contract (malformed, unexpected
+	// status, a discovery document that does not match).
+	KindProtocol
+	// KindServer: a service failed (5xx) or said it is unavailable.
+	KindServer
+)
+
+var kindNames = map[Kind]string{
+	KindConfig:      "config",
+	KindUnreachable: "unreachable",
+	KindRefused:     "refused",
+	KindDenied:      "denied",
+	KindLogin:       "login",
+	KindProtocol:    "protocol",
+	KindServer:      "server",
+}
+
+// String is the kind's short name (as in the CLI's JSON output).
+func (k Kind) String() string {
+	if n, ok := kindNames[k]; ok {
+		return n
+	}
+	return fmt.Sprintf("kind(%d)", int(k))
+}
+
+// Sentinels, one per Kind: errors.Is(err, rqp.ErrDenied) holds for every
+// *StepError of KindDenied.
+var (
+	ErrConfig      = errors.New("rqp: bad configuration")
+	ErrUnreachable = errors.New("rqp: service unreachable")
+	ErrRefused     = errors.New("rqp: request refused")
+	ErrDenied      = errors.New("rqp: denied by the authorization server")
+	ErrLogin       = errors.New("rqp: login failed")
+	ErrProtocol    = errors.New("rqp: protocol violation")
+	ErrServer      = errors.New("rqp: service failure")
+)
+
+func (k Kind) sentinel() error {
+	switch k {
+	case KindConfig:
+		return ErrConfig
+	case KindUnreachable:
+		return ErrUnreachable
+	case KindRefused:
+		return ErrRefused
+	case KindDenied:
+		return ErrDenied
+	case KindLogin:
+		return ErrLogin
+	case KindProtocol:
+		return ErrProtocol
+	case KindServer:
+		return ErrServer
+	}
+	return nil
+}
+
+// Services, as StepError.Service names them.
+const (
+	ServiceResourceServer = "resource server"
+	ServiceAuthN          = "AuthN server"
+	ServiceClaimsProvider = "claims provider"
+	ServiceAuthZ          = "authorization server"
+	ServiceClient         = "client" // the failure is local (config, input)
+)
+
+// StepError is every error Push returns: which step failed, at which
+// service, how (Kind), and what the service answered. Use errors.As to get
+// it and errors.Is with the Err* sentinels to test the kind.
+type StepError struct {
+	// Step is the step number of PROTOCOL.md (1-10); 0 before the flow starts
+	// (configuration, reading the content).
+	Step int
+	// Name is the step's name (StepName).
+	Name string
+	// Service that failed or refused.
+	Service string
+	// Kind of failure.
+	Kind Kind
+	// URL asked, without query (empty for local failures).
+	URL string
+	// StatusCode of the HTTP answer (0 when there was none).
+	StatusCode int
+	// Code and Description: the OAuth/UMA error of the answer's JSON body
+	// ("access_denied", "not_authorized"), where it had one.
+	Code        string
+	Description string
+	// Attempt is 1, or 2 when the flow had started over with a fresh ticket.
+	Attempt int
+	// Err is the underlying cause, if any.
+	Err error
+
+	// retry marks an answer that asks for a fresh permission ticket.
+	retry bool
+}
+
+func (e *StepError) Error() string {
+	var b strings.Builder
+	if e.Step > 0 {
+		fmt.Fprintf(&b, "step %d (%s): ", e.Step, e.Name)
+	}
+	b.WriteString(e.summary())
+	if e.StatusCode != 0 || e.Code != "" {
+		b.WriteString(":")
+		if e.StatusCode != 0 {
+			fmt.Fprintf(&b, " %d", e.StatusCode)
+		}
+		if e.Code != "" {
+			fmt.Fprintf(&b, " %s", e.Code)
+		}
+		if e.Description != "" {
+			fmt.Fprintf(&b, ": %s", e.Description)
+		}
+	}
+	if e.Err != nil {
+		fmt.Fprintf(&b, ": %v", e.Err)
+	}
+	return b.String()
+}
+
+func (e *StepError) summary() string {
+	svc := e.Service
+	if svc == "" {
+		svc = "service"
+	}
+	where := svc
+	if e.URL != "" {
+		where = svc + " at " + e.URL
+	}
+	switch e.Kind {
+	case KindConfig:
+		if e.URL != "" {
+			return "bad configuration for the " + where
+		}
+		return "bad configuration"
+	case KindUnreachable:
+		return "the " + where + " is unreachable"
+	case KindRefused:
+		return "refused by the " + where
+	case KindDenied:
+		return "denied by the " + where
+	case KindLogin:
+		return "login at the " + where + " failed"
+	case KindProtocol:
+		return "unexpected answer from the " + where
+	case KindServer:
+		return "the " + where + " failed"
+	}
+	return "failed at the " + where
+}
+
+// Unwrap gives the cause.
+func (e *StepError) Unwrap() error { return e.Err }
+
+// Is matches the sentinel of the error's Kind.
+func (e *StepError) Is(target error) bool {
+	s := e.Kind.sentinel()
+	return s != nil && target == s
+}
+
+// Retryable reports whether the answer asked for a fresh permission ticket
+// (Push has started over once for it already when it returns such an error).
+func (e *StepError) Retryable() bool { return e.retry }
+
+// configError is a KindConfig StepError before the flow starts.
+func configError(format string, args ...any) *StepError {
+	return &StepError{Service: ServiceClient, Kind: KindConfig, Err: fmt.Errorf(format, args...)}
+}
