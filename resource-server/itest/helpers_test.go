@@ -1,0 +1,289 @@
+package itest
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/umawide/umawide/internal/jwtverify"
+	"github.com/umawide/umawide/internal/kctest"
+	"github.com/umawide/umawide/internal/uma"
+	"github.com/umawide/umawide/keycloak/launcher"
+	"github.com/umawide/umawide/resource-server/internal/protection"
+	"github.com/umawide/umawide/resource-server/internal/rpt"
+	"github.com/umawide/umawide/resource-server/internal/server"
+	"github.com/umawide/umawide/resource-server/internal/store"
+)
+
+const (
+	rsSecret      = "resource-server-secret"
+	rqpSecret     = "rqp-client-secret"
+	bobPassword   = "bob-password"
+	testMaxBody   = 64 << 10
+	userPasswords = "pw-"
+)
+
+func ctxT(t testing.TB) context.Context {
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	t.Cleanup(cancel)
+	return ctx
+}
+
+func randomHex(n int) string {
+	b := make([]byte, n)
+	_, _ = rand.Read(b)
+	return hex.EncodeToString(b)
+}
+
+func hexSum(b []byte) string {
+	s := sha256.Sum256(b)
+	return hex.EncodeToString(s[:])
+}
+
+// realmEnv is one private copy of realm bar.
+type realmEnv struct {
+	kc     *launcher.Keycloak
+	realm  string
+	issuer string
+}
+
+func newRealm(t *testing.T) *realmEnv {
+	kc := kctest.Keycloak(t)
+	realm := kctest.ImportStockBar(t, kc)
+	return &realmEnv{kc: kc, realm: realm, issuer: kc.IssuerURL(realm)}
+}
+
+// createUser adds an enabled user with a verified email and password
+// "pw-<username>".
+func (r *realmEnv) createUser(t *testing.T, username string) {
+	t.Helper()
+	err := r.kc.Admin(ctxT(t), http.MethodPost, "/"+r.realm+"/users", map[string]any{
+		"username": username, "enabled": true, "email": username + "@bar.example", "emailVerified": true,
+		"firstName": "Test", "lastName": "User",
+		"credentials": []map[string]any{{"type": "password", "value": userPasswords + username, "temporary": false}},
+	}, nil)
+	if err != nil {
+		t.Fatalf("create user %s: %v", username, err)
+	}
+}
+
+// login runs Keycloak's login for incoming-app and returns the access token.
+func (r *realmEnv) login(t *testing.T, username, password string) string {
+	t.Helper()
+	port, err := launcher.FreePort()
+	if err != nil {
+		t.Fatal(err)
+	}
+	tok, err := kctest.LoginForTokens(ctxT(t), kctest.CodeFlow{
+		Issuer: r.issuer, ClientID: "incoming-app",
+		RedirectURI: fmt.Sprintf("http://127.0.0.1:%d/", port), Scope: "openid",
+	}, username, password)
+	if err != nil {
+		t.Fatalf("login %s: %v", username, err)
+	}
+	return tok.AccessToken
+}
+
+// rpt is seed step 7 with the stock policy: the uma-ticket grant of
+// rqp-client with pushed claims.
+func (r *realmEnv) rpt(t *testing.T, ticket string, claims uma.PushedClaims) string {
+	t.Helper()
+	tok, err := r.grant(t, ticket, claims)
+	if err != nil {
+		t.Fatalf("uma-ticket grant: %v", err)
+	}
+	return tok
+}
+
+func (r *realmEnv) grant(t *testing.T, ticket string, claims uma.PushedClaims) (string, error) {
+	t.Helper()
+	if claims == nil {
+		claims = uma.PushedClaims{}
+	}
+	claims.Set(uma.ClaimSenderEmail, "alice@foo.example")
+	claims.Set(uma.ClaimSenderIss, "http://127.0.0.1:8081")
+	ct, err := claims.Encode()
+	if err != nil {
+		t.Fatal(err)
+	}
+	tok, err := kctest.PostToken(ctxT(t), r.issuer, "rqp-client", rqpSecret, url.Values{
+		"grant_type":         {uma.GrantTypeUMATicket},
+		"ticket":             {ticket},
+		"submit_request":     {"false"},
+		"claim_token_format": {uma.ClaimTokenFormatJWT},
+		"claim_token":        {ct},
+	})
+	if err != nil {
+		return "", err
+	}
+	return tok.AccessToken, nil
+}
+
+func boundClaims(body []byte) uma.PushedClaims {
+	return uma.PushedClaims{
+		uma.ClaimContentSHA256: {hexSum(body)},
+		uma.ClaimContentLength: {fmt.Sprint(len(body))},
+	}
+}
+
+// pat is the resource server's protection API token, for the tests' own
+// look at Keycloak.
+func (r *realmEnv) pat(t *testing.T) string {
+	t.Helper()
+	tok, err := kctest.ClientCredentials(ctxT(t), r.issuer, "resource-server", rsSecret, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tok.AccessToken
+}
+
+// resourcesNamed lists the protection API's resources with this exact name.
+func (r *realmEnv) resourcesNamed(t *testing.T, name string) []string {
+	t.Helper()
+	q := url.Values{"name": {name}, "exactName": {"true"}}
+	var ids []string
+	r.getJSON(t, r.issuer+"/authz/protection/resource_set?"+q.Encode(), r.pat(t), &ids)
+	return ids
+}
+
+func (r *realmEnv) getJSON(t *testing.T, u, bearer string, out any) {
+	t.Helper()
+	req, _ := http.NewRequestWithContext(ctxT(t), http.MethodGet, u, nil)
+	req.Header.Set("Authorization", "Bearer "+bearer)
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	data, _ := io.ReadAll(res.Body)
+	if res.StatusCode != http.StatusOK {
+		t.Fatalf("GET %s: %s %s", u, res.Status, data)
+	}
+	if err := json.Unmarshal(data, out); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// rs is a Resource Server wired as main wires it, served in process.
+type rs struct {
+	url   string
+	store store.Store
+	prot  *protection.Client
+}
+
+type rsOptions struct {
+	keycloakURL string        // default the test Keycloak
+	clockSkew   time.Duration // added to the verifier's clock
+	st          store.Store   // default a fresh SQLite store
+}
+
+func (r *realmEnv) startRS(t *testing.T, o rsOptions) *rs {
+	t.Helper()
+	if o.keycloakURL == "" {
+		o.keycloakURL = r.kc.BaseURL
+	}
+	if o.st == nil {
+		st, err := store.OpenSQLite(context.Background(), filepath.Join(t.TempDir(), "rs.db"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { st.Close() })
+		o.st = st
+	}
+	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
+	hc := &http.Client{Timeout: 10 * time.Second}
+	keys := jwtverify.NewRemoteKeySet(o.keycloakURL+"/realms/"+r.realm+"/protocol/openid-connect/certs", jwtverify.KeySetOptions{HTTPClient: hc})
+	v, err := rpt.New(rpt.Config{Issuer: r.issuer, Audience: "resource-server", Keys: keys,
+		Now: func() time.Time { return time.Now().Add(o.clockSkew) }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	prot, err := protection.New(protection.Config{KeycloakURL: o.keycloakURL, Realm: r.realm, ClientID: "resource-server",
+		ClientSecret: rsSecret, HTTPClient: hc, Logger: logger})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := server.New(server.Config{
+		Realm: r.realm, ASURI: r.issuer, MaxBody: testMaxBody, ReaderClients: []string{"incoming-app"},
+		IsUnknownOwner: func(err error) bool { return errors.Is(err, protection.ErrUnknownOwner) },
+		Store:          o.st, Protection: prot, Verifier: v, Logger: logger,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(s)
+	t.Cleanup(srv.Close)
+	return &rs{url: srv.URL, store: o.st, prot: prot}
+}
+
+type response struct {
+	status int
+	header http.Header
+	body   []byte
+}
+
+func (r response) errorCode() string {
+	var e uma.Error
+	_ = json.Unmarshal(r.body, &e)
+	return e.Code
+}
+
+func call(t *testing.T, method, u, token string, body []byte, hdr map[string]string) response {
+	t.Helper()
+	var rd io.Reader
+	if body != nil {
+		rd = bytes.NewReader(body)
+	}
+	req, err := http.NewRequestWithContext(ctxT(t), method, u, rd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	for k, v := range hdr {
+		req.Header.Set(k, v)
+	}
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	data, _ := io.ReadAll(res.Body)
+	return response{res.StatusCode, res.Header, data}
+}
+
+// challenge posts without a token and returns the parsed 401 challenge.
+func challenge(t *testing.T, base, owner string) uma.Challenge {
+	t.Helper()
+	r := call(t, http.MethodPost, base+"/incoming/"+owner, "", []byte("x"), nil)
+	if r.status != http.StatusUnauthorized {
+		t.Fatalf("POST without token: %d %s", r.status, r.body)
+	}
+	ch, err := uma.ParseChallenge(r.header)
+	if err != nil {
+		t.Fatalf("WWW-Authenticate %q: %v", r.header.Get("WWW-Authenticate"), err)
+	}
+	return ch
+}
+
+func must(t *testing.T, ok bool, format string, args ...any) {
+	t.Helper()
+	if !ok {
+		t.Fatalf(format, args...)
+	}
+}
+
