@@ -65,6 +65,9 @@ type Config struct {
 	KeyReloadInterval time.Duration
 	// KeycloakTimeout bounds each call to Keycloak.
 	KeycloakTimeout time.Duration
+	// CallerLeeway is the clock skew allowed on callers' exp, iat and nbf;
+	// default 30 seconds.
+	CallerLeeway time.Duration
 }
 
 // Defaults fills empty derived values.
@@ -91,6 +94,9 @@ func (c *Config) Defaults() {
 	}
 	if c.RSABits == 0 {
 		c.RSABits = keys.DefaultRSABits
+	}
+	if c.CallerLeeway == 0 {
+		c.CallerLeeway = 30 * time.Second
 	}
 }
 
@@ -125,6 +131,7 @@ func (c *Config) Validate() error {
 		"rotation-grace %v: at least the token lifetime plus a minute (%v)", c.RotationGrace, c.Lifetime+time.Minute)
 	check(c.KeyReloadInterval >= time.Second, "key-reload-interval %v: at least 1s", c.KeyReloadInterval)
 	check(c.KeycloakTimeout > 0 && c.KeycloakTimeout <= time.Minute, "keycloak-timeout %v: up to 1m", c.KeycloakTimeout)
+	check(c.CallerLeeway > 0 && c.CallerLeeway <= 5*time.Minute, "caller leeway %v: up to 5m", c.CallerLeeway)
 	return errors.Join(errs...)
 }
 
@@ -189,6 +196,7 @@ func New(cfg Config, logger *slog.Logger) (*App, error) {
 		Issuer:     cfg.RealmIssuer,
 		Audience:   cfg.Audience,
 		Algorithms: CallerAlgorithms,
+		Leeway:     cfg.CallerLeeway,
 		Keys:       jwks,
 	})
 	if err != nil {
