@@ -17,7 +17,7 @@ GO_TEST_FLAGS?= -count=1 -timeout 25m
 # The Go programs: one folder each, built into bin/.
 COMMANDS     := devstack $(patsubst %/main.go,%,$(wildcard claims-provider/main.go resource-server/main.go rqp-client/main.go))
 
-.PHONY: help build extension test test-java test-go vet up down status logs demo clean
+.PHONY: help build extension test test-java test-go vet e2e up down status logs demo demo-login clean
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -43,6 +43,31 @@ vet:
 # KEYCLOAK_URL for every test package and stops it when the tests end.
 test-go:
 	$(GO) run ./devstack exec -- $(GO) test $(GO_TEST_FLAGS) ./...
+
+# The demo pushes as PROTOCOL.md's defaults say: Keycloak on 8080, Claims
+# Provider on 8081, Resource Server on 8082 (all on 127.0.0.1).
+DEMO_FILE    ?= testdata/demo/hello-bob.txt
+DEMO_TO      ?= http://127.0.0.1:8082/incoming/bob
+DEMO_PUSH    := $(BIN)/rqp-client push --to $(DEMO_TO) --file $(DEMO_FILE) --claims-provider http://127.0.0.1:8081
+DEMO_INBOX   := RQP_CLIENT_INBOX_LOGIN_PASSWORD=bob-password $(BIN)/rqp-client inbox --incoming $(DEMO_TO) --login-user bob
+
+demo: up ## Alice pushes a file to Bob (client credentials: Alice not involved), then Bob's view of his Incoming
+	@echo; echo "== Alice's RqP client pushes $(DEMO_FILE) into Bob's Incoming (client credentials, Alice not involved)"
+	$(DEMO_PUSH) --email alice@foo.example
+	@echo; echo "== Bob reads his Incoming with his own token of realm bar"
+	$(DEMO_INBOX)
+
+# Alice logs in (authorization code + PKCE, loopback redirect). BROWSER_LOGIN=1:
+# you log in yourself in a browser (alice / alice-password); otherwise the
+# client fills Keycloak's login form over HTTP for her.
+demo-login: up ## the same with Alice logging in (BROWSER_LOGIN=1 to log in yourself)
+	@echo; echo "== Alice logs in and her RqP client pushes $(DEMO_FILE) into Bob's Incoming"
+	$(if $(BROWSER_LOGIN),$(DEMO_PUSH) --login,RQP_CLIENT_LOGIN_PASSWORD=alice-password $(DEMO_PUSH) --login --login-user alice)
+	@echo; echo "== Bob reads his Incoming with his own token of realm bar"
+	$(DEMO_INBOX)
+
+e2e: ## only the end-to-end suite (real Keycloak, Claims Provider, Resource Server, rqp-client)
+	$(GO) run ./devstack exec -- $(GO) test $(GO_TEST_FLAGS) -v ./e2e/...
 
 up: build ## start Keycloak and the services in the background (logs in .run/logs)
 	$(BIN)/devstack -run-dir $(RUN_DIR) up

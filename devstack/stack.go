@@ -6,15 +6,13 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
-	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"syscall"
-	"time"
 
 	"github.com/umawide/umawide/internal/procgroup"
+	"github.com/umawide/umawide/internal/stack"
 	"github.com/umawide/umawide/keycloak/launcher"
 )
 
@@ -124,7 +122,83 @@ func up(ctx context.Context, runDir string, _ []string) error {
 		}
 		fmt.Printf("Keycloak %s ready at %s (admin %s/%s, log %s)\n", launcher.Version, kc.BaseURL, kc.AdminUser, kc.AdminPassword, kc.LogPath)
 	}
+	bin, err := binDir()
+	if err != nil {
+		return err
+	}
+	specs := []stack.Spec{
+		stack.ClaimsProvider{
+			Binary: filepath.Join(bin, "claims-provider"), Listen: envOr("UMAWIDE_CLAIMS_PROVIDER_LISTEN", "127.0.0.1:8081"),
+			KeycloakURL: s.Keycloak.URL, KeyDir: stack.KeyDir(runDir),
+			LogPath: stack.LogPath(runDir, "claims-provider"), Detached: true,
+		}.Spec(),
+		stack.ResourceServer{
+			Binary: filepath.Join(bin, "resource-server"), Listen: envOr("UMAWIDE_RESOURCE_SERVER_LISTEN", "127.0.0.1:8082"),
+			KeycloakURL: s.Keycloak.URL, DB: stack.DBPath(runDir),
+			LogPath: stack.LogPath(runDir, "resource-server"), Detached: true,
+		}.Spec(),
+	}
+	for _, spec := range specs {
+		if p := s.service(spec.Name); p != nil && alive(p.PID) {
+			fmt.Printf("%s already runs at %s (log %s)\n", p.Name, p.URL, p.Log)
+			continue
+		}
+		if _, err := os.Stat(spec.Binary); err != nil {
+			fmt.Printf("%s not built (%s): skipped\n", spec.Name, spec.Binary)
+			continue
+		}
+		svc, err := stack.Start(ctx, spec)
+		if err != nil {
+			_ = s.save(runDir)
+			return err
+		}
+		s.setService(process{Name: spec.Name, URL: spec.URL, PID: svc.PID, Log: spec.LogPath})
+		if err := s.save(runDir); err != nil {
+			return err
+		}
+		fmt.Printf("%s ready at %s (log %s)\n", spec.Name, spec.URL, spec.LogPath)
+	}
 	return s.save(runDir)
+}
+
+func (s *state) service(name string) *process {
+	for i := range s.Services {
+		if s.Services[i].Name == name {
+			return &s.Services[i]
+		}
+	}
+	return nil
+}
+
+func (s *state) setService(p process) {
+	if old := s.service(p.Name); old != nil {
+		*old = p
+		return
+	}
+	s.Services = append(s.Services, p)
+}
+
+// binDir is where the service binaries are: beside this program (make build
+// puts them all in bin/), else <repo>/bin.
+func binDir() (string, error) {
+	if exe, err := os.Executable(); err == nil {
+		dir := filepath.Dir(exe)
+		if _, err := os.Stat(filepath.Join(dir, "claims-provider")); err == nil {
+			return dir, nil
+		}
+	}
+	root, err := launcher.RepoRoot()
+	if err != nil {
+		return "", err
+	}
+	return filepath.Join(root, "bin"), nil
+}
+
+func envOr(name, def string) string {
+	if v := os.Getenv(name); v != "" {
+		return v
+	}
+	return def
 }
 
 // stackPlaceholders are the realm-file placeholders for the default local
@@ -197,37 +271,4 @@ func status(runDir string) error {
 		fmt.Printf("%-16s %-8s %-28s log %s\n", p.Name, st, p.URL, p.Log)
 	}
 	return nil
-}
-
-// startService starts a service binary detached from this process (it must
-// outlive `make up`), in its own process group, and waits for its readiness URL.
-func startService(ctx context.Context, name, url, readyURL, logPath string, env []string, argv ...string) (*process, error) {
-	logFile, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
-	if err != nil {
-		return nil, err
-	}
-	defer logFile.Close()
-	cmd := exec.Command(argv[0], argv[1:]...)
-	cmd.Stdout, cmd.Stderr = logFile, logFile
-	cmd.Env = append(os.Environ(), env...)
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	if err := cmd.Start(); err != nil {
-		return nil, fmt.Errorf("starting %s: %w", name, err)
-	}
-	p := &process{Name: name, URL: url, PID: cmd.Process.Pid, Log: logPath}
-	go func() { _ = cmd.Wait() }()
-	deadline := time.Now().Add(60 * time.Second)
-	for {
-		if resp, err := http.Get(readyURL); err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return p, nil
-			}
-		}
-		if !alive(p.PID) || time.Now().After(deadline) || ctx.Err() != nil {
-			_ = procgroup.Stop(context.Background(), p.PID, nil)
-			return nil, fmt.Errorf("%s did not become ready at %s (log %s)", name, readyURL, logPath)
-		}
-		time.Sleep(200 * time.Millisecond)
-	}
 }
