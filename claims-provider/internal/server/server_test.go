@@ -52,7 +52,7 @@ func newRealm() *realm {
 	return &realm{key: k, kid: kid}
 }
 
-func (r *realm) token(t *testing.T, edit func(jwt.MapClaims)) string {
+func (r *realm) token(t testing.TB, edit func(jwt.MapClaims)) string {
 	now := time.Now()
 	c := jwt.MapClaims{
 		"iss": realmIss, "aud": []string{"claims-provider"}, "sub": "alice-id", "typ": "Bearer",
@@ -102,7 +102,7 @@ type fixture struct {
 	calls atomic.Int32
 }
 
-func newFixture(t *testing.T) *fixture {
+func newFixture(t testing.TB) *fixture {
 	t.Helper()
 	f := &fixture{realm: newRealm(), dir: &dir{}}
 	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
@@ -498,4 +498,28 @@ func TestBearerParsing(t *testing.T) {
 	if tok, bad := bearer(h); bad != nil || tok != "abc" {
 		t.Fatalf("lower-case scheme: %q %v", tok, bad)
 	}
+}
+
+// BenchmarkClaimsTokenEndpoint measures one POST /claims/token through the
+// whole HTTP stack (caller token verified with ES256, form parsed, claims
+// token signed), with the user lookup faked: what a request costs the Claims
+// Provider itself, Keycloak's share aside.
+func BenchmarkClaimsTokenEndpoint(b *testing.B) {
+	f := newFixture(b)
+	body := goodForm().Encode()
+	tok := f.realm.token(b, nil)
+	h := f.srv.Handler()
+	b.ReportAllocs()
+	start := time.Now()
+	for b.Loop() {
+		req := httptest.NewRequest(http.MethodPost, PathClaimsToken, strings.NewReader(body))
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		req.Header.Set("Authorization", "Bearer "+tok)
+		w := httptest.NewRecorder()
+		h.ServeHTTP(w, req)
+		if w.Code != http.StatusOK {
+			b.Fatalf("status %d: %s", w.Code, w.Body)
+		}
+	}
+	b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "requests/s")
 }
