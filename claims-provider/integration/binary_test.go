@@ -2,6 +2,7 @@ package integration
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -169,4 +170,75 @@ func checkBinaryToken(t *testing.T, cp *instance, a answer, audience string) bin
 	kid, _ := h["kid"].(string)
 	alg, _ := h["alg"].(string)
 	return binaryToken{issued: issued{claims: c, kid: kid, raw: ans.ClaimsToken}, alg: alg}
+}
+
+// TestSetupScript runs keycloak-setup.sh (the README's admin REST calls) on a
+// fresh realm that has users and a calling client but nothing for the Claims
+// Provider, then serves that realm with the secret the script wrote.
+func TestSetupScript(t *testing.T) {
+	for _, tool := range []string{"sh", "curl", "jq"} {
+		if _, err := exec.LookPath(tool); err != nil {
+			t.Skipf("%s not installed", tool)
+		}
+	}
+	kc := kctest.Keycloak(t)
+	ctx := ctxT(t)
+	realm := "cp-setup-" + randomHex(4)
+	rep := map[string]any{
+		"realm": realm, "enabled": true,
+		"users": []any{map[string]any{
+			"username": "carol", "enabled": true, "email": "carol@foo.example", "emailVerified": true,
+			"firstName": "Carol", "lastName": "Kent",
+		}},
+		"clients": []any{map[string]any{
+			"clientId": "rqp-client", "enabled": true, "publicClient": false, "secret": "setup-rqp-secret",
+			"serviceAccountsEnabled": true, "standardFlowEnabled": false,
+		}},
+	}
+	data, _ := json.Marshal(rep)
+	if err := kc.ImportRealm(ctx, data); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := kc.DeleteRealm(context.Background(), realm); err != nil {
+			t.Errorf("delete realm %s: %v", realm, err)
+		}
+	})
+
+	root, err := launcher.RepoRoot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	secretFile := filepath.Join(t.TempDir(), "secret")
+	script := exec.CommandContext(ctx, "sh", filepath.Join(root, "claims-provider", "keycloak-setup.sh"))
+	script.Env = append(os.Environ(),
+		"KC_URL="+kc.BaseURL, "KC_REALM="+realm,
+		"KC_ADMIN_USER="+kc.AdminUser, "KC_ADMIN_PASSWORD="+kc.AdminPassword,
+		"CALLER_CLIENTS=rqp-client", "SECRET_FILE="+secretFile,
+	)
+	if out, err := script.CombinedOutput(); err != nil {
+		t.Fatalf("keycloak-setup.sh: %v\n%s", err, out)
+	}
+	fi, err := os.Stat(secretFile)
+	if err != nil || fi.Mode().Perm() != 0o600 {
+		t.Fatalf("secret file: %v %v", fi, err)
+	}
+	secret, _ := os.ReadFile(secretFile)
+
+	cp := start(t, func(c *app.Config) {
+		c.Realm = realm
+		c.ClientSecret = strings.TrimSpace(string(secret))
+	})
+	if a := cp.get(t, "/readyz"); a.status != http.StatusOK {
+		t.Fatalf("readyz with the roles the script granted: %v", a)
+	}
+	tok := clientToken(t, realm, "rqp-client", "setup-rqp-secret", uma.ClaimsProviderScope)
+	bar := kc.IssuerURL("bar")
+	ticket := newTicket()
+	carol := findUser(t, realm, "carol")
+	c := cp.verify(t, cp.post(t, tok, form(ticket, bar, "email", "carol@foo.example")), bar).claims
+	wantUserClaims(t, c, carol, cp.url, bar, ticket)
+	// Without the scope, no audience: refused.
+	plain := clientToken(t, realm, "rqp-client", "setup-rqp-secret", "")
+	wantError(t, cp.post(t, plain, form(newTicket(), bar, "email", "carol@foo.example")), 401, uma.ErrInvalidToken)
 }
