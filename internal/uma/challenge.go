@@ -93,21 +93,43 @@ func ParseWWWAuthenticate(values []string) ([]AuthChallenge, error) {
 }
 
 // ParseChallenge finds the UMA challenge among a response's WWW-Authenticate
-// headers; as_uri and ticket are required and must not repeat.
+// headers; as_uri and ticket are required and must not repeat. The first UMA
+// challenge wins. Header lines are parsed one by one: a malformed line (say,
+// another scheme's challenge from a proxy) does not hide a well-formed UMA
+// challenge on another line; within one line a parse error ends the line,
+// since nothing after it can be read reliably. The size bound applies to
+// all lines together.
 func ParseChallenge(h http.Header) (Challenge, error) {
-	cs, err := ParseWWWAuthenticate(h.Values("WWW-Authenticate"))
-	if err != nil {
-		return Challenge{}, err
+	values := h.Values("WWW-Authenticate")
+	total := 0
+	for _, v := range values {
+		total += len(v)
 	}
-	for _, c := range cs {
-		if !strings.EqualFold(c.Scheme, "UMA") {
+	if total > MaxChallengeHeaderBytes {
+		return Challenge{}, fmt.Errorf("%w: longer than %d bytes", ErrChallenge, MaxChallengeHeaderBytes)
+	}
+	var firstErr error
+	for _, v := range values {
+		cs, err := ParseWWWAuthenticate([]string{v})
+		if err != nil {
+			if firstErr == nil {
+				firstErr = err
+			}
 			continue
 		}
-		ch := Challenge{Realm: c.Params["realm"], ASURI: c.Params["as_uri"], Ticket: c.Params["ticket"]}
-		if ch.ASURI == "" || ch.Ticket == "" {
-			return Challenge{}, fmt.Errorf("%w: UMA challenge without as_uri and ticket", ErrChallenge)
+		for _, c := range cs {
+			if !strings.EqualFold(c.Scheme, "UMA") {
+				continue
+			}
+			ch := Challenge{Realm: c.Params["realm"], ASURI: c.Params["as_uri"], Ticket: c.Params["ticket"]}
+			if ch.ASURI == "" || ch.Ticket == "" {
+				return Challenge{}, fmt.Errorf("%w: UMA challenge without as_uri and ticket", ErrChallenge)
+			}
+			return ch, nil
 		}
-		return ch, nil
+	}
+	if firstErr != nil {
+		return Challenge{}, firstErr
 	}
 	return Challenge{}, fmt.Errorf("%w: no UMA challenge", ErrChallenge)
 }

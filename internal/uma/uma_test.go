@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"reflect"
+	"strconv"
 	"strings"
 	"testing"
 )
@@ -189,5 +190,68 @@ func TestErrorWriteAndParse(t *testing.T) {
 	}
 	if e := ParseError(502, []byte("<html>bad gateway</html>")); e.Code != "Bad Gateway" || e.StatusCode != 502 {
 		t.Fatalf("non-JSON body parsed as %+v", e)
+	}
+}
+
+func TestParseChallengeLineByLine(t *testing.T) {
+	good := `UMA realm="bar", as_uri="https://as/realms/bar", ticket="t1"`
+	want := Challenge{Realm: "bar", ASURI: "https://as/realms/bar", Ticket: "t1"}
+	for name, lines := range map[string][]string{
+		"malformed other scheme first": {`Bearer realm=x y`, good},
+		"malformed other scheme after": {good, `Digest nonce="unterminated`},
+		"malformed UMA line first":     {`UMA as_uri="a" ticket="t0"`, good},
+		"several challenges per line":  {`Basic realm="r"`, `Bearer error="invalid_token", ` + good},
+	} {
+		got, err := ParseChallenge(http.Header{"Www-Authenticate": lines})
+		if err != nil || got != want {
+			t.Errorf("%s: got %+v, %v; want %+v", name, got, err, want)
+		}
+	}
+	// The first UMA challenge wins, also when it is incomplete.
+	h := http.Header{"Www-Authenticate": {`UMA as_uri="a"`, good}}
+	if _, err := ParseChallenge(h); !errors.Is(err, ErrChallenge) {
+		t.Errorf("incomplete first UMA challenge accepted: %v", err)
+	}
+	// Only malformed lines: the first line's error.
+	h = http.Header{"Www-Authenticate": {`UMA as_uri="a`, `=x`}}
+	if _, err := ParseChallenge(h); !errors.Is(err, ErrChallenge) || !strings.Contains(err.Error(), "unterminated quoted string") {
+		t.Errorf("malformed lines: %v", err)
+	}
+	// The size bound counts every line.
+	half := strings.Repeat("a", MaxChallengeHeaderBytes/2)
+	h = http.Header{"Www-Authenticate": {`Basic realm="` + half + `"`, `Basic realm="` + half + `"`, good}}
+	if _, err := ParseChallenge(h); !errors.Is(err, ErrChallenge) || !strings.Contains(err.Error(), "longer than") {
+		t.Errorf("oversized header accepted: %v", err)
+	}
+}
+
+func TestParseWWWAuthenticateRefusals(t *testing.T) {
+	many := func(n int) string {
+		var b strings.Builder
+		b.WriteString("UMA ")
+		for i := 0; i < n; i++ {
+			if i > 0 {
+				b.WriteString(", ")
+			}
+			b.WriteString("p" + strconv.Itoa(i) + `="v"`)
+		}
+		return b.String()
+	}
+	for _, in := range []string{
+		`UMA as_uri=https://as.example/realms/bar, ticket=t`, // a URL is no token
+		`UMA as_uri=a\b, ticket=c`,                           // no quoted-pair outside quotes
+		`UMA as_uri=a=b, ticket=c`,
+		`UMA abc== , as_uri="a"`, // token68 and parameters are exclusive
+		"UMA as_uri=\"a\"\r\n, ticket=\"b\"",
+		`U(MA as_uri="a"`,
+		many(MaxChallengeParams + 1),
+		strings.Repeat("Basic, ", MaxChallenges) + "Basic",
+	} {
+		if cs, err := ParseWWWAuthenticate([]string{in}); !errors.Is(err, ErrChallenge) {
+			t.Errorf("ParseWWWAuthenticate(%.60q) = %#v, %v; want ErrChallenge", in, cs, err)
+		}
+	}
+	if _, err := ParseWWWAuthenticate([]string{many(MaxChallengeParams)}); err != nil {
+		t.Errorf("%d parameters refused: %v", MaxChallengeParams, err)
 	}
 }
