@@ -5,6 +5,9 @@
 //	claims-provider [flags]          serve
 //	claims-provider rotate [flags]   make a new signing key, keep the old one
 //	                                 published for -rotation-grace, and exit
+//	claims-provider healthcheck [flags]
+//	                                 exit 0 when the server on -listen is ready
+//	                                 (GET /readyz; the container health check)
 //
 // Every flag has an environment variable (CLAIMS_PROVIDER_ and the flag name
 // in upper case, '-' as '_'); a flag given on the command line wins. Run
@@ -27,6 +30,8 @@ import (
 
 	"github.com/umawide/umawide/claims-provider/internal/app"
 	"github.com/umawide/umawide/claims-provider/internal/keys"
+	"github.com/umawide/umawide/claims-provider/internal/server"
+	"github.com/umawide/umawide/internal/healthcheck"
 )
 
 // EnvPrefix prefixes every environment variable.
@@ -43,6 +48,7 @@ func main() {
 type options struct {
 	cfg       app.Config
 	rotate    bool
+	health    bool // the healthcheck subcommand
 	logLevel  string
 	logFormat string
 }
@@ -55,6 +61,9 @@ func run(args []string, lookupEnv func(string) (string, bool), stdout, stderr io
 	if err != nil {
 		fmt.Fprintf(stderr, "claims-provider: %v\n", err)
 		return 2
+	}
+	if opts.health {
+		return healthcheck.Run(context.Background(), opts.cfg.Listen, server.PathReady, stdout)
 	}
 	logger, err := newLogger(stderr, opts.logLevel, opts.logFormat)
 	if err != nil {
@@ -96,11 +105,13 @@ func run(args []string, lookupEnv func(string) (string, bool), stdout, stderr io
 // An environment variable that is set but empty sets the flag to "" (so
 // CLAIMS_PROVIDER_ON_BEHALF_CLIENTS= allows no client).
 func parse(args []string, lookupEnv func(string) (string, bool), stderr io.Writer) (*options, error) {
-	rotateCmd := false
+	rotateCmd, healthCmd := false, false
 	if len(args) > 0 && args[0] == "rotate" {
 		rotateCmd, args = true, args[1:]
+	} else if len(args) > 0 && args[0] == "healthcheck" {
+		healthCmd, args = true, args[1:]
 	}
-	o := &options{}
+	o := &options{health: healthCmd}
 	c := &o.cfg
 	fs := flag.NewFlagSet("claims-provider", flag.ContinueOnError)
 	fs.SetOutput(stderr)
@@ -132,7 +143,7 @@ func parse(args []string, lookupEnv func(string) (string, bool), stderr io.Write
 
 	fs.Usage = func() {
 		out := fs.Output()
-		fmt.Fprintf(out, "Usage:\n  claims-provider [flags]          serve\n  claims-provider rotate [flags]   new signing key (the old one stays published for -rotation-grace), then exit\n\nFlags (each also read from the environment variable shown; a flag on the command line wins):\n")
+		fmt.Fprintf(out, "Usage:\n  claims-provider [flags]          serve\n  claims-provider rotate [flags]   new signing key (the old one stays published for -rotation-grace), then exit\n  claims-provider healthcheck [flags]  exit 0 when the server on -listen answers GET /readyz with 200 (container health check)\n\nFlags (each also read from the environment variable shown; a flag on the command line wins):\n")
 		fs.VisitAll(func(f *flag.Flag) {
 			env := "no environment variable"
 			if !noEnv[f.Name] {

@@ -4,6 +4,9 @@ import (
 	"bytes"
 	"errors"
 	"flag"
+	"net"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"slices"
@@ -175,5 +178,37 @@ func TestRunRefusesBadConfig(t *testing.T) {
 	}
 	if code := run([]string{"-log-level", "loud"}, env(nil), &bytes.Buffer{}, &errs); code != 2 {
 		t.Fatalf("bad log level = %d", code)
+	}
+}
+
+func TestHealthcheckCommand(t *testing.T) {
+	status := http.StatusOK
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path != "/readyz" {
+			http.NotFound(w, r)
+			return
+		}
+		w.WriteHeader(status)
+	}))
+	defer srv.Close()
+	addr := strings.TrimPrefix(srv.URL, "http://")
+	_, port, _ := net.SplitHostPort(addr)
+	var out, errs bytes.Buffer
+	// The listen address comes from the environment, as in a container; the
+	// unspecified address is asked on loopback.
+	if code := run([]string{"healthcheck"}, env(map[string]string{"CLAIMS_PROVIDER_LISTEN": "0.0.0.0:" + port}), &out, &errs); code != 0 {
+		t.Fatalf("healthcheck of a ready server = %d: %s %s", code, out.String(), errs.String())
+	}
+	status = http.StatusServiceUnavailable
+	out.Reset()
+	if code := run([]string{"healthcheck", "-listen", addr}, env(nil), &out, &errs); code != 1 || !strings.Contains(out.String(), "503") {
+		t.Fatalf("healthcheck of an unready server = %d: %s", code, out.String())
+	}
+	srv.Close()
+	if code := run([]string{"healthcheck", "-listen", addr}, env(nil), &out, &errs); code != 1 {
+		t.Fatalf("healthcheck with nobody listening = %d", code)
+	}
+	if code := run([]string{"healthcheck", "-lifetime", "soon"}, env(nil), &out, &errs); code != 2 {
+		t.Fatalf("healthcheck with a bad flag = %d", code)
 	}
 }

@@ -5,6 +5,9 @@
 //
 // Every flag has an environment fallback RESOURCE_SERVER_<NAME> (upper case,
 // '-' as '_'); a flag given on the command line wins. See README.md.
+//
+// "resource-server healthcheck [flags]" exits 0 when the server listening on
+// -listen answers GET /readyz with 200 (the container's health check).
 package main
 
 import (
@@ -22,6 +25,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/umawide/umawide/internal/healthcheck"
 	"github.com/umawide/umawide/internal/jwtverify"
 	"github.com/umawide/umawide/resource-server/internal/protection"
 	"github.com/umawide/umawide/resource-server/internal/rpt"
@@ -97,7 +101,7 @@ func parseFlags(args []string, getenv func(string) string, out io.Writer) (confi
 	str(&maxBody, "max-body", maxBody, "largest message body in bytes (413 beyond)")
 	str(&c.logLevel, "log-level", "info", "log level: debug, info, warn, error")
 	fs.Usage = func() {
-		fmt.Fprintf(out, "Usage: resource-server [flags]\n\nBob's UMA Resource Server: POST /incoming/{owner} (UMA challenge, RPT enforced, message stored),\nGET /incoming/{owner}/messages[/{id}] (owner's token), /healthz, /readyz, /metrics.\n\nFlags (each falls back to its environment variable):\n")
+		fmt.Fprintf(out, "Usage: resource-server [flags]\n       resource-server healthcheck [flags]   exit 0 when the server on -listen answers GET /readyz with 200\n\nBob's UMA Resource Server: POST /incoming/{owner} (UMA challenge, RPT enforced, message stored),\nGET /incoming/{owner}/messages[/{id}] (owner's token), /healthz, /readyz, /metrics.\n\nFlags (each falls back to its environment variable):\n")
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {
@@ -142,9 +146,19 @@ func parseFlags(args []string, getenv func(string) string, out io.Writer) (confi
 }
 
 func run(ctx context.Context, args []string, getenv func(string) string, out io.Writer) error {
+	health := len(args) > 0 && args[0] == "healthcheck"
+	if health {
+		args = args[1:]
+	}
 	c, err := parseFlags(args, getenv, out)
 	if err != nil {
 		return err
+	}
+	if health {
+		if healthcheck.Run(ctx, c.listen, "/readyz", out) != 0 {
+			return errors.New("not ready")
+		}
+		return nil
 	}
 	var level slog.Level
 	if err := level.UnmarshalText([]byte(c.logLevel)); err != nil {

@@ -2,8 +2,12 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"flag"
+	"net"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
@@ -72,5 +76,38 @@ func TestHelpDocumentsEveryFlagAndHidesSecrets(t *testing.T) {
 		if !strings.Contains(help, "-"+f+" ") || !strings.Contains(help, envName(f)) {
 			t.Errorf("-h does not document -%s / %s", f, envName(f))
 		}
+	}
+}
+
+func TestHealthcheckCommand(t *testing.T) {
+	status := http.StatusOK
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path != "/readyz" {
+			http.NotFound(w, r)
+			return
+		}
+		w.WriteHeader(status)
+	}))
+	defer srv.Close()
+	addr := strings.TrimPrefix(srv.URL, "http://")
+	_, port, _ := net.SplitHostPort(addr)
+	ctx := context.Background()
+	var out bytes.Buffer
+	// Configured through the environment, as in a container.
+	e := env(map[string]string{"RESOURCE_SERVER_CLIENT_SECRET": "s", "RESOURCE_SERVER_LISTEN": "0.0.0.0:" + port})
+	if err := run(ctx, []string{"healthcheck"}, e, &out); err != nil || !strings.Contains(out.String(), "ok") {
+		t.Fatalf("healthcheck of a ready server: %v: %s", err, out.String())
+	}
+	status = http.StatusServiceUnavailable
+	out.Reset()
+	if err := run(ctx, []string{"healthcheck"}, e, &out); err == nil || !strings.Contains(out.String(), "503") {
+		t.Fatalf("healthcheck of an unready server: %v: %s", err, out.String())
+	}
+	srv.Close()
+	if err := run(ctx, []string{"healthcheck", "-listen", addr}, e, &out); err == nil {
+		t.Fatal("healthcheck with nobody listening succeeded")
+	}
+	if err := run(ctx, []string{"healthcheck", "-max-body", "ten"}, e, &out); err == nil || !strings.Contains(err.Error(), "max-body") {
+		t.Fatalf("healthcheck with a bad flag: %v", err)
 	}
 }
