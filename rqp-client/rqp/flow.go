@@ -101,7 +101,7 @@ func (c *Client) attempt(ctx context.Context, st *pushState) (*Result, *StepErro
 			Err: fmt.Errorf("the Resource Server names the authorization server %s, and this client has no registration there", ch.ASURI)}, time.Since(t0))
 	}
 	res.ASURI = ch.ASURI
-	c.emit(ctx, StepChallenge, true, "ticket", time.Since(t0),
+	c.emit(ctx, StepChallenge, true, "ticket received", time.Since(t0),
 		fmt.Sprintf("UMA realm=%q as_uri=%s, ticket of %d characters", ch.Realm, ch.ASURI, len(ch.Ticket)), nil)
 
 	// 3. The AuthN access token (reused on the second attempt while fresh).
