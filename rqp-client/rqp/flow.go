@@ -140,8 +140,12 @@ func (c *Client) attempt(ctx context.Context, st *pushState) (*Result, *StepErro
 		return nil, c.failed(ctx, se, time.Since(t0))
 	}
 	who := st.req.Email
-	if who == "" {
+	switch {
+	case who != "":
+	case st.tokenMail != "":
 		who = st.tokenMail + " (from the login)"
+	default:
+		who = "the logged-in user"
 	}
 	c.emit(ctx, StepClaimsRequest, true, a.resp.Status, time.Since(t0),
 		fmt.Sprintf("POST %s (%s) for %s, audience %s", redact(creq.URL.String()), st.claimsHow, who, ch.ASURI), nil)

@@ -182,6 +182,9 @@ func readSecretFile(path string) (string, error) {
 
 // exitStatus maps an error to the documented exit status.
 func exitStatus(err error) int {
+	if errors.Is(err, context.Canceled) {
+		return ExitFailure // interrupted
+	}
 	var se *rqp.StepError
 	if !errors.As(err, &se) {
 		return ExitFailure
