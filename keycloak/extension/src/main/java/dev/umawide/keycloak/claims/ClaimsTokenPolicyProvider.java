@@ -42,6 +42,7 @@ public final class ClaimsTokenPolicyProvider implements PolicyProvider {
 
     private final JwksCache jwksCache;
     private final DiscoveryCache discoveryCache;
+    private final PolicyConfigCache configCache = new PolicyConfigCache(64);
     private final AudienceResolver audienceResolver;
     private final LongSupplier nowSeconds;
 
@@ -76,7 +77,7 @@ public final class ClaimsTokenPolicyProvider implements PolicyProvider {
 
             PolicyConfig config;
             try {
-                config = PolicyConfig.parse(policy.getConfig(), false);
+                config = configCache.get(policy.getConfig());
             } catch (InvalidConfigException e) {
                 throw new Denied(Reason.CONFIG_INVALID, e.getMessage());
             }

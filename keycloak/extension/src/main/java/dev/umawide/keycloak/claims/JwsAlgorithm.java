@@ -3,6 +3,7 @@ package dev.umawide.keycloak.claims;
 import java.io.ByteArrayOutputStream;
 import java.math.BigInteger;
 import java.security.GeneralSecurityException;
+import java.security.Provider;
 import java.security.PublicKey;
 import java.security.Signature;
 import java.security.interfaces.ECPublicKey;
@@ -12,6 +13,8 @@ import java.security.spec.PSSParameterSpec;
 import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.List;
+
+import org.keycloak.common.crypto.CryptoIntegration;
 
 /**
  * The asymmetric JWS algorithms the policy can verify, with plain JCA. There is deliberately no
@@ -78,15 +81,23 @@ public enum JwsAlgorithm {
 
     /** Verifies a signature; false on any mismatch or malformed signature, never throws. */
     boolean verify(Jwk key, byte[] signingInput, byte[] signature) {
+        return verify(key, signingInput, signature, kind == Jwk.Kind.RSA ? null : keycloakBouncyCastle());
+    }
+
+    /**
+     * As {@link #verify(Jwk, byte[], byte[])}, preferring {@code preferred} for the JCA signature
+     * when it is not null and accepts the key, else the default providers.
+     */
+    boolean verify(Jwk key, byte[] signingInput, byte[] signature, Provider preferred) {
         if (!fits(key) || signature == null) {
             return false;
         }
         try {
-            Signature sig;
             byte[] toVerify = signature;
             PublicKey pub = key.publicKey();
+            String algorithm;
             switch (kind) {
-                case EC: {
+                case EC:
                     if (!(pub instanceof ECPublicKey) || signature.length != 2 * coordinateLength) {
                         return false;
                     }
@@ -94,32 +105,59 @@ public enum JwsAlgorithm {
                     if (toVerify == null) {
                         return false;
                     }
-                    sig = Signature.getInstance(jca);
+                    algorithm = jca;
                     break;
-                }
-                case RSA: {
+                case RSA:
                     if (!(pub instanceof RSAPublicKey)) {
                         return false;
                     }
-                    sig = Signature.getInstance(jca);
-                    if (jca.equals("RSASSA-PSS")) {
-                        sig.setParameter(pssParams());
-                    }
+                    algorithm = jca;
                     break;
-                }
-                case OKP: {
-                    sig = Signature.getInstance(key.curve());
+                case OKP:
+                    algorithm = key.curve();
                     break;
-                }
                 default:
                     return false;
             }
-            sig.initVerify(pub);
+            Signature sig = null;
+            if (preferred != null) {
+                try {
+                    sig = initVerify(Signature.getInstance(algorithm, preferred), pub);
+                } catch (GeneralSecurityException | RuntimeException e) {
+                    sig = null; // that provider cannot do it with this key: use the default ones
+                }
+            }
+            if (sig == null) {
+                sig = initVerify(Signature.getInstance(algorithm), pub);
+            }
             sig.update(signingInput);
             return sig.verify(toVerify);
         } catch (GeneralSecurityException | RuntimeException e) {
             return false;
         }
+    }
+
+    private Signature initVerify(Signature sig, PublicKey pub) throws GeneralSecurityException {
+        if (jca != null && jca.equals("RSASSA-PSS")) {
+            sig.setParameter(pssParams());
+        }
+        sig.initVerify(pub);
+        return sig;
+    }
+
+    /**
+     * Keycloak's BouncyCastle provider (BC, or BCFIPS in FIPS mode), or null outside Keycloak.
+     * On JDK 17 it verifies ECDSA and EdDSA signatures several times faster than SunEC.
+     */
+    static Provider keycloakBouncyCastle() {
+        try {
+            if (CryptoIntegration.isInitialised()) {
+                return CryptoIntegration.getProvider().getBouncyCastleProvider();
+            }
+        } catch (RuntimeException | LinkageError e) {
+            // not inside Keycloak, or no such provider
+        }
+        return null;
     }
 
     private PSSParameterSpec pssParams() {

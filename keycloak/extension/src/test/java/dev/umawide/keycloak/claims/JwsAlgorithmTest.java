@@ -140,4 +140,35 @@ class JwsAlgorithmTest {
         CompactJws j = signed("ES256", TestKeys.ec256());
         assertEquals(new String(j.signingInput(), StandardCharsets.US_ASCII).chars().filter(c -> c == '.').count(), 1);
     }
+
+    @ParameterizedTest
+    @ValueSource(strings = {"ES256", "EdDSA", "RS256", "PS256"})
+    void bouncyCastleVerifiesTheSameWay(String name) throws Exception {
+        java.security.Provider bc = new org.bouncycastle.jce.provider.BouncyCastleProvider();
+        JwsAlgorithm alg = JwsAlgorithm.byName(name);
+        KeyPair kp = keyFor(name);
+        CompactJws j = signed(name, kp);
+        Jwk key = jwk(kp, "k");
+        assertTrue(alg.verify(key, j.signingInput(), j.signature(), bc));
+        byte[] sig = j.signature().clone();
+        sig[sig.length / 2] ^= 1;
+        assertFalse(alg.verify(key, j.signingInput(), sig, bc));
+        byte[] input = j.signingInput().clone();
+        input[0] ^= 1;
+        assertFalse(alg.verify(key, input, j.signature(), bc));
+    }
+
+    @Test
+    void aProviderThatCannotDoItFallsBackToTheDefaults() throws Exception {
+        java.security.Provider rsaOnly = java.security.Security.getProvider("SunRsaSign");
+        CompactJws j = signed("ES256", TestKeys.ec256());
+        assertTrue(JwsAlgorithm.ES256.verify(jwk(TestKeys.ec256(), "k"), j.signingInput(), j.signature(), rsaOnly));
+        CompactJws e = signed("EdDSA", TestKeys.ed());
+        assertTrue(JwsAlgorithm.EdDSA.verify(jwk(TestKeys.ed(), "k"), e.signingInput(), e.signature(), rsaOnly));
+    }
+
+    @Test
+    void outsideKeycloakThereIsNoPreferredProvider() {
+        assertNull(JwsAlgorithm.keycloakBouncyCastle());
+    }
 }
