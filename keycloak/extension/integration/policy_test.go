@@ -243,6 +243,9 @@ func TestClaimsTokenPolicy(t *testing.T) {
 		// A duplicated key: Keycloak's parser keeps the last, the policy refuses the ambiguity.
 		dup := base64.RawURLEncoding.EncodeToString([]byte(`{"claims_token":["x.y.z"],"claims_token":["` + valid + `"]}`))
 		f.expectDenied(t, ticket, dup, "claim_token_malformed")
+		// Not an array of strings (Keycloak does not look inside the arrays).
+		nonString := base64.RawURLEncoding.EncodeToString([]byte(`{"claims_token":["` + valid + `"],"content_length":[25]}`))
+		f.expectDenied(t, ticket, nonString, "claim_token_malformed")
 	})
 
 	t.Run("claim_token that Keycloak itself cannot parse never gives an RPT", func(t *testing.T) {
