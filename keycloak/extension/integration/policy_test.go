@@ -4,10 +4,12 @@ import (
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/hex"
+	"errors"
 	"net/http"
 	"net/url"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -218,6 +220,50 @@ func TestClaimsTokenPolicy(t *testing.T) {
 		// A fresh, valid token (new jti) for the ticket that already got an RPT.
 		jws := cp.signES256(esHeader(ecKID), f.claims(cp, grantedTicket))
 		f.expectDenied(t, grantedTicket, pushed(t, jws, nil), "ticket_reused")
+	})
+
+	t.Run("one ticket, concurrent grants: exactly one RPT", func(t *testing.T) {
+		ticket := f.ticket(t)
+		const n = 6
+		cts := make([]string, n)
+		for i := range cts {
+			cts[i] = pushed(t, cp.signES256(esHeader(ecKID), f.claims(cp, ticket)), nil)
+		}
+		type result struct {
+			ok     bool
+			status int
+		}
+		results := make(chan result, n)
+		var wg sync.WaitGroup
+		for _, ct := range cts {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				_, err := f.grant(ctx, ticket, ct)
+				var te *kctest.TokenError
+				switch {
+				case err == nil:
+					results <- result{ok: true}
+				case errors.As(err, &te):
+					results <- result{status: te.StatusCode}
+				default:
+					results <- result{status: -1}
+				}
+			}()
+		}
+		wg.Wait()
+		close(results)
+		granted := 0
+		for r := range results {
+			if r.ok {
+				granted++
+			} else if r.status != http.StatusForbidden {
+				t.Errorf("a concurrent grant answered %d, want 403", r.status)
+			}
+		}
+		if granted != 1 {
+			t.Fatalf("%d of %d concurrent grants with one ticket got an RPT, want exactly 1", granted, n)
+		}
 	})
 
 	t.Run("email_verified false", func(t *testing.T) {
