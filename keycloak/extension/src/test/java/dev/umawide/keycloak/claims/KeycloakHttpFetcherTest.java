@@ -1,0 +1,125 @@
+package dev.umawide.keycloak.claims;
+
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+
+import java.io.IOException;
+import java.io.OutputStream;
+import java.net.InetSocketAddress;
+import java.net.URI;
+import java.nio.charset.StandardCharsets;
+import java.util.concurrent.atomic.AtomicInteger;
+
+import org.apache.http.impl.client.CloseableHttpClient;
+import org.apache.http.impl.client.HttpClients;
+import org.junit.jupiter.api.AfterEach;
+import org.junit.jupiter.api.BeforeEach;
+import org.junit.jupiter.api.Test;
+
+import com.sun.net.httpserver.HttpServer;
+
+/** The real fetcher (Apache HttpClient, as Keycloak's HttpClientProvider gives it) against a local server. */
+class KeycloakHttpFetcherTest {
+
+    HttpServer server;
+    CloseableHttpClient client;
+    String base;
+    final AtomicInteger hits = new AtomicInteger();
+
+    @BeforeEach
+    void start() throws IOException {
+        server = HttpServer.create(new InetSocketAddress("127.0.0.1", 0), 0);
+        server.createContext("/jwks", ex -> {
+            hits.incrementAndGet();
+            byte[] body = "{\"keys\":[]}".getBytes(StandardCharsets.UTF_8);
+            ex.sendResponseHeaders(200, body.length);
+            try (OutputStream o = ex.getResponseBody()) {
+                o.write(body);
+            }
+        });
+        server.createContext("/big", ex -> {
+            ex.sendResponseHeaders(200, 5000);
+            try (OutputStream o = ex.getResponseBody()) {
+                o.write(new byte[5000]);
+            }
+        });
+        server.createContext("/chunked-big", ex -> {
+            ex.sendResponseHeaders(200, 0);
+            try (OutputStream o = ex.getResponseBody()) {
+                for (int i = 0; i < 10; i++) {
+                    o.write(new byte[1000]);
+                }
+            } catch (IOException e) {
+                // the client hung up: expected
+            }
+        });
+        server.createContext("/redirect", ex -> {
+            ex.getResponseHeaders().add("Location", base + "/jwks");
+            ex.sendResponseHeaders(302, -1);
+            ex.close();
+        });
+        server.createContext("/missing", ex -> {
+            ex.sendResponseHeaders(404, -1);
+            ex.close();
+        });
+        server.createContext("/slow", ex -> {
+            try {
+                Thread.sleep(3000);
+            } catch (InterruptedException e) {
+                Thread.currentThread().interrupt();
+            }
+            ex.sendResponseHeaders(200, -1);
+            ex.close();
+        });
+        server.start();
+        base = "http://127.0.0.1:" + server.getAddress().getPort();
+        client = HttpClients.createDefault();
+    }
+
+    @AfterEach
+    void stop() throws IOException {
+        client.close();
+        server.stop(0);
+    }
+
+    private KeycloakHttpFetcher fetcher(boolean insecure) {
+        return new KeycloakHttpFetcher(client, new UrlGuard(insecure, UrlGuard.SYSTEM), 500, 4096);
+    }
+
+    @Test
+    void fetches() throws Exception {
+        assertArrayEquals("{\"keys\":[]}".getBytes(StandardCharsets.UTF_8), fetcher(true).get(URI.create(base + "/jwks")));
+    }
+
+    @Test
+    void guardRefusesBeforeConnecting() {
+        assertThrows(IOException.class, () -> fetcher(false).get(URI.create(base + "/jwks")));
+        assertEquals(0, hits.get());
+    }
+
+    @Test
+    void sizeCapped() {
+        assertThrows(IOException.class, () -> fetcher(true).get(URI.create(base + "/big")));
+        assertThrows(IOException.class, () -> fetcher(true).get(URI.create(base + "/chunked-big")));
+    }
+
+    @Test
+    void redirectsNotFollowed() {
+        assertThrows(IOException.class, () -> fetcher(true).get(URI.create(base + "/redirect")));
+        assertEquals(0, hits.get());
+    }
+
+    @Test
+    void onlyStatus200() {
+        assertThrows(IOException.class, () -> fetcher(true).get(URI.create(base + "/missing")));
+    }
+
+    @Test
+    void timesOut() {
+        long t0 = System.nanoTime();
+        assertThrows(IOException.class, () -> fetcher(true).get(URI.create(base + "/slow")));
+        long ms = (System.nanoTime() - t0) / 1_000_000;
+        org.junit.jupiter.api.Assertions.assertTrue(ms < 2500, "took " + ms + " ms with a 500 ms timeout");
+    }
+}
