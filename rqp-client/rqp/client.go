@@ -35,7 +35,8 @@ type Config struct {
 	Timeout time.Duration
 	// UploadTimeout of steps 1 and 9; default 10 minutes.
 	UploadTimeout time.Duration
-	// Progress, if set, is called after every step, on the calling goroutine.
+	// Progress, if set, is called after every step of every push, on the
+	// goroutine that called Push (see also Request.Progress).
 	Progress func(Event)
 	// Logger receives debug logs (never tokens or secrets); default none.
 	Logger *slog.Logger
@@ -81,6 +82,10 @@ type Request struct {
 	// must then be the address the person logged in with. Its domain is
 	// where the Claims Provider is discovered.
 	Email string
+	// Progress, if set, is called after every step of this push, before
+	// Config.Progress, on the goroutine that called Push: it tells the
+	// steps of concurrent pushes on one Client apart.
+	Progress func(Event)
 }
 
 // Receipt is the Resource Server's 201 answer (step 10).
@@ -191,7 +196,7 @@ func newClientInternal(cfg Config) *Client {
 	}
 	hc := cfg.HTTPClient
 	if hc == nil {
-		hc = defaultHTTPClient()
+		hc = DefaultHTTPClient()
 	}
 	return &Client{cfg: cfg, hc: noRedirects(hc)}
 }
@@ -235,6 +240,9 @@ func (c *Client) Push(ctx context.Context, r Request) (*Result, error) {
 		return nil, configError("content: %w", err)
 	}
 	st := &pushState{req: r, content: p}
+	if r.Progress != nil {
+		ctx = context.WithValue(ctx, progressKey{}, r.Progress)
+	}
 	for attempt := 1; ; attempt++ {
 		res, se := c.attempt(withAttempt(ctx, attempt), st)
 		if se == nil {
@@ -261,8 +269,11 @@ type pushState struct {
 	claimsEndpoint, claimsHow string
 }
 
+type progressKey struct{}
+
 func (c *Client) emit(ctx context.Context, step int, ok bool, status string, d time.Duration, detail string, err *StepError) {
-	if c.cfg.Progress == nil {
+	perPush, _ := ctx.Value(progressKey{}).(func(Event))
+	if c.cfg.Progress == nil && perPush == nil {
 		return
 	}
 	ev := Event{Attempt: attemptOf(ctx), Step: step, Name: StepName(step), OK: ok, Status: status, Duration: d, Detail: detail}
@@ -270,7 +281,12 @@ func (c *Client) emit(ctx context.Context, step int, ok bool, status string, d t
 		ev.Err = err
 		ev.Retry = err.retry && attemptOf(ctx) == 1
 	}
-	c.cfg.Progress(ev)
+	if perPush != nil {
+		perPush(ev)
+	}
+	if c.cfg.Progress != nil {
+		c.cfg.Progress(ev)
+	}
 }
 
 // failed reports a failed step and returns its error.

@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -651,4 +652,43 @@ func TestStepErrorMessage(t *testing.T) {
 		}
 	}
 	_ = url.Values{}
+}
+
+// Request.Progress sees only its own push's steps, also when pushes run
+// concurrently on one Client, and before Config.Progress.
+func TestPerPushProgress(t *testing.T) {
+	s := umafake.New(t)
+	var mu sync.Mutex
+	global := 0
+	cfg := config(s, nil)
+	cfg.Progress = func(rqp.Event) { mu.Lock(); global++; mu.Unlock() }
+	c := newClient(t, cfg)
+	const n = 6
+	var wg sync.WaitGroup
+	events := make([][]rqp.Event, n)
+	errs := make([]error, n)
+	for i := range n {
+		wg.Go(func() {
+			data := []byte(fmt.Sprintf("message %d\n", i))
+			_, errs[i] = c.Push(context.Background(), rqp.Request{To: s.Incoming(), Content: rqp.BytesContent(data, "m.txt"),
+				Email: umafake.AliceEmail, Progress: func(ev rqp.Event) { events[i] = append(events[i], ev) }})
+		})
+	}
+	wg.Wait()
+	for i := range n {
+		if errs[i] != nil {
+			t.Fatalf("push %d: %v", i, errs[i])
+		}
+		if len(events[i]) != rqp.NumSteps {
+			t.Fatalf("push %d saw %d events, want %d", i, len(events[i]), rqp.NumSteps)
+		}
+		for j, ev := range events[i] {
+			if ev.Step != j+1 || !ev.OK {
+				t.Errorf("push %d event %d: %+v", i, j, ev)
+			}
+		}
+	}
+	if global != n*rqp.NumSteps {
+		t.Errorf("Config.Progress saw %d events, want %d", global, n*rqp.NumSteps)
+	}
 }

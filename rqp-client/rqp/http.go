@@ -23,10 +23,12 @@ const (
 	maxTokenBytes     = 64 << 10 // one token
 )
 
-// defaultHTTPClient: no redirects followed (a token or the data must never
-// follow a redirect to somewhere else), Expect: 100-continue honoured, bounded
-// dial, TLS and header waits; whole requests are bounded by contexts.
-func defaultHTTPClient() *http.Client {
+// DefaultHTTPClient returns a new client as New uses it when
+// Config.HTTPClient is nil: Expect: 100-continue honoured, bounded dial, TLS
+// and header waits (whole requests are bounded by contexts); New turns
+// redirects off on its copy (a token or the data must never follow a
+// redirect to somewhere else). Start from it to change the transport.
+func DefaultHTTPClient() *http.Client {
 	t := http.DefaultTransport.(*http.Transport).Clone()
 	t.DialContext = (&net.Dialer{Timeout: 10 * time.Second, KeepAlive: 30 * time.Second}).DialContext
 	t.TLSHandshakeTimeout = 10 * time.Second
