@@ -49,6 +49,7 @@ const (
 type claimsProvider struct {
 	srv         *httptest.Server
 	issuer      string
+	jwksPath    string
 	ecKey       *ecdsa.PrivateKey
 	rsaKey      *rsa.PrivateKey
 	jwksFetches atomic.Int64
@@ -64,7 +65,9 @@ func newClaimsProvider(t testing.TB) *claimsProvider {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cp := &claimsProvider{ecKey: ec, rsaKey: rk}
+	// A path of its own: Keycloak caches keys by JWKS URL, and a long-lived
+	// Keycloak may have cached another run's keys for a reused port.
+	cp := &claimsProvider{ecKey: ec, rsaKey: rk, jwksPath: "/" + randomHex(8) + "/jwks"}
 	jwks := map[string]any{"keys": []any{
 		map[string]any{"kty": "EC", "crv": "P-256", "kid": ecKID, "use": "sig", "alg": "ES256",
 			"x": b64(pad(ec.X.Bytes(), 32)), "y": b64(pad(ec.Y.Bytes(), 32))},
@@ -73,7 +76,7 @@ func newClaimsProvider(t testing.TB) *claimsProvider {
 	}}
 	body, _ := json.Marshal(jwks)
 	mux := http.NewServeMux()
-	mux.HandleFunc("GET /jwks", func(w http.ResponseWriter, r *http.Request) {
+	mux.HandleFunc("GET "+cp.jwksPath, func(w http.ResponseWriter, r *http.Request) {
 		cp.jwksFetches.Add(1)
 		w.Header().Set("Content-Type", "application/json")
 		_, _ = w.Write(body)
@@ -84,7 +87,7 @@ func newClaimsProvider(t testing.TB) *claimsProvider {
 	return cp
 }
 
-func (cp *claimsProvider) jwksURI() string { return cp.srv.URL + "/jwks" }
+func (cp *claimsProvider) jwksURI() string { return cp.srv.URL + cp.jwksPath }
 
 // rsaPublicPEM is what an alg-confusion attacker would use as an HMAC secret.
 func (cp *claimsProvider) rsaPublicPEM() []byte {
