@@ -130,5 +130,7 @@ func kcEnv(kc *launcher.Keycloak) []string {
 		"KEYCLOAK_MANAGEMENT_URL=" + kc.ManagementURL,
 		"KEYCLOAK_ADMIN_USER=" + kc.AdminUser,
 		"KEYCLOAK_ADMIN_PASSWORD=" + kc.AdminPassword,
+		// Tests that assert on Keycloak's log lines (the policy's deny reasons) read it.
+		"KEYCLOAK_LOG=" + kc.LogPath,
 	}
 }

@@ -3,6 +3,7 @@ package launcher
 import (
 	"archive/zip"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"io/fs"
@@ -18,8 +19,18 @@ import (
 )
 
 // JVMMarker is a system property on every Keycloak JVM this package starts, so
-// that `make down` and CI can find a stray one (pgrep -f umawide.launcher).
+// that a stray one can be found (pgrep -f umawide.launcher).
 const JVMMarker = "-Dumawide.launcher=keycloak"
+
+// jvmMarkers adds, when UMAWIDE_RUN_ID is set, -Dumawide.run=<id>: CI sets it
+// to find exactly the Keycloaks its own run started.
+func jvmMarkers() string {
+	m := JVMMarker
+	if id := os.Getenv("UMAWIDE_RUN_ID"); id != "" {
+		m += " -Dumawide.run=" + id
+	}
+	return m
+}
 
 // CacheDir is where the downloaded distribution is kept, outside the source tree.
 func CacheDir() (string, error) {
@@ -212,7 +223,22 @@ func FreePort() (int, error) {
 	return l.Addr().(*net.TCPAddr).Port, nil
 }
 
+// errExitedEarly says Keycloak's process ended before it was ready.
+var errExitedEarly = errors.New("Keycloak exited before it was ready")
+
+// startProcess starts the distribution as a process. A process that dies
+// during its start (seen now and then on loaded machines, and when a free port
+// was taken by someone else in the meantime) gets one more try.
 func startProcess(ctx context.Context, opts Options) (*Keycloak, error) {
+	kc, err := startProcessOnce(ctx, opts)
+	if errors.Is(err, errExitedEarly) && ctx.Err() == nil {
+		opts.Logger.Warn("Keycloak exited during its start; trying once more", "err", err)
+		kc, err = startProcessOnce(ctx, opts)
+	}
+	return kc, err
+}
+
+func startProcessOnce(ctx context.Context, opts Options) (*Keycloak, error) {
 	log := opts.Logger
 	dist, err := Distribution(ctx)
 	if err != nil {
@@ -265,7 +291,7 @@ func startProcess(ctx context.Context, opts Options) (*Keycloak, error) {
 		"KC_BOOTSTRAP_ADMIN_USERNAME="+DefaultAdminUser,
 		"KC_BOOTSTRAP_ADMIN_PASSWORD="+DefaultAdminPassword,
 		"JAVA_OPTS_KC_HEAP=-Xms64m -Xmx"+opts.MaxHeap+" -XX:MaxMetaspaceSize=256m",
-		"JAVA_OPTS_APPEND="+JVMMarker+" "+os.Getenv("UMAWIDE_KEYCLOAK_JAVA_OPTS"),
+		"JAVA_OPTS_APPEND="+jvmMarkers()+" "+os.Getenv("UMAWIDE_KEYCLOAK_JAVA_OPTS"),
 	)
 	for k, v := range opts.Env {
 		cmd.Env = append(cmd.Env, k+"="+v)
@@ -306,8 +332,14 @@ func startProcess(ctx context.Context, opts Options) (*Keycloak, error) {
 		}
 	}()
 	if err := waitHTTP(readyCtx, kc.ManagementURL+"/health/ready", 500*time.Millisecond); err != nil {
+		select {
+		case <-exited:
+			err = fmt.Errorf("%w: %w", errExitedEarly, err)
+		default:
+		}
+		lastLines := tail(logPath, 30) // read before Stop moves the log
 		_ = kc.Stop(context.Background())
-		return nil, fmt.Errorf("launcher: Keycloak did not become ready (log %s): %w\n%s", logPath, err, tail(logPath, 30))
+		return nil, fmt.Errorf("launcher: Keycloak did not become ready (log %s): %w\n%s", logPath, err, lastLines)
 	}
 	log.Info("Keycloak ready", "url", kc.BaseURL)
 	return kc, nil
