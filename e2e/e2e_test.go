@@ -18,6 +18,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/umawide/umawide/internal/e2etest"
 	"github.com/umawide/umawide/internal/kctest"
 	"github.com/umawide/umawide/internal/uma"
 	"github.com/umawide/umawide/rqp-client/rqp"
@@ -57,7 +58,7 @@ type pushResult struct {
 	OK       bool
 	Attempts int
 	Location string
-	Message  message
+	Message  e2etest.Message
 	Content  struct {
 		SHA256 string
 		Length int64
@@ -79,13 +80,13 @@ type pushResult struct {
 // stored finds the message as Bob sees it and checks it against data.
 func (w *world) assertStored(t *testing.T, id string, data []byte, sender string) {
 	t.Helper()
-	token := w.bobToken(t)
-	body, _ := w.bobGet(t, token, "/messages?limit=1000")
-	var list struct{ Messages []message }
+	token := w.BobToken(t)
+	body, _ := w.BobGet(t, token, "/messages?limit=1000")
+	var list struct{ Messages []e2etest.Message }
 	if err := json.Unmarshal(body, &list); err != nil {
 		t.Fatal(err)
 	}
-	var m *message
+	var m *e2etest.Message
 	for i := range list.Messages {
 		if list.Messages[i].ID == id {
 			m = &list.Messages[i]
@@ -94,10 +95,10 @@ func (w *world) assertStored(t *testing.T, id string, data []byte, sender string
 	if m == nil {
 		t.Fatalf("message %s is not in Bob's Incoming: %+v", id, list.Messages)
 	}
-	if m.SenderEmail != sender || m.SHA256 != hexSHA(data) || m.Size != int64(len(data)) || m.Owner != "bob" || m.SenderIss != w.cpURL {
-		t.Errorf("Bob sees %+v; want sender %s, sha256 %s, %d bytes, sender_iss %s", m, sender, hexSHA(data), len(data), w.cpURL)
+	if m.SenderEmail != sender || m.SHA256 != hexSHA(data) || m.Size != int64(len(data)) || m.Owner != "bob" || m.SenderIss != w.CPURL {
+		t.Errorf("Bob sees %+v; want sender %s, sha256 %s, %d bytes, sender_iss %s", m, sender, hexSHA(data), len(data), w.CPURL)
 	}
-	got, h := w.bobGet(t, token, "/messages/"+id)
+	got, h := w.BobGet(t, token, "/messages/"+id)
 	if string(got) != string(data) || h.Get("ETag") != `"`+hexSHA(data)+`"` {
 		t.Errorf("Bob reads %q (ETag %s), want %q", got, h.Get("ETag"), data)
 	}
@@ -108,18 +109,18 @@ func TestEndToEnd(t *testing.T) {
 
 	t.Run("client credentials", func(t *testing.T) {
 		data := content(t)
-		r := w.cli(t, nil, w.pushArgs(writeFile(t, "minutes.txt", data), "--email", aliceEmail, "--json")...)
-		if r.code != 0 {
+		r := w.CLI(t, nil, w.PushArgs(writeFile(t, "minutes.txt", data), "--email", e2etest.AliceEmail, "--json")...)
+		if r.Code != 0 {
 			t.Fatal(r)
 		}
 		var res pushResult
-		if err := json.Unmarshal([]byte(r.stdout), &res); err != nil {
+		if err := json.Unmarshal([]byte(r.Stdout), &res); err != nil {
 			t.Fatalf("%v\n%s", err, r)
 		}
-		if !res.OK || res.Attempts != 1 || len(res.Steps) != 10 || res.Message.SenderEmail != aliceEmail || res.Message.SHA256 != hexSHA(data) {
+		if !res.OK || res.Attempts != 1 || len(res.Steps) != 10 || res.Message.SenderEmail != e2etest.AliceEmail || res.Message.SHA256 != hexSHA(data) {
 			t.Fatalf("result %+v", res)
 		}
-		if !strings.HasPrefix(res.Location, w.rsURL+"/incoming/bob/messages/"+res.Message.ID) {
+		if !strings.HasPrefix(res.Location, w.RSURL+"/incoming/bob/messages/"+res.Message.ID) {
 			t.Errorf("Location %q", res.Location)
 		}
 		// Expect: 100-continue against the real Resource Server: step 1
@@ -135,9 +136,9 @@ func TestEndToEnd(t *testing.T) {
 		if res.Steps[0].Status != "401 Unauthorized" || res.Steps[8].Status != "201 Created" {
 			t.Errorf("steps %+v", res.Steps)
 		}
-		w.assertStored(t, res.Message.ID, data, aliceEmail)
-		for _, secret := range []string{rqpSecret, "eyJ"} {
-			if strings.Contains(r.stdout+r.stderr, secret) {
+		w.assertStored(t, res.Message.ID, data, e2etest.AliceEmail)
+		for _, secret := range []string{e2etest.RQPSecret, "eyJ"} {
+			if strings.Contains(r.Stdout+r.Stderr, secret) {
 				t.Errorf("the output contains %q", secret)
 			}
 		}
@@ -145,37 +146,37 @@ func TestEndToEnd(t *testing.T) {
 
 	t.Run("discovery and human output", func(t *testing.T) {
 		data := content(t)
-		args := w.pushArgs(writeFile(t, "notes.md", data), "--email", aliceEmail, "-v")
+		args := w.PushArgs(writeFile(t, "notes.md", data), "--email", e2etest.AliceEmail, "-v")
 		for i := range args {
 			if args[i] == "--claims-provider" {
-				args[i], args[i+1] = "--discovery-base", w.cpURL
+				args[i], args[i+1] = "--discovery-base", w.CPURL
 			}
 		}
-		r := w.cli(t, nil, args...)
-		if r.code != 0 {
+		r := w.CLI(t, nil, args...)
+		if r.Code != 0 {
 			t.Fatal(r)
 		}
 		n := 0
-		for _, l := range strings.Split(r.stderr, "\n") {
+		for _, l := range strings.Split(r.Stderr, "\n") {
 			if strings.Contains(l, "/10 ") && strings.HasSuffix(l, "ok") {
 				n++
 			}
 		}
-		if n != 10 || !strings.Contains(r.stderr, "discovered for foo.example") {
+		if n != 10 || !strings.Contains(r.Stderr, "discovered for foo.example") {
 			t.Errorf("%d step lines ok\n%s", n, r)
 		}
-		loc, ok := strings.CutPrefix(strings.SplitN(r.stdout, "\n", 2)[0], "201 Created ")
+		loc, ok := strings.CutPrefix(strings.SplitN(r.Stdout, "\n", 2)[0], "201 Created ")
 		if !ok {
-			t.Fatalf("stdout %q", r.stdout)
+			t.Fatalf("stdout %q", r.Stdout)
 		}
-		w.assertStored(t, loc[strings.LastIndexByte(loc, '/')+1:], data, aliceEmail)
+		w.assertStored(t, loc[strings.LastIndexByte(loc, '/')+1:], data, e2etest.AliceEmail)
 	})
 
 	t.Run("login through the browser", func(t *testing.T) {
 		data := content(t)
-		ctx := timeout(t, 3*time.Minute)
-		cmd := exec.CommandContext(ctx, w.bin["rqp-client"], w.pushArgs(writeFile(t, "login.txt", data), "--login", "--no-browser", "--login-timeout", "2m", "--json")...)
-		cmd.Env = cleanEnv()
+		ctx := e2etest.Timeout(t, 3*time.Minute)
+		cmd := exec.CommandContext(ctx, w.Bin["rqp-client"], w.PushArgs(writeFile(t, "login.txt", data), "--login", "--no-browser", "--login-timeout", "2m", "--json")...)
+		cmd.Env = e2etest.CleanEnv()
 		stderr, err := cmd.StderrPipe()
 		if err != nil {
 			t.Fatal(err)
@@ -209,7 +210,7 @@ func TestEndToEnd(t *testing.T) {
 		}
 		// Alice logs in at Keycloak's form; her browser then follows the
 		// redirect to the client's loopback receiver.
-		loc, err := kctest.NewBrowser().Login(ctx, authURL, "alice", alicePassword)
+		loc, err := kctest.NewBrowser().Login(ctx, authURL, "alice", e2etest.AlicePassword)
 		if err != nil {
 			_ = cmd.Process.Kill()
 			t.Fatal(err)
@@ -235,52 +236,52 @@ func TestEndToEnd(t *testing.T) {
 		if err := json.Unmarshal([]byte(stdout.String()), &res); err != nil || !res.OK {
 			t.Fatalf("%v %s", err, stdout.String())
 		}
-		w.assertStored(t, res.Message.ID, data, aliceEmail)
+		w.assertStored(t, res.Message.ID, data, e2etest.AliceEmail)
 	})
 
 	t.Run("login through the form, no browser", func(t *testing.T) {
 		data := content(t)
-		r := w.cli(t, []string{"RQP_CLIENT_LOGIN_PASSWORD=" + alicePassword},
-			w.pushArgs(writeFile(t, "scripted.txt", data), "--login", "--login-user", "alice", "--json")...)
-		if r.code != 0 {
+		r := w.CLI(t, []string{"RQP_CLIENT_LOGIN_PASSWORD=" + e2etest.AlicePassword},
+			w.PushArgs(writeFile(t, "scripted.txt", data), "--login", "--login-user", "alice", "--json")...)
+		if r.Code != 0 {
 			t.Fatal(r)
 		}
 		var res pushResult
-		if err := json.Unmarshal([]byte(r.stdout), &res); err != nil {
+		if err := json.Unmarshal([]byte(r.Stdout), &res); err != nil {
 			t.Fatal(err)
 		}
-		w.assertStored(t, res.Message.ID, data, aliceEmail)
-		if strings.Contains(r.stdout+r.stderr, alicePassword) {
+		w.assertStored(t, res.Message.ID, data, e2etest.AliceEmail)
+		if strings.Contains(r.Stdout+r.Stderr, e2etest.AlicePassword) {
 			t.Error("the password shows in the output")
 		}
 	})
 
 	t.Run("Bob's inbox", func(t *testing.T) {
 		data := content(t)
-		r := w.cli(t, nil, w.pushArgs(writeFile(t, "for-inbox.txt", data), "--email", aliceEmail, "--json")...)
+		r := w.CLI(t, nil, w.PushArgs(writeFile(t, "for-inbox.txt", data), "--email", e2etest.AliceEmail, "--json")...)
 		var res pushResult
-		if r.code != 0 || json.Unmarshal([]byte(r.stdout), &res) != nil {
+		if r.Code != 0 || json.Unmarshal([]byte(r.Stdout), &res) != nil {
 			t.Fatal(r)
 		}
-		env := []string{"RQP_CLIENT_INBOX_LOGIN_PASSWORD=" + bobPassword}
-		base := []string{"inbox", "--incoming", w.rsURL + "/incoming/bob", "--issuer", w.kc.IssuerURL(w.realm), "--login-user", "bob"}
-		r = w.cli(t, env, base...)
-		if r.code != 0 {
+		env := []string{"RQP_CLIENT_INBOX_LOGIN_PASSWORD=" + e2etest.BobPassword}
+		base := []string{"inbox", "--incoming", w.RSURL + "/incoming/bob", "--issuer", w.KC.IssuerURL(w.Realm), "--login-user", "bob"}
+		r = w.CLI(t, env, base...)
+		if r.Code != 0 {
 			t.Fatal(r)
 		}
-		if !strings.Contains(r.stdout, "bob's Incoming") || !strings.Contains(r.stdout, res.Message.ID) || !strings.Contains(r.stdout, "for-inbox.txt") {
+		if !strings.Contains(r.Stdout, "bob's Incoming") || !strings.Contains(r.Stdout, res.Message.ID) || !strings.Contains(r.Stdout, "for-inbox.txt") {
 			t.Errorf("inbox:\n%s", r)
 		}
 		out := filepath.Join(t.TempDir(), "got")
-		r = w.cli(t, env, append(base, "--get", res.Message.ID, "--out", out)...)
+		r = w.CLI(t, env, append(base, "--get", res.Message.ID, "--out", out)...)
 		got, _ := os.ReadFile(out)
-		if r.code != 0 || string(got) != string(data) || !strings.Contains(r.stderr, hexSHA(data)) {
+		if r.Code != 0 || string(got) != string(data) || !strings.Contains(r.Stderr, hexSHA(data)) {
 			t.Errorf("get: %q\n%s", got, r)
 		}
 		// Alice cannot read Bob's Incoming (she is no user of Bob's realm).
-		r = w.cli(t, []string{"RQP_CLIENT_INBOX_LOGIN_PASSWORD=" + alicePassword}, "inbox", "--incoming", w.rsURL+"/incoming/bob",
-			"--issuer", w.kc.IssuerURL(w.realm), "--login-user", "alice")
-		if r.code != exitLogin {
+		r = w.CLI(t, []string{"RQP_CLIENT_INBOX_LOGIN_PASSWORD=" + e2etest.AlicePassword}, "inbox", "--incoming", w.RSURL+"/incoming/bob",
+			"--issuer", w.KC.IssuerURL(w.Realm), "--login-user", "alice")
+		if r.Code != exitLogin {
 			t.Errorf("alice at Bob's realm: %s", r)
 		}
 	})
@@ -288,50 +289,50 @@ func TestEndToEnd(t *testing.T) {
 	// Refusals: the CLI's exit status and one-line reason, nothing stored.
 	refused := func(t *testing.T, env []string, args []string, code int, want ...string) {
 		t.Helper()
-		before := len(w.bobMessages(t))
-		r := w.cli(t, env, args...)
-		if r.code != code {
-			t.Fatalf("exit %d, want %d\n%s", r.code, code, r)
+		before := len(w.BobMessages(t))
+		r := w.CLI(t, env, args...)
+		if r.Code != code {
+			t.Fatalf("exit %d, want %d\n%s", r.Code, code, r)
 		}
-		last := r.lastLine()
+		last := r.LastLine()
 		for _, s := range want {
 			if !strings.Contains(last, s) {
 				t.Errorf("reason %q lacks %q", last, s)
 			}
 		}
-		if r.stdout != "" {
-			t.Errorf("stdout on failure: %q", r.stdout)
+		if r.Stdout != "" {
+			t.Errorf("stdout on failure: %q", r.Stdout)
 		}
-		if after := len(w.bobMessages(t)); after != before {
+		if after := len(w.BobMessages(t)); after != before {
 			t.Errorf("Bob's Incoming went from %d to %d messages", before, after)
 		}
 	}
 	file := writeFile(t, "refused.txt", []byte("must not arrive"))
 
 	t.Run("Alice unknown to the Claims Provider", func(t *testing.T) {
-		refused(t, nil, w.pushArgs(file, "--email", "nobody-"+randomHex(3)+"@foo.example"), exitRefused,
+		refused(t, nil, w.PushArgs(file, "--email", "nobody-"+e2etest.RandomHex(3)+"@foo.example"), exitRefused,
 			"step 5 (claims token request): refused by the claims provider", "403 access_denied")
 	})
 	t.Run("AS denies an untrusted domain", func(t *testing.T) {
-		refused(t, nil, w.pushArgs(file, "--email", w.outsider), exitDenied,
+		refused(t, nil, w.PushArgs(file, "--email", w.Outsider), exitDenied,
 			"step 7 (UMA grant): denied by the authorization server", "403 access_denied: not_authorized")
 	})
 	t.Run("RS unreachable", func(t *testing.T) {
-		args := w.pushArgs(file, "--email", aliceEmail)
-		args[2] = "http://" + freeAddr(t) + "/incoming/bob"
+		args := w.PushArgs(file, "--email", e2etest.AliceEmail)
+		args[2] = "http://" + e2etest.FreeAddr(t) + "/incoming/bob"
 		refused(t, nil, args, exitUnreachable, "step 1 (request without token): the resource server at", "is unreachable")
 	})
 	t.Run("owner unknown", func(t *testing.T) {
-		args := w.pushArgs(file, "--email", aliceEmail)
-		args[2] = w.rsURL + "/incoming/nobody"
+		args := w.PushArgs(file, "--email", e2etest.AliceEmail)
+		args[2] = w.RSURL + "/incoming/nobody"
 		refused(t, nil, args, exitRefused, "step 1", "404 not_found")
 	})
 	t.Run("wrong secret at Bob's AS", func(t *testing.T) {
-		refused(t, []string{"RQP_CLIENT_AS_CLIENT_SECRET=wrong"}, w.pushArgs(file, "--email", aliceEmail), exitUsage,
+		refused(t, []string{"RQP_CLIENT_AS_CLIENT_SECRET=wrong"}, w.PushArgs(file, "--email", e2etest.AliceEmail), exitUsage,
 			"step 7", "401 unauthorized_client")
 	})
 	t.Run("AS of another realm", func(t *testing.T) {
-		args := append(w.pushArgs(file, "--email", aliceEmail), "--as-issuer", w.kc.IssuerURL("bar"))
+		args := append(w.PushArgs(file, "--email", e2etest.AliceEmail), "--as-issuer", w.KC.IssuerURL("bar"))
 		refused(t, nil, args, exitUsage, "step 2", "no registration there")
 	})
 
@@ -340,18 +341,18 @@ func TestEndToEnd(t *testing.T) {
 
 	// Last, since it stops the Claims Provider.
 	t.Run("Claims Provider down", func(t *testing.T) {
-		if err := w.cp.Stop(timeout(t, time.Minute)); err != nil {
+		if err := w.CP.Stop(e2etest.Timeout(t, time.Minute)); err != nil {
 			t.Fatal(err)
 		}
-		refused(t, nil, w.pushArgs(file, "--email", aliceEmail), exitUnreachable,
-			"step 5 (claims token request): the claims provider at "+w.cpURL, "is unreachable")
+		refused(t, nil, w.PushArgs(file, "--email", e2etest.AliceEmail), exitUnreachable,
+			"step 5 (claims token request): the claims provider at "+w.CPURL, "is unreachable")
 	})
 }
 
 // badTickets shows what Keycloak answers for a ticket it cannot use (what
 // the client's retry relies on): 403 invalid_ticket, before any policy runs.
 func (w *world) badTickets(t *testing.T) {
-	req, _ := http.NewRequest(http.MethodPost, w.rsURL+"/incoming/bob", strings.NewReader("x"))
+	req, _ := http.NewRequest(http.MethodPost, w.RSURL+"/incoming/bob", strings.NewReader("x"))
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatal(err)
@@ -369,7 +370,7 @@ func (w *world) badTickets(t *testing.T) {
 	for name, ticket := range map[string]string{"garbage": "not-a-ticket", "bad signature": tampered} {
 		form := url.Values{"grant_type": {uma.GrantTypeUMATicket}, "ticket": {ticket}, "submit_request": {"false"},
 			"claim_token_format": {uma.ClaimTokenFormatJWT}, "claim_token": {"e30"}}
-		_, err := kctest.PostToken(timeout(t, time.Minute), w.kc.IssuerURL(w.realm), "rqp-client", rqpSecret, form)
+		_, err := kctest.PostToken(e2etest.Timeout(t, time.Minute), w.KC.IssuerURL(w.Realm), "rqp-client", e2etest.RQPSecret, form)
 		var te *kctest.TokenError
 		if !errors.As(err, &te) || te.StatusCode != 403 || !strings.Contains(te.Body, `"invalid_ticket"`) {
 			t.Errorf("%s ticket: %v", name, err)
@@ -411,8 +412,8 @@ func (r *ticketRecorder) last() string {
 // step 2 until its ticket has expired, Keycloak refuses it at step 7, and
 // the client starts over once with a fresh ticket (library, progress hook).
 func (w *world) expiredTicket(t *testing.T) {
-	realm := importBar(t, w.kc, "bar-e2e-short-"+randomHex(4), w.cpURL, func(rep map[string]any) {
-		rs := findClient(rep, "resource-server")
+	realm := e2etest.ImportBar(t, w.KC, "bar-e2e-short-"+e2etest.RandomHex(4), w.CPURL, func(rep map[string]any) {
+		rs := e2etest.FindClient(rep, "resource-server")
 		attrs, _ := rs["attributes"].(map[string]any)
 		if attrs == nil {
 			attrs = map[string]any{}
@@ -420,17 +421,17 @@ func (w *world) expiredTicket(t *testing.T) {
 		}
 		attrs["access.token.lifespan"] = "15"
 	})
-	rsAddr := freeAddr(t)
-	w.startRS(t, rsAddr, realm, "resource-server-short")
+	rsAddr := e2etest.FreeAddr(t)
+	w.StartRS(t, rsAddr, realm, "resource-server-short")
 
 	rec := &ticketRecorder{next: http.DefaultTransport.(*http.Transport).Clone()}
 	rec.next.(*http.Transport).ExpectContinueTimeout = 2 * time.Second
 	var events []rqp.Event
 	waited := false
 	c, err := rqp.New(rqp.Config{
-		AuthN:          rqp.AuthN{Issuer: w.kc.IssuerURL("foo"), ClientID: "rqp-client", ClientSecret: rqpSecret},
-		ClaimsProvider: rqp.ClaimsProvider{URL: w.cpURL},
-		Registrations:  []rqp.Registration{{Issuer: w.kc.IssuerURL(realm), ClientID: "rqp-client", ClientSecret: rqpSecret}},
+		AuthN:          rqp.AuthN{Issuer: w.KC.IssuerURL("foo"), ClientID: "rqp-client", ClientSecret: e2etest.RQPSecret},
+		ClaimsProvider: rqp.ClaimsProvider{URL: w.CPURL},
+		Registrations:  []rqp.Registration{{Issuer: w.KC.IssuerURL(realm), ClientID: "rqp-client", ClientSecret: e2etest.RQPSecret}},
 		HTTPClient:     &http.Client{Transport: rec},
 		Progress: func(ev rqp.Event) {
 			events = append(events, ev)
@@ -453,7 +454,7 @@ func (w *world) expiredTicket(t *testing.T) {
 		t.Fatal(err)
 	}
 	data := content(t)
-	res, err := c.Push(timeout(t, 2*time.Minute), rqp.Request{To: "http://" + rsAddr + "/incoming/bob", Content: rqp.BytesContent(data, "late.txt"), Email: aliceEmail})
+	res, err := c.Push(e2etest.Timeout(t, 2*time.Minute), rqp.Request{To: "http://" + rsAddr + "/incoming/bob", Content: rqp.BytesContent(data, "late.txt"), Email: e2etest.AliceEmail})
 	if err != nil {
 		t.Fatalf("%v\nevents %+v", err, events)
 	}
@@ -472,7 +473,7 @@ func (w *world) expiredTicket(t *testing.T) {
 		t.Fatalf("Keycloak's answer to the expired ticket: %+v", refusal)
 	}
 	t.Logf("Keycloak %s answers an expired ticket with %d %s: %s", "26.5", refusal.StatusCode, refusal.Code, refusal.Description)
-	if res.Receipt.SenderEmail != aliceEmail || res.Receipt.SHA256 != hexSHA(data) {
+	if res.Receipt.SenderEmail != e2etest.AliceEmail || res.Receipt.SHA256 != hexSHA(data) {
 		t.Errorf("receipt %+v", res.Receipt)
 	}
 }

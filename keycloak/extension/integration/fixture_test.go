@@ -4,24 +4,14 @@ import (
 	"bufio"
 	"bytes"
 	"context"
-	"crypto"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/hmac"
 	"crypto/rand"
-	"crypto/rsa"
-	"crypto/sha256"
-	"crypto/x509"
 	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
-	"encoding/pem"
 	"errors"
 	"fmt"
 	"io"
-	"math/big"
 	"net/http"
-	"net/http/httptest"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -31,6 +21,7 @@ import (
 	"time"
 
 	"github.com/umawide/umawide/internal/kctest"
+	"github.com/umawide/umawide/internal/testcp"
 	"github.com/umawide/umawide/internal/uma"
 	"github.com/umawide/umawide/keycloak/launcher"
 )
@@ -41,110 +32,47 @@ const (
 	resourceServerSecret = "resource-server-secret"
 	claimsTokenPolicy    = "claims token"
 	stockPolicy          = "rqp-client only"
-	ecKID                = "test-es256"
-	rsaKID               = "test-rs256"
+	ecKID                = testcp.ECKID
+	rsaKID               = testcp.RSAKID
 )
 
-// claimsProvider is the test's Claims Provider: keys and a JWKS endpoint.
+// claimsProvider is the test's Claims Provider: keys and a JWKS endpoint
+// (internal/testcp, shared with the end-to-end attack suite).
 type claimsProvider struct {
-	srv         *httptest.Server
+	*testcp.Provider
 	issuer      string
-	jwksPath    string
-	ecKey       *ecdsa.PrivateKey
-	rsaKey      *rsa.PrivateKey
-	jwksFetches atomic.Int64
+	jwksFetches *atomic.Int64
 }
 
 func newClaimsProvider(t testing.TB) *claimsProvider {
 	t.Helper()
-	ec, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	rk, err := rsa.GenerateKey(rand.Reader, 2048)
-	if err != nil {
-		t.Fatal(err)
-	}
-	// A path of its own: Keycloak caches keys by JWKS URL, and a long-lived
-	// Keycloak may have cached another run's keys for a reused port.
-	cp := &claimsProvider{ecKey: ec, rsaKey: rk, jwksPath: "/" + randomHex(8) + "/jwks"}
-	jwks := map[string]any{"keys": []any{
-		map[string]any{"kty": "EC", "crv": "P-256", "kid": ecKID, "use": "sig", "alg": "ES256",
-			"x": b64(pad(ec.X.Bytes(), 32)), "y": b64(pad(ec.Y.Bytes(), 32))},
-		map[string]any{"kty": "RSA", "kid": rsaKID, "use": "sig",
-			"n": b64(rk.N.Bytes()), "e": b64(big.NewInt(int64(rk.E)).Bytes())},
-	}}
-	body, _ := json.Marshal(jwks)
-	mux := http.NewServeMux()
-	mux.HandleFunc("GET "+cp.jwksPath, func(w http.ResponseWriter, r *http.Request) {
-		cp.jwksFetches.Add(1)
-		w.Header().Set("Content-Type", "application/json")
-		_, _ = w.Write(body)
-	})
-	cp.srv = httptest.NewServer(mux)
-	t.Cleanup(cp.srv.Close)
-	cp.issuer = cp.srv.URL
-	return cp
+	p := testcp.New(t)
+	return &claimsProvider{Provider: p, issuer: p.Issuer, jwksFetches: &p.JWKSFetches}
 }
 
-func (cp *claimsProvider) jwksURI() string { return cp.srv.URL + cp.jwksPath }
+func (cp *claimsProvider) jwksURI() string { return cp.JWKSURI() }
 
 // rsaPublicPEM is what an alg-confusion attacker would use as an HMAC secret.
-func (cp *claimsProvider) rsaPublicPEM() []byte {
-	der, _ := x509.MarshalPKIXPublicKey(&cp.rsaKey.PublicKey)
-	return pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: der})
-}
+func (cp *claimsProvider) rsaPublicPEM() []byte { return cp.RSAPublicPEM() }
 
-func b64(b []byte) string { return base64.RawURLEncoding.EncodeToString(b) }
+func b64(b []byte) string { return testcp.B64(b) }
 
-func pad(b []byte, n int) []byte {
-	if len(b) >= n {
-		return b
-	}
-	out := make([]byte, n)
-	copy(out[n-len(b):], b)
-	return out
-}
-
-func part(v any) string {
-	data, err := json.Marshal(v)
-	if err != nil {
-		panic(err)
-	}
-	return b64(data)
-}
+func part(v any) string { return testcp.Part(v) }
 
 // signES256 signs header.payload with the provider's EC key (JWS R || S form).
 func (cp *claimsProvider) signES256(header, claims map[string]any) string {
-	input := part(header) + "." + part(claims)
-	sum := sha256.Sum256([]byte(input))
-	r, s, err := ecdsa.Sign(rand.Reader, cp.ecKey, sum[:])
-	if err != nil {
-		panic(err)
-	}
-	return input + "." + b64(append(pad(r.Bytes(), 32), pad(s.Bytes(), 32)...))
+	return cp.SignES256(header, claims)
 }
 
 func (cp *claimsProvider) signRS256(header, claims map[string]any) string {
-	input := part(header) + "." + part(claims)
-	sum := sha256.Sum256([]byte(input))
-	sig, err := rsa.SignPKCS1v15(rand.Reader, cp.rsaKey, crypto.SHA256, sum[:])
-	if err != nil {
-		panic(err)
-	}
-	return input + "." + b64(sig)
+	return cp.SignRS256(header, claims)
 }
 
 func signHS256(header, claims map[string]any, secret []byte) string {
-	input := part(header) + "." + part(claims)
-	m := hmac.New(sha256.New, secret)
-	m.Write([]byte(input))
-	return input + "." + b64(m.Sum(nil))
+	return testcp.SignHS256(header, claims, secret)
 }
 
-func esHeader(kid string) map[string]any {
-	return map[string]any{"alg": "ES256", "kid": kid, "typ": "JWT"}
-}
+func esHeader(kid string) map[string]any { return testcp.Header("ES256", kid) }
 
 // realmFixture is a copy of realm bar with its own name, bob's Incoming
 // registered, and a PAT of resource-server.

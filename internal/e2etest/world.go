@@ -1,0 +1,425 @@
+// Package e2etest builds the ecosystem the end-to-end suites run against:
+// the real binaries (claims-provider, resource-server, rqp-client) built
+// once per package run, a private copy of realm bar whose claims-token policy
+// trusts this run's Claims Provider, the Claims Provider and the Resource
+// Server as processes, and Bob's view of his Incoming. It is shared by the
+// flow suite (e2e), the attack suite (e2e/attacks) and the fault and load
+// suite (e2e/resilience).
+package e2etest
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/umawide/umawide/internal/kctest"
+	"github.com/umawide/umawide/internal/stack"
+	"github.com/umawide/umawide/keycloak/launcher"
+)
+
+// Demo values of the realm files (keycloak/realms).
+const (
+	RQPSecret     = "rqp-client-secret"
+	AlicePassword = "alice-password"
+	BobPassword   = "bob-password"
+	AliceEmail    = "alice@foo.example"
+)
+
+// World is one run's ecosystem: Keycloak, a private copy of realm bar
+// trusting this run's Claims Provider, and the two services as processes.
+type World struct {
+	KC       *launcher.Keycloak
+	Dir      string
+	Bin      map[string]string
+	Realm    string // the copy of bar the Resource Server serves
+	CPURL    string
+	RSURL    string
+	CP, RS   *stack.Service
+	CPSpec   stack.ClaimsProvider
+	RSSpec   stack.ResourceServer
+	Outsider string // a user of realm foo in a domain the AS does not trust
+
+	bobMu  sync.Mutex
+	bobTok string
+	bobExp time.Time
+}
+
+// Options change what New builds.
+type Options struct {
+	// KC is the Keycloak to use; default kctest.Keycloak(t).
+	KC *launcher.Keycloak
+	// RealmPrefix names the realm copy; default "bar-e2e-".
+	RealmPrefix string
+	// MutateRealm changes the realm copy before it is imported.
+	MutateRealm func(rep map[string]any)
+	// CPExtra and RSExtra are more flags for the services.
+	CPExtra, RSExtra []string
+}
+
+// RandomHex is n random bytes in hex.
+func RandomHex(n int) string {
+	b := make([]byte, n)
+	_, _ = rand.Read(b)
+	return hex.EncodeToString(b)
+}
+
+// FreeAddr is a free 127.0.0.1:port.
+func FreeAddr(t testing.TB) string {
+	t.Helper()
+	p, err := launcher.FreePort()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return "127.0.0.1:" + strconv.Itoa(p)
+}
+
+// Timeout is a context ending after d or with t.
+func Timeout(t testing.TB, d time.Duration) context.Context {
+	ctx, cancel := context.WithTimeout(context.Background(), d)
+	t.Cleanup(cancel)
+	return ctx
+}
+
+// Build compiles the three programs into dir/bin.
+func Build(t testing.TB, dir string) map[string]string {
+	t.Helper()
+	bin, err := stack.Build(Timeout(t, 5*time.Minute), filepath.Join(dir, "bin"), "claims-provider", "resource-server", "rqp-client")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return bin
+}
+
+// New builds the binaries, imports the realm copy, adds the outsider user
+// and starts the Claims Provider and the Resource Server; everything is
+// undone when t ends.
+func New(t testing.TB, o Options) *World {
+	t.Helper()
+	w := &World{KC: o.KC, Dir: t.TempDir()}
+	if w.KC == nil {
+		w.KC = kctest.Keycloak(t)
+	}
+	if o.RealmPrefix == "" {
+		o.RealmPrefix = "bar-e2e-"
+	}
+	w.Bin = Build(t, w.Dir)
+	cpAddr, rsAddr := FreeAddr(t), FreeAddr(t)
+	w.CPURL, w.RSURL = "http://"+cpAddr, "http://"+rsAddr
+	w.Realm = ImportBar(t, w.KC, o.RealmPrefix+RandomHex(4), w.CPURL, o.MutateRealm)
+	w.Outsider = AddUser(t, w.KC, "foo", "e2e-dave-"+RandomHex(4), "evil.example", true)
+
+	w.CPSpec = stack.ClaimsProvider{
+		Binary: w.Bin["claims-provider"], Listen: cpAddr, KeycloakURL: w.KC.BaseURL, Realm: "foo",
+		KeyDir: stack.KeyDir(w.Dir), Domains: []string{"foo.example", "evil.example"},
+		LogPath: stack.LogPath(w.Dir, "claims-provider"), Extra: o.CPExtra,
+	}
+	w.CP = StartService(t, w.CPSpec.Spec())
+	w.RSSpec = stack.ResourceServer{
+		Binary: w.Bin["resource-server"], Listen: rsAddr, KeycloakURL: w.KC.BaseURL, Realm: w.Realm,
+		DB: filepath.Join(w.Dir, "resource-server.db"), LogPath: stack.LogPath(w.Dir, "resource-server"), Extra: o.RSExtra,
+	}
+	w.RS = StartService(t, w.RSSpec.Spec())
+	return w
+}
+
+// StartRS starts one more Resource Server for realm (its database and log
+// named after name).
+func (w *World) StartRS(t testing.TB, addr, realm, name string) *stack.Service {
+	t.Helper()
+	return StartService(t, stack.ResourceServer{
+		Binary: w.Bin["resource-server"], Listen: addr, KeycloakURL: w.KC.BaseURL, Realm: realm,
+		DB: filepath.Join(w.Dir, name+".db"), LogPath: stack.LogPath(w.Dir, name),
+	}.Spec())
+}
+
+// StartService starts a service and stops it (and shows its log on failure)
+// when t ends.
+func StartService(t testing.TB, spec stack.Spec) *stack.Service {
+	t.Helper()
+	svc, err := stack.Start(Timeout(t, 2*time.Minute), spec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := svc.Stop(context.Background()); err != nil {
+			t.Errorf("stopping %s: %v", spec.Name, err)
+		}
+		if t.Failed() {
+			ShowLog(t, spec.Name, spec.LogPath)
+		}
+	})
+	return svc
+}
+
+// ShowLog logs the tail of a service's log.
+func ShowLog(t testing.TB, name, path string) {
+	if log, err := os.ReadFile(path); err == nil {
+		if len(log) > 6000 {
+			log = log[len(log)-6000:]
+		}
+		t.Logf("--- %s log (tail) ---\n%s", name, log)
+	}
+}
+
+// BarRep is bar-realm.json as a representation named name, its claims-token
+// policy trusting the Claims Provider at cpURL for foo.example (http on
+// loopback allowed).
+func BarRep(t testing.TB, name, cpURL string) map[string]any {
+	t.Helper()
+	root, err := launcher.RepoRoot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw, err := os.ReadFile(filepath.Join(launcher.RealmDir(root), "bar-realm.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw = launcher.ExpandPlaceholders(raw, map[string]string{
+		"UMAWIDE_CLAIMS_PROVIDER_ISSUER":           cpURL,
+		"UMAWIDE_CLAIMS_PROVIDER_JWKS_URI":         cpURL + "/jwks",
+		"UMAWIDE_CLAIMS_TOKEN_ALLOW_INSECURE_URLS": "true",
+	})
+	var rep map[string]any
+	if err := json.Unmarshal(raw, &rep); err != nil {
+		t.Fatal(err)
+	}
+	rep["realm"] = name
+	delete(rep, "id")
+	// The copy must apply the claims-token policy to scope create, trusting
+	// this run's Claims Provider: check rather than assume.
+	pol := FindPolicy(rep, "claims-token")
+	if pol == nil {
+		t.Fatal("bar-realm.json has no claims-token policy")
+	}
+	conf, _ := pol["config"].(map[string]any)
+	if s, _ := conf["claimsProviders"].(string); !strings.Contains(s, cpURL+"/jwks") {
+		t.Fatalf("the claims-token policy does not trust %s: %v", cpURL, conf)
+	}
+	return rep
+}
+
+// ImportBar imports BarRep(name, cpURL), changed by mutate, and deletes the
+// realm when t ends.
+func ImportBar(t testing.TB, kc *launcher.Keycloak, name, cpURL string, mutate func(rep map[string]any)) string {
+	t.Helper()
+	rep := BarRep(t, name, cpURL)
+	if mutate != nil {
+		mutate(rep)
+	}
+	ImportRealm(t, kc, rep)
+	return name
+}
+
+// ImportRealm imports a realm representation and deletes the realm when t
+// ends.
+func ImportRealm(t testing.TB, kc *launcher.Keycloak, rep map[string]any) {
+	t.Helper()
+	data, err := json.Marshal(rep)
+	if err != nil {
+		t.Fatal(err)
+	}
+	name, _ := rep["realm"].(string)
+	if err := kc.ImportRealm(Timeout(t, 2*time.Minute), data); err != nil {
+		t.Fatalf("importing realm %s: %v", name, err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		if err := kc.DeleteRealm(ctx, name); err != nil {
+			t.Errorf("deleting realm %s: %v", name, err)
+		}
+	})
+}
+
+// FindPolicy is the resource-server's first authorization policy of type typ.
+func FindPolicy(rep map[string]any, typ string) map[string]any {
+	authz, _ := FindClient(rep, "resource-server")["authorizationSettings"].(map[string]any)
+	policies, _ := authz["policies"].([]any)
+	for _, p := range policies {
+		if pol, _ := p.(map[string]any); pol["type"] == typ {
+			return pol
+		}
+	}
+	return nil
+}
+
+// FindClient is the realm representation's client clientID (nil if none).
+func FindClient(rep map[string]any, clientID string) map[string]any {
+	clients, _ := rep["clients"].([]any)
+	for _, c := range clients {
+		if client, _ := c.(map[string]any); client["clientId"] == clientID {
+			return client
+		}
+	}
+	return nil
+}
+
+// AddUser adds an enabled user with an email in domain (verified or not) to
+// realm, removes it when t ends and returns the email.
+func AddUser(t testing.TB, kc *launcher.Keycloak, realm, username, domain string, verified bool) string {
+	t.Helper()
+	ctx := Timeout(t, time.Minute)
+	email := username + "@" + domain
+	user := map[string]any{"username": username, "email": email, "emailVerified": verified, "enabled": true,
+		"firstName": "Test", "lastName": "User"}
+	if err := kc.Admin(ctx, http.MethodPost, "/"+realm+"/users", user, nil); err != nil {
+		t.Fatal(err)
+	}
+	var found []struct{ ID string }
+	if err := kc.Admin(ctx, http.MethodGet, "/"+realm+"/users?exact=true&username="+url.QueryEscape(username), nil, &found); err != nil || len(found) != 1 {
+		t.Fatalf("user %s: %v %v", username, found, err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		if err := kc.Admin(ctx, http.MethodDelete, "/"+realm+"/users/"+found[0].ID, nil, nil); err != nil {
+			t.Errorf("deleting user %s: %v", username, err)
+		}
+	})
+	return email
+}
+
+// CLIResult is one run of the rqp-client binary.
+type CLIResult struct {
+	Code           int
+	Stdout, Stderr string
+}
+
+func (r CLIResult) String() string {
+	return fmt.Sprintf("exit %d\n--- stdout\n%s--- stderr\n%s", r.Code, r.Stdout, r.Stderr)
+}
+
+// LastLine is the last line of standard error (the CLI's reason).
+func (r CLIResult) LastLine() string {
+	lines := strings.Split(strings.TrimRight(r.Stderr, "\n"), "\n")
+	return lines[len(lines)-1]
+}
+
+// CleanEnv is this process's environment without RQP_CLIENT_* variables (a
+// developer's settings must not leak into the tests), plus extra.
+func CleanEnv(extra ...string) []string {
+	var env []string
+	for _, kv := range os.Environ() {
+		if !strings.HasPrefix(kv, "RQP_CLIENT_") {
+			env = append(env, kv)
+		}
+	}
+	return append(env, extra...)
+}
+
+// CLI runs rqp-client with args and the extra environment.
+func (w *World) CLI(t testing.TB, env []string, args ...string) CLIResult {
+	t.Helper()
+	cmd := exec.CommandContext(Timeout(t, 3*time.Minute), w.Bin["rqp-client"], args...)
+	cmd.Env = CleanEnv(env...)
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	err := cmd.Run()
+	code := 0
+	var ee *exec.ExitError
+	if errors.As(err, &ee) {
+		code = ee.ExitCode()
+	} else if err != nil {
+		t.Fatal(err)
+	}
+	return CLIResult{code, stdout.String(), stderr.String()}
+}
+
+// PushArgs point `rqp-client push` at this world (Bob's Incoming).
+func (w *World) PushArgs(file string, extra ...string) []string {
+	return append([]string{"push",
+		"--to", w.RSURL + "/incoming/bob", "--file", file,
+		"--authn-issuer", w.KC.IssuerURL("foo"),
+		"--as-issuer", w.KC.IssuerURL(w.Realm),
+		"--claims-provider", w.CPURL,
+	}, extra...)
+}
+
+// Message is a stored message as the Resource Server lists it.
+type Message struct {
+	ID          string `json:"id"`
+	Owner       string `json:"owner"`
+	SenderEmail string `json:"sender_email"`
+	SenderIss   string `json:"sender_iss"`
+	SenderSub   string `json:"sender_sub"`
+	ContentType string `json:"content_type"`
+	FileName    string `json:"file_name"`
+	Size        int64  `json:"size"`
+	SHA256      string `json:"sha256"`
+}
+
+// BobToken logs Bob in at the realm copy (incoming-app, code + PKCE), as a
+// browser would.
+func (w *World) BobToken(t testing.TB) string {
+	t.Helper()
+	tok, err := kctest.LoginForTokens(Timeout(t, time.Minute), kctest.CodeFlow{
+		Issuer: w.KC.IssuerURL(w.Realm), ClientID: "incoming-app",
+		RedirectURI: "http://127.0.0.1:43210/callback", Scope: "openid",
+	}, "bob", BobPassword)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tok.AccessToken
+}
+
+// CachedBobToken is a token of Bob's that has at least a minute left: one
+// login serves many reads.
+func (w *World) CachedBobToken(t testing.TB) string {
+	t.Helper()
+	w.bobMu.Lock()
+	defer w.bobMu.Unlock()
+	if w.bobTok == "" || time.Until(w.bobExp) < time.Minute {
+		w.bobTok = w.BobToken(t)
+		claims, err := kctest.Claims(w.bobTok)
+		if err != nil {
+			t.Fatal(err)
+		}
+		exp, _ := claims["exp"].(float64)
+		w.bobExp = time.Unix(int64(exp), 0)
+	}
+	return w.bobTok
+}
+
+// BobGet reads from Bob's Incoming with his token.
+func (w *World) BobGet(t testing.TB, token, path string) ([]byte, http.Header) {
+	t.Helper()
+	req, _ := http.NewRequestWithContext(Timeout(t, time.Minute), http.MethodGet, w.RSURL+"/incoming/bob"+path, nil)
+	req.Header.Set("Authorization", "Bearer "+token)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<20))
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("GET %s as Bob: %s %s", path, resp.Status, body)
+	}
+	return body, resp.Header
+}
+
+// BobMessages lists Bob's Incoming as Bob sees it (at most 1000, newest
+// first).
+func (w *World) BobMessages(t testing.TB) []Message {
+	t.Helper()
+	body, _ := w.BobGet(t, w.CachedBobToken(t), "/messages?limit=1000")
+	var list struct{ Messages []Message }
+	if err := json.Unmarshal(body, &list); err != nil {
+		t.Fatal(err)
+	}
+	return list.Messages
+}
