@@ -1,0 +1,493 @@
+// Package scaleout tests the Resource Server scaled out as compose.scale.yaml
+// runs it: several processes (the built binary, started as devstack starts
+// it) on one PostgreSQL database, behind one realm of a real Keycloak. It
+// needs a PostgreSQL server: UMAWIDE_TEST_DATABASE_URL (a role that may
+// create databases; .ci/services provides one). Each run gets its own
+// database, dropped at the end.
+package scaleout
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"os"
+	"path/filepath"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/umawide/umawide/internal/kctest"
+	"github.com/umawide/umawide/internal/stack"
+	"github.com/umawide/umawide/internal/uma"
+	"github.com/umawide/umawide/keycloak/launcher"
+)
+
+// DatabaseEnv names the PostgreSQL server the tests use.
+const DatabaseEnv = "UMAWIDE_TEST_DATABASE_URL"
+
+const (
+	owner         = "bob"
+	bobPassword   = "bob-password"
+	rqpSecret     = "rqp-client-secret"
+	replicas      = 2
+	pushesEach    = 50 // stored through each replica
+	concurrency   = 8
+	replayChecks  = 10 // RPTs sent to both replicas at once
+	sequentialRPT = 5  // RPTs used at one replica, then tried at the other
+)
+
+func TestMain(m *testing.M) {
+	if os.Getenv(DatabaseEnv) == "" {
+		// Every test skips: start no Keycloak for nothing.
+		os.Exit(m.Run())
+	}
+	kctest.Main(m)
+}
+
+func skipWithoutDatabase(t *testing.T) string {
+	base := os.Getenv(DatabaseEnv)
+	if base == "" {
+		t.Skipf("Resource Server replicas on PostgreSQL NOT tested: set %s (e.g. postgres://umawide:umawide@127.0.0.1:5432/umawide_test?sslmode=disable, a role that may CREATE DATABASE)", DatabaseEnv)
+	}
+	return base
+}
+
+func randomHex(n int) string {
+	b := make([]byte, n)
+	_, _ = rand.Read(b)
+	return hex.EncodeToString(b)
+}
+
+func hexSum(b []byte) string {
+	s := sha256.Sum256(b)
+	return hex.EncodeToString(s[:])
+}
+
+// freshDatabase creates a database for this test on the server of base and
+// drops it when the test ends (after the processes using it are stopped:
+// register it before starting them).
+func freshDatabase(t *testing.T, base string) string {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	admin, err := pgx.Connect(ctx, base)
+	if err != nil {
+		t.Fatalf("%s: %v", DatabaseEnv, err)
+	}
+	name := "umawide_scaleout_" + randomHex(6)
+	if _, err := admin.Exec(ctx, "CREATE DATABASE "+name); err != nil {
+		admin.Close(ctx)
+		t.Fatalf("create database (the role of %s must be allowed to): %v", DatabaseEnv, err)
+	}
+	admin.Close(ctx)
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		admin, err := pgx.Connect(ctx, base)
+		if err != nil {
+			t.Errorf("drop database %s: %v", name, err)
+			return
+		}
+		defer admin.Close(ctx)
+		if _, err := admin.Exec(ctx, "DROP DATABASE IF EXISTS "+name+" WITH (FORCE)"); err != nil {
+			t.Errorf("drop database %s: %v", name, err)
+		}
+	})
+	u, err := url.Parse(base)
+	if err != nil {
+		t.Fatal(err)
+	}
+	u.Path = "/" + name
+	return u.String()
+}
+
+type env struct {
+	t      *testing.T
+	ctx    context.Context
+	issuer string
+	rs     []*stack.Service
+	client *http.Client
+}
+
+// start imports a stock copy of realm bar and starts the replicas on a
+// fresh database.
+func start(t *testing.T, base string) (*env, string) {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
+	t.Cleanup(cancel)
+	kc := kctest.Keycloak(t)
+	realm := kctest.ImportStockBar(t, kc)
+	dbURL := freshDatabase(t, base)
+	dir := t.TempDir()
+	bins, err := stack.Build(ctx, dir, "resource-server")
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := &env{t: t, ctx: ctx, issuer: kc.IssuerURL(realm), client: &http.Client{Timeout: time.Minute}}
+	// The replicas start together, as compose starts them: both create
+	// the schema (serialised by an advisory lock) on the empty database.
+	var wg sync.WaitGroup
+	errs := make([]error, replicas)
+	e.rs = make([]*stack.Service, replicas)
+	for i := range replicas {
+		port, err := launcher.FreePort()
+		if err != nil {
+			t.Fatal(err)
+		}
+		spec := stack.ResourceServer{
+			Binary: bins["resource-server"], Listen: fmt.Sprintf("127.0.0.1:%d", port),
+			KeycloakURL: kc.BaseURL, Realm: realm, DatabaseURL: dbURL,
+			LogPath: filepath.Join(dir, fmt.Sprintf("resource-server-%d.log", i)),
+		}.Spec()
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			e.rs[i], errs[i] = stack.Start(ctx, spec)
+		}()
+	}
+	wg.Wait()
+	for i, s := range e.rs {
+		if s != nil {
+			t.Cleanup(func() {
+				if err := s.Stop(context.Background()); err != nil {
+					t.Errorf("stop replica %d: %v", i, err)
+				}
+			})
+		}
+	}
+	if err := errors.Join(errs...); err != nil {
+		t.Fatal(err)
+	}
+	return e, dbURL
+}
+
+type response struct {
+	status int
+	header http.Header
+	body   []byte
+}
+
+func (e *env) post(base, token string, body []byte) (response, error) {
+	req, err := http.NewRequestWithContext(e.ctx, http.MethodPost, base+uma.IncomingPath(owner), bytes.NewReader(body))
+	if err != nil {
+		return response{}, err
+	}
+	req.Header.Set("Content-Type", "text/plain; charset=utf-8")
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	res, err := e.client.Do(req)
+	if err != nil {
+		return response{}, err
+	}
+	defer res.Body.Close()
+	data, err := io.ReadAll(io.LimitReader(res.Body, 1<<20))
+	return response{res.StatusCode, res.Header, data}, err
+}
+
+// rpt runs seed steps 1-2 at one replica and step 7 at Keycloak (stock
+// policy, pushed claims bound to body): an RPT good for one message.
+func (e *env) rpt(challengeAt string, body []byte) (string, error) {
+	r, err := e.post(challengeAt, "", body)
+	if err != nil {
+		return "", err
+	}
+	if r.status != http.StatusUnauthorized {
+		return "", fmt.Errorf("POST without token: %d %s", r.status, r.body)
+	}
+	ch, err := uma.ParseChallenge(r.header)
+	if err != nil {
+		return "", fmt.Errorf("challenge: %w", err)
+	}
+	if ch.ASURI != e.issuer {
+		return "", fmt.Errorf("as_uri %s, want %s", ch.ASURI, e.issuer)
+	}
+	claims := uma.PushedClaims{
+		uma.ClaimContentSHA256: {hexSum(body)},
+		uma.ClaimContentLength: {fmt.Sprint(len(body))},
+		uma.ClaimSenderEmail:   {"alice@foo.example"},
+		uma.ClaimSenderIss:     {"http://127.0.0.1:8081"},
+	}
+	ct, err := claims.Encode()
+	if err != nil {
+		return "", err
+	}
+	tok, err := kctest.PostToken(e.ctx, e.issuer, "rqp-client", rqpSecret, url.Values{
+		"grant_type":         {uma.GrantTypeUMATicket},
+		"ticket":             {ch.Ticket},
+		"submit_request":     {"false"},
+		"claim_token_format": {uma.ClaimTokenFormatJWT},
+		"claim_token":        {ct},
+	})
+	if err != nil {
+		return "", fmt.Errorf("uma-ticket grant: %w", err)
+	}
+	return tok.AccessToken, nil
+}
+
+type stored struct {
+	ID     string `json:"id"`
+	SHA256 string `json:"sha256"`
+}
+
+// store posts body with its RPT; it must be stored (201).
+func (e *env) store(postAt, token string, body []byte) (stored, error) {
+	r, err := e.post(postAt, token, body)
+	if err != nil {
+		return stored{}, err
+	}
+	if r.status != http.StatusCreated {
+		return stored{}, fmt.Errorf("POST with RPT: %d %s", r.status, r.body)
+	}
+	var m stored
+	if err := json.Unmarshal(r.body, &m); err != nil || m.ID == "" {
+		return stored{}, fmt.Errorf("201 body %s: %v", r.body, err)
+	}
+	if m.SHA256 != hexSum(body) {
+		return stored{}, fmt.Errorf("stored sha256 %s, sent %s", m.SHA256, hexSum(body))
+	}
+	return m, nil
+}
+
+// dbMessages reads what the database holds for the owner: id -> sha256.
+func dbMessages(t *testing.T, dbURL string) (map[string]string, int, int) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	conn, err := pgx.Connect(ctx, dbURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	rows, err := conn.Query(ctx, `SELECT id, sha256 FROM messages WHERE owner = $1`, owner)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := map[string]string{}
+	n := 0
+	for rows.Next() {
+		var id, sum string
+		if err := rows.Scan(&id, &sum); err != nil {
+			t.Fatal(err)
+		}
+		out[id] = sum
+		n++
+	}
+	if err := rows.Err(); err != nil {
+		t.Fatal(err)
+	}
+	var used, distinctSums int
+	if err := conn.QueryRow(ctx, `SELECT count(*) FROM used_tokens`).Scan(&used); err != nil {
+		t.Fatal(err)
+	}
+	if err := conn.QueryRow(ctx, `SELECT count(DISTINCT sha256) FROM messages WHERE owner = $1`, owner).Scan(&distinctSums); err != nil {
+		t.Fatal(err)
+	}
+	if n != len(out) {
+		t.Fatalf("%d rows but %d distinct ids", n, len(out))
+	}
+	return out, used, distinctSums
+}
+
+// TestReplicasShareOneDatabase: two Resource Server processes on one
+// PostgreSQL database take 2 x 50 concurrent pushes, each with its own
+// content-bound RPT from Keycloak, the ticket asked of one replica and the
+// message posted to the other. Every message is stored exactly once, both
+// replicas list the same Incoming, and an RPT used at one replica is
+// refused at the other, also when both get it at the same moment.
+func TestReplicasShareOneDatabase(t *testing.T) {
+	base := skipWithoutDatabase(t)
+	e, dbURL := start(t, base)
+	run := randomHex(4)
+
+	// 2 x 50 pushes at concurrency 8.
+	total := replicas * pushesEach
+	bodies := make([][]byte, total)
+	results := make([]stored, total)
+	errs := make([]error, total)
+	jobs := make(chan int)
+	var wg sync.WaitGroup
+	began := time.Now()
+	for range concurrency {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range jobs {
+				bodies[i] = fmt.Appendf(nil, "message %d of run %s: %s\n", i, run, randomHex(16))
+				postAt := e.rs[i%replicas].URL
+				challengeAt := e.rs[(i+1)%replicas].URL
+				tok, err := e.rpt(challengeAt, bodies[i])
+				if err == nil {
+					results[i], err = e.store(postAt, tok, bodies[i])
+				}
+				errs[i] = err
+			}
+		}()
+	}
+	for i := range total {
+		jobs <- i
+	}
+	close(jobs)
+	wg.Wait()
+	t.Logf("%d pushes through %d replicas at concurrency %d: %v", total, replicas, concurrency, time.Since(began).Round(time.Millisecond))
+	failed := 0
+	for i, err := range errs {
+		if err != nil {
+			failed++
+			if failed <= 5 {
+				t.Errorf("push %d (to replica %d): %v", i, i%replicas, err)
+			}
+		}
+	}
+	if failed > 0 {
+		t.Fatalf("%d of %d pushes failed", failed, total)
+	}
+
+	// Exactly the 100 messages, each once, in the database.
+	ids := map[string]string{}
+	for i, r := range results {
+		if _, dup := ids[r.ID]; dup {
+			t.Fatalf("id %s answered twice", r.ID)
+		}
+		ids[r.ID] = hexSum(bodies[i])
+	}
+	inDB, used, distinct := dbMessages(t, dbURL)
+	if len(inDB) != total || distinct != total || used != total {
+		t.Fatalf("database holds %d messages (%d distinct contents) and %d used RPTs, want %d each", len(inDB), distinct, used, total)
+	}
+	for id, sum := range ids {
+		if inDB[id] != sum {
+			t.Fatalf("message %s: database has sha256 %q, want %q", id, inDB[id], sum)
+		}
+	}
+
+	// Bob sees the same Incoming through either replica.
+	port, err := launcher.FreePort()
+	if err != nil {
+		t.Fatal(err)
+	}
+	login, err := kctest.LoginForTokens(e.ctx, kctest.CodeFlow{
+		Issuer: e.issuer, ClientID: "incoming-app",
+		RedirectURI: fmt.Sprintf("http://127.0.0.1:%d/", port), Scope: "openid",
+	}, owner, bobPassword)
+	if err != nil {
+		t.Fatalf("bob's login: %v", err)
+	}
+	for i, s := range e.rs {
+		listed := e.list(t, s.URL, login.AccessToken)
+		if len(listed) != total {
+			t.Fatalf("replica %d lists %d messages, want %d", i, len(listed), total)
+		}
+		for _, id := range listed {
+			if _, ok := ids[id]; !ok {
+				t.Fatalf("replica %d lists %s, which no push stored", i, id)
+			}
+		}
+	}
+
+	// An RPT used at one replica is refused at the other.
+	for i := range sequentialRPT {
+		body := fmt.Appendf(nil, "used once, run %s, %d\n", run, i)
+		tok, err := e.rpt(e.rs[0].URL, body)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := e.store(e.rs[0].URL, tok, body); err != nil {
+			t.Fatal(err)
+		}
+		r, err := e.post(e.rs[1].URL, tok, body)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if r.status != http.StatusUnauthorized || uma.ParseError(r.status, r.body).Code != uma.ErrInvalidToken {
+			t.Fatalf("RPT used at replica 0, again at replica 1: %d %s, want 401 invalid_token", r.status, r.body)
+		}
+	}
+
+	// The same RPT at both replicas at the same moment: one message.
+	for i := range replayChecks {
+		body := fmt.Appendf(nil, "raced, run %s, %d\n", run, i)
+		tok, err := e.rpt(e.rs[i%replicas].URL, body)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var (
+			rwg      sync.WaitGroup
+			startGun = make(chan struct{})
+			statuses = make([]int, replicas)
+			rerrs    = make([]error, replicas)
+		)
+		for j, s := range e.rs {
+			rwg.Add(1)
+			go func() {
+				defer rwg.Done()
+				<-startGun
+				r, err := e.post(s.URL, tok, body)
+				statuses[j], rerrs[j] = r.status, err
+			}()
+		}
+		close(startGun)
+		rwg.Wait()
+		if err := errors.Join(rerrs...); err != nil {
+			t.Fatal(err)
+		}
+		created, refused := 0, 0
+		for _, st := range statuses {
+			switch st {
+			case http.StatusCreated:
+				created++
+			case http.StatusUnauthorized:
+				refused++
+			}
+		}
+		if created != 1 || refused != replicas-1 {
+			t.Fatalf("one RPT at %d replicas at once: statuses %v, want one 201 and the rest 401", replicas, statuses)
+		}
+	}
+
+	want := total + sequentialRPT + replayChecks
+	if inDB, used, distinct = dbMessages(t, dbURL); len(inDB) != want || used != want || distinct != want {
+		t.Fatalf("after the replays the database holds %d messages (%d distinct) and %d used RPTs, want %d", len(inDB), distinct, used, want)
+	}
+}
+
+// list is Bob's listing of his Incoming at one replica (ids, newest first).
+func (e *env) list(t *testing.T, base, token string) []string {
+	t.Helper()
+	req, err := http.NewRequestWithContext(e.ctx, http.MethodGet, base+uma.IncomingPath(owner)+"/messages?limit=1000", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Authorization", "Bearer "+token)
+	res, err := e.client.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	data, _ := io.ReadAll(res.Body)
+	if res.StatusCode != http.StatusOK {
+		t.Fatalf("GET messages at %s: %d %s", base, res.StatusCode, data)
+	}
+	var out struct {
+		Messages []struct {
+			ID string `json:"id"`
+		} `json:"messages"`
+	}
+	if err := json.Unmarshal(data, &out); err != nil {
+		t.Fatal(err)
+	}
+	var ids []string
+	for _, m := range out.Messages {
+		ids = append(ids, m.ID)
+	}
+	return ids
+}
