@@ -445,3 +445,29 @@ func BenchmarkInsert1KiBSQLite(b *testing.B) {
 	}
 	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "msgs/s")
 }
+
+// BenchmarkInsert1KiBSQLiteParallel stores 1 KiB messages, each with its
+// RPT's jti, from 8 goroutines per GOMAXPROCS: concurrent requests, as the
+// Resource Server sees them under load.
+func BenchmarkInsert1KiBSQLiteParallel(b *testing.B) {
+	s, err := OpenSQLite(context.Background(), filepath.Join(b.TempDir(), "bench.db"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer s.Close()
+	body := make([]byte, 1024)
+	_, _ = rand.Read(body)
+	ctx := context.Background()
+	b.SetBytes(1024)
+	b.SetParallelism(8)
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			if err := s.Insert(ctx, msg("bob", body, time.Now()), &UsedToken{JTI: NewID(), ExpiresAt: time.Now().Add(time.Hour)}); err != nil {
+				b.Error(err)
+				return
+			}
+		}
+	})
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "msgs/s")
+}
