@@ -17,7 +17,7 @@ GO_TEST_FLAGS?= -count=1 -timeout 25m
 # The Go programs: one folder each, built into bin/.
 COMMANDS     := devstack $(patsubst %/main.go,%,$(wildcard claims-provider/main.go resource-server/main.go rqp-client/main.go))
 
-.PHONY: help build extension test test-java test-go vet e2e up down status logs demo demo-login clean
+.PHONY: help build extension test test-java test-go vet e2e bench up down status logs demo demo-login clean
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -68,6 +68,11 @@ demo-login: up ## the same with Alice logging in (BROWSER_LOGIN=1 to log in your
 
 e2e: ## only the end-to-end suite (real Keycloak, Claims Provider, Resource Server, rqp-client)
 	$(GO) run ./devstack exec -- $(GO) test $(GO_TEST_FLAGS) -v ./e2e/...
+
+# BENCH_FLAGS go to bench (e.g. BENCH_FLAGS="-n 1000 -c 16"; `go run ./bench -h`).
+BENCH_FLAGS  ?=
+bench: extension ## full flow vs stock Keycloak UMA on the real stack, then the Go benchmarks (bench/results/latest.json)
+	$(GO) run ./bench $(BENCH_FLAGS)
 
 up: build ## start Keycloak and the services in the background (logs in .run/logs)
 	$(BIN)/devstack -run-dir $(RUN_DIR) up

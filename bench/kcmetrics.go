@@ -1,0 +1,151 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"io"
+	"net/http"
+	"regexp"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Keycloak's own metrics (management interface /metrics, the launcher
+// starts it with --metrics-enabled): which endpoints a flow calls how often
+// and how long Keycloak spends in each, so that the caches can be seen to
+// be hit (no JWKS, PAT or resource lookups per flow) and the cost of each
+// call compared; and the JVM's garbage-collection time.
+
+type series map[string]float64
+
+var kcHTTP = &http.Client{Timeout: 10 * time.Second}
+
+// scrapeKeycloak reads the counters bench uses; nil when there is no
+// management URL or it does not answer.
+func scrapeKeycloak(ctx context.Context, managementURL string) series {
+	if managementURL == "" {
+		return nil
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, managementURL+"/metrics", nil)
+	if err != nil {
+		return nil
+	}
+	resp, err := kcHTTP.Do(req)
+	if err != nil {
+		return nil
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return nil
+	}
+	data, err := io.ReadAll(io.LimitReader(resp.Body, 16<<20))
+	if err != nil {
+		return nil
+	}
+	return parseMetrics(data)
+}
+
+// parseMetrics keeps the HTTP request counters and sums and the GC pause
+// sum, keyed by their series (name and labels).
+func parseMetrics(data []byte) series {
+	out := series{}
+	s := bufio.NewScanner(bytes.NewReader(data))
+	s.Buffer(make([]byte, 64<<10), 1<<20)
+	for s.Scan() {
+		line := s.Text()
+		if !strings.HasPrefix(line, "http_server_requests_seconds_count{") &&
+			!strings.HasPrefix(line, "http_server_requests_seconds_sum{") &&
+			!strings.HasPrefix(line, "jvm_gc_pause_seconds_sum") {
+			continue
+		}
+		i := strings.LastIndexByte(line, ' ')
+		if i < 0 {
+			continue
+		}
+		v, err := strconv.ParseFloat(line[i+1:], 64)
+		if err != nil {
+			continue
+		}
+		out[line[:i]] += v
+	}
+	return out
+}
+
+var labelRE = regexp.MustCompile(`(\w+)="([^"]*)"`)
+
+func labels(id string) map[string]string {
+	i := strings.IndexByte(id, '{')
+	out := map[string]string{}
+	if i < 0 {
+		return out
+	}
+	for _, m := range labelRE.FindAllStringSubmatch(id[i:], -1) {
+		out[m[1]] = m[2]
+	}
+	return out
+}
+
+// KCEndpoint is one Keycloak endpoint's share of a variant's flows.
+type KCEndpoint struct {
+	Endpoint     string  `json:"endpoint"` // METHOD uri status
+	PerFlow      float64 `json:"requests_per_flow"`
+	MsPerRequest float64 `json:"ms_per_request"` // Keycloak's own time per request (wall, not CPU)
+}
+
+// kcDelta accumulates per-endpoint deltas between two scrapes.
+type kcDelta struct {
+	count, sum map[string]float64
+	gcSeconds  float64
+}
+
+func (d *kcDelta) add(before, after series) {
+	if before == nil || after == nil {
+		return
+	}
+	if d.count == nil {
+		d.count, d.sum = map[string]float64{}, map[string]float64{}
+	}
+	for id, a := range after {
+		diff := a - before[id]
+		if diff <= 0 {
+			continue
+		}
+		switch {
+		case strings.HasPrefix(id, "jvm_gc_pause_seconds_sum"):
+			d.gcSeconds += diff
+		case strings.HasPrefix(id, "http_server_requests_seconds_"):
+			l := labels(id)
+			key := l["method"] + " " + l["uri"] + " " + l["status"]
+			if strings.HasPrefix(id, "http_server_requests_seconds_count") {
+				d.count[key] += diff
+			} else {
+				d.sum[key] += diff
+			}
+		}
+	}
+}
+
+// endpoints lists the endpoints by requests per flow.
+func (d *kcDelta) endpoints(flows int) []KCEndpoint {
+	var out []KCEndpoint
+	for key, n := range d.count {
+		e := KCEndpoint{Endpoint: key}
+		if flows > 0 {
+			e.PerFlow = round3(n / float64(flows))
+		}
+		if n > 0 {
+			e.MsPerRequest = round3(1000 * d.sum[key] / n)
+		}
+		out = append(out, e)
+	}
+	sort.Slice(out, func(i, j int) bool {
+		if out[i].PerFlow != out[j].PerFlow {
+			return out[i].PerFlow > out[j].PerFlow
+		}
+		return out[i].Endpoint < out[j].Endpoint
+	})
+	return out
+}

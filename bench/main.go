@@ -1,0 +1,506 @@
+// Command bench measures the umawide push flow against the real stack and,
+// in the same run, the stock Keycloak UMA baseline (`make bench`).
+//
+// It builds the services, starts Keycloak (keycloak/launcher: process mode,
+// or KEYCLOAK_URL), imports two copies of realm bar (one whose create
+// permission applies the claims-token policy trusting this run's Claims
+// Provider, one applying the stock client policy), starts the Claims Provider
+// and one Resource Server per copy as processes (internal/stack), then runs
+// -n pushes of each variant at concurrency -c in alternating batches:
+//
+//   - ours: the rqp library in this process, steps 1-10;
+//   - stock: the same ticket (1-2), the same uma-ticket grant (7-8) with the
+//     sender pushed as unsigned claims and no Claims Provider, the same POST
+//     (9-10).
+//
+// It reports flows/s, per-step latency, CPU seconds per component (Keycloak's
+// process group, the Claims Provider, the Resource Server: /proc/<pid>/stat;
+// the client: getrusage) and peak memory (VmHWM, maxrss), then runs the Go
+// benchmarks of the hot paths, and writes a JSON file and a table. Targets
+// are reported met or missed, never asserted.
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"log/slog"
+	mrand "math/rand/v2"
+	"net/http"
+	"os"
+	"os/exec"
+	"os/signal"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/umawide/umawide/internal/stack"
+	"github.com/umawide/umawide/keycloak/launcher"
+	"github.com/umawide/umawide/rqp-client/rqp"
+)
+
+// Demo secrets of the realm files (keycloak/realms).
+const rqpSecret = "rqp-client-secret"
+
+type options struct {
+	n, c, batch, warmup, size int
+	out                       string
+	workDir                   string
+	keep                      bool
+	kcMode                    string
+	kcPID                     int
+	kcHeap                    string
+	kcJavaOpts                string
+	cpAlg                     string
+	rsFlags                   string
+	goBench                   bool
+	goBenchtime               string
+	flows                     bool
+}
+
+func main() {
+	var o options
+	fs := flag.NewFlagSet("bench", flag.ExitOnError)
+	fs.IntVar(&o.n, "n", 500, "pushes per variant (measured)")
+	fs.IntVar(&o.c, "c", 8, "concurrent pushes")
+	fs.IntVar(&o.batch, "batch", 50, "pushes per batch; batches of the two variants alternate")
+	fs.IntVar(&o.warmup, "warmup", 40, "pushes per variant before measuring (JIT, caches, connections)")
+	fs.IntVar(&o.size, "size", 1024, "message size in bytes")
+	fs.StringVar(&o.out, "out", "bench/results/latest.json", "JSON result file (relative to the repository root)")
+	fs.StringVar(&o.workDir, "work-dir", "", "folder for binaries, logs, keys and databases (default a fresh one under .run/bench)")
+	fs.BoolVar(&o.keep, "keep", false, "keep the work folder (logs) after the run")
+	fs.StringVar(&o.kcMode, "keycloak-mode", "", "external, docker or process (default: external when KEYCLOAK_URL is set, else process, so that Keycloak's CPU can be read)")
+	fs.IntVar(&o.kcPID, "keycloak-pid", 0, "process group of an external Keycloak, to measure its CPU and memory")
+	fs.StringVar(&o.kcHeap, "keycloak-heap", "", "Keycloak's -Xmx in process mode (default the launcher's)")
+	fs.StringVar(&o.kcJavaOpts, "keycloak-java-opts", "", "more JVM options for Keycloak in process mode (UMAWIDE_KEYCLOAK_JAVA_OPTS)")
+	fs.StringVar(&o.cpAlg, "claims-alg", "ES256", "the Claims Provider's signing algorithm")
+	fs.StringVar(&o.rsFlags, "rs-flags", "", "more flags for both Resource Servers (space-separated)")
+	fs.BoolVar(&o.goBench, "go-bench", true, "also run the Go benchmarks of the hot paths")
+	fs.StringVar(&o.goBenchtime, "go-benchtime", "300ms", "-benchtime of the Go benchmarks")
+	fs.BoolVar(&o.flows, "flows", true, "run the flows against the real stack (false: Go benchmarks only)")
+	fs.Parse(os.Args[1:])
+	if o.n < 1 || o.c < 1 || o.batch < 1 || o.size < 1 || o.warmup < 0 {
+		fmt.Fprintln(os.Stderr, "bench: -n, -c, -batch and -size must be positive")
+		os.Exit(2)
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := run(ctx, o); err != nil {
+		fmt.Fprintln(os.Stderr, "bench:", err)
+		os.Exit(1)
+	}
+}
+
+func run(ctx context.Context, o options) error {
+	root, err := launcher.RepoRoot()
+	if err != nil {
+		return err
+	}
+	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	r := &Result{StartedAt: time.Now().UTC(), Machine: describeMachine(), Config: RunConfig{
+		Pushes: o.n, Concurrency: o.c, Batch: o.batch, Warmup: o.warmup, MessageBytes: o.size,
+		KeycloakHeap: o.kcHeap, KeycloakOpts: o.kcJavaOpts, ClaimsAlg: o.cpAlg, KeycloakVer: launcher.Version,
+		StoreBackend: "sqlite", ExtraRSFlags: o.rsFlags,
+	}}
+	if out, err := exec.Command("java", "-version").CombinedOutput(); err == nil {
+		r.Machine.Java = strings.SplitN(strings.TrimSpace(string(out)), "\n", 2)[0]
+	}
+	if out, err := exec.Command("git", "-C", root, "describe", "--always", "--dirty").Output(); err == nil {
+		r.Config.GitDescription = strings.TrimSpace(string(out))
+	}
+	if o.flows {
+		if err := runFlows(ctx, o, root, log, r); err != nil {
+			return err
+		}
+	}
+	if o.goBench {
+		r.Config.GoBenchtime = o.goBenchtime
+		fmt.Println("\n== Go benchmarks of the hot paths")
+		res, err := runGoBenchmarks(ctx, root, o.goBenchtime, os.Stdout)
+		r.GoBenchmark = res
+		if err != nil {
+			r.Notes = append(r.Notes, "Go benchmarks: "+err.Error())
+		}
+	}
+	var ours, stock *Variant
+	for _, v := range r.Variants {
+		switch v.Name {
+		case "ours":
+			ours = v
+		case "stock":
+			stock = v
+		}
+	}
+	evaluate(r, ours, stock)
+	r.Seconds = round3(time.Since(r.StartedAt).Seconds())
+	printTable(os.Stdout, r)
+	out := o.out
+	if !filepath.IsAbs(out) {
+		out = filepath.Join(root, out)
+	}
+	if err := os.MkdirAll(filepath.Dir(out), 0o755); err != nil {
+		return err
+	}
+	data, err := json.MarshalIndent(r, "", "  ")
+	if err != nil {
+		return err
+	}
+	if err := os.WriteFile(out, append(data, '\n'), 0o644); err != nil {
+		return err
+	}
+	fmt.Printf("\nresults: %s\n", out)
+	return nil
+}
+
+func randomHex(n int) string {
+	b := make([]byte, n)
+	_, _ = rand.Read(b)
+	return hex.EncodeToString(b)
+}
+
+func freeAddr() (string, error) {
+	p, err := launcher.FreePort()
+	if err != nil {
+		return "", err
+	}
+	return "127.0.0.1:" + strconv.Itoa(p), nil
+}
+
+// runFlows starts the stack, runs both variants and stops everything.
+func runFlows(ctx context.Context, o options, root string, log *slog.Logger, r *Result) (err error) {
+	dir := o.workDir
+	if dir == "" {
+		base := filepath.Join(root, ".run", "bench")
+		if err := os.MkdirAll(base, 0o755); err != nil {
+			return err
+		}
+		if dir, err = os.MkdirTemp(base, "run-"); err != nil {
+			return err
+		}
+		if !o.keep {
+			defer func() {
+				if err == nil {
+					os.RemoveAll(dir)
+				} else {
+					fmt.Fprintf(os.Stderr, "bench: logs kept in %s\n", dir)
+				}
+			}()
+		}
+	}
+	log.Info("building the services", "dir", dir)
+	bin, err := stack.Build(ctx, filepath.Join(dir, "bin"), "claims-provider", "resource-server")
+	if err != nil {
+		return err
+	}
+
+	mode := launcher.Mode(o.kcMode)
+	if mode == "" {
+		mode = launcher.ModeProcess
+		if os.Getenv("KEYCLOAK_URL") != "" {
+			mode = launcher.ModeExternal
+		}
+	}
+	if o.kcJavaOpts != "" {
+		os.Setenv("UMAWIDE_KEYCLOAK_JAVA_OPTS", o.kcJavaOpts)
+	}
+	log.Info("starting Keycloak", "mode", mode)
+	kc, err := launcher.Start(ctx, launcher.Options{Mode: mode, MaxHeap: o.kcHeap, Logger: log,
+		LogPath: filepath.Join(dir, "logs", "keycloak.log")})
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if serr := kc.Stop(context.Background()); serr != nil {
+			log.Warn("stopping Keycloak", "err", serr)
+		}
+	}()
+	r.Config.KeycloakMode = string(kc.Mode)
+	if r.Config.KeycloakHeap == "" && kc.Mode == launcher.ModeProcess {
+		r.Config.KeycloakHeap = "640m (launcher default)"
+	}
+	kcComp := component{Name: compKeycloak, PID: kc.PID, Group: true}
+	if kc.Mode != launcher.ModeProcess {
+		kcComp.PID = o.kcPID
+	}
+
+	cpAddr, err := freeAddr()
+	if err != nil {
+		return err
+	}
+	cpURL := "http://" + cpAddr
+	suffix := randomHex(4)
+	ourRealm, stockRealm := "bar-bench-"+suffix, "bar-bench-stock-"+suffix
+	for _, c := range []launcher.BarCopy{{Name: ourRealm, ClaimsProviderURL: cpURL}, {Name: stockRealm, Stock: true, ClaimsProviderURL: cpURL}} {
+		ictx, cancel := context.WithTimeout(ctx, 2*time.Minute)
+		err := kc.ImportBarCopy(ictx, c)
+		cancel()
+		if err != nil {
+			return fmt.Errorf("importing realm %s: %w", c.Name, err)
+		}
+		name := c.Name
+		defer func() {
+			dctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+			defer cancel()
+			if derr := kc.DeleteRealm(dctx, name); derr != nil {
+				log.Warn("deleting realm", "realm", name, "err", derr)
+			}
+		}()
+	}
+
+	var services []*stack.Service
+	defer func() {
+		for _, s := range services {
+			if serr := s.Stop(context.Background()); serr != nil {
+				log.Warn("stopping service", "name", s.Name, "err", serr)
+			}
+		}
+	}()
+	start := func(spec stack.Spec) (*stack.Service, error) {
+		sctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
+		defer cancel()
+		s, err := stack.Start(sctx, spec)
+		if err == nil {
+			services = append(services, s)
+		}
+		return s, err
+	}
+	cp, err := start(stack.ClaimsProvider{
+		Binary: bin["claims-provider"], Listen: cpAddr, KeycloakURL: kc.BaseURL, Realm: "foo",
+		KeyDir: stack.KeyDir(dir), LogPath: stack.LogPath(dir, "claims-provider"),
+		Extra: []string{"-alg", o.cpAlg},
+	}.Spec())
+	if err != nil {
+		return err
+	}
+	rsExtra := strings.Fields(o.rsFlags)
+	startRS := func(name, realm string) (*stack.Service, string, error) {
+		addr, err := freeAddr()
+		if err != nil {
+			return nil, "", err
+		}
+		spec := stack.ResourceServer{
+			Binary: bin["resource-server"], Listen: addr, KeycloakURL: kc.BaseURL, Realm: realm,
+			DB: filepath.Join(dir, name+".db"), LogPath: stack.LogPath(dir, name), Extra: rsExtra,
+		}.Spec()
+		spec.Name = name
+		s, err := start(spec)
+		return s, "http://" + addr + "/incoming/bob", err
+	}
+	rsOurs, ourTo, err := startRS("resource-server", ourRealm)
+	if err != nil {
+		return err
+	}
+	rsStock, stockTo, err := startRS("resource-server-stock", stockRealm)
+	if err != nil {
+		return err
+	}
+
+	hc := rqp.DefaultHTTPClient()
+	client, err := rqp.New(rqp.Config{
+		AuthN:          rqp.AuthN{Issuer: kc.IssuerURL("foo"), ClientID: "rqp-client", ClientSecret: rqpSecret},
+		ClaimsProvider: rqp.ClaimsProvider{URL: cpURL},
+		Registrations:  []rqp.Registration{{Issuer: kc.IssuerURL(ourRealm), ClientID: "rqp-client", ClientSecret: rqpSecret}},
+		HTTPClient:     hc,
+	})
+	if err != nil {
+		return err
+	}
+	ours := &ourFlow{client: client, to: ourTo}
+	stockHC := rqp.DefaultHTTPClient()
+	stockHC.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+	stock, err := newStockFlow(ctx, stockHC, stockTo, kc.IssuerURL(stockRealm), "rqp-client", rqpSecret, cpURL)
+	if err != nil {
+		return err
+	}
+
+	comps := []component{
+		kcComp,
+		{Name: compClaimsProvider, PID: cp.PID},
+		{Name: compResourceServer, PID: rsOurs.PID},
+		{Name: compResourceServer + "_stock", PID: rsStock.PID},
+		{Name: compClient, Self: true},
+	}
+	variants := []*Variant{
+		{Name: "ours", Description: "umawide: rqp library, steps 1-10, claims-token policy, Claims Provider", cpu: map[string]time.Duration{}},
+		{Name: "stock", Description: "stock Keycloak UMA: ticket, uma-ticket grant with unsigned pushed claims (stock client policy), POST; no AuthN token, no Claims Provider", cpu: map[string]time.Duration{}},
+	}
+	flows := []flow{ours, stock}
+	// Each variant's Resource Server is "the Resource Server" of that variant.
+	rsOf := []string{compResourceServer, compResourceServer + "_stock"}
+
+	log.Info("warming up", "pushes_per_variant", o.warmup)
+	for i, f := range flows {
+		if o.warmup == 0 {
+			break
+		}
+		b := runBatch(ctx, f, o.warmup, o.c, o.size)
+		if b.errors > 0 {
+			return fmt.Errorf("warm-up of %s: %d of %d pushes failed, first: %s", variants[i].Name, b.errors, o.warmup, b.errSample[0])
+		}
+	}
+
+	log.Info("measuring", "pushes_per_variant", o.n, "concurrency", o.c, "batch", o.batch)
+	r.Load.Before = loadAvg()
+	busy0, total0, _ := machineCPU()
+	var loads []float64
+	var oursCPU time.Duration
+	done := make([]int, len(flows))
+	for round := 0; done[0] < o.n || done[1] < o.n; round++ {
+		order := []int{0, 1}
+		if round%2 == 1 {
+			order = []int{1, 0}
+		}
+		for _, vi := range order {
+			n := min(o.batch, o.n-done[vi])
+			if n <= 0 {
+				continue
+			}
+			if err := ctx.Err(); err != nil {
+				return err
+			}
+			mBefore := scrapeKeycloak(ctx, kc.ManagementURL)
+			before := snapshot(comps)
+			b := runBatch(ctx, flows[vi], n, o.c, o.size)
+			after := snapshot(comps)
+			v := variants[vi]
+			v.kc.add(mBefore, scrapeKeycloak(ctx, kc.ManagementURL))
+			v.wall += b.wall
+			v.samples = append(v.samples, b.samples...)
+			v.Flows += len(b.samples)
+			v.Errors += b.errors
+			v.Retried += b.retried
+			if len(v.ErrorSample) < 5 {
+				v.ErrorSample = append(v.ErrorSample, b.errSample[:min(len(b.errSample), 5-len(v.ErrorSample))]...)
+			}
+			for _, c := range comps {
+				a, okA := after[c.Name]
+				bb, okB := before[c.Name]
+				if !okA || !okB {
+					continue
+				}
+				d := a - bb
+				oursCPU += d
+				name := c.Name
+				switch {
+				case strings.HasPrefix(c.Name, compResourceServer):
+					if c.Name != rsOf[vi] {
+						continue // the other variant's Resource Server idles
+					}
+					name = compResourceServer
+				case c.Name == compClaimsProvider && vi == 1:
+					continue // the baseline has no Claims Provider
+				}
+				v.cpu[name] += d
+			}
+			done[vi] += n
+			loads = append(loads, loadAvg()[0])
+			fmt.Fprintf(os.Stderr, "  %-5s batch of %3d: %6.1f flows/s, %d errors\n", v.Name, n, float64(len(b.samples))/b.wall.Seconds(), b.errors)
+		}
+	}
+	busy1, total1, _ := machineCPU()
+	r.Load.After = loadAvg()
+	if len(loads) > 0 {
+		r.Load.Min1, r.Load.Max1 = loads[0], loads[0]
+		sum := 0.0
+		for _, l := range loads {
+			r.Load.Min1, r.Load.Max1 = min(r.Load.Min1, l), max(r.Load.Max1, l)
+			sum += l
+		}
+		r.Load.Mean1 = round3(sum / float64(len(loads)))
+	}
+	if total1 > total0 {
+		r.Load.Busy = ratio(float64(busy1-busy0), float64(total1-total0))
+		r.Load.Ours = ratio(float64(oursCPU), float64(total1-total0))
+		r.Load.Others = round3(max(0, r.Load.Busy-r.Load.Ours))
+	}
+	if r.Load.Others > 0.1 || r.Load.Max1 > float64(r.Machine.NProc) {
+		r.Load.Disclaim = fmt.Sprintf("other processes used %.0f%% of the machine's CPU during the run (load average up to %.1f on %d cores): absolute figures are inflated; the ratios, taken from alternating batches, less so",
+			100*r.Load.Others, r.Load.Max1, r.Machine.NProc)
+	}
+
+	r.PeakMemMiB = map[string]float64{}
+	for _, c := range comps {
+		if m, ok := c.peakMemory(); ok {
+			r.PeakMemMiB[c.Name] = round3(float64(m) / (1 << 20))
+		}
+	}
+	for _, v := range variants {
+		v.finish()
+		r.Variants = append(r.Variants, v)
+	}
+	return nil
+}
+
+// snapshot reads every component's CPU time.
+func snapshot(comps []component) map[string]time.Duration {
+	out := map[string]time.Duration{}
+	for _, c := range comps {
+		if d, ok := c.cpu(); ok {
+			out[c.Name] = d
+		}
+	}
+	return out
+}
+
+type batchResult struct {
+	samples   []sample
+	errors    int
+	retried   int
+	errSample []string
+	wall      time.Duration
+}
+
+// runBatch runs n pushes of f with c workers, each with a fresh random
+// message.
+func runBatch(ctx context.Context, f flow, n, c, size int) batchResult {
+	var mu sync.Mutex
+	var res batchResult
+	jobs := make(chan int)
+	var wg sync.WaitGroup
+	start := time.Now()
+	for range min(c, n) {
+		wg.Go(func() {
+			rng := mrand.NewChaCha8([32]byte(randBytes(32)))
+			data := make([]byte, size)
+			for range jobs {
+				_, _ = rng.Read(data)
+				s, err := f.push(ctx, data)
+				mu.Lock()
+				if err != nil {
+					res.errors++
+					if len(res.errSample) < 5 {
+						res.errSample = append(res.errSample, err.Error())
+					}
+				} else {
+					res.samples = append(res.samples, s)
+					if s.attempts > 1 {
+						res.retried++
+					}
+				}
+				mu.Unlock()
+			}
+		})
+	}
+	for i := range n {
+		select {
+		case jobs <- i:
+		case <-ctx.Done():
+		}
+	}
+	close(jobs)
+	wg.Wait()
+	res.wall = time.Since(start)
+	return res
+}
+
+func randBytes(n int) []byte {
+	b := make([]byte, n)
+	_, _ = rand.Read(b)
+	return b
+}

@@ -1,0 +1,285 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"strings"
+	"text/tabwriter"
+	"time"
+)
+
+// Component names, in the order the table shows them.
+const (
+	compKeycloak       = "keycloak"
+	compClaimsProvider = "claims_provider"
+	compResourceServer = "resource_server"
+	compClient         = "client"
+)
+
+var componentOrder = []string{compKeycloak, compClaimsProvider, compResourceServer, compClient}
+
+// Variant is one flow's figures.
+type Variant struct {
+	Name        string             `json:"name"`
+	Description string             `json:"description"`
+	Flows       int                `json:"flows"`
+	Errors      int                `json:"errors"`
+	ErrorSample []string           `json:"error_sample,omitempty"`
+	Retried     int                `json:"retried"` // pushes that needed a second attempt
+	WallSeconds float64            `json:"wall_s"`
+	FlowsPerSec float64            `json:"flows_per_s"`
+	Total       Latency            `json:"flow"`
+	Steps       map[string]Latency `json:"steps"`
+	// CPUSeconds per component during this variant's batches (Keycloak:
+	// every process of its group; client: this process, getrusage).
+	CPUSeconds map[string]float64 `json:"cpu_s"`
+	// CPUMsPerFlow is CPUSeconds per stored message.
+	CPUMsPerFlow map[string]float64 `json:"cpu_ms_per_flow"`
+	// GoServicesCPUShare is (Claims Provider + Resource Server) / (all four).
+	GoServicesCPUShare float64 `json:"go_services_cpu_share"`
+	// KeycloakEndpoints: Keycloak's requests per flow by endpoint and its
+	// own time per request (its /metrics), from every client: the flow's
+	// and the services'.
+	KeycloakEndpoints []KCEndpoint `json:"keycloak_requests,omitempty"`
+	// KeycloakGCSeconds is the JVM's GC pause time during the batches.
+	KeycloakGCSeconds float64 `json:"keycloak_gc_pause_s"`
+
+	samples []sample
+	wall    time.Duration
+	cpu     map[string]time.Duration
+	kc      kcDelta
+}
+
+// Target is one of the issue's targets, met or missed.
+type Target struct {
+	Name  string  `json:"name"`
+	Goal  string  `json:"goal"`
+	Value float64 `json:"value"`
+	Unit  string  `json:"unit"`
+	Met   bool    `json:"met"`
+	Known bool    `json:"known"` // false: not measured in this run
+	Basis string  `json:"basis"`
+}
+
+// Load is the machine's load while the flows ran.
+type Load struct {
+	Before   [3]float64 `json:"loadavg_before"`
+	After    [3]float64 `json:"loadavg_after"`
+	Min1     float64    `json:"loadavg1_min"`
+	Max1     float64    `json:"loadavg1_max"`
+	Mean1    float64    `json:"loadavg1_mean"`
+	Busy     float64    `json:"machine_busy_share"`  // all cores busy / all cores, during the batches
+	Ours     float64    `json:"our_processes_share"` // the four components / all cores
+	Others   float64    `json:"other_processes_share"`
+	Disclaim string     `json:"note,omitempty"`
+}
+
+// Result is the JSON file.
+type Result struct {
+	StartedAt   time.Time          `json:"started_at"`
+	Seconds     float64            `json:"duration_s"`
+	Config      RunConfig          `json:"config"`
+	Machine     Machine            `json:"machine"`
+	Load        Load               `json:"load"`
+	Variants    []*Variant         `json:"variants"`
+	Ratios      map[string]float64 `json:"ratios"`
+	PeakMemMiB  map[string]float64 `json:"peak_memory_mib"`
+	GoBenchmark []GoBench          `json:"go_benchmarks,omitempty"`
+	Targets     []Target           `json:"targets"`
+	Notes       []string           `json:"notes,omitempty"`
+}
+
+// RunConfig is what the run was asked to do.
+type RunConfig struct {
+	Pushes         int    `json:"pushes_per_variant"`
+	Concurrency    int    `json:"concurrency"`
+	Batch          int    `json:"batch"`
+	Warmup         int    `json:"warmup_per_variant"`
+	MessageBytes   int    `json:"message_bytes"`
+	KeycloakMode   string `json:"keycloak_mode"`
+	KeycloakHeap   string `json:"keycloak_max_heap,omitempty"`
+	KeycloakOpts   string `json:"keycloak_java_opts,omitempty"`
+	ClaimsAlg      string `json:"claims_provider_alg"`
+	GoBenchtime    string `json:"go_benchtime,omitempty"`
+	KeycloakVer    string `json:"keycloak_version"`
+	StoreBackend   string `json:"resource_server_store"`
+	ExtraRSFlags   string `json:"resource_server_flags,omitempty"`
+	GitDescription string `json:"git,omitempty"`
+}
+
+// finish computes a variant's figures from its samples.
+func (v *Variant) finish() {
+	v.WallSeconds = round3(v.wall.Seconds())
+	if v.wall > 0 {
+		v.FlowsPerSec = round3(float64(v.Flows) / v.wall.Seconds())
+	}
+	var totals []time.Duration
+	groups := make([][]time.Duration, numGroups)
+	for _, s := range v.samples {
+		totals = append(totals, s.total)
+		for g := range numGroups {
+			if s.has[g] {
+				groups[g] = append(groups[g], s.groups[g])
+			}
+		}
+	}
+	v.Total = summarize(totals)
+	v.Steps = map[string]Latency{}
+	for g := range numGroups {
+		if len(groups[g]) > 0 {
+			v.Steps[groupNames[g]] = summarize(groups[g])
+		}
+	}
+	v.CPUSeconds = map[string]float64{}
+	v.CPUMsPerFlow = map[string]float64{}
+	var all, goSvc float64
+	for name, d := range v.cpu {
+		v.CPUSeconds[name] = round3(d.Seconds())
+		if v.Flows > 0 {
+			v.CPUMsPerFlow[name] = round3(d.Seconds() * 1000 / float64(v.Flows))
+		}
+		all += d.Seconds()
+		if name == compClaimsProvider || name == compResourceServer {
+			goSvc += d.Seconds()
+		}
+	}
+	v.GoServicesCPUShare = ratio(goSvc, all)
+	v.KeycloakEndpoints = v.kc.endpoints(v.Flows)
+	v.KeycloakGCSeconds = round3(v.kc.gcSeconds)
+}
+
+// printTable writes the readable summary.
+func printTable(w io.Writer, r *Result) {
+	fmt.Fprintf(w, "\n== umawide bench: %d pushes per variant, concurrency %d, batches of %d alternating, %d-byte messages\n",
+		r.Config.Pushes, r.Config.Concurrency, r.Config.Batch, r.Config.MessageBytes)
+	fmt.Fprintf(w, "machine: %d cores, %s, %d MiB; load average 1 min %.2f..%.2f (mean %.2f); CPU busy %.0f%% (ours %.0f%%, others %.0f%%)\n",
+		r.Machine.NProc, r.Machine.CPUModel, r.Machine.MemTotalMiB, r.Load.Min1, r.Load.Max1, r.Load.Mean1,
+		100*r.Load.Busy, 100*r.Load.Ours, 100*r.Load.Others)
+	if r.Load.Disclaim != "" {
+		fmt.Fprintf(w, "NOTE: %s\n", r.Load.Disclaim)
+	}
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(tw, "\nvariant\tflows\terrors\tflows/s\tflow p50\tp95\tp99\t")
+	for _, v := range r.Variants {
+		fmt.Fprintf(tw, "%s\t%d\t%d\t%.1f\t%.1f ms\t%.1f ms\t%.1f ms\t\n", v.Name, v.Flows, v.Errors, v.FlowsPerSec, v.Total.P50, v.Total.P95, v.Total.P99)
+	}
+	tw.Flush()
+
+	tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(tw, "\nstep (ms)\t"+strings.Join(variantCols(r, "p50", "p95", "p99"), "\t")+"\t")
+	for g := range numGroups {
+		name := groupNames[g]
+		row := []string{name}
+		for _, v := range r.Variants {
+			l, ok := v.Steps[name]
+			if !ok {
+				row = append(row, "-", "-", "-")
+				continue
+			}
+			row = append(row, fmt.Sprintf("%.2f", l.P50), fmt.Sprintf("%.2f", l.P95), fmt.Sprintf("%.2f", l.P99))
+		}
+		fmt.Fprintln(tw, strings.Join(row, "\t")+"\t")
+	}
+	tw.Flush()
+
+	tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(tw, "\nCPU\t"+strings.Join(variantCols(r, "s", "ms/flow"), "\t")+"\tpeak RSS\t")
+	for _, c := range componentOrder {
+		row := []string{c}
+		for _, v := range r.Variants {
+			if s, ok := v.CPUSeconds[c]; ok {
+				row = append(row, fmt.Sprintf("%.2f", s), fmt.Sprintf("%.2f", v.CPUMsPerFlow[c]))
+			} else {
+				row = append(row, "n/a", "n/a")
+			}
+		}
+		mem := "n/a"
+		if m, ok := r.PeakMemMiB[c]; ok {
+			mem = fmt.Sprintf("%.0f MiB", m)
+		}
+		fmt.Fprintln(tw, strings.Join(append(row, mem), "\t")+"\t")
+	}
+	row := []string{"Go services share"}
+	for _, v := range r.Variants {
+		row = append(row, fmt.Sprintf("%.1f%%", 100*v.GoServicesCPUShare), "")
+	}
+	fmt.Fprintln(tw, strings.Join(append(row, ""), "\t")+"\t")
+	tw.Flush()
+
+	for _, v := range r.Variants {
+		if len(v.KeycloakEndpoints) == 0 {
+			continue
+		}
+		fmt.Fprintf(w, "\nKeycloak requests per %s flow (its /metrics; GC pauses %.2f s):\n", v.Name, v.KeycloakGCSeconds)
+		for _, e := range v.KeycloakEndpoints {
+			if e.PerFlow < 0.005 {
+				continue
+			}
+			fmt.Fprintf(w, "  %6.2f x %-72s %7.2f ms\n", e.PerFlow, e.Endpoint, e.MsPerRequest)
+		}
+	}
+	fmt.Fprintln(w)
+	for _, k := range []string{"flows_per_s", "rpt_p50", "rpt_mean"} {
+		if v, ok := r.Ratios[k]; ok {
+			fmt.Fprintf(w, "ratio %-12s %.3f\n", k, v)
+		}
+	}
+	fmt.Fprintln(w, "\ntargets (benchmarks, not assertions):")
+	for _, t := range r.Targets {
+		status := "MISSED"
+		switch {
+		case !t.Known:
+			status = "not measured"
+		case t.Met:
+			status = "met"
+		}
+		fmt.Fprintf(w, "  %-52s %-10s %10.3f %-8s %s\n", t.Name+" ("+t.Goal+")", status, t.Value, t.Unit, t.Basis)
+	}
+	for _, n := range r.Notes {
+		fmt.Fprintf(w, "note: %s\n", n)
+	}
+}
+
+func variantCols(r *Result, cols ...string) []string {
+	var out []string
+	for _, v := range r.Variants {
+		for i, c := range cols {
+			if i == 0 {
+				out = append(out, v.Name+" "+c)
+			} else {
+				out = append(out, c)
+			}
+		}
+	}
+	return out
+}
+
+// evaluate fills the ratios and the targets.
+func evaluate(r *Result, ours, stock *Variant) {
+	r.Ratios = map[string]float64{}
+	if ours != nil && stock != nil {
+		r.Ratios["flows_per_s"] = ratio(ours.FlowsPerSec, stock.FlowsPerSec)
+		// The RPT step as a rate: stock's time over ours (1 = as fast).
+		r.Ratios["rpt_p50"] = ratio(stock.Steps[groupNames[grpRPT]].P50, ours.Steps[groupNames[grpRPT]].P50)
+		r.Ratios["rpt_mean"] = ratio(stock.Steps[groupNames[grpRPT]].Mean, ours.Steps[groupNames[grpRPT]].Mean)
+	}
+	add := func(name, goal, unit, basis string, value float64, known, met bool) {
+		r.Targets = append(r.Targets, Target{Name: name, Goal: goal, Value: value, Unit: unit, Known: known, Met: known && met, Basis: basis})
+	}
+	v, ok := r.Ratios["flows_per_s"]
+	add("full flow vs stock baseline", ">= 0.9", "x", "flows/s ours / stock, same run, alternating batches", v, ok, v >= 0.9)
+	v, ok = r.Ratios["rpt_p50"]
+	add("RPT step vs stock", ">= 0.9", "x", "stock RPT p50 / ours (steps 7-8)", v, ok, v >= 0.9)
+	known := ours != nil && ours.CPUSeconds[compKeycloak] > 0
+	share := 0.0
+	if ours != nil {
+		share = ours.GoServicesCPUShare
+	}
+	add("Go services' share of the flow's CPU", "< 10%", "%", "(Claims Provider + Resource Server) / (Keycloak + both + client)", round3(100*share), known, share < 0.10)
+	b, ok := findBench(r.GoBenchmark, "BenchmarkInsert1KiBSQLiteParallel")
+	add("Resource Server stored 1 KiB messages/s", ">= 2000", "msgs/s", "BenchmarkInsert1KiBSQLiteParallel (SQLite, synchronous=FULL, concurrent inserts)", b.Metrics["msgs/s"], ok, b.Metrics["msgs/s"] >= 2000)
+	b, ok = findBench(r.GoBenchmark, "BenchmarkPost1KiBParallel")
+	add("... through the handlers (RPT, SHA-256, store)", ">= 2000", "msgs/s", "BenchmarkPost1KiBParallel", b.Metrics["msgs/s"], ok, b.Metrics["msgs/s"] >= 2000)
+	b, ok = findBench(r.GoBenchmark, "BenchmarkIssue/ES256")
+	add("Claims Provider ES256 tokens/s on one core", ">= 10000", "tokens/s", "BenchmarkIssue/ES256 -cpu 1", b.Metrics["tokens/s"], ok, b.Metrics["tokens/s"] >= 10000)
+}
