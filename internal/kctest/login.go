@@ -7,13 +7,12 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
-	"html"
 	"io"
 	"net/http"
-	"net/http/cookiejar"
 	"net/url"
-	"regexp"
 	"strings"
+
+	"github.com/umawide/umawide/internal/formlogin"
 )
 
 // PKCE is an RFC 7636 verifier and its S256 challenge.
@@ -28,84 +27,23 @@ func NewPKCE() PKCE {
 	return PKCE{Verifier: v, Challenge: base64.RawURLEncoding.EncodeToString(sum[:])}
 }
 
-var loginForm = regexp.MustCompile(`(?s)<form[^>]*id="kc-form-login"[^>]*action="([^"]+)"`)
-
-// Browser drives Keycloak's login pages over HTTP the way a browser would: it
-// keeps cookies, follows redirects inside Keycloak and stops at the first
-// redirect that leaves for the client's redirect URI.
-type Browser struct {
-	client *http.Client
-}
+// Browser drives Keycloak's login pages over HTTP the way a browser would
+// (internal/formlogin: cookies, redirects inside Keycloak, the login form) and
+// stops at the redirect back to the client.
+type Browser struct{}
 
 // NewBrowser returns a browser with an empty cookie jar.
-func NewBrowser() *Browser {
-	jar, _ := cookiejar.New(nil)
-	return &Browser{client: &http.Client{
-		Jar: jar,
-		CheckRedirect: func(req *http.Request, via []*http.Request) error {
-			// Follow redirects within Keycloak's pages; stop when the target is
-			// not a Keycloak page (the client's redirect URI).
-			if !strings.Contains(req.URL.Path, "/realms/") {
-				return http.ErrUseLastResponse
-			}
-			return nil
-		},
-	}}
-}
+func NewBrowser() *Browser { return &Browser{} }
 
 // Login opens authURL (an authorization request), submits username and
 // password on Keycloak's login form and returns the redirect it answers with:
 // the client's redirect URI carrying code and state (or an error).
 func (b *Browser) Login(ctx context.Context, authURL, username, password string) (*url.URL, error) {
-	page, err := b.get(ctx, authURL)
+	loc, err := formlogin.Submit(ctx, nil, authURL, username, password)
 	if err != nil {
 		return nil, err
 	}
-	m := loginForm.FindSubmatch(page)
-	if m == nil {
-		return nil, fmt.Errorf("kctest: no login form at %s: %.300s", authURL, page)
-	}
-	action := html.UnescapeString(string(m[1]))
-	form := url.Values{"username": {username}, "password": {password}, "credentialId": {""}}
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, action, strings.NewReader(form.Encode()))
-	if err != nil {
-		return nil, err
-	}
-	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-	resp, err := b.client.Do(req)
-	if err != nil {
-		return nil, err
-	}
-	defer resp.Body.Close()
-	body, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
-	if resp.StatusCode != http.StatusFound && resp.StatusCode != http.StatusSeeOther {
-		return nil, fmt.Errorf("kctest: login as %s: %s, no redirect: %.300s", username, resp.Status, body)
-	}
-	loc, err := resp.Location()
-	if err != nil {
-		return nil, fmt.Errorf("kctest: login redirect: %w", err)
-	}
-	return loc, nil
-}
-
-func (b *Browser) get(ctx context.Context, u string) ([]byte, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
-	if err != nil {
-		return nil, err
-	}
-	resp, err := b.client.Do(req)
-	if err != nil {
-		return nil, err
-	}
-	defer resp.Body.Close()
-	body, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
-	if err != nil {
-		return nil, err
-	}
-	if resp.StatusCode != http.StatusOK {
-		return nil, fmt.Errorf("kctest: GET %s: %s: %.300s", u, resp.Status, body)
-	}
-	return body, nil
+	return url.Parse(loc)
 }
 
 // CodeFlow describes an authorization code + PKCE login at a realm.

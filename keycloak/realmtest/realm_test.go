@@ -232,9 +232,13 @@ func testClaimsProviderAudience(t *testing.T, kc *launcher.Keycloak) {
 			"client_id": {"rqp-client"}, "response_type": {"code"}, "scope": {"openid"},
 			"redirect_uri": {fmt.Sprintf("http://127.0.0.1:%d/callback", port)},
 		}
-		_, err := kctest.NewBrowser().Login(ctx, foo+"/protocol/openid-connect/auth?"+q.Encode(), "alice", alicePassword)
-		if err == nil {
-			t.Fatal("Keycloak showed a login form for a request without code_challenge")
+		// Keycloak answers with a redirect carrying an error, before any form.
+		loc, err := kctest.NewBrowser().Login(ctx, foo+"/protocol/openid-connect/auth?"+q.Encode(), "alice", alicePassword)
+		if err != nil {
+			t.Fatalf("want an error redirect, got %v", err)
+		}
+		if loc.Query().Get("code") != "" || loc.Query().Get("error") != "invalid_request" {
+			t.Fatalf("redirect %s: want error=invalid_request and no code", loc)
 		}
 	})
 	t.Run("wrong password gets no code", func(t *testing.T) {

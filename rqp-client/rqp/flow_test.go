@@ -15,7 +15,7 @@ import (
 	"time"
 
 	"github.com/umawide/umawide/internal/uma"
-	"github.com/umawide/umawide/rqp-client/internal/formlogin"
+	"github.com/umawide/umawide/internal/formlogin"
 	"github.com/umawide/umawide/rqp-client/internal/umafake"
 	"github.com/umawide/umawide/rqp-client/rqp"
 )

@@ -16,7 +16,7 @@ import (
 	"sync"
 	"testing"
 
-	"github.com/umawide/umawide/rqp-client/internal/formlogin"
+	"github.com/umawide/umawide/internal/formlogin"
 	"github.com/umawide/umawide/rqp-client/internal/umafake"
 )
 

@@ -10,7 +10,7 @@ import (
 	"runtime"
 	"time"
 
-	"github.com/umawide/umawide/rqp-client/internal/formlogin"
+	"github.com/umawide/umawide/internal/formlogin"
 	"github.com/umawide/umawide/rqp-client/rqp"
 )
 

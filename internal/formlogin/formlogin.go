@@ -41,13 +41,32 @@ func OpenURL(username, password string, hc *http.Client) func(ctx context.Contex
 }
 
 func login(ctx context.Context, base *http.Client, authURL, username, password string) error {
+	loc, err := Submit(ctx, base, authURL, username, password)
+	if err != nil {
+		return err
+	}
+	c := http.Client{Timeout: 30 * time.Second}
+	if base != nil {
+		c = *base
+	}
+	c.Jar = nil
+	c.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+	return deliver(ctx, &c, loc)
+}
+
+// Submit opens authURL (an authorization request), submits username and
+// password on Keycloak's login form and returns the redirect back to the
+// client (its redirect_uri with code and state, or an error) without
+// following it. hc nil means a client with a 30-second timeout; its redirect
+// policy and cookie jar are replaced.
+func Submit(ctx context.Context, base *http.Client, authURL, username, password string) (string, error) {
 	au, err := url.Parse(authURL)
 	if err != nil {
-		return fmt.Errorf("%w: %v", ErrLogin, err)
+		return "", fmt.Errorf("%w: %v", ErrLogin, err)
 	}
 	redirectURI := au.Query().Get("redirect_uri")
 	if redirectURI == "" {
-		return fmt.Errorf("%w: the authorization URL has no redirect_uri", ErrLogin)
+		return "", fmt.Errorf("%w: the authorization URL has no redirect_uri", ErrLogin)
 	}
 	jar, _ := cookiejar.New(nil)
 	c := http.Client{Timeout: 30 * time.Second}
@@ -69,36 +88,36 @@ func login(ctx context.Context, base *http.Client, authURL, username, password s
 
 	resp, page, err := get(ctx, &c, authURL)
 	if err != nil {
-		return err
+		return "", err
 	}
 	if loc := resp.Header.Get("Location"); isRedirect(resp.StatusCode) && strings.HasPrefix(loc, redirectURI) {
-		// Already logged in (a session cookie): deliver right away.
-		return deliver(ctx, &c, loc)
+		// Already logged in (a session cookie): no form to fill.
+		return loc, nil
 	}
 	if resp.StatusCode != http.StatusOK {
-		return fmt.Errorf("%w: GET of the login page: %s", ErrLogin, resp.Status)
+		return "", fmt.Errorf("%w: GET of the login page: %s", ErrLogin, resp.Status)
 	}
 	form := loginForm.Find(page)
 	if form == nil {
-		return fmt.Errorf("%w: no Keycloak login form (id=kc-form-login) on the login page", ErrLogin)
+		return "", fmt.Errorf("%w: no Keycloak login form (id=kc-form-login) on the login page", ErrLogin)
 	}
 	m := formAction.FindSubmatch(form)
 	if m == nil {
-		return fmt.Errorf("%w: the login form has no action", ErrLogin)
+		return "", fmt.Errorf("%w: the login form has no action", ErrLogin)
 	}
 	action, err := resp.Request.URL.Parse(html.UnescapeString(string(m[1])))
 	if err != nil || action.Host != au.Host {
-		return fmt.Errorf("%w: the login form posts elsewhere (%v)", ErrLogin, err)
+		return "", fmt.Errorf("%w: the login form posts elsewhere (%v)", ErrLogin, err)
 	}
 	vals := url.Values{"username": {username}, "password": {password}, "credentialId": {""}}
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, action.String(), strings.NewReader(vals.Encode()))
 	if err != nil {
-		return fmt.Errorf("%w: %v", ErrLogin, err)
+		return "", fmt.Errorf("%w: %v", ErrLogin, err)
 	}
 	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
 	resp, err = c.Do(req)
 	if err != nil {
-		return fmt.Errorf("%w: submitting the login form: %v", ErrLogin, err)
+		return "", fmt.Errorf("%w: submitting the login form: %v", ErrLogin, err)
 	}
 	body, _ := io.ReadAll(io.LimitReader(resp.Body, maxPage))
 	resp.Body.Close()
@@ -108,9 +127,9 @@ func login(ctx context.Context, base *http.Client, authURL, username, password s
 		if e := inputError.FindSubmatch(body); e != nil {
 			msg = strings.TrimSpace(html.UnescapeString(string(e[1])))
 		}
-		return fmt.Errorf("%w: %s as %s: %s", ErrLogin, resp.Status, username, msg)
+		return "", fmt.Errorf("%w: %s as %s: %s", ErrLogin, resp.Status, username, msg)
 	}
-	return deliver(ctx, &c, loc)
+	return loc, nil
 }
 
 // deliver is the browser following the redirect to the loopback receiver.
