@@ -14,8 +14,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/umawide/umawide/internal/uma"
 	"github.com/umawide/umawide/internal/formlogin"
+	"github.com/umawide/umawide/internal/uma"
 	"github.com/umawide/umawide/rqp-client/internal/umafake"
 	"github.com/umawide/umawide/rqp-client/rqp"
 )
