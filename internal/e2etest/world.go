@@ -423,3 +423,80 @@ func (w *World) BobMessages(t testing.TB) []Message {
 	}
 	return list.Messages
 }
+
+// KeycloakLog is the path of Keycloak's log where this process can read it:
+// a Keycloak it started itself, or KEYCLOAK_LOG next to KEYCLOAK_URL (devstack
+// exec sets both); "" otherwise.
+func KeycloakLog(kc *launcher.Keycloak) string {
+	path := kc.LogPath
+	if path == "" {
+		path = os.Getenv("KEYCLOAK_LOG")
+	}
+	if path == "" {
+		return ""
+	}
+	if _, err := os.Stat(path); err != nil {
+		return ""
+	}
+	return path
+}
+
+// LogMark is a position in a log file: what was written after it can be
+// searched.
+type LogMark struct {
+	Path string
+	off  int64
+}
+
+// MarkLog marks the current end of the log at path ("" gives a mark that
+// finds nothing).
+func MarkLog(path string) LogMark {
+	m := LogMark{Path: path}
+	if fi, err := os.Stat(path); err == nil {
+		m.off = fi.Size()
+	}
+	return m
+}
+
+// Lines are the lines written after the mark that contain every needle.
+func (m LogMark) Lines(needles ...string) []string {
+	if m.Path == "" {
+		return nil
+	}
+	f, err := os.Open(m.Path)
+	if err != nil {
+		return nil
+	}
+	defer f.Close()
+	data, err := io.ReadAll(io.NewSectionReader(f, m.off, 1<<40))
+	if err != nil {
+		return nil
+	}
+	var out []string
+	for _, line := range strings.Split(string(data), "\n") {
+		all := true
+		for _, s := range needles {
+			if !strings.Contains(line, s) {
+				all = false
+				break
+			}
+		}
+		if all {
+			out = append(out, line)
+		}
+	}
+	return out
+}
+
+// WaitLines waits up to d for n lines with every needle after the mark and
+// returns how many there are.
+func (m LogMark) WaitLines(d time.Duration, n int, needles ...string) int {
+	deadline := time.Now().Add(d)
+	for {
+		got := len(m.Lines(needles...))
+		if got >= n || time.Now().After(deadline) {
+			return got
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}

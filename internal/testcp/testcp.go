@@ -204,7 +204,12 @@ func (p *Provider) SignEdDSA(header, claims map[string]any) string {
 
 // SignES256 signs header.claims with a P-256 key, whatever the header says.
 func SignES256(k *ecdsa.PrivateKey, header, claims map[string]any) string {
-	input := Part(header) + "." + Part(claims)
+	return SignInputES256(k, Part(header)+"."+Part(claims))
+}
+
+// SignInputES256 signs a JWS signing input as given (header.payload, e.g. a
+// payload that no JSON encoder would produce) with a P-256 key.
+func SignInputES256(k *ecdsa.PrivateKey, input string) string {
 	sum := sha256.Sum256([]byte(input))
 	r, s, err := ecdsa.Sign(rand.Reader, k, sum[:])
 	if err != nil {

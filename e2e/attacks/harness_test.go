@@ -1,0 +1,450 @@
+package attacks
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"maps"
+	"net/http"
+	"net/url"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/umawide/umawide/internal/e2etest"
+	"github.com/umawide/umawide/internal/kctest"
+	"github.com/umawide/umawide/internal/testcp"
+	"github.com/umawide/umawide/internal/uma"
+)
+
+func TestMain(m *testing.M) { kctest.Main(m) }
+
+const (
+	// partnerDomain is the one domain the partner Claims Provider is trusted for.
+	partnerDomain = "partner.example"
+	// shortClient is a copy of rqp-client whose RPTs live shortLife seconds.
+	shortClient = "rqp-short"
+	shortLife   = 5
+)
+
+// suite is the attacked ecosystem: the world of internal/e2etest (Keycloak,
+// the real Claims Provider for foo.example and evil.example, the Resource
+// Server of a realm copy trusting it for foo.example), plus
+//   - partner: a test Claims Provider the realm trusts for partner.example only;
+//   - attacker: a test Claims Provider nobody trusts (its own keys and issuer);
+//   - carol: a second owner in the realm copy;
+//   - rqp-short: a registration whose RPTs expire within seconds.
+type suite struct {
+	*e2etest.World
+	partner, attacker *testcp.Provider
+	asURI             string // the realm copy's issuer: as_uri and claims token aud
+	kcLog             string // Keycloak's log, "" where unreadable
+
+	mu        sync.Mutex
+	alice     string
+	aliceExp  time.Time
+	carolPass string
+}
+
+func newSuite(t *testing.T) *suite {
+	partner, attacker := testcp.New(t), testcp.New(t)
+	s := &suite{partner: partner, attacker: attacker, carolPass: "carol-" + e2etest.RandomHex(6)}
+	s.World = e2etest.New(t, e2etest.Options{RealmPrefix: "bar-atk-", MutateRealm: func(rep map[string]any) {
+		conf := e2etest.FindPolicy(rep, "claims-token")["config"].(map[string]any)
+		var providers []map[string]any
+		if err := json.Unmarshal([]byte(conf["claimsProviders"].(string)), &providers); err != nil {
+			t.Fatal(err)
+		}
+		providers = append(providers, map[string]any{"issuer": partner.Issuer, "jwks_uri": partner.JWKSURI(), "domains": []string{partnerDomain}})
+		data, _ := json.Marshal(providers)
+		conf["claimsProviders"] = string(data)
+
+		users, _ := rep["users"].([]any)
+		rep["users"] = append(users, map[string]any{
+			"username": "carol", "enabled": true, "email": "carol@bar.example", "emailVerified": true,
+			"credentials": []any{map[string]any{"type": "password", "value": s.carolPass, "temporary": false}},
+		})
+		short := maps.Clone(e2etest.FindClient(rep, "rqp-client"))
+		short["clientId"] = shortClient
+		short["attributes"] = map[string]any{"access.token.lifespan": fmt.Sprint(shortLife)}
+		rep["clients"] = append(rep["clients"].([]any), short)
+	}})
+	s.asURI = s.KC.IssuerURL(s.Realm)
+	s.kcLog = e2etest.KeycloakLog(s.KC)
+	if s.kcLog == "" {
+		t.Log("Keycloak's log is not readable here (set KEYCLOAK_LOG next to KEYCLOAK_URL): denial reasons are not checked")
+	}
+	return s
+}
+
+// --- Bob's Incoming ---
+
+func ids(ms []e2etest.Message) []string {
+	out := make([]string, len(ms))
+	for i, m := range ms {
+		out[i] = m.ID
+	}
+	return out
+}
+
+// unchanged runs attack and fails t if Bob's Incoming differs afterwards.
+func (s *suite) unchanged(t *testing.T, attack func()) {
+	t.Helper()
+	before := ids(s.BobMessages(t))
+	attack()
+	if after := ids(s.BobMessages(t)); !slices.Equal(before, after) {
+		t.Errorf("Bob's Incoming changed: %d messages before, %d after", len(before), len(after))
+	}
+}
+
+// --- step 1-2: the Resource Server's challenge ---
+
+// challenge asks the Resource Server for owner's Incoming without a token
+// and returns the ticket of its UMA challenge.
+func (s *suite) challenge(t *testing.T, owner string) string {
+	t.Helper()
+	resp := s.rs(t, http.MethodPost, "/incoming/"+owner, "", []byte("x"), nil)
+	if resp.status != http.StatusUnauthorized {
+		t.Fatalf("POST /incoming/%s without token: %d %s", owner, resp.status, resp.body)
+	}
+	ch, err := uma.ParseChallenge(resp.header)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ch.ASURI != s.asURI {
+		t.Fatalf("as_uri %s, want %s", ch.ASURI, s.asURI)
+	}
+	return ch.Ticket
+}
+
+// answer is an HTTP answer with its JSON error, if any.
+type answer struct {
+	status int
+	header http.Header
+	body   []byte
+	err    struct {
+		Code        string `json:"error"`
+		Description string `json:"error_description"`
+	}
+}
+
+func (a answer) String() string { return fmt.Sprintf("%d %.300s", a.status, a.body) }
+
+func do(t *testing.T, req *http.Request) answer {
+	t.Helper()
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	a := answer{status: resp.StatusCode, header: resp.Header}
+	a.body, _ = io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	_ = json.Unmarshal(a.body, &a.err)
+	return a
+}
+
+// rs sends a request to the Resource Server; bearer, when set, goes into
+// Authorization.
+func (s *suite) rs(t *testing.T, method, path, bearer string, body []byte, hdr http.Header) answer {
+	t.Helper()
+	req, err := http.NewRequestWithContext(e2etest.Timeout(t, time.Minute), method, s.RSURL+path, bytes.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if body == nil {
+		req.Body = http.NoBody
+	}
+	for k, v := range hdr {
+		req.Header[k] = v
+	}
+	if bearer != "" {
+		req.Header.Set("Authorization", "Bearer "+bearer)
+	}
+	return do(t, req)
+}
+
+// expectChallenge asserts a 401 UMA challenge with a fresh ticket and the
+// given RFC 6750 error ("" for none).
+func expectChallenge(t *testing.T, a answer, code string) {
+	t.Helper()
+	if a.status != http.StatusUnauthorized {
+		t.Fatalf("got %s, want 401 %s", a, code)
+	}
+	if _, err := uma.ParseChallenge(a.header); err != nil {
+		t.Errorf("401 without a parseable UMA challenge: %v (%q)", err, a.header.Values("WWW-Authenticate"))
+	}
+	h := strings.Join(a.header.Values("WWW-Authenticate"), " ")
+	if code != "" && !strings.Contains(h, `error="`+code+`"`) {
+		t.Errorf("WWW-Authenticate %q lacks error=%q", h, code)
+	}
+	want := code
+	if want == "" {
+		want = "unauthorized"
+	}
+	if a.err.Code != want {
+		t.Errorf("error %q, want %q (%s)", a.err.Code, want, a)
+	}
+}
+
+// expectError asserts an HTTP status and JSON error code.
+func expectError(t *testing.T, a answer, status int, code string) {
+	t.Helper()
+	if a.status != status || a.err.Code != code {
+		t.Fatalf("got %s, want %d %s", a, status, code)
+	}
+}
+
+// --- step 3: access tokens at realm foo ---
+
+// aliceClientToken is rqp-client's own client-credentials token at foo with
+// the Claims Provider in aud (the "Alice not involved" variant), cached.
+func (s *suite) aliceClientToken(t *testing.T) string {
+	t.Helper()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.alice == "" || time.Until(s.aliceExp) < time.Minute {
+		tok, err := kctest.ClientCredentials(e2etest.Timeout(t, time.Minute), s.KC.IssuerURL("foo"), "rqp-client", e2etest.RQPSecret, uma.ClaimsProviderScope)
+		if err != nil {
+			t.Fatal(err)
+		}
+		s.alice, s.aliceExp = tok.AccessToken, time.Now().Add(time.Duration(tok.ExpiresIn)*time.Second)
+	}
+	return s.alice
+}
+
+// aliceLogin is Alice's own login at foo (code + PKCE through Keycloak's
+// form) with the given scope.
+func (s *suite) aliceLogin(t *testing.T, scope string) *kctest.TokenResponse {
+	t.Helper()
+	tok, err := kctest.LoginForTokens(e2etest.Timeout(t, time.Minute), kctest.CodeFlow{
+		Issuer: s.KC.IssuerURL("foo"), ClientID: "rqp-client", ClientSecret: e2etest.RQPSecret,
+		RedirectURI: "http://127.0.0.1:43211/callback", Scope: scope,
+	}, "alice", e2etest.AlicePassword)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tok
+}
+
+// --- step 5: the real Claims Provider ---
+
+// cp posts a claims-token request to the real Claims Provider.
+func (s *suite) cp(t *testing.T, bearer string, form url.Values) answer {
+	t.Helper()
+	req, err := http.NewRequestWithContext(e2etest.Timeout(t, time.Minute), http.MethodPost, s.CPURL+"/claims/token", strings.NewReader(form.Encode()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	if bearer != "" {
+		req.Header.Set("Authorization", "Bearer "+bearer)
+	}
+	return do(t, req)
+}
+
+// claimsToken is a real claims token for email, bound to ticket, for
+// audience (default this AS).
+func (s *suite) claimsToken(t *testing.T, ticket, email, audience string) string {
+	t.Helper()
+	if audience == "" {
+		audience = s.asURI
+	}
+	a := s.cp(t, s.aliceClientToken(t), url.Values{"ticket_digest": {uma.TicketDigest(ticket)}, "audience": {audience}, "email": {email}})
+	var tok struct {
+		ClaimsToken string `json:"claims_token"`
+	}
+	if a.status != http.StatusOK || json.Unmarshal(a.body, &tok) != nil || tok.ClaimsToken == "" {
+		t.Fatalf("claims token for %s: %s", email, a)
+	}
+	return tok.ClaimsToken
+}
+
+// --- step 7: the uma-ticket grant ---
+
+// encodePushed is claim_token: BASE64URL of the JSON object as given (no
+// bounds: attackers do not respect them).
+func encodePushed(claims any) string {
+	data, err := json.Marshal(claims)
+	if err != nil {
+		panic(err)
+	}
+	return base64.RawURLEncoding.EncodeToString(data)
+}
+
+// pushed is the claim_token of a claims token and extra claims (one value each).
+func pushed(claimsToken string, extra map[string]string) string {
+	p := map[string][]string{uma.ClaimClaimsToken: {claimsToken}}
+	for k, v := range extra {
+		p[k] = []string{v}
+	}
+	return encodePushed(p)
+}
+
+// grantForm is the uma-ticket grant form of seed step 7.
+func grantForm(ticket, claimToken string) url.Values {
+	return url.Values{
+		"grant_type":         {uma.GrantTypeUMATicket},
+		"ticket":             {ticket},
+		"claim_token_format": {uma.ClaimTokenFormatJWT},
+		"claim_token":        {claimToken},
+		"submit_request":     {"false"},
+	}
+}
+
+// grant posts form to the realm copy's token endpoint as client (rqp-client
+// when empty): the RPT, or the refusal.
+func (s *suite) grant(t *testing.T, client string, form url.Values) (string, *kctest.TokenError) {
+	t.Helper()
+	if client == "" {
+		client = "rqp-client"
+	}
+	tok, err := kctest.PostToken(e2etest.Timeout(t, time.Minute), s.asURI, client, e2etest.RQPSecret, form)
+	if err == nil {
+		return tok.AccessToken, nil
+	}
+	var te *kctest.TokenError
+	if !errors.As(err, &te) {
+		t.Fatal(err)
+	}
+	return "", te
+}
+
+// expectDenied asserts the claims-token policy's denial: 403 access_denied
+// not_authorized, no token, and (where Keycloak's log is readable) exactly
+// one denial line with reason for this realm.
+func (s *suite) expectDenied(t *testing.T, reason string, form url.Values) {
+	t.Helper()
+	mark := e2etest.MarkLog(s.kcLog)
+	rpt, te := s.grant(t, "", form)
+	if te == nil {
+		t.Fatalf("got an RPT (%d characters), want 403 access_denied (%s)", len(rpt), reason)
+	}
+	if te.StatusCode != http.StatusForbidden || !strings.Contains(te.Body, `"access_denied"`) || !strings.Contains(te.Body, "not_authorized") {
+		t.Fatalf("grant answered %d %s, want 403 access_denied not_authorized (%s)", te.StatusCode, te.Body, reason)
+	}
+	s.expectReason(t, mark, reason)
+}
+
+// expectReason checks, where Keycloak's log is readable, that the policy
+// logged exactly one denial with reason for this realm since mark.
+func (s *suite) expectReason(t *testing.T, mark e2etest.LogMark, reason string) {
+	t.Helper()
+	if s.kcLog == "" {
+		return
+	}
+	needle := "claims-token policy denied: reason=" + reason + " realm=" + s.Realm + " "
+	if n := mark.WaitLines(10*time.Second, 1, needle); n != 1 {
+		t.Errorf("Keycloak's log has %d lines %q, want 1; the policy's lines: %q", n, needle,
+			mark.Lines("claims-token policy denied", "realm="+s.Realm+" "))
+	}
+}
+
+// --- steps 9-10 ---
+
+// content is a message and its metadata as the client pushes it.
+type content struct {
+	body     []byte
+	typ      string
+	fileName string
+}
+
+func newContent(text string) content {
+	return content{body: []byte(text), typ: "text/plain; charset=utf-8", fileName: "note.txt"}
+}
+
+func (c content) sha256() string {
+	sum := sha256.Sum256(c.body)
+	return hex.EncodeToString(sum[:])
+}
+
+// meta is the content metadata pushed with the claims token.
+func (c content) meta() map[string]string {
+	return map[string]string{
+		uma.ClaimContentSHA256: c.sha256(),
+		uma.ClaimContentLength: fmt.Sprint(len(c.body)),
+		uma.ClaimContentType:   c.typ,
+		uma.ClaimFileName:      c.fileName,
+	}
+}
+
+func (c content) header() http.Header {
+	h := http.Header{"Content-Type": {c.typ}}
+	if c.fileName != "" {
+		h.Set("Content-Disposition", `attachment; filename="`+c.fileName+`"`)
+	}
+	return h
+}
+
+// rptFor runs steps 1-8 honestly for owner, content c and the sender email
+// (client credentials) and returns the RPT and the ticket.
+func (s *suite) rptFor(t *testing.T, owner string, c content, email string) (rpt, ticket string) {
+	t.Helper()
+	ticket = s.challenge(t, owner)
+	rpt, te := s.grant(t, "", grantForm(ticket, pushed(s.claimsToken(t, ticket, email, ""), c.meta())))
+	if te != nil {
+		t.Fatalf("honest grant refused: %v", te)
+	}
+	return rpt, ticket
+}
+
+// post is step 9: the content with an RPT.
+func (s *suite) post(t *testing.T, owner, rpt string, c content) answer {
+	t.Helper()
+	return s.rs(t, http.MethodPost, "/incoming/"+owner, rpt, c.body, c.header())
+}
+
+// created asserts a 201 and returns the stored message.
+func created(t *testing.T, a answer) e2etest.Message {
+	t.Helper()
+	var m e2etest.Message
+	if a.status != http.StatusCreated || json.Unmarshal(a.body, &m) != nil || m.ID == "" {
+		t.Fatalf("got %s, want 201", a)
+	}
+	return m
+}
+
+// permissionClaims decodes (without verifying) the claims of the RPT's one
+// permission.
+func permissionClaims(t *testing.T, rpt string) map[string][]string {
+	t.Helper()
+	parts := strings.Split(rpt, ".")
+	if len(parts) != 3 {
+		t.Fatal("RPT is not a JWS")
+	}
+	payload, err := base64.RawURLEncoding.DecodeString(parts[1])
+	if err != nil {
+		t.Fatal(err)
+	}
+	var c struct {
+		Authorization struct {
+			Permissions []struct {
+				Claims map[string][]string `json:"claims"`
+			} `json:"permissions"`
+		} `json:"authorization"`
+	}
+	if err := json.Unmarshal(payload, &c); err != nil {
+		t.Fatal(err)
+	}
+	if len(c.Authorization.Permissions) != 1 {
+		t.Fatalf("RPT has %d permissions, want 1", len(c.Authorization.Permissions))
+	}
+	return c.Authorization.Permissions[0].Claims
+}
+
+// claims is a well-formed claims token payload as a Claims Provider issues
+// it, for ticket and this AS.
+func (s *suite) claims(iss, email, ticket string) map[string]any {
+	now := time.Now().Unix()
+	return map[string]any{
+		"iss": iss, "sub": "user-" + e2etest.RandomHex(4), "aud": s.asURI, "iat": now, "exp": now + 120,
+		"jti": e2etest.RandomHex(16), "ticket_digest": uma.TicketDigest(ticket),
+		"email": email, "email_verified": true,
+	}
+}
