@@ -89,6 +89,11 @@ public final class ClaimsTokenPolicyProvider implements PolicyProvider {
             }
             String ticket = single(form, "ticket", Reason.NO_TICKET);
             String claimToken = single(form, "claim_token", Reason.NO_CLAIM_TOKEN);
+            if (form.containsKey("rpt")) {
+                // An upgrade merges the previous RPT's permission claims (content binding of
+                // another push among them) into this one: one RPT, one verified push.
+                throw new Denied(Reason.RPT_UPGRADE);
+            }
             String audience = audienceResolver.audience(session, realm);
 
             ClaimsTokenEvaluator evaluator = new ClaimsTokenEvaluator(config, verifier(session, config), replayGuard(session));

@@ -15,6 +15,11 @@ public enum Reason {
     NO_TICKET,
     /** No {@code claim_token} form field, or more than one. */
     NO_CLAIM_TOKEN,
+    /**
+     * An {@code rpt} form field: an RPT upgrade. Keycloak merges the previous RPT's permissions,
+     * claims included, into the evaluated ones, so the new RPT would carry claims of two pushes.
+     */
+    RPT_UPGRADE,
     /** The {@code claim_token} form field is longer than {@code maxClaimTokenLength}. */
     CLAIM_TOKEN_TOO_LARGE,
     /** The {@code claim_token} is not BASE64URL of a JSON object whose values are arrays of strings. */

@@ -187,6 +187,25 @@ class ClaimsTokenPolicyProviderTest {
     }
 
     @Test
+    void rptUpgradeIsDenied() {
+        // With rpt, Keycloak merges the previous RPT's permission claims into the evaluated
+        // permission: a content_sha256 of each push, say. No upgrade: nothing is consumed.
+        String jws = f.sign(f.claims());
+        Request r = request(jws);
+        r.form.add("rpt", "eyJhbGciOiJSUzI1NiJ9.e30.c2ln");
+        ResourcePermission p = permission(jws);
+        assertEquals(Reason.RPT_UPGRADE, provider.decide(r.evaluation(p)));
+        assertEquals(0, r.grants.get());
+        assertEquals(1, r.denies.get());
+        assertTrue(store.lifespans.isEmpty());
+        assertTrue(p.getClaims().containsKey("claims_token"), "a denied permission is not rewritten");
+        Request empty = request(jws);
+        empty.form.add("rpt", "");
+        assertEquals(Reason.RPT_UPGRADE, provider.decide(empty.evaluation(permission(jws))));
+        assertNull(provider.decide(request(jws).evaluation(permission(jws))), "the same token without rpt is granted");
+    }
+
+    @Test
     void invalidConfigDenies() {
         policyConfig.put("allowedAlgorithms", "[\"HS256\"]");
         Request r = request(f.sign(f.claims()));
