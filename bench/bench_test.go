@@ -178,3 +178,13 @@ func TestEvaluate(t *testing.T) {
 		}
 	}
 }
+
+func TestParseActiveOpens(t *testing.T) {
+	data := []byte("Ip: Forwarding DefaultTTL\nIp: 1 64\nTcp: RtoAlgorithm RtoMin RtoMax MaxConn ActiveOpens PassiveOpens\nTcp: 1 200 120000 -1 11371 6387\nUdp: InDatagrams\nUdp: 5\n")
+	if got := parseActiveOpens(data); got != 11371 {
+		t.Fatalf("ActiveOpens %d, want 11371", got)
+	}
+	if got := parseActiveOpens([]byte("Ip: a\nIp: 1\n")); got != 0 {
+		t.Fatalf("no Tcp lines: %d", got)
+	}
+}

@@ -29,6 +29,7 @@ import (
 	"fmt"
 	"log/slog"
 	mrand "math/rand/v2"
+	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -37,6 +38,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -301,7 +303,10 @@ func runFlows(ctx context.Context, o options, root string, log *slog.Logger, r *
 		return err
 	}
 
+	// Both clients count their connects: connection reuse shows as few of
+	// them per flow.
 	hc := rqp.DefaultHTTPClient()
+	oursDials := countDials(hc)
 	client, err := rqp.New(rqp.Config{
 		AuthN:          rqp.AuthN{Issuer: kc.IssuerURL("foo"), ClientID: "rqp-client", ClientSecret: rqpSecret},
 		ClaimsProvider: rqp.ClaimsProvider{URL: cpURL},
@@ -313,6 +318,7 @@ func runFlows(ctx context.Context, o options, root string, log *slog.Logger, r *
 	}
 	ours := &ourFlow{client: client, to: ourTo}
 	stockHC := rqp.DefaultHTTPClient()
+	stockDials := countDials(stockHC)
 	stockHC.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
 	stock, err := newStockFlow(ctx, stockHC, stockTo, kc.IssuerURL(stockRealm), "rqp-client", rqpSecret, cpURL)
 	if err != nil {
@@ -331,6 +337,7 @@ func runFlows(ctx context.Context, o options, root string, log *slog.Logger, r *
 		{Name: "stock", Description: "stock Keycloak UMA: ticket, uma-ticket grant with unsigned pushed claims (stock client policy), POST; no AuthN token, no Claims Provider", cpu: map[string]time.Duration{}},
 	}
 	flows := []flow{ours, stock}
+	dials := []*atomic.Int64{oursDials, stockDials}
 	// Each variant's Resource Server is "the Resource Server" of that variant.
 	rsOf := []string{compResourceServer, compResourceServer + "_stock"}
 
@@ -365,10 +372,13 @@ func runFlows(ctx context.Context, o options, root string, log *slog.Logger, r *
 				return err
 			}
 			mBefore := scrapeKeycloak(ctx, kc.ManagementURL)
+			opens, dialed := tcpActiveOpens(), dials[vi].Load()
 			before := snapshot(comps)
 			b := runBatch(ctx, flows[vi], n, o.c, o.size)
 			after := snapshot(comps)
 			v := variants[vi]
+			v.tcpOpens += tcpActiveOpens() - opens
+			v.clientDials += dials[vi].Load() - dialed
 			v.kc.add(mBefore, scrapeKeycloak(ctx, kc.ManagementURL))
 			v.wall += b.wall
 			v.samples = append(v.samples, b.samples...)
@@ -497,6 +507,21 @@ func runBatch(ctx context.Context, f flow, n, c, size int) batchResult {
 	wg.Wait()
 	res.wall = time.Since(start)
 	return res
+}
+
+// countDials counts the connections hc's transport opens.
+func countDials(hc *http.Client) *atomic.Int64 {
+	var n atomic.Int64
+	t := hc.Transport.(*http.Transport)
+	dial := t.DialContext
+	if dial == nil {
+		dial = (&net.Dialer{}).DialContext
+	}
+	t.DialContext = func(ctx context.Context, network, addr string) (net.Conn, error) {
+		n.Add(1)
+		return dial(ctx, network, addr)
+	}
+	return &n
 }
 
 func randBytes(n int) []byte {

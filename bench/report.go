@@ -43,11 +43,18 @@ type Variant struct {
 	KeycloakEndpoints []KCEndpoint `json:"keycloak_requests,omitempty"`
 	// KeycloakGCSeconds is the JVM's GC pause time during the batches.
 	KeycloakGCSeconds float64 `json:"keycloak_gc_pause_s"`
+	// ClientConnectsPerFlow: TCP connections the client opened per flow.
+	ClientConnectsPerFlow float64 `json:"client_connects_per_flow"`
+	// TCPConnectsPerFlow: TCP connects per flow in the whole network
+	// namespace (client, services, Keycloak; other work on the machine too).
+	TCPConnectsPerFlow float64 `json:"tcp_connects_per_flow"`
 
 	samples []sample
 	wall    time.Duration
 	cpu     map[string]time.Duration
 	kc      kcDelta
+
+	tcpOpens, clientDials int64
 }
 
 // Target is one of the issue's targets, met or missed.
@@ -145,6 +152,10 @@ func (v *Variant) finish() {
 	}
 	v.GoServicesCPUShare = ratio(goSvc, all)
 	v.KeycloakEndpoints = v.kc.endpoints(v.Flows)
+	if v.Flows > 0 {
+		v.ClientConnectsPerFlow = round3(float64(v.clientDials) / float64(v.Flows))
+		v.TCPConnectsPerFlow = round3(float64(v.tcpOpens) / float64(v.Flows))
+	}
 	v.KeycloakGCSeconds = round3(v.kc.gcSeconds)
 }
 
@@ -199,7 +210,12 @@ func printTable(w io.Writer, r *Result) {
 		}
 		fmt.Fprintln(tw, strings.Join(append(row, mem), "\t")+"\t")
 	}
-	row := []string{"Go services share"}
+	row := []string{"TCP connects/flow (client, all)"}
+	for _, v := range r.Variants {
+		row = append(row, fmt.Sprintf("%.2f", v.ClientConnectsPerFlow), fmt.Sprintf("%.2f", v.TCPConnectsPerFlow))
+	}
+	fmt.Fprintln(tw, strings.Join(append(row, ""), "\t")+"\t")
+	row = []string{"Go services share"}
 	for _, v := range r.Variants {
 		row = append(row, fmt.Sprintf("%.1f%%", 100*v.GoServicesCPUShare), "")
 	}
