@@ -21,4 +21,5 @@ func TestAttacks(t *testing.T) {
 		}
 	})
 	t.Run("forged claims tokens", s.forged)
+	t.Run("pushed claims", s.pushedClaims)
 }
