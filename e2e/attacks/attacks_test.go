@@ -22,4 +22,5 @@ func TestAttacks(t *testing.T) {
 	})
 	t.Run("forged claims tokens", s.forged)
 	t.Run("pushed claims", s.pushedClaims)
+	t.Run("spellings", s.spellings)
 }
