@@ -23,4 +23,5 @@ func TestAttacks(t *testing.T) {
 	t.Run("forged claims tokens", s.forged)
 	t.Run("pushed claims", s.pushedClaims)
 	t.Run("spellings", s.spellings)
+	t.Run("Claims Provider requests", s.claimsProviderRequests)
 }
