@@ -17,7 +17,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net/http"
 	"os"
 	"os/signal"
 	"strconv"
@@ -26,6 +25,7 @@ import (
 	"time"
 
 	"github.com/umawide/umawide/internal/healthcheck"
+	"github.com/umawide/umawide/internal/httpclient"
 	"github.com/umawide/umawide/internal/jwtverify"
 	"github.com/umawide/umawide/resource-server/internal/protection"
 	"github.com/umawide/umawide/resource-server/internal/rpt"
@@ -182,7 +182,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, out io.
 		backend = "postgres"
 	}
 
-	hc := &http.Client{Timeout: 10 * time.Second}
+	hc := httpclient.New(10 * time.Second)
 	keys := jwtverify.NewRemoteKeySet(c.keycloakURL+"/realms/"+c.realm+"/protocol/openid-connect/certs", jwtverify.KeySetOptions{HTTPClient: hc})
 	verifier, err := rpt.New(rpt.Config{Issuer: c.issuer, Audience: c.rptAudience, Keys: keys})
 	if err != nil {

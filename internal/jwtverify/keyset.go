@@ -18,6 +18,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/umawide/umawide/internal/httpclient"
 	"github.com/umawide/umawide/internal/jwk"
 )
 
@@ -86,7 +87,8 @@ func fits(pub crypto.PublicKey, alg string) bool {
 
 // KeySetOptions tune a RemoteKeySet; zero values take the defaults.
 type KeySetOptions struct {
-	// HTTPClient fetches the set; default a client with a 5 s timeout.
+	// HTTPClient fetches the set; default an httpclient.New client with a
+	// 5 s timeout.
 	HTTPClient *http.Client
 	// MaxAge: keys older than this are refreshed on use; default 10 minutes.
 	MaxAge time.Duration
@@ -113,7 +115,7 @@ type RemoteKeySet struct {
 // NewRemoteKeySet makes a cache for the JWKS at url; nothing is fetched yet.
 func NewRemoteKeySet(url string, opts KeySetOptions) *RemoteKeySet {
 	if opts.HTTPClient == nil {
-		opts.HTTPClient = &http.Client{Timeout: 5 * time.Second}
+		opts.HTTPClient = httpclient.New(5 * time.Second)
 	}
 	if opts.MaxAge == 0 {
 		opts.MaxAge = 10 * time.Minute

@@ -15,6 +15,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/umawide/umawide/internal/httpclient"
 )
 
 // Fetch obtains a token and its lifetime.
@@ -102,11 +104,11 @@ func (e *Error) Error() string {
 var ErrUnreachable = errors.New("token endpoint unreachable")
 
 // ClientCredentials fetches with the OAuth 2.0 client-credentials grant,
-// authenticating with HTTP basic (RFC 6749 2.3.1). hc nil means a client with
-// a 10-second timeout.
+// authenticating with HTTP basic (RFC 6749 2.3.1). hc nil means an
+// httpclient.New client with a 10-second timeout.
 func ClientCredentials(tokenURL, clientID, secret string, hc *http.Client) Fetch {
 	if hc == nil {
-		hc = &http.Client{Timeout: 10 * time.Second}
+		hc = httpclient.New(10 * time.Second)
 	}
 	return func(ctx context.Context) (string, time.Duration, error) {
 		form := url.Values{"grant_type": {"client_credentials"}}

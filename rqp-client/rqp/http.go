@@ -12,6 +12,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/umawide/umawide/internal/httpclient"
 	"github.com/umawide/umawide/internal/uma"
 )
 
@@ -35,6 +36,10 @@ func DefaultHTTPClient() *http.Client {
 	t.ExpectContinueTimeout = 2 * time.Second
 	t.ResponseHeaderTimeout = 2 * time.Minute
 	t.MaxResponseHeaderBytes = 64 << 10
+	// Concurrent pushes on one Client keep their connections: Go's default
+	// keeps 2 idle ones per host and closes the rest after each exchange.
+	t.MaxIdleConnsPerHost = httpclient.MaxIdleConnsPerHost
+	t.MaxIdleConns = 4 * httpclient.MaxIdleConnsPerHost
 	return &http.Client{Transport: t}
 }
 

@@ -24,6 +24,7 @@ import (
 	"github.com/umawide/umawide/claims-provider/internal/provider"
 	"github.com/umawide/umawide/claims-provider/internal/server"
 	"github.com/umawide/umawide/claims-provider/internal/users"
+	"github.com/umawide/umawide/internal/httpclient"
 	"github.com/umawide/umawide/internal/jwtverify"
 )
 
@@ -191,7 +192,7 @@ func New(cfg Config, logger *slog.Logger) (*App, error) {
 		return nil, err
 	}
 	jwks := jwtverify.NewRemoteKeySet(cfg.KeycloakURL+"/realms/"+url.PathEscape(cfg.Realm)+"/protocol/openid-connect/certs",
-		jwtverify.KeySetOptions{HTTPClient: &http.Client{Timeout: cfg.KeycloakTimeout}})
+		jwtverify.KeySetOptions{HTTPClient: httpclient.New(cfg.KeycloakTimeout)})
 	verifier, err := jwtverify.New(jwtverify.Config{
 		Issuer:     cfg.RealmIssuer,
 		Audience:   cfg.Audience,

@@ -17,6 +17,7 @@ import (
 	"github.com/Nerzal/gocloak/v13"
 	"github.com/go-resty/resty/v2"
 
+	"github.com/umawide/umawide/internal/httpclient"
 	"github.com/umawide/umawide/internal/tokensource"
 )
 
@@ -53,7 +54,8 @@ type Config struct {
 	Timeout time.Duration
 	// MaxResponseBytes bounds a Keycloak answer; default 1 MiB.
 	MaxResponseBytes int64
-	// Transport for outgoing calls; default http.DefaultTransport.
+	// Transport for outgoing calls; default httpclient.Transport() (idle
+	// connections kept for concurrent lookups).
 	Transport http.RoundTripper
 }
 
@@ -76,7 +78,7 @@ func New(cfg Config) (*Directory, error) {
 		cfg.MaxResponseBytes = 1 << 20
 	}
 	if cfg.Transport == nil {
-		cfg.Transport = http.DefaultTransport
+		cfg.Transport = httpclient.Transport()
 	}
 	gc := gocloak.NewClient(cfg.BaseURL)
 	gc.RestyClient().

@@ -24,6 +24,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/umawide/umawide/internal/httpclient"
 	"github.com/umawide/umawide/internal/tokensource"
 	"github.com/umawide/umawide/internal/uma"
 )
@@ -44,7 +45,8 @@ type Config struct {
 	Realm string
 	// ClientID and ClientSecret of the resource server's client.
 	ClientID, ClientSecret string
-	// HTTPClient for every call; default a client with a 10 s timeout.
+	// HTTPClient for every call; default an httpclient.New client with a
+	// 10 s timeout.
 	HTTPClient *http.Client
 	// UnknownOwnerTTL is how long an unknown owner is remembered; default 30 s.
 	UnknownOwnerTTL time.Duration
@@ -86,7 +88,7 @@ func New(cfg Config) (*Client, error) {
 		return nil, errors.New("protection: KeycloakURL, Realm, ClientID and ClientSecret are required")
 	}
 	if cfg.HTTPClient == nil {
-		cfg.HTTPClient = &http.Client{Timeout: 10 * time.Second}
+		cfg.HTTPClient = httpclient.New(10 * time.Second)
 	}
 	if cfg.UnknownOwnerTTL == 0 {
 		cfg.UnknownOwnerTTL = 30 * time.Second

@@ -1,0 +1,64 @@
+package httpclient
+
+import (
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+// Concurrent calls to one host reuse their connections afterwards: a second
+// round of as many concurrent calls as the first opens no new connection
+// (Go's default transport would keep only two of them).
+func TestConnectionsKept(t *testing.T) {
+	const n = 16
+	var conns atomic.Int64
+	var gate atomic.Pointer[chan struct{}]
+	var arrived sync.WaitGroup
+	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		g := *gate.Load()
+		arrived.Done()
+		<-g // all n requests are in flight at once
+		io.WriteString(w, "ok")
+	}))
+	srv.Config.ConnState = func(_ net.Conn, s http.ConnState) {
+		if s == http.StateNew {
+			conns.Add(1)
+		}
+	}
+	srv.Start()
+	defer srv.Close()
+	c := New(10 * time.Second)
+	round := func() {
+		g := make(chan struct{})
+		gate.Store(&g)
+		arrived.Add(n)
+		var wg sync.WaitGroup
+		for range n {
+			wg.Go(func() {
+				resp, err := c.Get(srv.URL)
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				io.Copy(io.Discard, resp.Body)
+				resp.Body.Close()
+			})
+		}
+		arrived.Wait()
+		close(g)
+		wg.Wait()
+	}
+	round()
+	if got := conns.Load(); got != n {
+		t.Fatalf("first round opened %d connections, want %d", got, n)
+	}
+	round()
+	if got := conns.Load(); got != n {
+		t.Fatalf("second round opened %d more connections; want the %d idle ones reused", got-n, n)
+	}
+}
