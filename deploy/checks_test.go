@@ -419,6 +419,19 @@ func (pc *projectChecker) checkService(s types.ServiceConfig) {
 		pc.runWithEnv(s, kind, env)
 	case kind == "keycloak":
 		pc.checkKeycloakEnv(s, env)
+		if st != nil {
+			jar := filepath.Base(launcher.ExtensionJAR(pc.root))
+			found := false
+			for _, in := range df.all(st, "COPY") {
+				if _, srcs, dst := copyArgs(in.args); len(srcs) == 1 && filepath.Base(srcs[0]) == jar &&
+					(dst == "/opt/keycloak/providers/" || dst == "/opt/keycloak/providers/"+jar) {
+					found = true
+				}
+			}
+			if !found {
+				pc.add(s, "its image does not COPY %s (what Maven builds) into /opt/keycloak/providers/", jar)
+			}
+		}
 	case kind == "postgres":
 		if env["POSTGRES_PASSWORD"] == "" {
 			pc.add(s, "POSTGRES_PASSWORD is not set (the image refuses to start without it)")
