@@ -11,6 +11,7 @@ import (
 // below is the system's and not the harness's.
 func TestAttacks(t *testing.T) {
 	s := newSuite(t)
+	short := s.shortRPT(t) // expires while the groups run; tried last
 
 	t.Run("honest push", func(t *testing.T) {
 		c := newContent("honest: " + t.Name())
@@ -24,4 +25,5 @@ func TestAttacks(t *testing.T) {
 	t.Run("pushed claims", s.pushedClaims)
 	t.Run("spellings", s.spellings)
 	t.Run("Claims Provider requests", s.claimsProviderRequests)
+	t.Run("RPT misuse", func(t *testing.T) { s.rptMisuse(t, short) })
 }

@@ -18,7 +18,8 @@ import (
 )
 
 // raw sends one HTTP/1.1 request to the Resource Server with the
-// request-target exactly as given (no client-side cleaning or escaping).
+// request-target exactly as given (no client-side cleaning or escaping) and
+// Content-Length as in hdr, else the body's length.
 func (s *suite) raw(t *testing.T, method, target string, hdr http.Header, body []byte) answer {
 	t.Helper()
 	host := strings.TrimPrefix(s.RSURL, "http://")
@@ -29,7 +30,10 @@ func (s *suite) raw(t *testing.T, method, target string, hdr http.Header, body [
 	defer conn.Close()
 	_ = conn.SetDeadline(time.Now().Add(time.Minute))
 	var b strings.Builder
-	fmt.Fprintf(&b, "%s %s HTTP/1.1\r\nHost: %s\r\nConnection: close\r\nContent-Length: %d\r\n", method, target, host, len(body))
+	fmt.Fprintf(&b, "%s %s HTTP/1.1\r\nHost: %s\r\nConnection: close\r\n", method, target, host)
+	if hdr.Get("Content-Length") == "" {
+		fmt.Fprintf(&b, "Content-Length: %d\r\n", len(body))
+	}
 	for k, vs := range hdr {
 		for _, v := range vs {
 			fmt.Fprintf(&b, "%s: %s\r\n", k, v)
@@ -40,6 +44,7 @@ func (s *suite) raw(t *testing.T, method, target string, hdr http.Header, body [
 	if _, err := conn.Write([]byte(b.String())); err != nil {
 		t.Fatal(err)
 	}
+	_ = conn.(*net.TCPConn).CloseWrite() // a body shorter than its Content-Length ends here
 	resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
 	if err != nil {
 		t.Fatal(err)
