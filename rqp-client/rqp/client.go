@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"net/http"
 	"strings"
+	"sync"
 	"time"
 )
 
@@ -125,11 +126,57 @@ type Result struct {
 }
 
 // Client runs the push flow. It is safe for concurrent use; it caches server
-// metadata, never tokens across pushes.
+// metadata, and with client credentials its own access token (step 3) until
+// shortly before it expires. A person's token (Login) is never kept beyond
+// its push.
 type Client struct {
 	cfg  Config
 	hc   *http.Client
 	meta metaCache
+	cc   ccCache
+}
+
+// ccCache is the client-credentials token of step 3: the client's own, not a
+// person's, so one serves every push while it is fresh.
+type ccCache struct {
+	fetchMu sync.Mutex // held while fetching: concurrent pushes wait for one fetch
+	mu      sync.Mutex
+	token   string
+	exp     time.Time
+	renewAt time.Time
+}
+
+// get returns the token while it is not due for renewal.
+func (c *ccCache) get() (string, time.Time, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.token == "" || !time.Now().Before(c.renewAt) {
+		return "", time.Time{}, false
+	}
+	return c.token, c.exp, true
+}
+
+// put keeps a token of the given lifetime; it is renewed when a fifth of its
+// life, and at least 30 seconds, is left (at most half of its life is used
+// for a short-lived one).
+func (c *ccCache) put(token string, life time.Duration) {
+	early := max(30*time.Second, life/5)
+	if early >= life {
+		early = life / 2
+	}
+	now := time.Now()
+	c.mu.Lock()
+	c.token, c.exp, c.renewAt = token, now.Add(life), now.Add(life-early)
+	c.mu.Unlock()
+}
+
+// drop forgets token (and only it: a fresher one stays).
+func (c *ccCache) drop(token string) {
+	c.mu.Lock()
+	if c.token == token {
+		c.token = ""
+	}
+	c.mu.Unlock()
 }
 
 // DefaultScope is the AuthN scope that puts the Claims Provider into aud.
@@ -262,9 +309,10 @@ type pushState struct {
 	req     Request
 	content *prepared
 	// the AuthN token, reused by a second attempt while it is fresh
-	token     string
-	tokenExp  time.Time
-	tokenMail string // the email in the AuthN token, if any
+	token       string
+	tokenExp    time.Time
+	tokenCached bool   // a client-credentials token of an earlier push
+	tokenMail   string // the email in the AuthN token, if any
 	// the Claims Provider's endpoint, found once
 	claimsEndpoint, claimsHow string
 }

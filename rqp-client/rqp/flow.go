@@ -104,16 +104,17 @@ func (c *Client) attempt(ctx context.Context, st *pushState) (*Result, *StepErro
 	c.emit(ctx, StepChallenge, true, "ticket received", time.Since(t0),
 		fmt.Sprintf("UMA realm=%q as_uri=%s, ticket of %d characters", ch.Realm, ch.ASURI, len(ch.Ticket)), nil)
 
-	// 3. The AuthN access token (reused on the second attempt while fresh).
+	// 3. The AuthN access token (reused on the second attempt while fresh;
+	// a client-credentials token also by later pushes).
 	t0 = time.Now()
 	if st.token != "" && time.Until(st.tokenExp) > 30*time.Second {
 		c.emit(ctx, StepAccessToken, true, "reused", time.Since(t0), "the access token of the first attempt is still valid", nil)
 	} else {
-		detail, se := c.accessToken(ctx, st)
+		status, detail, se := c.accessToken(ctx, st)
 		if se != nil {
 			return nil, c.failed(ctx, se, time.Since(t0))
 		}
-		c.emit(ctx, StepAccessToken, true, "200 OK", time.Since(t0), detail, nil)
+		c.emit(ctx, StepAccessToken, true, status, time.Since(t0), detail, nil)
 	}
 
 	// 4. The ticket digest.
@@ -136,6 +137,20 @@ func (c *Client) attempt(ctx context.Context, st *pushState) (*Result, *StepErro
 	}
 	res.ClaimsEndpoint = st.claimsEndpoint
 	a, creq, se := c.requestClaimsToken(ctx, st.claimsEndpoint, st.token, digest, ch.ASURI, st.req.Email)
+	if se != nil && se.StatusCode == http.StatusUnauthorized && st.tokenCached {
+		// The Claims Provider refused the cached client-credentials token
+		// (revoked, or Keycloak's keys changed): forget it, get a new one
+		// and ask once more.
+		c.cc.drop(st.token)
+		st.token, st.tokenCached = "", false
+		t3 := time.Now()
+		status, detail, se3 := c.accessToken(ctx, st)
+		if se3 != nil {
+			return nil, c.failed(ctx, se3, time.Since(t3))
+		}
+		c.emit(ctx, StepAccessToken, true, status, time.Since(t3), "the Claims Provider refused the cached token (401): "+detail, nil)
+		a, creq, se = c.requestClaimsToken(ctx, st.claimsEndpoint, st.token, digest, ch.ASURI, st.req.Email)
+	}
 	if se != nil {
 		return nil, c.failed(ctx, se, time.Since(t0))
 	}
@@ -252,20 +267,42 @@ func (c *Client) attempt(ctx context.Context, st *pushState) (*Result, *StepErro
 	return res, nil
 }
 
-// accessToken is step 3: client credentials, or the person's login.
-func (c *Client) accessToken(ctx context.Context, st *pushState) (string, *StepError) {
+// accessToken is step 3: client credentials, or the person's login. It
+// returns the step's status ("200 OK", or "cached" for a client-credentials
+// token an earlier push fetched) and detail.
+func (c *Client) accessToken(ctx context.Context, st *pushState) (string, string, *StepError) {
 	an := c.cfg.AuthN
 	var tok *tokenAnswer
 	var how string
 	if an.Login == nil {
+		// The client's own token, not a person's: one serves every push
+		// until shortly before it expires. Concurrent pushes wait for one
+		// fetch.
+		cached := func() (string, string, bool) {
+			t, exp, ok := c.cc.get()
+			if !ok {
+				return "", "", false
+			}
+			st.token, st.tokenExp, st.tokenCached = t, exp, true
+			return "cached", fmt.Sprintf("client credentials of %s at %s, scope %q: the token of an earlier push, expires in %s",
+				an.ClientID, an.Issuer, an.Scope, time.Until(exp).Round(time.Second)), true
+		}
+		if status, detail, ok := cached(); ok {
+			return status, detail, nil
+		}
+		c.cc.fetchMu.Lock()
+		defer c.cc.fetchMu.Unlock()
+		if status, detail, ok := cached(); ok {
+			return status, detail, nil
+		}
 		meta, se := c.metadata(ctx, StepAccessToken, ServiceAuthN, an.Issuer, oidcConfigPath)
 		if se != nil {
-			return "", se
+			return "", "", se
 		}
 		form := url.Values{"grant_type": {"client_credentials"}, "scope": {an.Scope}}
 		tok, _, _, se = c.tokenRequest(ctx, StepAccessToken, ServiceAuthN, meta.TokenEndpoint, an.ClientID, an.ClientSecret, form)
 		if se != nil {
-			return "", se
+			return "", "", se
 		}
 		how = "client credentials of " + an.ClientID
 	} else {
@@ -276,7 +313,7 @@ func (c *Client) accessToken(ctx context.Context, st *pushState) (string, *StepE
 		var se *StepError
 		tok, se = c.codeFlow(ctx, StepAccessToken, an.Issuer, an.ClientID, an.ClientSecret, scope, an.Login)
 		if se != nil {
-			return "", se
+			return "", "", se
 		}
 		how = "authorization code + PKCE login, client " + an.ClientID
 		for _, t := range []string{tok.IDToken, tok.AccessToken} {
@@ -286,7 +323,7 @@ func (c *Client) accessToken(ctx context.Context, st *pushState) (string, *StepE
 			}
 		}
 		if st.req.Email != "" && st.tokenMail != "" && !strings.EqualFold(st.req.Email, st.tokenMail) {
-			return "", &StepError{Step: StepAccessToken, Name: StepName(StepAccessToken), Service: ServiceAuthN, Kind: KindConfig,
+			return "", "", &StepError{Step: StepAccessToken, Name: StepName(StepAccessToken), Service: ServiceAuthN, Kind: KindConfig,
 				Attempt: attemptOf(ctx), Err: fmt.Errorf("logged in as %s, but the sender's email is %s", st.tokenMail, st.req.Email)}
 		}
 	}
@@ -296,11 +333,14 @@ func (c *Client) accessToken(ctx context.Context, st *pushState) (string, *StepE
 		life = time.Minute
 	}
 	st.tokenExp = time.Now().Add(life)
+	if an.Login == nil {
+		c.cc.put(tok.AccessToken, life)
+	}
 	detail := fmt.Sprintf("%s at %s, scope %q: token of %d characters, expires in %s", how, an.Issuer, an.Scope, len(tok.AccessToken), life)
 	if st.tokenMail != "" {
 		detail += ", logged in as " + st.tokenMail
 	}
-	return detail, nil
+	return "200 OK", detail, nil
 }
 
 func hasScope(scope, want string) bool {

@@ -435,3 +435,37 @@ func TestClip(t *testing.T) {
 		t.Errorf("clip cut inside a rune: %q", got)
 	}
 }
+
+func TestCCCacheRenewal(t *testing.T) {
+	var c ccCache
+	if _, _, ok := c.get(); ok {
+		t.Fatal("empty cache hit")
+	}
+	// A 5-minute token is renewed with a minute left.
+	c.put("long", 5*time.Minute)
+	if tok, exp, ok := c.get(); !ok || tok != "long" || time.Until(exp) < 4*time.Minute {
+		t.Fatalf("get = %q %v %v", tok, exp, ok)
+	}
+	if d := c.exp.Sub(c.renewAt); d != time.Minute {
+		t.Fatalf("renewed %v before expiry, want 1m", d)
+	}
+	// A short-lived one is used for half its life.
+	c.put("short", 100*time.Millisecond)
+	if tok, _, ok := c.get(); !ok || tok != "short" {
+		t.Fatal("fresh short token not returned")
+	}
+	time.Sleep(60 * time.Millisecond)
+	if _, _, ok := c.get(); ok {
+		t.Fatal("token past half its life still returned")
+	}
+	// drop forgets only the token it names.
+	c.put("a", time.Hour)
+	c.drop("b")
+	if tok, _, ok := c.get(); !ok || tok != "a" {
+		t.Fatal("drop of another token removed the cached one")
+	}
+	c.drop("a")
+	if _, _, ok := c.get(); ok {
+		t.Fatal("dropped token returned")
+	}
+}

@@ -189,6 +189,7 @@ func (s *Stack) hit(name string, w http.ResponseWriter, r *http.Request) bool {
 	return h != nil && h(w, r)
 }
 
+// next makes a unique id; call it with s.mu held.
 func (s *Stack) next(prefix string) string {
 	b := make([]byte, 9)
 	_, _ = rand.Read(b)
@@ -527,8 +528,11 @@ func (s *Stack) claimsToken(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	now := time.Now()
+	s.mu.Lock() // next counts under the lock: pushes may run concurrently
+	jti := s.next("jti-")
+	s.mu.Unlock()
 	ct := JWT(map[string]any{"iss": s.CP.URL, "sub": AliceID, "aud": aud, "iat": now.Unix(), "exp": now.Add(ClaimsTokenTTL * time.Second).Unix(),
-		"jti": s.next("jti-"), "ticket_digest": digest, "email": email, "email_verified": true, "name": "Alice Liddell"})
+		"jti": jti, "ticket_digest": digest, "email": email, "email_verified": true, "name": "Alice Liddell"})
 	writeJSON(w, 200, map[string]any{"claims_token": ct, "token_type": uma.TokenTypeClaimsToken, "expires_in": ClaimsTokenTTL})
 }
 
