@@ -136,6 +136,7 @@ func parse(args []string, lookupEnv func(string) (string, bool), stderr io.Write
 	fs.DurationVar(&c.RotationGrace, "rotation-grace", time.Hour, "how long a retired key stays in the JWKS after a rotation (at least lifetime + 1m)")
 	fs.DurationVar(&c.KeyReloadInterval, "key-reload-interval", 30*time.Second, "how often the server looks for a rotation made by 'claims-provider rotate' (SIGHUP reloads at once)")
 	fs.DurationVar(&c.KeycloakTimeout, "keycloak-timeout", 5*time.Second, "timeout of each call to Keycloak")
+	fs.DurationVar(&c.UserCacheTTL, "user-cache-ttl", app.DefaultUserCacheTTL, "how long a user found in Keycloak is kept for further claims tokens (0: ask Keycloak for every token; at most 5m)")
 	fs.BoolVar(&o.rotate, "rotate", false, "rotate the signing key and exit (same as the rotate subcommand; no environment variable)")
 	noEnv["rotate"] = true
 	fs.StringVar(&o.logLevel, "log-level", "info", "log level: debug, info, warn or error")

@@ -18,6 +18,8 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/umawide/umawide/claims-provider/internal/caller"
 	"github.com/umawide/umawide/claims-provider/internal/issuer"
 	"github.com/umawide/umawide/claims-provider/internal/keys"
@@ -69,7 +71,18 @@ type Config struct {
 	// CallerLeeway is the clock skew allowed on callers' exp, iat and nbf;
 	// default 30 seconds.
 	CallerLeeway time.Duration
+	// UserCacheTTL keeps a user found in Keycloak this long (0: every
+	// claims token asks Keycloak; main's default is DefaultUserCacheTTL).
+	UserCacheTTL time.Duration
 }
+
+// DefaultUserCacheTTL is the -user-cache-ttl default: well below the
+// lifetime of the claims tokens themselves (120 s by default), which already
+// outlive a change in Keycloak by that long.
+const DefaultUserCacheTTL = 30 * time.Second
+
+// MaxUserCacheTTL bounds -user-cache-ttl.
+const MaxUserCacheTTL = 5 * time.Minute
 
 // Defaults fills empty derived values.
 func (c *Config) Defaults() {
@@ -133,6 +146,7 @@ func (c *Config) Validate() error {
 	check(c.KeyReloadInterval >= time.Second, "key-reload-interval %v: at least 1s", c.KeyReloadInterval)
 	check(c.KeycloakTimeout > 0 && c.KeycloakTimeout <= time.Minute, "keycloak-timeout %v: up to 1m", c.KeycloakTimeout)
 	check(c.CallerLeeway > 0 && c.CallerLeeway <= 5*time.Minute, "caller leeway %v: up to 5m", c.CallerLeeway)
+	check(c.UserCacheTTL >= 0 && c.UserCacheTTL <= MaxUserCacheTTL, "user-cache-ttl %v: 0 to %v", c.UserCacheTTL, MaxUserCacheTTL)
 	return errors.Join(errs...)
 }
 
@@ -206,7 +220,8 @@ func New(cfg Config, logger *slog.Logger) (*App, error) {
 	dir, err := users.New(users.Config{
 		BaseURL: cfg.KeycloakURL, Realm: cfg.Realm,
 		ClientID: cfg.ClientID, ClientSecret: cfg.ClientSecret,
-		Timeout: cfg.KeycloakTimeout,
+		Timeout:  cfg.KeycloakTimeout,
+		CacheTTL: cfg.UserCacheTTL,
 	})
 	if err != nil {
 		return nil, err
@@ -228,6 +243,16 @@ func New(cfg Config, logger *slog.Logger) (*App, error) {
 	})
 	if err != nil {
 		return nil, err
+	}
+	for source, n := range map[string]func() int64{
+		"keycloak": func() int64 { k, _ := dir.Stats(); return k },
+		"cache":    func() int64 { _, c := dir.Stats(); return c },
+	} {
+		srv.Metrics().Registry.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Name:        "claims_provider_user_lookups_total",
+			Help:        "User lookups by email, by source: asked of Keycloak, or answered from the cache (-user-cache-ttl).",
+			ConstLabels: prometheus.Labels{"source": source},
+		}, func() float64 { return float64(n()) }))
 	}
 	return &App{cfg: cfg, log: logger, Keys: ks, Users: dir, Server: srv}, nil
 }

@@ -12,6 +12,8 @@ import (
 	"io"
 	"net/http"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/Nerzal/gocloak/v13"
@@ -57,6 +59,14 @@ type Config struct {
 	// Transport for outgoing calls; default httpclient.Transport() (idle
 	// connections kept for concurrent lookups).
 	Transport http.RoundTripper
+	// CacheTTL keeps a user found (enabled, with that email) this long, so
+	// that claims tokens for one sender do not ask Keycloak each time; 0
+	// asks Keycloak for every lookup. Refusals (unknown, disabled,
+	// ambiguous) and failures are never kept.
+	CacheTTL time.Duration
+	// CacheSize bounds the users kept; default 10,000 (the cache is emptied
+	// when full).
+	CacheSize int
 }
 
 // Directory finds users by email.
@@ -64,6 +74,19 @@ type Directory struct {
 	gc     *gocloak.GoCloak
 	realm  string
 	tokens *tokensource.Cache
+
+	ttl     time.Duration
+	size    int
+	now     func() time.Time
+	mu      sync.Mutex
+	found   map[string]cachedUser // lower-cased email -> user
+	lookups atomic.Int64          // asked of Keycloak
+	hits    atomic.Int64          // answered from the cache
+}
+
+type cachedUser struct {
+	u     User
+	until time.Time
 }
 
 // New makes a Directory; nothing is fetched until the first call.
@@ -85,7 +108,13 @@ func New(cfg Config) (*Directory, error) {
 		SetTimeout(cfg.Timeout).
 		SetRedirectPolicy(resty.NoRedirectPolicy()).
 		SetTransport(&limitTransport{base: cfg.Transport, max: cfg.MaxResponseBytes})
-	d := &Directory{gc: gc, realm: cfg.Realm}
+	if cfg.CacheTTL < 0 {
+		return nil, errors.New("users: negative cache TTL")
+	}
+	if cfg.CacheSize <= 0 {
+		cfg.CacheSize = 10000
+	}
+	d := &Directory{gc: gc, realm: cfg.Realm, ttl: cfg.CacheTTL, size: cfg.CacheSize, now: time.Now, found: map[string]cachedUser{}}
 	clientID, secret, realm := cfg.ClientID, cfg.ClientSecret, cfg.Realm
 	d.tokens = tokensource.New(func(ctx context.Context) (string, time.Duration, error) {
 		jwt, err := gc.LoginClient(ctx, clientID, secret, realm)
@@ -105,11 +134,51 @@ const MaxEmailLength = 254
 
 // ByEmail finds the one enabled user whose email is exactly email (compared
 // case-insensitively, as Keycloak stores emails in lower case). Service
-// accounts are no people: they are not found.
+// accounts are no people: they are not found. With a CacheTTL, a user found
+// is answered from memory for that long.
 func (d *Directory) ByEmail(ctx context.Context, email string) (User, error) {
 	if email == "" || len(email) > MaxEmailLength {
 		return User{}, fmt.Errorf("%w: email of %d bytes", ErrNotFound, len(email))
 	}
+	if d.ttl <= 0 {
+		d.lookups.Add(1)
+		return d.lookup(ctx, email)
+	}
+	key := strings.ToLower(email)
+	d.mu.Lock()
+	c, ok := d.found[key]
+	d.mu.Unlock()
+	if ok && d.now().Before(c.until) {
+		d.hits.Add(1)
+		return c.u, nil
+	}
+	d.lookups.Add(1)
+	u, err := d.lookup(ctx, email)
+	if err != nil {
+		if ok {
+			d.mu.Lock()
+			if cur, still := d.found[key]; still && cur.until == c.until {
+				delete(d.found, key) // a refusal replaces what was known
+			}
+			d.mu.Unlock()
+		}
+		return u, err
+	}
+	d.mu.Lock()
+	if len(d.found) >= d.size {
+		clear(d.found)
+	}
+	d.found[key] = cachedUser{u: u, until: d.now().Add(d.ttl)}
+	d.mu.Unlock()
+	return u, nil
+}
+
+// Stats says how many lookups went to Keycloak and how many the cache
+// answered.
+func (d *Directory) Stats() (keycloak, cached int64) { return d.lookups.Load(), d.hits.Load() }
+
+// lookup asks Keycloak.
+func (d *Directory) lookup(ctx context.Context, email string) (User, error) {
 	var found []*gocloak.User
 	err := d.withToken(ctx, func(tok string) error {
 		var err error
