@@ -4,6 +4,9 @@ import java.io.ByteArrayOutputStream;
 import java.io.IOException;
 import java.io.InputStream;
 import java.net.URI;
+import java.util.concurrent.ScheduledFuture;
+import java.util.concurrent.ScheduledThreadPoolExecutor;
+import java.util.concurrent.TimeUnit;
 
 import org.apache.http.HttpEntity;
 import org.apache.http.client.config.RequestConfig;
@@ -15,8 +18,26 @@ import org.apache.http.impl.client.CloseableHttpClient;
  * Fetches through the HTTP client of Keycloak's {@code HttpClientProvider} (its truststore and
  * proxy settings), after the {@link UrlGuard} check: no redirects, a connect/read timeout, an
  * overall deadline, status 200 only, and a response size cap.
+ *
+ * <p>The deadline (twice the timeout) covers the whole exchange: a watchdog aborts the request
+ * when it passes, wherever it is. The socket timeout alone does not bound a server that sends
+ * its status line and then one header byte just before each timeout, and would keep a Keycloak
+ * request thread for as long as that server wishes.
  */
 final class KeycloakHttpFetcher implements HttpFetcher {
+
+    /** Aborts requests that pass their deadline; one daemon thread for all fetches. */
+    private static final ScheduledThreadPoolExecutor WATCHDOG = watchdog();
+
+    private static ScheduledThreadPoolExecutor watchdog() {
+        ScheduledThreadPoolExecutor e = new ScheduledThreadPoolExecutor(1, r -> {
+            Thread t = new Thread(r, "claims-token-fetch-deadline");
+            t.setDaemon(true);
+            return t;
+        });
+        e.setRemoveOnCancelPolicy(true);
+        return e;
+    }
 
     private final CloseableHttpClient client;
     private final UrlGuard guard;
@@ -42,6 +63,7 @@ final class KeycloakHttpFetcher implements HttpFetcher {
                 .build());
         get.setHeader("Accept", "application/json");
         long deadline = System.nanoTime() + 2L * timeoutMillis * 1_000_000L;
+        ScheduledFuture<?> abort = WATCHDOG.schedule(get::abort, 2L * timeoutMillis, TimeUnit.MILLISECONDS);
         try (CloseableHttpResponse response = client.execute(get)) {
             int status = response.getStatusLine().getStatusCode();
             HttpEntity entity = response.getEntity();
@@ -54,7 +76,13 @@ final class KeycloakHttpFetcher implements HttpFetcher {
             try (InputStream in = entity.getContent()) {
                 return readBounded(in, maxBytes, deadline, get);
             }
+        } catch (IOException e) {
+            if (get.isAborted()) {
+                throw new IOException("response too slow");
+            }
+            throw e;
         } finally {
+            abort.cancel(false);
             get.releaseConnection();
         }
     }

@@ -6,7 +6,10 @@ import static org.junit.jupiter.api.Assertions.assertThrows;
 
 import java.io.IOException;
 import java.io.OutputStream;
+import java.net.InetAddress;
 import java.net.InetSocketAddress;
+import java.net.ServerSocket;
+import java.net.Socket;
 import java.net.URI;
 import java.nio.charset.StandardCharsets;
 import java.util.concurrent.atomic.AtomicInteger;
@@ -113,6 +116,34 @@ class KeycloakHttpFetcherTest {
     @Test
     void onlyStatus200() {
         assertThrows(IOException.class, () -> fetcher(true).get(URI.create(base + "/missing")));
+    }
+
+    @Test
+    void headersTrickledUnderTheSocketTimeoutStillEndAtTheDeadline() throws Exception {
+        // Status line, then a header line every 200 ms: the 500 ms socket timeout never fires,
+        // only the overall deadline (twice the timeout) ends the exchange.
+        try (ServerSocket slow = new ServerSocket(0, 1, InetAddress.getLoopbackAddress())) {
+            Thread server = new Thread(() -> {
+                try (Socket s = slow.accept(); OutputStream o = s.getOutputStream()) {
+                    o.write("HTTP/1.1 200 OK\r\n".getBytes(StandardCharsets.US_ASCII));
+                    for (int i = 0; i < 100; i++) {
+                        o.write("X-Slow: a\r\n".getBytes(StandardCharsets.US_ASCII));
+                        o.flush();
+                        Thread.sleep(200);
+                    }
+                } catch (IOException | InterruptedException e) {
+                    // the client hung up: expected
+                }
+            });
+            server.setDaemon(true);
+            server.start();
+            long t0 = System.nanoTime();
+            IOException e = assertThrows(IOException.class,
+                    () -> fetcher(true).get(URI.create("http://127.0.0.1:" + slow.getLocalPort() + "/jwks")));
+            long ms = (System.nanoTime() - t0) / 1_000_000;
+            org.junit.jupiter.api.Assertions.assertTrue(ms < 5000, "took " + ms + " ms with a 1000 ms deadline");
+            assertEquals("response too slow", e.getMessage());
+        }
     }
 
     @Test
