@@ -10,8 +10,8 @@ import java.util.Locale;
 
 /**
  * Decides whether the policy may fetch a URL: https only, and the host must resolve only to
- * public addresses (no loopback, private, link-local, unique-local, CGNAT, multicast or
- * unspecified ones). With {@code allowInsecureUrls} both rules are lifted (development only).
+ * public addresses (no loopback, private, link-local, unique-local, CGNAT, multicast,
+ * documentation or unspecified ones). With {@code allowInsecureUrls} both rules are lifted (development only).
  */
 final class UrlGuard {
 
@@ -80,6 +80,10 @@ final class UrlGuard {
             }
             if (b0 == 198 && (b1 == 18 || b1 == 19)) {
                 return false; // 198.18.0.0/15 benchmarking
+            }
+            if ((b0 == 192 && b1 == 0 && (b[2] & 0xff) == 2) || (b0 == 198 && b1 == 51 && (b[2] & 0xff) == 100)
+                    || (b0 == 203 && b1 == 0 && (b[2] & 0xff) == 113)) {
+                return false; // 192.0.2.0/24, 198.51.100.0/24, 203.0.113.0/24 documentation (TEST-NET-1 to 3)
             }
             return true;
         }

@@ -32,6 +32,7 @@ class UrlGuardTest {
     @ParameterizedTest
     @ValueSource(strings = {"127.0.0.1", "127.5.6.7", "10.1.2.3", "172.16.0.1", "172.31.255.255", "192.168.1.1", "169.254.169.254",
             "0.0.0.0", "100.64.0.1", "100.127.255.255", "224.0.0.1", "255.255.255.255", "192.0.0.8", "198.18.0.1",
+            "192.0.2.1", "198.51.100.7", "203.0.113.255",
             "::1", "::", "fe80::1", "fc00::1", "fd12:3456::1", "fec0::1", "ff02::1", "::ffff:127.0.0.1", "::ffff:10.0.0.1",
             "::ffff:169.254.169.254", "2001:db8::1", "64:ff9b::a00:1"})
     void nonPublicAddressesRefused(String address) throws Exception {
@@ -40,7 +41,7 @@ class UrlGuardTest {
     }
 
     @ParameterizedTest
-    @ValueSource(strings = {"93.184.215.14", "8.8.8.8", "100.63.255.255", "100.128.0.1", "172.32.0.1", "2606:2800:21f:cb07:6820:80da:af6b:8b2c",
+    @ValueSource(strings = {"93.184.215.14", "8.8.8.8", "100.63.255.255", "100.128.0.1", "172.32.0.1", "192.0.3.1", "198.51.101.1", "203.0.114.1", "2606:2800:21f:cb07:6820:80da:af6b:8b2c",
             "::ffff:8.8.8.8"})
     void publicAddressesAllowed(String address) throws Exception {
         assertTrue(UrlGuard.isPublic(InetAddress.getByName(address)), address);
