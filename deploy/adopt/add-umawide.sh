@@ -62,14 +62,18 @@ json() {
   printf '"%s"' "$s"
 }
 
-# id of a client, empty when there is none.
-client_id() { kc get clients -r "$1" -q clientId="$2" --fields id --format csv --noquotes; }
-
-for pair in "$AUTHN_REALM claims-provider" "$AUTHN_REALM rqp-client" \
-  "$AUTHZ_REALM resource-server" "$AUTHZ_REALM rqp-client" "$AUTHZ_REALM incoming-app"; do
-  set -- $pair
-  if [ -n "$(client_id "$1" "$2")" ]; then
-    echo "add-umawide: realm $1 has a client $2 already: nothing changed" >&2
+clients() { kc get clients -r "$1" --fields clientId --format csv --noquotes; }
+existing_authn=$(clients "$AUTHN_REALM")
+existing_authz=$(clients "$AUTHZ_REALM")
+for c in claims-provider rqp-client; do
+  if grep -qx "$c" <<<"$existing_authn"; then
+    echo "add-umawide: realm $AUTHN_REALM has a client $c already: nothing changed" >&2
+    exit 1
+  fi
+done
+for c in resource-server rqp-client incoming-app; do
+  if grep -qx "$c" <<<"$existing_authz"; then
+    echo "add-umawide: realm $AUTHZ_REALM has a client $c already: nothing changed" >&2
     exit 1
   fi
 done
@@ -176,18 +180,9 @@ kc create clients -r "$AUTHZ_REALM" -i -f - >/dev/null <<EOF
   }
 }
 EOF
-rs=$(client_id "$AUTHZ_REALM" resource-server)
-# Keycloak's defaults for a new authorization client: not wanted.
-for kind in permission policy; do
-  for name in "Default Permission" "Default Policy"; do
-    id=$(kc get "clients/$rs/authz/resource-server/$kind" -r "$AUTHZ_REALM" -q name="$name" --fields id,name --format csv --noquotes |
-      awk -F, -v n="$name" '$2 == n {print $1}')
-    [ -z "$id" ] || kc delete "clients/$rs/authz/resource-server/policy/$id" -r "$AUTHZ_REALM"
-  done
-done
-id=$(kc get "clients/$rs/authz/resource-server/resource" -r "$AUTHZ_REALM" -q name="Default Resource" --fields _id,name --format csv --noquotes |
-  awk -F, '$2 == "Default Resource" {print $1}')
-[ -z "$id" ] || kc delete "clients/$rs/authz/resource-server/resource/$id" -r "$AUTHZ_REALM"
+# (Given with the client, the authorization settings replace Keycloak's
+# defaults for a new authorization client: no "Default Policy" that would
+# grant everything, no "Default Resource".)
 # The Resource Server's service account: the protection API (uma_protection,
 # given by Keycloak when authorization services are enabled, added here if
 # not) and reading users (an owner who is no user of the realm gets 404).

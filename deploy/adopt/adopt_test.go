@@ -16,6 +16,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"sort"
 	"strings"
 	"testing"
 	"time"
@@ -122,6 +123,35 @@ func TestAddUmawideToExistingRealms(t *testing.T) {
 		t.Fatalf("add-umawide.sh: exit %d %v\n%s", code, err, out)
 	}
 	t.Logf("add-umawide.sh (%v):\n%s", time.Since(began).Round(time.Second), out)
+
+	// Exactly umawide's authorization settings: no defaults of a new
+	// authorization client (a "Default Policy" granting everything).
+	var clients []struct {
+		ID string `json:"id"`
+	}
+	if err := kc.Admin(ctx, "GET", "/"+authz+"/clients?clientId=resource-server", nil, &clients); err != nil || len(clients) != 1 {
+		t.Fatalf("resource-server client: %v %v", clients, err)
+	}
+	var settings struct {
+		Resources []struct{ Name string } `json:"resources"`
+		Scopes    []struct{ Name string } `json:"scopes"`
+		Policies  []struct {
+			Name, Type string
+			Config     map[string]string
+		} `json:"policies"`
+	}
+	if err := kc.Admin(ctx, "GET", "/"+authz+"/clients/"+clients[0].ID+"/authz/resource-server/settings", nil, &settings); err != nil {
+		t.Fatal(err)
+	}
+	var policies []string
+	for _, p := range settings.Policies {
+		policies = append(policies, p.Type+":"+p.Name)
+	}
+	sort.Strings(policies)
+	if len(settings.Resources) != 0 || len(settings.Scopes) != 1 || settings.Scopes[0].Name != "create" ||
+		strings.Join(policies, ",") != "claims-token:claims token,scope:create in Incoming" {
+		t.Fatalf("authorization settings: resources %v, scopes %v, policies %v", settings.Resources, settings.Scopes, policies)
+	}
 
 	// Run again: it changes nothing and says so.
 	out, code, err = run(ctx, script, nil, env)
