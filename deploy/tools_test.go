@@ -25,7 +25,8 @@ import (
 // tools are what the checks compare the deployment files with, made once
 // per test binary from the real repository.
 type tools struct {
-	root string
+	root   string
+	binDir string
 	// bins are the Go programs the root Dockerfile builds, built here from
 	// the Docker build context (the repository less .dockerignore) with
 	// the Dockerfile's own go build command.
@@ -43,10 +44,20 @@ type tools struct {
 }
 
 var (
+	builtDir  string // the binaries' folder, once made
 	toolsOnce sync.Once
 	toolsVal  *tools
 	toolsErr  error
 )
+
+// TestMain removes the binaries the tests built.
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if builtDir != "" {
+		os.RemoveAll(builtDir)
+	}
+	os.Exit(code)
+}
 
 func getTools(t *testing.T) *tools {
 	t.Helper()
@@ -91,8 +102,7 @@ func makeTools() (*tools, error) {
 	if err != nil {
 		return nil, err
 	}
-	// The binaries live as long as the test process: removed by the OS's
-	// temp cleaning, and small.
+	tl.binDir, builtDir = binDir, binDir // removed by TestMain
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
 	defer cancel()
 	args := append([]string{"build", "-trimpath", "-o", binDir + string(os.PathSeparator)}, pkgs...)
