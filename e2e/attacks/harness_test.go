@@ -22,6 +22,7 @@ import (
 	"github.com/umawide/umawide/internal/kctest"
 	"github.com/umawide/umawide/internal/testcp"
 	"github.com/umawide/umawide/internal/uma"
+	"github.com/umawide/umawide/keycloak/launcher"
 )
 
 func TestMain(m *testing.M) { kctest.Main(m) }
@@ -53,18 +54,27 @@ type suite struct {
 	carolPass string
 }
 
-func newSuite(t *testing.T) *suite {
+func newSuite(t *testing.T) *suite { return newSuiteWith(t, nil, nil) }
+
+// newSuiteWith builds the suite on kc (default: the package's Keycloak);
+// policy, when set, replaces the claims-token policy's config of the realm
+// copy (which otherwise also trusts the partner for partner.example).
+func newSuiteWith(t *testing.T, kc *launcher.Keycloak, policy func(conf map[string]any)) *suite {
 	partner, attacker := testcp.New(t), testcp.New(t)
 	s := &suite{partner: partner, attacker: attacker, carolPass: "carol-" + e2etest.RandomHex(6)}
-	s.World = e2etest.New(t, e2etest.Options{RealmPrefix: "bar-atk-", MutateRealm: func(rep map[string]any) {
+	s.World = e2etest.New(t, e2etest.Options{KC: kc, RealmPrefix: "bar-atk-", MutateRealm: func(rep map[string]any) {
 		conf := e2etest.FindPolicy(rep, "claims-token")["config"].(map[string]any)
-		var providers []map[string]any
-		if err := json.Unmarshal([]byte(conf["claimsProviders"].(string)), &providers); err != nil {
-			t.Fatal(err)
+		if policy != nil {
+			policy(conf)
+		} else {
+			var providers []map[string]any
+			if err := json.Unmarshal([]byte(conf["claimsProviders"].(string)), &providers); err != nil {
+				t.Fatal(err)
+			}
+			providers = append(providers, map[string]any{"issuer": partner.Issuer, "jwks_uri": partner.JWKSURI(), "domains": []string{partnerDomain}})
+			data, _ := json.Marshal(providers)
+			conf["claimsProviders"] = string(data)
 		}
-		providers = append(providers, map[string]any{"issuer": partner.Issuer, "jwks_uri": partner.JWKSURI(), "domains": []string{partnerDomain}})
-		data, _ := json.Marshal(providers)
-		conf["claimsProviders"] = string(data)
 
 		users, _ := rep["users"].([]any)
 		rep["users"] = append(users, map[string]any{
