@@ -61,6 +61,7 @@ type options struct {
 	kcJavaOpts                string
 	cpAlg                     string
 	rsFlags                   string
+	cmpHeap, cmpJavaOpts      string
 	goBench                   bool
 	goBenchtime               string
 	flows                     bool
@@ -72,7 +73,7 @@ func main() {
 	fs.IntVar(&o.n, "n", 500, "pushes per variant (measured)")
 	fs.IntVar(&o.c, "c", 8, "concurrent pushes")
 	fs.IntVar(&o.batch, "batch", 50, "pushes per batch; batches of the two variants alternate")
-	fs.IntVar(&o.warmup, "warmup", 40, "pushes per variant before measuring (JIT, caches, connections)")
+	fs.IntVar(&o.warmup, "warmup", 200, "pushes per variant before measuring (JIT, caches, connections)")
 	fs.IntVar(&o.size, "size", 1024, "message size in bytes")
 	fs.StringVar(&o.out, "out", "bench/results/latest.json", "JSON result file (relative to the repository root)")
 	fs.StringVar(&o.workDir, "work-dir", "", "folder for binaries, logs, keys and databases (default a fresh one under .run/bench)")
@@ -81,6 +82,8 @@ func main() {
 	fs.IntVar(&o.kcPID, "keycloak-pid", 0, "process group of an external Keycloak, to measure its CPU and memory")
 	fs.StringVar(&o.kcHeap, "keycloak-heap", "", "Keycloak's -Xmx in process mode (default the launcher's)")
 	fs.StringVar(&o.kcJavaOpts, "keycloak-java-opts", "", "more JVM options for Keycloak in process mode (UMAWIDE_KEYCLOAK_JAVA_OPTS)")
+	fs.StringVar(&o.cmpHeap, "compare-keycloak-heap", "", "also run the flow against a second Keycloak with this -Xmx (variant ours_B, alternating with the others)")
+	fs.StringVar(&o.cmpJavaOpts, "compare-keycloak-java-opts", "", "also run the flow against a second Keycloak with these JVM options, e.g. \"-XX:-UseG1GC -XX:+UseParallelGC\" (variant ours_B)")
 	fs.StringVar(&o.cpAlg, "claims-alg", "ES256", "the Claims Provider's signing algorithm")
 	fs.StringVar(&o.rsFlags, "rs-flags", "", "more flags for both Resource Servers (space-separated)")
 	fs.BoolVar(&o.goBench, "go-bench", true, "also run the Go benchmarks of the hot paths")
@@ -174,181 +177,251 @@ func freeAddr() (string, error) {
 	return "127.0.0.1:" + strconv.Itoa(p), nil
 }
 
-// runFlows starts the stack, runs both variants and stops everything.
-func runFlows(ctx context.Context, o options, root string, log *slog.Logger, r *Result) (err error) {
-	dir := o.workDir
-	if dir == "" {
-		base := filepath.Join(root, ".run", "bench")
-		if err := os.MkdirAll(base, 0o755); err != nil {
-			return err
-		}
-		if dir, err = os.MkdirTemp(base, "run-"); err != nil {
-			return err
-		}
-		if !o.keep {
-			defer func() {
-				if err == nil {
-					os.RemoveAll(dir)
-				} else {
-					fmt.Fprintf(os.Stderr, "bench: logs kept in %s\n", dir)
-				}
-			}()
-		}
-	}
-	log.Info("building the services", "dir", dir)
-	bin, err := stack.Build(ctx, filepath.Join(dir, "bin"), "claims-provider", "resource-server")
-	if err != nil {
-		return err
-	}
+// env is one run's working folder, binaries and what to undo at the end.
+type env struct {
+	o       options
+	dir     string
+	bin     map[string]string
+	log     *slog.Logger
+	closers []func()
+}
 
-	mode := launcher.Mode(o.kcMode)
+func (e *env) close() {
+	for i := len(e.closers) - 1; i >= 0; i-- {
+		e.closers[i]()
+	}
+}
+
+// deployment is one Keycloak with a Claims Provider, a Resource Server for
+// a realm copy applying the claims-token policy and, optionally, one for a
+// copy applying the stock policy.
+type deployment struct {
+	kc                      *launcher.Keycloak
+	kcC, cpC, rsC, rsStockC component
+	cpURL, ourTo, stockTo   string
+	ourRealm, stockRealm    string
+}
+
+// deploy starts a deployment; label ("" or "_B") names its components.
+func (e *env) deploy(ctx context.Context, label, heap, javaOpts string, withStock bool) (*deployment, error) {
+	mode := launcher.Mode(e.o.kcMode)
 	if mode == "" {
 		mode = launcher.ModeProcess
 		if os.Getenv("KEYCLOAK_URL") != "" {
 			mode = launcher.ModeExternal
 		}
 	}
-	if o.kcJavaOpts != "" {
-		os.Setenv("UMAWIDE_KEYCLOAK_JAVA_OPTS", o.kcJavaOpts)
-	}
-	log.Info("starting Keycloak", "mode", mode)
-	kc, err := launcher.Start(ctx, launcher.Options{Mode: mode, MaxHeap: o.kcHeap, Logger: log,
-		LogPath: filepath.Join(dir, "logs", "keycloak.log")})
+	e.log.Info("starting Keycloak", "mode", mode, "deployment", label, "heap", heap, "java_opts", javaOpts)
+	kc, err := launcher.Start(ctx, launcher.Options{Mode: mode, MaxHeap: heap, JavaOpts: javaOpts, Logger: e.log,
+		LogPath: filepath.Join(e.dir, "logs", "keycloak"+label+".log")})
 	if err != nil {
-		return err
+		return nil, err
 	}
-	defer func() {
-		if serr := kc.Stop(context.Background()); serr != nil {
-			log.Warn("stopping Keycloak", "err", serr)
+	e.closers = append(e.closers, func() {
+		if err := kc.Stop(context.Background()); err != nil {
+			e.log.Warn("stopping Keycloak", "err", err)
 		}
-	}()
-	r.Config.KeycloakMode = string(kc.Mode)
-	if r.Config.KeycloakHeap == "" && kc.Mode == launcher.ModeProcess {
-		r.Config.KeycloakHeap = "640m (launcher default)"
-	}
-	kcComp := component{Name: compKeycloak, PID: kc.PID, Group: true}
+	})
+	d := &deployment{kc: kc, kcC: component{Name: compKeycloak + label, PID: kc.PID, Group: true}}
 	if kc.Mode != launcher.ModeProcess {
-		kcComp.PID = o.kcPID
+		d.kcC.PID = e.o.kcPID
 	}
-
 	cpAddr, err := freeAddr()
 	if err != nil {
-		return err
+		return nil, err
 	}
-	cpURL := "http://" + cpAddr
+	d.cpURL = "http://" + cpAddr
 	suffix := randomHex(4)
-	ourRealm, stockRealm := "bar-bench-"+suffix, "bar-bench-stock-"+suffix
-	for _, c := range []launcher.BarCopy{{Name: ourRealm, ClaimsProviderURL: cpURL}, {Name: stockRealm, Stock: true, ClaimsProviderURL: cpURL}} {
+	d.ourRealm, d.stockRealm = "bar-bench-"+suffix, "bar-bench-stock-"+suffix
+	copies := []launcher.BarCopy{{Name: d.ourRealm, ClaimsProviderURL: d.cpURL}}
+	if withStock {
+		copies = append(copies, launcher.BarCopy{Name: d.stockRealm, Stock: true, ClaimsProviderURL: d.cpURL})
+	}
+	for _, c := range copies {
 		ictx, cancel := context.WithTimeout(ctx, 2*time.Minute)
 		err := kc.ImportBarCopy(ictx, c)
 		cancel()
 		if err != nil {
-			return fmt.Errorf("importing realm %s: %w", c.Name, err)
+			return nil, fmt.Errorf("importing realm %s: %w", c.Name, err)
 		}
 		name := c.Name
-		defer func() {
+		e.closers = append(e.closers, func() {
 			dctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 			defer cancel()
-			if derr := kc.DeleteRealm(dctx, name); derr != nil {
-				log.Warn("deleting realm", "realm", name, "err", derr)
+			if err := kc.DeleteRealm(dctx, name); err != nil {
+				e.log.Warn("deleting realm", "realm", name, "err", err)
 			}
-		}()
+		})
 	}
-
-	var services []*stack.Service
-	defer func() {
-		for _, s := range services {
-			if serr := s.Stop(context.Background()); serr != nil {
-				log.Warn("stopping service", "name", s.Name, "err", serr)
-			}
-		}
-	}()
-	start := func(spec stack.Spec) (*stack.Service, error) {
+	start := func(spec stack.Spec) (component, error) {
 		sctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
 		defer cancel()
 		s, err := stack.Start(sctx, spec)
-		if err == nil {
-			services = append(services, s)
+		if err != nil {
+			return component{}, err
 		}
-		return s, err
+		e.closers = append(e.closers, func() {
+			if err := s.Stop(context.Background()); err != nil {
+				e.log.Warn("stopping service", "name", s.Name, "err", err)
+			}
+		})
+		return component{Name: spec.Name, PID: s.PID}, nil
 	}
-	cp, err := start(stack.ClaimsProvider{
-		Binary: bin["claims-provider"], Listen: cpAddr, KeycloakURL: kc.BaseURL, Realm: "foo",
-		KeyDir: stack.KeyDir(dir), LogPath: stack.LogPath(dir, "claims-provider"),
-		Extra: []string{"-alg", o.cpAlg},
-	}.Spec())
-	if err != nil {
-		return err
+	cpSpec := stack.ClaimsProvider{
+		Binary: e.bin["claims-provider"], Listen: cpAddr, KeycloakURL: kc.BaseURL, Realm: "foo",
+		KeyDir: filepath.Join(e.dir, "claims-provider-keys"+label), LogPath: stack.LogPath(e.dir, "claims-provider"+label),
+		Extra: []string{"-alg", e.o.cpAlg},
+	}.Spec()
+	cpSpec.Name = compClaimsProvider + label
+	if d.cpC, err = start(cpSpec); err != nil {
+		return nil, err
 	}
-	rsExtra := strings.Fields(o.rsFlags)
-	startRS := func(name, realm string) (*stack.Service, string, error) {
+	startRS := func(name, realm string) (component, string, error) {
 		addr, err := freeAddr()
 		if err != nil {
-			return nil, "", err
+			return component{}, "", err
 		}
 		spec := stack.ResourceServer{
-			Binary: bin["resource-server"], Listen: addr, KeycloakURL: kc.BaseURL, Realm: realm,
-			DB: filepath.Join(dir, name+".db"), LogPath: stack.LogPath(dir, name), Extra: rsExtra,
+			Binary: e.bin["resource-server"], Listen: addr, KeycloakURL: kc.BaseURL, Realm: realm,
+			DB: filepath.Join(e.dir, name+".db"), LogPath: stack.LogPath(e.dir, name), Extra: strings.Fields(e.o.rsFlags),
 		}.Spec()
 		spec.Name = name
-		s, err := start(spec)
-		return s, "http://" + addr + "/incoming/bob", err
+		c, err := start(spec)
+		return c, "http://" + addr + "/incoming/bob", err
 	}
-	rsOurs, ourTo, err := startRS("resource-server", ourRealm)
-	if err != nil {
-		return err
+	if d.rsC, d.ourTo, err = startRS(compResourceServer+label, d.ourRealm); err != nil {
+		return nil, err
 	}
-	rsStock, stockTo, err := startRS("resource-server-stock", stockRealm)
-	if err != nil {
-		return err
+	if withStock {
+		if d.rsStockC, d.stockTo, err = startRS(compResourceServer+"_stock"+label, d.stockRealm); err != nil {
+			return nil, err
+		}
 	}
+	return d, nil
+}
 
-	// Both clients count their connects: connection reuse shows as few of
-	// them per flow.
+// variantRun is a variant with what it runs on: its flow, the components
+// whose CPU it is charged (by role), its Keycloak's management URL and its
+// client's dial counter.
+type variantRun struct {
+	v     *Variant
+	flow  flow
+	comps map[string]component
+	mgmt  string
+	dials *atomic.Int64
+}
+
+// ourVariant is the umawide flow on deployment d.
+func ourVariant(d *deployment, name, desc string) (*variantRun, error) {
+	// The client counts its connects: connection reuse shows as few of them per flow.
 	hc := rqp.DefaultHTTPClient()
-	oursDials := countDials(hc)
+	dials := countDials(hc)
 	client, err := rqp.New(rqp.Config{
-		AuthN:          rqp.AuthN{Issuer: kc.IssuerURL("foo"), ClientID: "rqp-client", ClientSecret: rqpSecret},
-		ClaimsProvider: rqp.ClaimsProvider{URL: cpURL},
-		Registrations:  []rqp.Registration{{Issuer: kc.IssuerURL(ourRealm), ClientID: "rqp-client", ClientSecret: rqpSecret}},
+		AuthN:          rqp.AuthN{Issuer: d.kc.IssuerURL("foo"), ClientID: "rqp-client", ClientSecret: rqpSecret},
+		ClaimsProvider: rqp.ClaimsProvider{URL: d.cpURL},
+		Registrations:  []rqp.Registration{{Issuer: d.kc.IssuerURL(d.ourRealm), ClientID: "rqp-client", ClientSecret: rqpSecret}},
 		HTTPClient:     hc,
 	})
 	if err != nil {
+		return nil, err
+	}
+	return &variantRun{
+		v:    &Variant{Name: name, Description: desc, cpu: map[string]time.Duration{}},
+		flow: &ourFlow{client: client, to: d.ourTo},
+		comps: map[string]component{compKeycloak: d.kcC, compClaimsProvider: d.cpC, compResourceServer: d.rsC,
+			compClient: {Name: compClient, Self: true}},
+		mgmt: d.kc.ManagementURL, dials: dials,
+	}, nil
+}
+
+// stockVariant is the baseline on deployment d.
+func stockVariant(ctx context.Context, d *deployment) (*variantRun, error) {
+	hc := rqp.DefaultHTTPClient()
+	dials := countDials(hc)
+	hc.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+	f, err := newStockFlow(ctx, hc, d.stockTo, d.kc.IssuerURL(d.stockRealm), "rqp-client", rqpSecret, d.cpURL)
+	if err != nil {
+		return nil, err
+	}
+	return &variantRun{
+		v: &Variant{Name: "stock", Description: "stock Keycloak UMA: ticket, uma-ticket grant with unsigned pushed claims (stock client policy), POST; no AuthN token, no Claims Provider",
+			cpu: map[string]time.Duration{}},
+		flow:  f,
+		comps: map[string]component{compKeycloak: d.kcC, compResourceServer: d.rsStockC, compClient: {Name: compClient, Self: true}},
+		mgmt:  d.kc.ManagementURL, dials: dials,
+	}, nil
+}
+
+// runFlows starts the stack, runs the variants and stops everything.
+func runFlows(ctx context.Context, o options, root string, log *slog.Logger, r *Result) (err error) {
+	e := &env{o: o, dir: o.workDir, log: log}
+	if e.dir == "" {
+		base := filepath.Join(root, ".run", "bench")
+		if err := os.MkdirAll(base, 0o755); err != nil {
+			return err
+		}
+		if e.dir, err = os.MkdirTemp(base, "run-"); err != nil {
+			return err
+		}
+		if !o.keep {
+			defer func() {
+				if err == nil {
+					os.RemoveAll(e.dir)
+				} else {
+					fmt.Fprintf(os.Stderr, "bench: logs kept in %s\n", e.dir)
+				}
+			}()
+		}
+	}
+	defer e.close()
+	log.Info("building the services", "dir", e.dir)
+	if e.bin, err = stack.Build(ctx, filepath.Join(e.dir, "bin"), "claims-provider", "resource-server"); err != nil {
 		return err
 	}
-	ours := &ourFlow{client: client, to: ourTo}
-	stockHC := rqp.DefaultHTTPClient()
-	stockDials := countDials(stockHC)
-	stockHC.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
-	stock, err := newStockFlow(ctx, stockHC, stockTo, kc.IssuerURL(stockRealm), "rqp-client", rqpSecret, cpURL)
+	a, err := e.deploy(ctx, "", o.kcHeap, o.kcJavaOpts, true)
 	if err != nil {
 		return err
 	}
-
-	comps := []component{
-		kcComp,
-		{Name: compClaimsProvider, PID: cp.PID},
-		{Name: compResourceServer, PID: rsOurs.PID},
-		{Name: compResourceServer + "_stock", PID: rsStock.PID},
-		{Name: compClient, Self: true},
+	r.Config.KeycloakMode = string(a.kc.Mode)
+	if r.Config.KeycloakHeap == "" && a.kc.Mode == launcher.ModeProcess {
+		r.Config.KeycloakHeap = "640m (launcher default)"
 	}
-	variants := []*Variant{
-		{Name: "ours", Description: "umawide: rqp library, steps 1-10, claims-token policy, Claims Provider", cpu: map[string]time.Duration{}},
-		{Name: "stock", Description: "stock Keycloak UMA: ticket, uma-ticket grant with unsigned pushed claims (stock client policy), POST; no AuthN token, no Claims Provider", cpu: map[string]time.Duration{}},
+	ours, err := ourVariant(a, "ours", "umawide: rqp library, steps 1-10, claims-token policy, Claims Provider")
+	if err != nil {
+		return err
 	}
-	flows := []flow{ours, stock}
-	dials := []*atomic.Int64{oursDials, stockDials}
-	// Each variant's Resource Server is "the Resource Server" of that variant.
-	rsOf := []string{compResourceServer, compResourceServer + "_stock"}
+	stock, err := stockVariant(ctx, a)
+	if err != nil {
+		return err
+	}
+	runs := []*variantRun{ours, stock}
+	if o.cmpHeap != "" || o.cmpJavaOpts != "" {
+		// A second deployment whose Keycloak differs only in its JVM options:
+		// the same flow against both, alternating, so noise hits both alike.
+		b, err := e.deploy(ctx, "_B", o.cmpHeap, o.cmpJavaOpts, false)
+		if err != nil {
+			return err
+		}
+		heapB := o.cmpHeap
+		if heapB == "" {
+			heapB = "launcher default"
+		}
+		ob, err := ourVariant(b, "ours_B", fmt.Sprintf("the umawide flow against a second Keycloak: heap %s, JVM options %q", heapB, o.cmpJavaOpts))
+		if err != nil {
+			return err
+		}
+		runs = append(runs, ob)
+		r.Config.CompareHeap, r.Config.CompareOpts = o.cmpHeap, o.cmpJavaOpts
+	}
 
 	log.Info("warming up", "pushes_per_variant", o.warmup)
-	for i, f := range flows {
+	for _, vr := range runs {
 		if o.warmup == 0 {
 			break
 		}
-		b := runBatch(ctx, f, o.warmup, o.c, o.size)
+		b := runBatch(ctx, vr.flow, o.warmup, o.c, o.size)
 		if b.errors > 0 {
-			return fmt.Errorf("warm-up of %s: %d of %d pushes failed, first: %s", variants[i].Name, b.errors, o.warmup, b.errSample[0])
+			return fmt.Errorf("warm-up of %s: %d of %d pushes failed, first: %s", vr.v.Name, b.errors, o.warmup, b.errSample[0])
 		}
 	}
 
@@ -357,29 +430,29 @@ func runFlows(ctx context.Context, o options, root string, log *slog.Logger, r *
 	busy0, total0, _ := machineCPU()
 	var loads []float64
 	var oursCPU time.Duration
-	done := make([]int, len(flows))
-	for round := 0; done[0] < o.n || done[1] < o.n; round++ {
-		order := []int{0, 1}
-		if round%2 == 1 {
-			order = []int{1, 0}
-		}
-		for _, vi := range order {
+	done := make([]int, len(runs))
+	for round := 0; ; round++ {
+		progressed := false
+		for k := range runs {
+			vi := (k + round) % len(runs) // each round starts with the next variant
+			vr := runs[vi]
 			n := min(o.batch, o.n-done[vi])
 			if n <= 0 {
 				continue
 			}
+			progressed = true
 			if err := ctx.Err(); err != nil {
 				return err
 			}
-			mBefore := scrapeKeycloak(ctx, kc.ManagementURL)
-			opens, dialed := tcpActiveOpens(), dials[vi].Load()
-			before := snapshot(comps)
-			b := runBatch(ctx, flows[vi], n, o.c, o.size)
-			after := snapshot(comps)
-			v := variants[vi]
+			mBefore := scrapeKeycloak(ctx, vr.mgmt)
+			opens, dialed := tcpActiveOpens(), vr.dials.Load()
+			before := snapshot(vr.comps)
+			b := runBatch(ctx, vr.flow, n, o.c, o.size)
+			after := snapshot(vr.comps)
+			v := vr.v
+			v.kc.add(mBefore, scrapeKeycloak(ctx, vr.mgmt))
 			v.tcpOpens += tcpActiveOpens() - opens
-			v.clientDials += dials[vi].Load() - dialed
-			v.kc.add(mBefore, scrapeKeycloak(ctx, kc.ManagementURL))
+			v.clientDials += vr.dials.Load() - dialed
 			v.wall += b.wall
 			v.samples = append(v.samples, b.samples...)
 			v.Flows += len(b.samples)
@@ -388,29 +461,20 @@ func runFlows(ctx context.Context, o options, root string, log *slog.Logger, r *
 			if len(v.ErrorSample) < 5 {
 				v.ErrorSample = append(v.ErrorSample, b.errSample[:min(len(b.errSample), 5-len(v.ErrorSample))]...)
 			}
-			for _, c := range comps {
-				a, okA := after[c.Name]
-				bb, okB := before[c.Name]
-				if !okA || !okB {
-					continue
+			for role := range vr.comps {
+				a, okA := after[role]
+				bb, okB := before[role]
+				if okA && okB {
+					v.cpu[role] += a - bb
+					oursCPU += a - bb
 				}
-				d := a - bb
-				oursCPU += d
-				name := c.Name
-				switch {
-				case strings.HasPrefix(c.Name, compResourceServer):
-					if c.Name != rsOf[vi] {
-						continue // the other variant's Resource Server idles
-					}
-					name = compResourceServer
-				case c.Name == compClaimsProvider && vi == 1:
-					continue // the baseline has no Claims Provider
-				}
-				v.cpu[name] += d
 			}
 			done[vi] += n
 			loads = append(loads, loadAvg()[0])
-			fmt.Fprintf(os.Stderr, "  %-5s batch of %3d: %6.1f flows/s, %d errors\n", v.Name, n, float64(len(b.samples))/b.wall.Seconds(), b.errors)
+			fmt.Fprintf(os.Stderr, "  %-6s batch of %3d: %6.1f flows/s, %d errors\n", v.Name, n, float64(len(b.samples))/b.wall.Seconds(), b.errors)
+		}
+		if !progressed {
+			break
 		}
 	}
 	busy1, total1, _ := machineCPU()
@@ -435,24 +499,30 @@ func runFlows(ctx context.Context, o options, root string, log *slog.Logger, r *
 	}
 
 	r.PeakMemMiB = map[string]float64{}
-	for _, c := range comps {
-		if m, ok := c.peakMemory(); ok {
-			r.PeakMemMiB[c.Name] = round3(float64(m) / (1 << 20))
+	for _, vr := range runs {
+		for role, c := range vr.comps {
+			if m, ok := c.peakMemory(); ok {
+				name := c.Name
+				if role == compClient {
+					name = compClient
+				}
+				r.PeakMemMiB[name] = round3(float64(m) / (1 << 20))
+			}
 		}
 	}
-	for _, v := range variants {
-		v.finish()
-		r.Variants = append(r.Variants, v)
+	for _, vr := range runs {
+		vr.v.finish()
+		r.Variants = append(r.Variants, vr.v)
 	}
 	return nil
 }
 
-// snapshot reads every component's CPU time.
-func snapshot(comps []component) map[string]time.Duration {
+// snapshot reads the CPU time of each component, by role.
+func snapshot(comps map[string]component) map[string]time.Duration {
 	out := map[string]time.Duration{}
-	for _, c := range comps {
+	for role, c := range comps {
 		if d, ok := c.cpu(); ok {
-			out[c.Name] = d
+			out[role] = d
 		}
 	}
 	return out

@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	"io"
+	"slices"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -111,6 +112,8 @@ type RunConfig struct {
 	KeycloakVer    string `json:"keycloak_version"`
 	StoreBackend   string `json:"resource_server_store"`
 	ExtraRSFlags   string `json:"resource_server_flags,omitempty"`
+	CompareHeap    string `json:"compare_keycloak_max_heap,omitempty"`
+	CompareOpts    string `json:"compare_keycloak_java_opts,omitempty"`
 	GitDescription string `json:"git,omitempty"`
 }
 
@@ -210,6 +213,13 @@ func printTable(w io.Writer, r *Result) {
 		}
 		fmt.Fprintln(tw, strings.Join(append(row, mem), "\t")+"\t")
 	}
+	var extra []string
+	for name, m := range r.PeakMemMiB {
+		if !slices.Contains(componentOrder, name) {
+			extra = append(extra, fmt.Sprintf("%s %.0f MiB", name, m))
+		}
+	}
+	slices.Sort(extra)
 	row := []string{"TCP connects/flow (client, all)"}
 	for _, v := range r.Variants {
 		row = append(row, fmt.Sprintf("%.2f", v.ClientConnectsPerFlow), fmt.Sprintf("%.2f", v.TCPConnectsPerFlow))
@@ -221,6 +231,9 @@ func printTable(w io.Writer, r *Result) {
 	}
 	fmt.Fprintln(tw, strings.Join(append(row, ""), "\t")+"\t")
 	tw.Flush()
+	if len(extra) > 0 {
+		fmt.Fprintln(w, "peak RSS of the others: "+strings.Join(extra, ", "))
+	}
 
 	for _, v := range r.Variants {
 		if len(v.KeycloakEndpoints) == 0 {

@@ -52,6 +52,9 @@ func startContainer(ctx context.Context, opts Options) (*Keycloak, error) {
 		"KC_BOOTSTRAP_ADMIN_PASSWORD": DefaultAdminPassword,
 		"JAVA_OPTS_KC_HEAP":           "-Xms64m -Xmx" + opts.MaxHeap,
 	}
+	if opts.JavaOpts != "" {
+		env["JAVA_OPTS_APPEND"] = opts.JavaOpts
+	}
 	for k, v := range opts.Env {
 		env[k] = v
 	}

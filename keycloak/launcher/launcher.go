@@ -48,6 +48,10 @@ type Options struct {
 	HTTPPort, ManagementPort int
 	// MaxHeap is the JVM's -Xmx; default "640m" (2-core, shared machines).
 	MaxHeap string
+	// JavaOpts are more JVM options, after kc.sh's defaults (which select
+	// G1: switch with "-XX:-UseG1GC -XX:+UseParallelGC") and before
+	// UMAWIDE_KEYCLOAK_JAVA_OPTS.
+	JavaOpts string
 	// LogPath receives Keycloak's output in process mode; default a file in
 	// the instance folder.
 	LogPath string

@@ -291,7 +291,7 @@ func startProcessOnce(ctx context.Context, opts Options) (*Keycloak, error) {
 		"KC_BOOTSTRAP_ADMIN_USERNAME="+DefaultAdminUser,
 		"KC_BOOTSTRAP_ADMIN_PASSWORD="+DefaultAdminPassword,
 		"JAVA_OPTS_KC_HEAP=-Xms64m -Xmx"+opts.MaxHeap+" -XX:MaxMetaspaceSize=256m",
-		"JAVA_OPTS_APPEND="+jvmMarkers()+" "+os.Getenv("UMAWIDE_KEYCLOAK_JAVA_OPTS"),
+		"JAVA_OPTS_APPEND="+strings.Join(strings.Fields(jvmMarkers()+" "+opts.JavaOpts+" "+os.Getenv("UMAWIDE_KEYCLOAK_JAVA_OPTS")), " "),
 	)
 	for k, v := range opts.Env {
 		cmd.Env = append(cmd.Env, k+"="+v)
