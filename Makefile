@@ -17,7 +17,7 @@ GO_TEST_FLAGS?= -count=1 -timeout 25m
 # The Go programs: one folder each, built into bin/.
 COMMANDS     := devstack $(patsubst %/main.go,%,$(wildcard claims-provider/main.go resource-server/main.go rqp-client/main.go))
 
-.PHONY: help build extension test test-java test-go vet e2e bench up down status logs demo demo-login clean
+.PHONY: help build extension test test-java test-go vet e2e bench fuzz up down status logs demo demo-login clean
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -73,6 +73,23 @@ e2e: ## only the end-to-end suite (real Keycloak, Claims Provider, Resource Serv
 BENCH_FLAGS  ?=
 bench: extension ## full flow vs stock Keycloak UMA on the real stack, then the Go benchmarks (bench/results/latest.json)
 	$(GO) run ./bench $(BENCH_FLAGS)
+
+# Every fuzz target (package:Name): the parsers of outside input. Their seed
+# corpora (testdata/fuzz/<Name>/) also run as ordinary tests in `make test`.
+FUZZTIME     ?= 30s
+FUZZ_TARGETS := \
+	./internal/uma:FuzzParseWWWAuthenticate ./internal/uma:FuzzDecodePushedClaims \
+	./internal/jwtverify:FuzzVerify \
+	./claims-provider/internal/server:FuzzClaimsTokenRequest ./claims-provider/internal/server:FuzzBearer \
+	./claims-provider/internal/provider:FuzzParseForm \
+	./resource-server/internal/server:FuzzIncomingRequest ./resource-server/internal/server:FuzzSafeFileName \
+	./resource-server/internal/owner:FuzzValid \
+	./rqp-client/rqp:FuzzCheckClaimsToken ./rqp-client/rqp:FuzzEmailDomain
+fuzz: ## run each fuzz target for FUZZTIME (default 30s), one at a time
+	@for t in $(FUZZ_TARGETS); do \
+	  echo "== $${t#*:} ($${t%%:*}, $(FUZZTIME))"; \
+	  $(GO) test -run='^$$' -fuzz="^$${t#*:}$$" -fuzztime=$(FUZZTIME) $${t%%:*} || exit 1; \
+	done
 
 up: build ## start Keycloak and the services in the background (logs in .run/logs)
 	$(BIN)/devstack -run-dir $(RUN_DIR) up

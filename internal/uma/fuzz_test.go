@@ -106,23 +106,36 @@ func render(cs []AuthChallenge) string {
 	return strings.Join(parts, ", ")
 }
 
-// FuzzDecodePushedClaims: decoding never panics and what it accepts encodes
-// and decodes to the same claims.
+// FuzzDecodePushedClaims: decoding never panics, refusals wrap
+// ErrPushedClaims, what it accepts stays within the bounds (keys, values per
+// key) and encodes and decodes to the very same claims. Seed corpus:
+// testdata/fuzz/FuzzDecodePushedClaims (run as a test by go test).
 func FuzzDecodePushedClaims(f *testing.F) {
 	f.Add("eyJrIjpbInYiXX0")
 	f.Add("eyJjbGFpbXNfdG9rZW4iOlsiYS5iLmMiXX0=")
 	f.Fuzz(func(t *testing.T, s string) {
 		p, err := DecodePushedClaims(s)
 		if err != nil {
+			if !errors.Is(err, ErrPushedClaims) {
+				t.Fatalf("error %v does not wrap ErrPushedClaims", err)
+			}
 			return
+		}
+		if len(p) > MaxPushedClaimKeys || len(s) > MaxPushedClaimsEncoded {
+			t.Fatalf("accepted %d keys from %d characters", len(p), len(s))
+		}
+		for k, v := range p {
+			if len(v) == 0 || len(v) > MaxPushedClaimValues {
+				t.Fatalf("accepted %d values for %q", len(v), k)
+			}
 		}
 		enc, err := p.Encode()
 		if err != nil {
 			t.Fatalf("accepted %q but cannot encode it: %v", s, err)
 		}
 		p2, err := DecodePushedClaims(enc)
-		if err != nil || len(p2) != len(p) {
-			t.Fatalf("round trip of %q: %v %v", s, p2, err)
+		if err != nil || !reflect.DeepEqual(p2, p) {
+			t.Fatalf("round trip of %q: %v %v, want %v", s, p2, err, p)
 		}
 	})
 }
