@@ -22,13 +22,13 @@ func (s *suite) cpRequest(t *testing.T, hdr http.Header, body string) answer {
 		t.Fatal(err)
 	}
 	req.Header = hdr
-	return do(t, req)
+	return e2etest.Do(t, req)
 }
 
 // claimsProviderRequests: who may ask the Claims Provider for whose claims
 // (seed step 5), and requests it must not parse its way into answering.
 func (s *suite) claimsProviderRequests(t *testing.T) {
-	ticket := s.challenge(t, "bob")
+	ticket := s.Ticket(t, "bob")
 	form := func(email string) url.Values {
 		f := url.Values{"ticket_digest": {uma.TicketDigest(ticket)}, "audience": {s.asURI}}
 		if email != "" {
@@ -40,22 +40,22 @@ func (s *suite) claimsProviderRequests(t *testing.T) {
 	noAud := s.aliceLogin(t, "openid")
 	expect := func(t *testing.T, a answer, status int, code string) {
 		t.Helper()
-		if a.status != status || a.err.Code != code {
+		if a.Status != status || a.Err.Code != code {
 			t.Errorf("got %s, want %d %s", a, status, code)
 		}
-		if status == http.StatusOK || a.status == http.StatusOK {
+		if status == http.StatusOK || a.Status == http.StatusOK {
 			return
 		}
-		if strings.Contains(string(a.body), "claims_token") {
+		if strings.Contains(string(a.Body), "claims_token") {
 			t.Errorf("a refusal carries a claims token: %s", a)
 		}
 	}
 
 	t.Run("Alice's own login: her email only", func(t *testing.T) {
-		expect(t, s.cp(t, login.AccessToken, form("")), 200, "")
-		expect(t, s.cp(t, login.AccessToken, form("ALICE@foo.example")), 200, "")
-		expect(t, s.cp(t, login.AccessToken, form("bob@bar.example")), 403, "access_denied")
-		expect(t, s.cp(t, login.AccessToken, form(s.Outsider)), 403, "access_denied")
+		expect(t, s.CPDo(t, login.AccessToken, form("")), 200, "")
+		expect(t, s.CPDo(t, login.AccessToken, form("ALICE@foo.example")), 200, "")
+		expect(t, s.CPDo(t, login.AccessToken, form("bob@bar.example")), 403, "access_denied")
+		expect(t, s.CPDo(t, login.AccessToken, form(s.Outsider)), 403, "access_denied")
 	})
 	t.Run("tokens that are not an access token for the Claims Provider", func(t *testing.T) {
 		for name, tok := range map[string]string{
@@ -63,43 +63,43 @@ func (s *suite) claimsProviderRequests(t *testing.T) {
 			"Alice's ID token":                     login.IDToken,
 			"Alice's refresh token":                login.RefreshToken,
 		} {
-			t.Run(name, func(t *testing.T) { expect(t, s.cp(t, tok, form("")), 401, "invalid_token") })
+			t.Run(name, func(t *testing.T) { expect(t, s.CPDo(t, tok, form("")), 401, "invalid_token") })
 		}
 		other, err := kctest.ClientCredentials(e2etest.Timeout(t, time.Minute), s.asURI, "rqp-client", e2etest.RQPSecret, "")
 		if err != nil {
 			t.Fatal(err)
 		}
 		t.Run("a token of Bob's realm", func(t *testing.T) {
-			expect(t, s.cp(t, other.AccessToken, form(e2etest.AliceEmail)), 401, "invalid_token")
+			expect(t, s.CPDo(t, other.AccessToken, form(e2etest.AliceEmail)), 401, "invalid_token")
 		})
 		cpOwn, err := kctest.ClientCredentials(e2etest.Timeout(t, time.Minute), s.KC.IssuerURL("foo"), "claims-provider", "claims-provider-secret", "")
 		if err != nil {
 			t.Fatal(err)
 		}
 		t.Run("the Claims Provider's own service-account token", func(t *testing.T) {
-			expect(t, s.cp(t, cpOwn.AccessToken, form(e2etest.AliceEmail)), 401, "invalid_token")
+			expect(t, s.CPDo(t, cpOwn.AccessToken, form(e2etest.AliceEmail)), 401, "invalid_token")
 		})
 		t.Run("a claims token as bearer", func(t *testing.T) {
-			expect(t, s.cp(t, s.claimsToken(t, ticket, e2etest.AliceEmail, ""), form(e2etest.AliceEmail)), 401, "invalid_token")
+			expect(t, s.CPDo(t, s.claimsToken(t, ticket, e2etest.AliceEmail, ""), form(e2etest.AliceEmail)), 401, "invalid_token")
 		})
 		parts := strings.Split(login.AccessToken, ".")
 		claims, _ := kctest.Claims(login.AccessToken)
 		claims["email"] = "bob@bar.example"
 		t.Run("Alice's token with another email under her signature", func(t *testing.T) {
-			expect(t, s.cp(t, parts[0]+"."+testcp.Part(claims)+"."+parts[2], form("")), 401, "invalid_token")
+			expect(t, s.CPDo(t, parts[0]+"."+testcp.Part(claims)+"."+parts[2], form("")), 401, "invalid_token")
 		})
 		t.Run("Alice's claims re-signed with alg none and HS256", func(t *testing.T) {
-			expect(t, s.cp(t, testcp.Unsigned(map[string]any{"alg": "none"}, claims), form("")), 401, "invalid_token")
-			expect(t, s.cp(t, testcp.SignHS256(map[string]any{"alg": "HS256"}, claims, []byte("claims-provider-secret")), form("")), 401, "invalid_token")
+			expect(t, s.CPDo(t, testcp.Unsigned(map[string]any{"alg": "none"}, claims), form("")), 401, "invalid_token")
+			expect(t, s.CPDo(t, testcp.SignHS256(map[string]any{"alg": "HS256"}, claims, []byte("claims-provider-secret")), form("")), 401, "invalid_token")
 		})
 	})
 	t.Run("the client-credentials variant", func(t *testing.T) {
 		cc := s.aliceClientToken(t)
-		expect(t, s.cp(t, cc, form("")), 400, "invalid_request")
-		expect(t, s.cp(t, cc, form("bob@bar.example")), 403, "access_denied")
-		expect(t, s.cp(t, cc, form("nobody-"+e2etest.RandomHex(3)+"@foo.example")), 403, "access_denied")
+		expect(t, s.CPDo(t, cc, form("")), 400, "invalid_request")
+		expect(t, s.CPDo(t, cc, form("bob@bar.example")), 403, "access_denied")
+		expect(t, s.CPDo(t, cc, form("nobody-"+e2etest.RandomHex(3)+"@foo.example")), 403, "access_denied")
 		// A service account is no person: its username at the domain finds nobody.
-		expect(t, s.cp(t, cc, form("service-account-rqp-client@foo.example")), 403, "access_denied")
+		expect(t, s.CPDo(t, cc, form("service-account-rqp-client@foo.example")), 403, "access_denied")
 	})
 	t.Run("malformed requests", func(t *testing.T) {
 		cc := "Bearer " + s.aliceClientToken(t)
@@ -131,7 +131,7 @@ func (s *suite) claimsProviderRequests(t *testing.T) {
 		}
 		t.Run("headers over the server's limit", func(t *testing.T) {
 			a := s.cpRequest(t, http.Header{"Content-Type": {formCT}, "Authorization": {cc}, "X-Pad": {strings.Repeat("A", 40<<10)}}, good)
-			if a.status != http.StatusRequestHeaderFieldsTooLarge {
+			if a.Status != http.StatusRequestHeaderFieldsTooLarge {
 				t.Errorf("got %s, want 431", a)
 			}
 		})

@@ -267,16 +267,16 @@ func TestDiscoveryAttacks(t *testing.T) {
 	// token is a claims token of the provider discovered at domain, for a
 	// fresh ticket.
 	token := func(t *testing.T, domain string) (string, string) {
-		ticket := s.challenge(t, "bob")
+		ticket := s.Ticket(t, "bob")
 		c := s.claims("https://"+domain, "alice@"+domain, ticket)
-		return ticket, pushed(dp.SignES256(testcp.Header("ES256", testcp.ECKID), c), nil)
+		return ticket, e2etest.Pushed(dp.SignES256(testcp.Header("ES256", testcp.ECKID), c), nil)
 	}
 	// refused expects the policy's denial for domain within hangBound.
 	refused := func(t *testing.T, domain, reason string) {
 		t.Helper()
 		ticket, ct := token(t, domain)
 		start := time.Now()
-		s.unchanged(t, func() { s.expectDenied(t, reason, grantForm(ticket, ct)) })
+		s.unchanged(t, func() { s.expectDenied(t, reason, e2etest.GrantForm(ticket, ct)) })
 		if took := time.Since(start); took > hangBound {
 			t.Errorf("the refusal took %s (bound %s)", took.Round(time.Millisecond), hangBound)
 		}
@@ -286,9 +286,9 @@ func TestDiscoveryAttacks(t *testing.T) {
 		domain := discoNet + "1"
 		h.handle(domain, doc(domain, nil))
 		c := newContent("found through discovery")
-		ticket := s.challenge(t, "bob")
+		ticket := s.Ticket(t, "bob")
 		claims := s.claims("https://"+domain, "alice@"+domain, ticket)
-		rpt, te := s.grant(t, "", grantForm(ticket, pushed(dp.SignES256(testcp.Header("ES256", testcp.ECKID), claims), c.meta())))
+		rpt, te := s.Grant(t, "", e2etest.GrantForm(ticket, e2etest.Pushed(dp.SignES256(testcp.Header("ES256", testcp.ECKID), claims), c.meta())))
 		if te != nil {
 			t.Fatalf("grant through discovery: %v (%d CONNECTs at the proxy)", te, h.connects.Load())
 		}
@@ -494,7 +494,7 @@ func TestDiscoveryAttacks(t *testing.T) {
 			go func() {
 				defer wg.Done()
 				start := time.Now()
-				_, err := kctest.PostToken(ctx, s.asURI, "rqp-client", e2etest.RQPSecret, grantForm(ticket, ct))
+				_, err := kctest.PostToken(ctx, s.asURI, "rqp-client", e2etest.RQPSecret, e2etest.GrantForm(ticket, ct))
 				var te *kctest.TokenError
 				results <- result{domain, time.Since(start), errors.As(err, &te) && te.StatusCode == http.StatusForbidden}
 			}()
@@ -503,7 +503,7 @@ func TestDiscoveryAttacks(t *testing.T) {
 		honest := discoNet + "1" // discovered and cached above
 		ticket, ct := token(t, honest)
 		start := time.Now()
-		_, te := s.grant(t, "", grantForm(ticket, ct))
+		_, te := s.Grant(t, "", e2etest.GrantForm(ticket, ct))
 		results <- result{"honest " + honest, time.Since(start), te == nil}
 		wg.Wait()
 		close(results)

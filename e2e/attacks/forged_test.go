@@ -21,7 +21,7 @@ func (s *suite) realCPKey(t *testing.T) map[string]any {
 	t.Helper()
 	a := s.rsLike(t, s.CPURL+"/jwks")
 	var set struct{ Keys []map[string]any }
-	if err := json.Unmarshal(a.body, &set); err != nil || len(set.Keys) == 0 {
+	if err := json.Unmarshal(a.Body, &set); err != nil || len(set.Keys) == 0 {
 		t.Fatalf("the Claims Provider's JWKS: %s", a)
 	}
 	return set.Keys[0]
@@ -30,7 +30,7 @@ func (s *suite) realCPKey(t *testing.T) map[string]any {
 func (s *suite) rsLike(t *testing.T, url string) answer {
 	t.Helper()
 	req, _ := http.NewRequestWithContext(e2etest.Timeout(t, time.Minute), http.MethodGet, url, nil)
-	return do(t, req)
+	return e2etest.Do(t, req)
 }
 
 // forged: claims tokens the AS must refuse at step 8, each for a fresh
@@ -39,18 +39,18 @@ func (s *suite) forged(t *testing.T) {
 	// deny pushes jws for ticket and expects the policy's reason.
 	deny := func(t *testing.T, ticket, jws, reason string) {
 		t.Helper()
-		s.unchanged(t, func() { s.expectDenied(t, reason, grantForm(ticket, pushed(jws, nil))) })
+		s.unchanged(t, func() { s.expectDenied(t, reason, e2etest.GrantForm(ticket, e2etest.Pushed(jws, nil))) })
 	}
 	// partnerSigned is a partner token for a fresh ticket, claims edited.
 	partnerSigned := func(t *testing.T, edit func(c map[string]any)) (string, map[string]any) {
-		ticket := s.challenge(t, "bob")
+		ticket := s.Ticket(t, "bob")
 		c := s.claims(s.partner.Issuer, "alice@"+partnerDomain, ticket)
 		edit(c)
 		return ticket, c
 	}
 
 	t.Run("an attacker's Claims Provider vouches for alice@foo.example", func(t *testing.T) {
-		ticket := s.challenge(t, "bob")
+		ticket := s.Ticket(t, "bob")
 		jws := s.attacker.SignES256(testcp.Header("ES256", testcp.ECKID), s.claims(s.attacker.Issuer, e2etest.AliceEmail, ticket))
 		deny(t, ticket, jws, "untrusted_issuer")
 		if n := s.attacker.JWKSFetches.Load() + s.attacker.DiscoveryFetches.Load(); n != 0 {
@@ -61,7 +61,7 @@ func (s *suite) forged(t *testing.T) {
 	t.Run("the attacker names the real Claims Provider as issuer, signs with its own key", func(t *testing.T) {
 		realKID, _ := s.realCPKey(t)["kid"].(string)
 		for _, kid := range []string{testcp.ECKID, realKID} {
-			ticket := s.challenge(t, "bob")
+			ticket := s.Ticket(t, "bob")
 			jws := s.attacker.SignES256(testcp.Header("ES256", kid), s.claims(s.CPURL, e2etest.AliceEmail, ticket))
 			reason := "unknown_kid"
 			if kid == realKID {
@@ -79,30 +79,30 @@ func (s *suite) forged(t *testing.T) {
 	})
 
 	t.Run("the real Claims Provider vouches for a domain it serves but the AS does not trust it for", func(t *testing.T) {
-		ticket := s.challenge(t, "bob")
+		ticket := s.Ticket(t, "bob")
 		deny(t, ticket, s.claimsToken(t, ticket, s.Outsider, ""), "email_domain_not_trusted")
 	})
 
 	t.Run("a user whose email is not verified", func(t *testing.T) {
 		email := e2etest.AddUser(t, s.KC, "foo", "atk-unverified-"+e2etest.RandomHex(3), "foo.example", false)
-		ticket := s.challenge(t, "bob")
+		ticket := s.Ticket(t, "bob")
 		deny(t, ticket, s.claimsToken(t, ticket, email, ""), "email_not_verified")
 	})
 
 	t.Run("replay: a granted claims token with a new ticket, with its own ticket, a fresh token with the used ticket", func(t *testing.T) {
-		ticket := s.challenge(t, "bob")
+		ticket := s.Ticket(t, "bob")
 		ct := s.claimsToken(t, ticket, e2etest.AliceEmail, "")
-		if _, te := s.grant(t, "", grantForm(ticket, pushed(ct, nil))); te != nil {
+		if _, te := s.Grant(t, "", e2etest.GrantForm(ticket, e2etest.Pushed(ct, nil))); te != nil {
 			t.Fatalf("honest grant: %v", te)
 		}
-		deny(t, s.challenge(t, "bob"), ct, "ticket_digest_mismatch")
+		deny(t, s.Ticket(t, "bob"), ct, "ticket_digest_mismatch")
 		deny(t, ticket, ct, "jti_replayed")
 		deny(t, ticket, s.claimsToken(t, ticket, e2etest.AliceEmail, ""), "ticket_reused")
 	})
 
 	t.Run("the same jti in a second token of the same issuer", func(t *testing.T) {
 		ticket, c := partnerSigned(t, func(map[string]any) {})
-		if _, te := s.grant(t, "", grantForm(ticket, pushed(s.partner.SignES256(testcp.Header("ES256", testcp.ECKID), c), nil))); te != nil {
+		if _, te := s.Grant(t, "", e2etest.GrantForm(ticket, e2etest.Pushed(s.partner.SignES256(testcp.Header("ES256", testcp.ECKID), c), nil))); te != nil {
 			t.Fatalf("partner grant: %v", te)
 		}
 		jti := c["jti"]
@@ -114,7 +114,7 @@ func (s *suite) forged(t *testing.T) {
 		other := s.KC.IssuerURL("bar")
 		upper := strings.Replace(s.asURI, "http://", "HTTP://", 1)
 		for _, aud := range []string{other, s.asURI + "/", upper, s.asURI + "/protocol/openid-connect/token"} {
-			ticket := s.challenge(t, "bob")
+			ticket := s.Ticket(t, "bob")
 			deny(t, ticket, s.claimsToken(t, ticket, e2etest.AliceEmail, aud), "audience_mismatch")
 		}
 		ticket, c := partnerSigned(t, func(c map[string]any) { c["aud"] = []string{s.asURI, other} })
@@ -221,7 +221,7 @@ func (s *suite) forged(t *testing.T) {
 	})
 
 	t.Run("parser games: duplicate keys, deep nesting, oversized token", func(t *testing.T) {
-		ticket := s.challenge(t, "bob")
+		ticket := s.Ticket(t, "bob")
 		c := s.claims(s.partner.Issuer, "alice@"+partnerDomain, ticket)
 		payload, _ := json.Marshal(c)
 		// Two emails: a parser keeping the first sees partner.example, one
@@ -231,7 +231,7 @@ func (s *suite) forged(t *testing.T) {
 		deny(t, ticket, jws, "jws_malformed")
 
 		deep := `{"iss":"` + s.partner.Issuer + `","x":` + strings.Repeat(`{"a":`, 200) + `1` + strings.Repeat(`}`, 200) + `}`
-		deny(t, s.challenge(t, "bob"), signRawES256(s.partner.EC, testcp.Header("ES256", testcp.ECKID), []byte(deep)), "jws_malformed")
+		deny(t, s.Ticket(t, "bob"), signRawES256(s.partner.EC, testcp.Header("ES256", testcp.ECKID), []byte(deep)), "jws_malformed")
 
 		ticket, c = partnerSigned(t, func(c map[string]any) { c["name"] = strings.Repeat("A", 7000) })
 		deny(t, ticket, s.partner.SignES256(testcp.Header("ES256", testcp.ECKID), c), "claims_token_too_large")

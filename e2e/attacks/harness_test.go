@@ -1,14 +1,11 @@
 package attacks
 
 import (
-	"bytes"
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
-	"errors"
 	"fmt"
-	"io"
 	"maps"
 	"net/http"
 	"net/url"
@@ -114,83 +111,20 @@ func (s *suite) unchanged(t *testing.T, attack func()) {
 	}
 }
 
-// --- step 1-2: the Resource Server's challenge ---
-
-// challenge asks the Resource Server for owner's Incoming without a token
-// and returns the ticket of its UMA challenge.
-func (s *suite) challenge(t *testing.T, owner string) string {
-	t.Helper()
-	resp := s.rs(t, http.MethodPost, "/incoming/"+owner, "", []byte("x"), nil)
-	if resp.status != http.StatusUnauthorized {
-		t.Fatalf("POST /incoming/%s without token: %d %s", owner, resp.status, resp.body)
-	}
-	ch, err := uma.ParseChallenge(resp.header)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if ch.ASURI != s.asURI {
-		t.Fatalf("as_uri %s, want %s", ch.ASURI, s.asURI)
-	}
-	return ch.Ticket
-}
-
-// answer is an HTTP answer with its JSON error, if any.
-type answer struct {
-	status int
-	header http.Header
-	body   []byte
-	err    struct {
-		Code        string `json:"error"`
-		Description string `json:"error_description"`
-	}
-}
-
-func (a answer) String() string { return fmt.Sprintf("%d %.300s", a.status, a.body) }
-
-func do(t *testing.T, req *http.Request) answer {
-	t.Helper()
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	a := answer{status: resp.StatusCode, header: resp.Header}
-	a.body, _ = io.ReadAll(io.LimitReader(resp.Body, 1<<20))
-	_ = json.Unmarshal(a.body, &a.err)
-	return a
-}
-
-// rs sends a request to the Resource Server; bearer, when set, goes into
-// Authorization.
-func (s *suite) rs(t *testing.T, method, path, bearer string, body []byte, hdr http.Header) answer {
-	t.Helper()
-	req, err := http.NewRequestWithContext(e2etest.Timeout(t, time.Minute), method, s.RSURL+path, bytes.NewReader(body))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if body == nil {
-		req.Body = http.NoBody
-	}
-	for k, v := range hdr {
-		req.Header[k] = v
-	}
-	if bearer != "" {
-		req.Header.Set("Authorization", "Bearer "+bearer)
-	}
-	return do(t, req)
-}
+// answer is an HTTP answer with its JSON error.
+type answer = e2etest.Answer
 
 // expectChallenge asserts a 401 UMA challenge with a fresh ticket and the
 // given RFC 6750 error ("" for none).
 func expectChallenge(t *testing.T, a answer, code string) {
 	t.Helper()
-	if a.status != http.StatusUnauthorized {
+	if a.Status != http.StatusUnauthorized {
 		t.Fatalf("got %s, want 401 %s", a, code)
 	}
-	if _, err := uma.ParseChallenge(a.header); err != nil {
-		t.Errorf("401 without a parseable UMA challenge: %v (%q)", err, a.header.Values("WWW-Authenticate"))
+	if _, err := uma.ParseChallenge(a.Header); err != nil {
+		t.Errorf("401 without a parseable UMA challenge: %v (%q)", err, a.Header.Values("WWW-Authenticate"))
 	}
-	h := strings.Join(a.header.Values("WWW-Authenticate"), " ")
+	h := strings.Join(a.Header.Values("WWW-Authenticate"), " ")
 	if code != "" && !strings.Contains(h, `error="`+code+`"`) {
 		t.Errorf("WWW-Authenticate %q lacks error=%q", h, code)
 	}
@@ -198,15 +132,15 @@ func expectChallenge(t *testing.T, a answer, code string) {
 	if want == "" {
 		want = "unauthorized"
 	}
-	if a.err.Code != want {
-		t.Errorf("error %q, want %q (%s)", a.err.Code, want, a)
+	if a.Err.Code != want {
+		t.Errorf("error %q, want %q (%s)", a.Err.Code, want, a)
 	}
 }
 
 // expectError asserts an HTTP status and JSON error code.
 func expectError(t *testing.T, a answer, status int, code string) {
 	t.Helper()
-	if a.status != status || a.err.Code != code {
+	if a.Status != status || a.Err.Code != code {
 		t.Fatalf("got %s, want %d %s", a, status, code)
 	}
 }
@@ -245,85 +179,11 @@ func (s *suite) aliceLogin(t *testing.T, scope string) *kctest.TokenResponse {
 
 // --- step 5: the real Claims Provider ---
 
-// cp posts a claims-token request to the real Claims Provider.
-func (s *suite) cp(t *testing.T, bearer string, form url.Values) answer {
-	t.Helper()
-	req, err := http.NewRequestWithContext(e2etest.Timeout(t, time.Minute), http.MethodPost, s.CPURL+"/claims/token", strings.NewReader(form.Encode()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-	if bearer != "" {
-		req.Header.Set("Authorization", "Bearer "+bearer)
-	}
-	return do(t, req)
-}
-
-// claimsToken is a real claims token for email, bound to ticket, for
-// audience (default this AS).
+// claimsToken is a real claims token for email (asked for with
+// rqp-client's cached token), bound to ticket, for audience (default this AS).
 func (s *suite) claimsToken(t *testing.T, ticket, email, audience string) string {
 	t.Helper()
-	if audience == "" {
-		audience = s.asURI
-	}
-	a := s.cp(t, s.aliceClientToken(t), url.Values{"ticket_digest": {uma.TicketDigest(ticket)}, "audience": {audience}, "email": {email}})
-	var tok struct {
-		ClaimsToken string `json:"claims_token"`
-	}
-	if a.status != http.StatusOK || json.Unmarshal(a.body, &tok) != nil || tok.ClaimsToken == "" {
-		t.Fatalf("claims token for %s: %s", email, a)
-	}
-	return tok.ClaimsToken
-}
-
-// --- step 7: the uma-ticket grant ---
-
-// encodePushed is claim_token: BASE64URL of the JSON object as given (no
-// bounds: attackers do not respect them).
-func encodePushed(claims any) string {
-	data, err := json.Marshal(claims)
-	if err != nil {
-		panic(err)
-	}
-	return base64.RawURLEncoding.EncodeToString(data)
-}
-
-// pushed is the claim_token of a claims token and extra claims (one value each).
-func pushed(claimsToken string, extra map[string]string) string {
-	p := map[string][]string{uma.ClaimClaimsToken: {claimsToken}}
-	for k, v := range extra {
-		p[k] = []string{v}
-	}
-	return encodePushed(p)
-}
-
-// grantForm is the uma-ticket grant form of seed step 7.
-func grantForm(ticket, claimToken string) url.Values {
-	return url.Values{
-		"grant_type":         {uma.GrantTypeUMATicket},
-		"ticket":             {ticket},
-		"claim_token_format": {uma.ClaimTokenFormatJWT},
-		"claim_token":        {claimToken},
-		"submit_request":     {"false"},
-	}
-}
-
-// grant posts form to the realm copy's token endpoint as client (rqp-client
-// when empty): the RPT, or the refusal.
-func (s *suite) grant(t *testing.T, client string, form url.Values) (string, *kctest.TokenError) {
-	t.Helper()
-	if client == "" {
-		client = "rqp-client"
-	}
-	tok, err := kctest.PostToken(e2etest.Timeout(t, time.Minute), s.asURI, client, e2etest.RQPSecret, form)
-	if err == nil {
-		return tok.AccessToken, nil
-	}
-	var te *kctest.TokenError
-	if !errors.As(err, &te) {
-		t.Fatal(err)
-	}
-	return "", te
+	return s.ClaimsToken(t, s.aliceClientToken(t), ticket, email, audience)
 }
 
 // expectDenied asserts the claims-token policy's denial: 403 access_denied
@@ -332,7 +192,7 @@ func (s *suite) grant(t *testing.T, client string, form url.Values) (string, *kc
 func (s *suite) expectDenied(t *testing.T, reason string, form url.Values) {
 	t.Helper()
 	mark := e2etest.MarkLog(s.kcLog)
-	rpt, te := s.grant(t, "", form)
+	rpt, te := s.Grant(t, "", form)
 	if te == nil {
 		t.Fatalf("got an RPT (%d characters), want 403 access_denied (%s)", len(rpt), reason)
 	}
@@ -396,8 +256,8 @@ func (c content) header() http.Header {
 // (client credentials) and returns the RPT and the ticket.
 func (s *suite) rptFor(t *testing.T, owner string, c content, email string) (rpt, ticket string) {
 	t.Helper()
-	ticket = s.challenge(t, owner)
-	rpt, te := s.grant(t, "", grantForm(ticket, pushed(s.claimsToken(t, ticket, email, ""), c.meta())))
+	ticket = s.Ticket(t, owner)
+	rpt, te := s.Grant(t, "", e2etest.GrantForm(ticket, e2etest.Pushed(s.claimsToken(t, ticket, email, ""), c.meta())))
 	if te != nil {
 		t.Fatalf("honest grant refused: %v", te)
 	}
@@ -407,14 +267,14 @@ func (s *suite) rptFor(t *testing.T, owner string, c content, email string) (rpt
 // post is step 9: the content with an RPT.
 func (s *suite) post(t *testing.T, owner, rpt string, c content) answer {
 	t.Helper()
-	return s.rs(t, http.MethodPost, "/incoming/"+owner, rpt, c.body, c.header())
+	return s.RSDo(t, http.MethodPost, "/incoming/"+owner, rpt, c.body, c.header())
 }
 
 // created asserts a 201 and returns the stored message.
 func created(t *testing.T, a answer) e2etest.Message {
 	t.Helper()
 	var m e2etest.Message
-	if a.status != http.StatusCreated || json.Unmarshal(a.body, &m) != nil || m.ID == "" {
+	if a.Status != http.StatusCreated || json.Unmarshal(a.Body, &m) != nil || m.ID == "" {
 		t.Fatalf("got %s, want 201", a)
 	}
 	return m

@@ -20,7 +20,7 @@ import (
 func (s *suite) pushedClaims(t *testing.T) {
 	// valid is a fresh ticket and a real claims token for Alice bound to it.
 	valid := func(t *testing.T) (string, string) {
-		ticket := s.challenge(t, "bob")
+		ticket := s.Ticket(t, "bob")
 		return ticket, s.claimsToken(t, ticket, e2etest.AliceEmail, "")
 	}
 	senderOf := func(t *testing.T, rpt string) map[string][]string {
@@ -37,7 +37,7 @@ func (s *suite) pushedClaims(t *testing.T) {
 		for k, v := range c.meta() {
 			p[k] = []string{v}
 		}
-		rpt, te := s.grant(t, "", grantForm(ticket, encodePushed(p)))
+		rpt, te := s.Grant(t, "", e2etest.GrantForm(ticket, e2etest.PushedClaims(p)))
 		if te != nil {
 			t.Fatal(te)
 		}
@@ -55,7 +55,7 @@ func (s *suite) pushedClaims(t *testing.T) {
 
 	t.Run("several values for the sender claims", func(t *testing.T) {
 		ticket, ct := valid(t)
-		rpt, te := s.grant(t, "", grantForm(ticket, encodePushed(map[string][]string{uma.ClaimClaimsToken: {ct},
+		rpt, te := s.Grant(t, "", e2etest.GrantForm(ticket, e2etest.PushedClaims(map[string][]string{uma.ClaimClaimsToken: {ct},
 			uma.ClaimSenderEmail: {"ceo@bar.example", e2etest.AliceEmail}, uma.ClaimSenderIss: {s.CPURL, s.partner.Issuer}})))
 		if te != nil {
 			t.Fatal(te)
@@ -68,7 +68,7 @@ func (s *suite) pushedClaims(t *testing.T) {
 	t.Run("malformed content metadata and foreign claims are not in the RPT", func(t *testing.T) {
 		ticket, ct := valid(t)
 		sum := newContent("x").sha256()
-		rpt, te := s.grant(t, "", grantForm(ticket, encodePushed(map[string][]string{uma.ClaimClaimsToken: {ct},
+		rpt, te := s.Grant(t, "", e2etest.GrantForm(ticket, e2etest.PushedClaims(map[string][]string{uma.ClaimClaimsToken: {ct},
 			uma.ClaimContentSHA256: {strings.ToUpper(sum)},
 			uma.ClaimContentLength: {"01"},
 			uma.ClaimContentType:   {"text/plain\r\nX-Evil: yes"},
@@ -89,7 +89,7 @@ func (s *suite) pushedClaims(t *testing.T) {
 		} {
 			ticket, ct := valid(t)
 			meta[uma.ClaimClaimsToken] = []string{ct}
-			rpt, te := s.grant(t, "", grantForm(ticket, encodePushed(meta)))
+			rpt, te := s.Grant(t, "", e2etest.GrantForm(ticket, e2etest.PushedClaims(meta)))
 			if te != nil {
 				t.Fatal(te)
 			}
@@ -103,12 +103,12 @@ func (s *suite) pushedClaims(t *testing.T) {
 	denied := func(t *testing.T, reason string, form func(ticket, ct string) string) {
 		t.Helper()
 		ticket, ct := valid(t)
-		s.unchanged(t, func() { s.expectDenied(t, reason, grantForm(ticket, form(ticket, ct))) })
+		s.unchanged(t, func() { s.expectDenied(t, reason, e2etest.GrantForm(ticket, form(ticket, ct))) })
 	}
 	t.Run("claims_token twice", func(t *testing.T) {
 		denied(t, "no_claims_token", func(ticket, ct string) string {
 			forged := s.attacker.SignES256(map[string]any{"alg": "ES256", "kid": "k"}, s.claims(s.attacker.Issuer, "ceo@bar.example", ticket))
-			return encodePushed(map[string][]string{uma.ClaimClaimsToken: {ct, forged}})
+			return e2etest.PushedClaims(map[string][]string{uma.ClaimClaimsToken: {ct, forged}})
 		})
 	})
 	t.Run("claims_token key twice in the JSON", func(t *testing.T) {
@@ -129,20 +129,20 @@ func (s *suite) pushedClaims(t *testing.T) {
 			for i := 0; i < 40; i++ {
 				p[fmt.Sprintf("k%d", i)] = []string{"v"}
 			}
-			return encodePushed(p)
+			return e2etest.PushedClaims(p)
 		})
 		denied(t, "claim_token_too_large", func(_, ct string) string {
-			return encodePushed(map[string][]string{uma.ClaimClaimsToken: {ct}, "padding": {strings.Repeat("A", 17000)}})
+			return e2etest.PushedClaims(map[string][]string{uma.ClaimClaimsToken: {ct}, "padding": {strings.Repeat("A", 17000)}})
 		})
 	})
 	t.Run("form fields twice", func(t *testing.T) {
 		ticket, ct := valid(t)
-		f := grantForm(ticket, pushed(ct, nil))
-		f.Add("claim_token", pushed(ct, map[string]string{uma.ClaimSenderEmail: "ceo@bar.example"}))
+		f := e2etest.GrantForm(ticket, e2etest.Pushed(ct, nil))
+		f.Add("claim_token", e2etest.Pushed(ct, map[string]string{uma.ClaimSenderEmail: "ceo@bar.example"}))
 		s.unchanged(t, func() { s.expectDenied(t, "no_claim_token", f) })
 		ticket, ct = valid(t)
-		f = grantForm(ticket, pushed(ct, nil))
-		f.Add("ticket", s.challenge(t, "bob"))
+		f = e2etest.GrantForm(ticket, e2etest.Pushed(ct, nil))
+		f.Add("ticket", s.Ticket(t, "bob"))
 		s.unchanged(t, func() { s.expectDenied(t, "no_ticket", f) })
 	})
 	t.Run("a permission asked for without a ticket", func(t *testing.T) {
@@ -152,7 +152,7 @@ func (s *suite) pushedClaims(t *testing.T) {
 			t.Fatal(err)
 		}
 		rsid, _ := claims["permissions"].([]any)[0].(map[string]any)["rsid"].(string)
-		f := grantForm(ticket, pushed(ct, nil))
+		f := e2etest.GrantForm(ticket, e2etest.Pushed(ct, nil))
 		f.Del("ticket")
 		f.Set("audience", "resource-server")
 		f.Set("permission", rsid+"#"+uma.ScopeCreate)
@@ -163,16 +163,16 @@ func (s *suite) pushedClaims(t *testing.T) {
 		rptA, _ := s.rptFor(t, "bob", a, e2etest.AliceEmail)
 		created(t, s.post(t, "bob", rptA, a))
 		ticket, ct := valid(t)
-		f := grantForm(ticket, pushed(ct, b.meta()))
+		f := e2etest.GrantForm(ticket, e2etest.Pushed(ct, b.meta()))
 		f.Set("rpt", rptA)
 		s.unchanged(t, func() { s.expectDenied(t, "rpt_upgrade", f) })
 	})
 	t.Run("submit_request true: a pending request for the owner, no RPT", func(t *testing.T) {
 		ticket, ct := valid(t)
-		f := grantForm(ticket, pushed(ct+"x", nil))
+		f := e2etest.GrantForm(ticket, e2etest.Pushed(ct+"x", nil))
 		f.Set("submit_request", "true")
 		s.unchanged(t, func() {
-			_, te := s.grant(t, "", f)
+			_, te := s.Grant(t, "", f)
 			if te == nil || te.StatusCode != http.StatusForbidden || !strings.Contains(te.Body, "request_submitted") {
 				t.Fatalf("grant: %v, want 403 access_denied request_submitted", te)
 			}
@@ -183,7 +183,7 @@ func (s *suite) pushedClaims(t *testing.T) {
 	keycloakRefuses := func(t *testing.T, form map[string][]string, status int, code string) {
 		t.Helper()
 		s.unchanged(t, func() {
-			_, te := s.grant(t, "", form)
+			_, te := s.Grant(t, "", form)
 			if te == nil || te.StatusCode != status || !strings.Contains(te.Body, `"`+code+`"`) {
 				t.Fatalf("grant: %v, want %d %s", te, status, code)
 			}
@@ -191,16 +191,16 @@ func (s *suite) pushedClaims(t *testing.T) {
 	}
 	t.Run("claims token pushed raw, not as pushed claims", func(t *testing.T) {
 		ticket, ct := valid(t)
-		keycloakRefuses(t, grantForm(ticket, ct), http.StatusBadRequest, "invalid_request")
+		keycloakRefuses(t, e2etest.GrantForm(ticket, ct), http.StatusBadRequest, "invalid_request")
 	})
 	t.Run("claim_token_format omitted: Keycloak takes claim_token for one of its ID tokens", func(t *testing.T) {
 		ticket, ct := valid(t)
-		f := grantForm(ticket, pushed(ct, nil))
+		f := e2etest.GrantForm(ticket, e2etest.Pushed(ct, nil))
 		f.Del("claim_token_format")
 		keycloakRefuses(t, f, http.StatusBadRequest, "unauthorized_client")
 	})
 	t.Run("a pushed claim that is no array: Keycloak fails with 500 before any policy (keycloak/extension/README.md)", func(t *testing.T) {
 		ticket, ct := valid(t)
-		keycloakRefuses(t, grantForm(ticket, encodePushed(map[string]any{uma.ClaimClaimsToken: ct})), http.StatusInternalServerError, "server_error")
+		keycloakRefuses(t, e2etest.GrantForm(ticket, e2etest.PushedClaims(map[string]any{uma.ClaimClaimsToken: ct})), http.StatusInternalServerError, "server_error")
 	})
 }

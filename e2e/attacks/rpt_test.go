@@ -51,7 +51,7 @@ func (s *suite) stockRealmRPT(t *testing.T) string {
 	var tk struct{ Ticket string }
 	post("/authz/protection/permission", []map[string]any{{"resource_id": res.ID, "resource_scopes": []string{uma.ScopeCreate}}}, &tk)
 	tok, err := kctest.PostToken(e2etest.Timeout(t, time.Minute), issuer, "rqp-client", e2etest.RQPSecret,
-		grantForm(tk.Ticket, encodePushed(map[string][]string{uma.ClaimSenderEmail: {"ceo@bar.example"}, uma.ClaimSenderIss: {s.CPURL}})))
+		e2etest.GrantForm(tk.Ticket, e2etest.PushedClaims(map[string][]string{uma.ClaimSenderEmail: {"ceo@bar.example"}, uma.ClaimSenderIss: {s.CPURL}})))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -82,9 +82,9 @@ func (s *suite) rptMisuse(t *testing.T, short shortRPT) {
 		for name, tok := range map[string]string{
 			"Bob's own access token":                           s.CachedBobToken(t),
 			"rqp-client's own token of this realm":             other.AccessToken,
-			"the permission ticket":                            s.challenge(t, "bob"),
+			"the permission ticket":                            s.Ticket(t, "bob"),
 			"Alice's access token of realm foo":                s.aliceClientToken(t),
-			"a claims token":                                   s.claimsToken(t, s.challenge(t, "bob"), e2etest.AliceEmail, ""),
+			"a claims token":                                   s.claimsToken(t, s.Ticket(t, "bob"), e2etest.AliceEmail, ""),
 			"an RPT of another realm believing pushed senders": s.stockRealmRPT(t),
 		} {
 			t.Run(name, func(t *testing.T) {
@@ -154,7 +154,7 @@ func (s *suite) rptMisuse(t *testing.T, short shortRPT) {
 			req.ContentLength = -1
 			req.Header = c.header()
 			req.Header.Set("Authorization", "Bearer "+rpt)
-			expectError(t, do(t, req), 403, "insufficient_scope")
+			expectError(t, e2etest.Do(t, req), 403, "insufficient_scope")
 		})
 		created(t, s.post(t, "bob", rpt, c)) // refusals do not spend the RPT
 	})
@@ -165,19 +165,19 @@ func (s *suite) rptMisuse(t *testing.T, short shortRPT) {
 		s.unchanged(t, func() {
 			req, _ := http.NewRequestWithContext(e2etest.Timeout(t, time.Minute), http.MethodPost, s.RSURL+"/incoming/bob?access_token="+url.QueryEscape(rpt), bytes.NewReader(c.body))
 			req.Header = c.header()
-			expectChallenge(t, do(t, req), "")
+			expectChallenge(t, e2etest.Do(t, req), "")
 			form := url.Values{"access_token": {rpt}}.Encode()
-			expectChallenge(t, s.rs(t, http.MethodPost, "/incoming/bob", "", []byte(form), http.Header{"Content-Type": {"application/x-www-form-urlencoded"}}), "")
+			expectChallenge(t, s.RSDo(t, http.MethodPost, "/incoming/bob", "", []byte(form), http.Header{"Content-Type": {"application/x-www-form-urlencoded"}}), "")
 			hdr := c.header()
 			hdr["Authorization"] = []string{"Bearer " + rpt, "Bearer " + rpt}
-			expectChallenge(t, s.rs(t, http.MethodPost, "/incoming/bob", "", c.body, hdr), "invalid_token")
+			expectChallenge(t, s.RSDo(t, http.MethodPost, "/incoming/bob", "", c.body, hdr), "invalid_token")
 			hdr["Authorization"] = []string{"Basic " + rpt}
-			expectChallenge(t, s.rs(t, http.MethodPost, "/incoming/bob", "", c.body, hdr), "invalid_token")
+			expectChallenge(t, s.RSDo(t, http.MethodPost, "/incoming/bob", "", c.body, hdr), "invalid_token")
 			hdr["Authorization"] = []string{"Bearer " + rpt + strings.Repeat("A", 17<<10)}
-			expectChallenge(t, s.rs(t, http.MethodPost, "/incoming/bob", "", c.body, hdr), "invalid_token")
+			expectChallenge(t, s.RSDo(t, http.MethodPost, "/incoming/bob", "", c.body, hdr), "invalid_token")
 			hdr["Authorization"] = []string{"Bearer " + rpt}
 			hdr.Set("X-Pad", strings.Repeat("A", 100<<10))
-			if a := s.rs(t, http.MethodPost, "/incoming/bob", "", c.body, hdr); a.status != http.StatusRequestHeaderFieldsTooLarge {
+			if a := s.RSDo(t, http.MethodPost, "/incoming/bob", "", c.body, hdr); a.Status != http.StatusRequestHeaderFieldsTooLarge {
 				t.Errorf("100 KiB of headers: %s, want 431", a)
 			}
 		})
@@ -187,21 +187,21 @@ func (s *suite) rptMisuse(t *testing.T, short shortRPT) {
 		// Keycloak without a fixed hostname (start-dev here) derives a realm's
 		// issuer, hence the audience the policy expects, from the request.
 		c := newContent("host header")
-		ticket := s.challenge(t, "bob")
+		ticket := s.Ticket(t, "bob")
 		evil := strings.Replace(s.asURI, "127.0.0.1", "as.evil.example", 1)
-		form := grantForm(ticket, pushed(s.claimsToken(t, ticket, e2etest.AliceEmail, evil), c.meta()))
+		form := e2etest.GrantForm(ticket, e2etest.Pushed(s.claimsToken(t, ticket, e2etest.AliceEmail, evil), c.meta()))
 		req, _ := http.NewRequestWithContext(e2etest.Timeout(t, time.Minute), http.MethodPost, s.asURI+"/protocol/openid-connect/token", strings.NewReader(form.Encode()))
 		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
 		req.SetBasicAuth("rqp-client", e2etest.RQPSecret)
 		u, _ := url.Parse(evil)
 		req.Host = u.Host
-		a := do(t, req)
+		a := e2etest.Do(t, req)
 		var tok struct {
 			AccessToken string `json:"access_token"`
 		}
-		if a.status != http.StatusOK || json.Unmarshal(a.body, &tok) != nil {
+		if a.Status != http.StatusOK || json.Unmarshal(a.Body, &tok) != nil {
 			// A Keycloak with a fixed hostname refuses at the AS already.
-			if a.status != http.StatusForbidden {
+			if a.Status != http.StatusForbidden {
 				t.Fatalf("grant with Host %s: %s", u.Host, a)
 			}
 			return
@@ -229,8 +229,8 @@ type shortRPT struct {
 
 func (s *suite) shortRPT(t *testing.T) shortRPT {
 	c := newContent("expires soon")
-	ticket := s.challenge(t, "bob")
-	rpt, te := s.grant(t, shortClient, grantForm(ticket, pushed(s.claimsToken(t, ticket, e2etest.AliceEmail, ""), c.meta())))
+	ticket := s.Ticket(t, "bob")
+	rpt, te := s.Grant(t, shortClient, e2etest.GrantForm(ticket, e2etest.Pushed(s.claimsToken(t, ticket, e2etest.AliceEmail, ""), c.meta())))
 	if te != nil {
 		t.Fatal(te)
 	}

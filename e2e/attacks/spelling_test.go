@@ -50,9 +50,9 @@ func (s *suite) raw(t *testing.T, method, target string, hdr http.Header, body [
 		t.Fatal(err)
 	}
 	defer resp.Body.Close()
-	a := answer{status: resp.StatusCode, header: resp.Header}
-	a.body, _ = io.ReadAll(io.LimitReader(resp.Body, 1<<20))
-	_ = json.Unmarshal(a.body, &a.err)
+	a := answer{Status: resp.StatusCode, Header: resp.Header}
+	a.Body, _ = io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	_ = json.Unmarshal(a.Body, &a.Err)
 	return a
 }
 
@@ -88,18 +88,18 @@ func (s *suite) spellings(t *testing.T) {
 			{"alice@xn--fo-2kb.example", 403, "access_denied"},
 			{"alice@bar.example", 403, "access_denied"},
 		} {
-			ticket := s.challenge(t, "bob")
-			a := s.cp(t, s.aliceClientToken(t), url.Values{"ticket_digest": {uma.TicketDigest(ticket)}, "audience": {s.asURI}, "email": {tc.email}})
-			if a.status != tc.status || a.err.Code != tc.code {
+			ticket := s.Ticket(t, "bob")
+			a := s.CPDo(t, s.aliceClientToken(t), url.Values{"ticket_digest": {uma.TicketDigest(ticket)}, "audience": {s.asURI}, "email": {tc.email}})
+			if a.Status != tc.status || a.Err.Code != tc.code {
 				t.Errorf("email %q: %s, want %d %s", tc.email, a, tc.status, tc.code)
 			}
 		}
 		// Upper case is the same person: the token carries Keycloak's
 		// spelling, and the AS agrees.
 		for _, email := range []string{"ALICE@FOO.EXAMPLE", "Alice@Foo.Example"} {
-			ticket := s.challenge(t, "bob")
+			ticket := s.Ticket(t, "bob")
 			jws := s.claimsToken(t, ticket, email, "")
-			rpt, te := s.grant(t, "", grantForm(ticket, pushed(jws, nil)))
+			rpt, te := s.Grant(t, "", e2etest.GrantForm(ticket, e2etest.Pushed(jws, nil)))
 			if te != nil {
 				t.Fatalf("%s: %v", email, te)
 			}
@@ -125,14 +125,14 @@ func (s *suite) spellings(t *testing.T) {
 			{"alice@" + partnerDomain + ".foo.example", "email_domain_not_trusted"},
 			{"alice@xn--prtner-2ua.example", "email_domain_not_trusted"},
 		} {
-			ticket := s.challenge(t, "bob")
+			ticket := s.Ticket(t, "bob")
 			jws := s.partner.SignES256(testcp.Header("ES256", testcp.ECKID), s.claims(s.partner.Issuer, tc.email, ticket))
-			s.unchanged(t, func() { s.expectDenied(t, tc.reason, grantForm(ticket, pushed(jws, nil))) })
+			s.unchanged(t, func() { s.expectDenied(t, tc.reason, e2etest.GrantForm(ticket, e2etest.Pushed(jws, nil))) })
 		}
 		// One spelling in the RPT: the lower-cased address.
-		ticket := s.challenge(t, "bob")
+		ticket := s.Ticket(t, "bob")
 		jws := s.partner.SignES256(testcp.Header("ES256", testcp.ECKID), s.claims(s.partner.Issuer, "Alice@PARTNER.Example", ticket))
-		rpt, te := s.grant(t, "", grantForm(ticket, pushed(jws, nil)))
+		rpt, te := s.Grant(t, "", e2etest.GrantForm(ticket, e2etest.Pushed(jws, nil)))
 		if te != nil {
 			t.Fatal(te)
 		}
@@ -178,7 +178,7 @@ func (s *suite) spellings(t *testing.T) {
 				{"/incoming/carol/../bob", 404, "not_found"},
 			} {
 				a := s.raw(t, http.MethodPost, tc.target, hdr, c.body)
-				if a.status != tc.status || a.err.Code != tc.code {
+				if a.Status != tc.status || a.Err.Code != tc.code {
 					t.Errorf("POST %q with Bob's RPT: %s, want %d %s", tc.target, a, tc.status, tc.code)
 				}
 			}
@@ -188,11 +188,11 @@ func (s *suite) spellings(t *testing.T) {
 		// Reading: only the exact name, only the owner.
 		bob := http.Header{"Authorization": {"Bearer " + s.CachedBobToken(t)}}
 		for _, target := range []string{"/incoming/Bob/messages", "/incoming/bob/messages/", "/incoming/bob/./messages", "/incoming/bob%2fmessages", "/incoming/carol/../bob/messages"} {
-			if a := s.raw(t, http.MethodGet, target, bob, nil); a.status != 404 && a.status != 400 {
+			if a := s.raw(t, http.MethodGet, target, bob, nil); a.Status != 404 && a.Status != 400 {
 				t.Errorf("GET %q as Bob: %s, want 404 or 400", target, a)
 			}
 		}
-		if a := s.raw(t, http.MethodGet, "/incoming/carol/messages", bob, nil); a.status != 403 || a.err.Code != "access_denied" {
+		if a := s.raw(t, http.MethodGet, "/incoming/carol/messages", bob, nil); a.Status != 403 || a.Err.Code != "access_denied" {
 			t.Errorf("Bob reads Carol's Incoming: %s, want 403 access_denied", a)
 		}
 	})

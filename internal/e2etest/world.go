@@ -69,6 +69,15 @@ type Options struct {
 	MutateRealm func(rep map[string]any)
 	// CPExtra and RSExtra are more flags for the services.
 	CPExtra, RSExtra []string
+	// Realm, when set, is served as it is (a realm imported from the files
+	// at Keycloak's start, whose claims-token policy already trusts the
+	// Claims Provider at CPAddr) instead of a copy of bar.
+	Realm string
+	// CPAddr is where the Claims Provider listens; default a free port.
+	CPAddr string
+	// NoOutsider skips the user of realm foo in a domain the AS does not
+	// trust (users added at run time are gone after a Keycloak restart).
+	NoOutsider bool
 }
 
 // RandomHex is n random bytes in hex.
@@ -118,10 +127,19 @@ func New(t testing.TB, o Options) *World {
 		o.RealmPrefix = "bar-e2e-"
 	}
 	w.Bin = Build(t, w.Dir)
-	cpAddr, rsAddr := FreeAddr(t), FreeAddr(t)
+	cpAddr, rsAddr := o.CPAddr, FreeAddr(t)
+	if cpAddr == "" {
+		cpAddr = FreeAddr(t)
+	}
 	w.CPURL, w.RSURL = "http://"+cpAddr, "http://"+rsAddr
-	w.Realm = ImportBar(t, w.KC, o.RealmPrefix+RandomHex(4), w.CPURL, o.MutateRealm)
-	w.Outsider = AddUser(t, w.KC, "foo", "e2e-dave-"+RandomHex(4), "evil.example", true)
+	if o.Realm != "" {
+		w.Realm = o.Realm
+	} else {
+		w.Realm = ImportBar(t, w.KC, o.RealmPrefix+RandomHex(4), w.CPURL, o.MutateRealm)
+	}
+	if !o.NoOutsider {
+		w.Outsider = AddUser(t, w.KC, "foo", "e2e-dave-"+RandomHex(4), "evil.example", true)
+	}
 
 	w.CPSpec = stack.ClaimsProvider{
 		Binary: w.Bin["claims-provider"], Listen: cpAddr, KeycloakURL: w.KC.BaseURL, Realm: "foo",
