@@ -62,6 +62,7 @@ type options struct {
 	cpAlg                     string
 	rsFlags                   string
 	cmpHeap, cmpJavaOpts      string
+	kcEnv, cmpEnv             string
 	goBench                   bool
 	goBenchtime               string
 	flows                     bool
@@ -84,6 +85,8 @@ func main() {
 	fs.StringVar(&o.kcJavaOpts, "keycloak-java-opts", "", "more JVM options for Keycloak in process mode (UMAWIDE_KEYCLOAK_JAVA_OPTS)")
 	fs.StringVar(&o.cmpHeap, "compare-keycloak-heap", "", "also run the flow against a second Keycloak with this -Xmx (variant ours_B, alternating with the others)")
 	fs.StringVar(&o.cmpJavaOpts, "compare-keycloak-java-opts", "", "also run the flow against a second Keycloak with these JVM options, e.g. \"-XX:-UseG1GC -XX:+UseParallelGC\" (variant ours_B)")
+	fs.StringVar(&o.kcEnv, "keycloak-env", "", "environment of Keycloak in process mode, NAME=value[,NAME=value] (KC_* options, e.g. KC_FEATURES_DISABLED=persistent-user-sessions)")
+	fs.StringVar(&o.cmpEnv, "compare-keycloak-env", "", "also run the flow against a second Keycloak with this environment (as -keycloak-env; variant ours_B)")
 	fs.StringVar(&o.cpAlg, "claims-alg", "ES256", "the Claims Provider's signing algorithm")
 	fs.StringVar(&o.rsFlags, "rs-flags", "", "more flags for both Resource Servers (space-separated)")
 	fs.BoolVar(&o.goBench, "go-bench", true, "also run the Go benchmarks of the hot paths")
@@ -111,7 +114,7 @@ func run(ctx context.Context, o options) error {
 	r := &Result{StartedAt: time.Now().UTC(), Machine: describeMachine(), Config: RunConfig{
 		Pushes: o.n, Concurrency: o.c, Batch: o.batch, Warmup: o.warmup, MessageBytes: o.size,
 		KeycloakHeap: o.kcHeap, KeycloakOpts: o.kcJavaOpts, ClaimsAlg: o.cpAlg, KeycloakVer: launcher.Version,
-		StoreBackend: "sqlite", ExtraRSFlags: o.rsFlags,
+		StoreBackend: "sqlite", ExtraRSFlags: o.rsFlags, KeycloakEnv: o.kcEnv,
 	}}
 	if out, err := exec.Command("java", "-version").CombinedOutput(); err == nil {
 		r.Machine.Java = strings.SplitN(strings.TrimSpace(string(out)), "\n", 2)[0]
@@ -203,7 +206,7 @@ type deployment struct {
 }
 
 // deploy starts a deployment; label ("" or "_B") names its components.
-func (e *env) deploy(ctx context.Context, label, heap, javaOpts string, withStock bool) (*deployment, error) {
+func (e *env) deploy(ctx context.Context, label, heap, javaOpts, kcEnv string, withStock bool) (*deployment, error) {
 	mode := launcher.Mode(e.o.kcMode)
 	if mode == "" {
 		mode = launcher.ModeProcess
@@ -211,8 +214,16 @@ func (e *env) deploy(ctx context.Context, label, heap, javaOpts string, withStoc
 			mode = launcher.ModeExternal
 		}
 	}
-	e.log.Info("starting Keycloak", "mode", mode, "deployment", label, "heap", heap, "java_opts", javaOpts)
-	kc, err := launcher.Start(ctx, launcher.Options{Mode: mode, MaxHeap: heap, JavaOpts: javaOpts, Logger: e.log,
+	e.log.Info("starting Keycloak", "mode", mode, "deployment", label, "heap", heap, "java_opts", javaOpts, "env", kcEnv)
+	vars := map[string]string{}
+	for _, kv := range strings.Split(kcEnv, ",") {
+		if k, v, ok := strings.Cut(strings.TrimSpace(kv), "="); ok && k != "" {
+			vars[k] = v
+		} else if strings.TrimSpace(kv) != "" {
+			return nil, fmt.Errorf("Keycloak environment %q: want NAME=value", kv)
+		}
+	}
+	kc, err := launcher.Start(ctx, launcher.Options{Mode: mode, MaxHeap: heap, JavaOpts: javaOpts, Env: vars, Logger: e.log,
 		LogPath: filepath.Join(e.dir, "logs", "keycloak"+label+".log")})
 	if err != nil {
 		return nil, err
@@ -378,7 +389,7 @@ func runFlows(ctx context.Context, o options, root string, log *slog.Logger, r *
 	if e.bin, err = stack.Build(ctx, filepath.Join(e.dir, "bin"), "claims-provider", "resource-server"); err != nil {
 		return err
 	}
-	a, err := e.deploy(ctx, "", o.kcHeap, o.kcJavaOpts, true)
+	a, err := e.deploy(ctx, "", o.kcHeap, o.kcJavaOpts, o.kcEnv, true)
 	if err != nil {
 		return err
 	}
@@ -395,10 +406,10 @@ func runFlows(ctx context.Context, o options, root string, log *slog.Logger, r *
 		return err
 	}
 	runs := []*variantRun{ours, stock}
-	if o.cmpHeap != "" || o.cmpJavaOpts != "" {
+	if o.cmpHeap != "" || o.cmpJavaOpts != "" || o.cmpEnv != "" {
 		// A second deployment whose Keycloak differs only in its JVM options:
 		// the same flow against both, alternating, so noise hits both alike.
-		b, err := e.deploy(ctx, "_B", o.cmpHeap, o.cmpJavaOpts, false)
+		b, err := e.deploy(ctx, "_B", o.cmpHeap, o.cmpJavaOpts, o.cmpEnv, false)
 		if err != nil {
 			return err
 		}
@@ -406,12 +417,12 @@ func runFlows(ctx context.Context, o options, root string, log *slog.Logger, r *
 		if heapB == "" {
 			heapB = "launcher default"
 		}
-		ob, err := ourVariant(b, "ours_B", fmt.Sprintf("the umawide flow against a second Keycloak: heap %s, JVM options %q", heapB, o.cmpJavaOpts))
+		ob, err := ourVariant(b, "ours_B", fmt.Sprintf("the umawide flow against a second Keycloak: heap %s, JVM options %q, environment %q", heapB, o.cmpJavaOpts, o.cmpEnv))
 		if err != nil {
 			return err
 		}
 		runs = append(runs, ob)
-		r.Config.CompareHeap, r.Config.CompareOpts = o.cmpHeap, o.cmpJavaOpts
+		r.Config.CompareHeap, r.Config.CompareOpts, r.Config.CompareEnv = o.cmpHeap, o.cmpJavaOpts, o.cmpEnv
 	}
 
 	log.Info("warming up", "pushes_per_variant", o.warmup)

@@ -114,6 +114,8 @@ type RunConfig struct {
 	ExtraRSFlags   string `json:"resource_server_flags,omitempty"`
 	CompareHeap    string `json:"compare_keycloak_max_heap,omitempty"`
 	CompareOpts    string `json:"compare_keycloak_java_opts,omitempty"`
+	CompareEnv     string `json:"compare_keycloak_env,omitempty"`
+	KeycloakEnv    string `json:"keycloak_env,omitempty"`
 	GitDescription string `json:"git,omitempty"`
 }
 
