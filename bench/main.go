@@ -83,10 +83,10 @@ func main() {
 	fs.IntVar(&o.kcPID, "keycloak-pid", 0, "process group of an external Keycloak, to measure its CPU and memory")
 	fs.StringVar(&o.kcHeap, "keycloak-heap", "", "Keycloak's -Xmx in process mode (default the launcher's)")
 	fs.StringVar(&o.kcJavaOpts, "keycloak-java-opts", "", "more JVM options for Keycloak in process mode (UMAWIDE_KEYCLOAK_JAVA_OPTS)")
-	fs.StringVar(&o.cmpHeap, "compare-keycloak-heap", "", "also run the flow against a second Keycloak with this -Xmx (variant ours_B, alternating with the others)")
-	fs.StringVar(&o.cmpJavaOpts, "compare-keycloak-java-opts", "", "also run the flow against a second Keycloak with these JVM options, e.g. \"-XX:-UseG1GC -XX:+UseParallelGC\" (variant ours_B)")
+	fs.StringVar(&o.cmpHeap, "compare-keycloak-heap", "", "also run the flow against a second Keycloak with this -Xmx (variants ours_B and stock_B, alternating with the others)")
+	fs.StringVar(&o.cmpJavaOpts, "compare-keycloak-java-opts", "", "also run the flow against a second Keycloak with these JVM options, e.g. \"-XX:-UseG1GC -XX:+UseParallelGC\" (variants ours_B and stock_B)")
 	fs.StringVar(&o.kcEnv, "keycloak-env", "", "environment of Keycloak in process mode, NAME=value[,NAME=value] (KC_* options, e.g. KC_FEATURES_DISABLED=persistent-user-sessions)")
-	fs.StringVar(&o.cmpEnv, "compare-keycloak-env", "", "also run the flow against a second Keycloak with this environment (as -keycloak-env; variant ours_B)")
+	fs.StringVar(&o.cmpEnv, "compare-keycloak-env", "", "also run the flow against a second Keycloak with this environment (as -keycloak-env; variants ours_B and stock_B)")
 	fs.StringVar(&o.cpAlg, "claims-alg", "ES256", "the Claims Provider's signing algorithm")
 	fs.StringVar(&o.rsFlags, "rs-flags", "", "more flags for both Resource Servers (space-separated)")
 	fs.BoolVar(&o.goBench, "go-bench", true, "also run the Go benchmarks of the hot paths")
@@ -346,7 +346,7 @@ func ourVariant(d *deployment, name, desc string) (*variantRun, error) {
 }
 
 // stockVariant is the baseline on deployment d.
-func stockVariant(ctx context.Context, d *deployment) (*variantRun, error) {
+func stockVariant(ctx context.Context, d *deployment, name string) (*variantRun, error) {
 	hc := rqp.DefaultHTTPClient()
 	dials := countDials(hc)
 	hc.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
@@ -355,7 +355,7 @@ func stockVariant(ctx context.Context, d *deployment) (*variantRun, error) {
 		return nil, err
 	}
 	return &variantRun{
-		v: &Variant{Name: "stock", Description: "stock Keycloak UMA: ticket, uma-ticket grant with unsigned pushed claims (stock client policy), POST; no AuthN token, no Claims Provider",
+		v: &Variant{Name: name, Description: "stock Keycloak UMA: ticket, uma-ticket grant with unsigned pushed claims (stock client policy), POST; no AuthN token, no Claims Provider",
 			cpu: map[string]time.Duration{}},
 		flow:  f,
 		comps: map[string]component{compKeycloak: d.kcC, compResourceServer: d.rsStockC, compClient: {Name: compClient, Self: true}},
@@ -401,15 +401,17 @@ func runFlows(ctx context.Context, o options, root string, log *slog.Logger, r *
 	if err != nil {
 		return err
 	}
-	stock, err := stockVariant(ctx, a)
+	stock, err := stockVariant(ctx, a, "stock")
 	if err != nil {
 		return err
 	}
 	runs := []*variantRun{ours, stock}
 	if o.cmpHeap != "" || o.cmpJavaOpts != "" || o.cmpEnv != "" {
-		// A second deployment whose Keycloak differs only in its JVM options:
-		// the same flow against both, alternating, so noise hits both alike.
-		b, err := e.deploy(ctx, "_B", o.cmpHeap, o.cmpJavaOpts, o.cmpEnv, false)
+		// A second deployment whose Keycloak differs only in its options:
+		// both flows against both, alternating, so that noise hits both
+		// alike and each Keycloak is busy half of the time (a Keycloak idle
+		// longer than the other runs colder).
+		b, err := e.deploy(ctx, "_B", o.cmpHeap, o.cmpJavaOpts, o.cmpEnv, true)
 		if err != nil {
 			return err
 		}
@@ -421,7 +423,11 @@ func runFlows(ctx context.Context, o options, root string, log *slog.Logger, r *
 		if err != nil {
 			return err
 		}
-		runs = append(runs, ob)
+		sb, err := stockVariant(ctx, b, "stock_B")
+		if err != nil {
+			return err
+		}
+		runs = append(runs, ob, sb)
 		r.Config.CompareHeap, r.Config.CompareOpts, r.Config.CompareEnv = o.cmpHeap, o.cmpJavaOpts, o.cmpEnv
 	}
 
