@@ -304,7 +304,21 @@ type statusError struct {
 
 func (e *statusError) Error() string { return fmt.Sprintf("status %d: %.200s", e.status, e.body) }
 
-// do sends one call with the PAT; a 401 renews the PAT and retries once.
+// patRefused says Keycloak refused the PAT itself (revoked, or signed with
+// keys it no longer has after a restart): the admin API answers 401, the
+// protection API 403 invalid_bearer_token.
+func patRefused(status int, body []byte) bool {
+	if status == http.StatusUnauthorized {
+		return true
+	}
+	var e struct {
+		Error string `json:"error"`
+	}
+	return status == http.StatusForbidden && json.Unmarshal(body, &e) == nil && e.Error == "invalid_bearer_token"
+}
+
+// do sends one call with the PAT; a refused PAT (patRefused) is renewed and
+// the call retried once.
 func (c *Client) do(ctx context.Context, method, u string, in any, want int, out any) error {
 	var payload []byte
 	if in != nil {
@@ -344,7 +358,7 @@ func (c *Client) do(ctx context.Context, method, u string, in any, want int, out
 			return fmt.Errorf("protection: answer longer than %d bytes", maxResponse)
 		}
 		switch {
-		case resp.StatusCode == http.StatusUnauthorized && attempt == 0:
+		case attempt == 0 && patRefused(resp.StatusCode, data):
 			c.pat.Invalidate()
 			continue
 		case resp.StatusCode >= 500:

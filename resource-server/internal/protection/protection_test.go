@@ -28,6 +28,8 @@ type fakeKC struct {
 	tickets  atomic.Int32
 	// knobs
 	rejectPAT    atomic.Int32 // answer 401 to this many protection calls
+	forbidPAT    atomic.Int32 // answer 403 invalid_bearer_token (Keycloak's protection API) to this many calls
+	forbidden    atomic.Int32 // answer 403 not_authorized to this many calls
 	conflictOnce atomic.Bool  // first create answers 409 after registering
 	fail500      atomic.Bool
 	createDelay  time.Duration
@@ -68,6 +70,16 @@ func (f *fakeKC) serve(w http.ResponseWriter, r *http.Request) {
 	if f.rejectPAT.Load() > 0 {
 		f.rejectPAT.Add(-1)
 		w.WriteHeader(http.StatusUnauthorized)
+		return
+	}
+	if f.forbidPAT.Load() > 0 {
+		f.forbidPAT.Add(-1)
+		http.Error(w, `{"error":"invalid_bearer_token","error_description":"Could not obtain bearer access_token from request."}`, http.StatusForbidden)
+		return
+	}
+	if f.forbidden.Load() > 0 {
+		f.forbidden.Add(-1)
+		http.Error(w, `{"error":"not_authorized"}`, http.StatusForbidden)
 		return
 	}
 	switch {
@@ -245,6 +257,31 @@ func TestRejectedPATIsRenewed(t *testing.T) {
 	}
 	if f.tokens.Load() != 2 {
 		t.Fatalf("%d PATs fetched, want 2 (renewed after the 401)", f.tokens.Load())
+	}
+}
+
+// TestPATRefusedWith403IsRenewed: after a restart with new keys, Keycloak's
+// protection API refuses the old PAT with 403 invalid_bearer_token, not 401;
+// the PAT is renewed all the same. Another 403 is an answer, not retried.
+func TestPATRefusedWith403IsRenewed(t *testing.T) {
+	f, srv := newFake(t)
+	c := newClient(t, srv.URL)
+	if _, err := c.ResourceID(context.Background(), "bob"); err != nil {
+		t.Fatal(err)
+	}
+	f.forbidPAT.Store(1)
+	if _, _, err := c.Ticket(context.Background(), "bob"); err != nil {
+		t.Fatalf("ticket after a 403 invalid_bearer_token: %v", err)
+	}
+	if f.tokens.Load() != 2 {
+		t.Fatalf("%d PATs fetched, want 2 (renewed after the 403)", f.tokens.Load())
+	}
+	f.forbidden.Store(1)
+	if _, _, err := c.Ticket(context.Background(), "bob"); err == nil {
+		t.Fatal("ticket despite 403 not_authorized")
+	}
+	if f.tokens.Load() != 2 || f.forbidden.Load() != 0 {
+		t.Fatalf("%d PATs fetched after a 403 not_authorized, want still 2", f.tokens.Load())
 	}
 }
 
