@@ -169,16 +169,23 @@ func (w *World) StartRS(t testing.TB, addr, realm, name string) *stack.Service {
 // when t ends.
 func StartService(t testing.TB, spec stack.Spec) *stack.Service {
 	t.Helper()
+	return StartServiceUntil(t, t, spec)
+}
+
+// StartServiceUntil starts a service for t and stops it when owner ends: a
+// subtest restarts a service that outlives it.
+func StartServiceUntil(t, owner testing.TB, spec stack.Spec) *stack.Service {
+	t.Helper()
 	svc, err := stack.Start(Timeout(t, 2*time.Minute), spec)
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() {
+	owner.Cleanup(func() {
 		if err := svc.Stop(context.Background()); err != nil {
-			t.Errorf("stopping %s: %v", spec.Name, err)
+			owner.Errorf("stopping %s: %v", spec.Name, err)
 		}
-		if t.Failed() {
-			ShowLog(t, spec.Name, spec.LogPath)
+		if owner.Failed() {
+			ShowLog(owner, spec.Name, spec.LogPath)
 		}
 	})
 	return svc
