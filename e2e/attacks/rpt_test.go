@@ -211,6 +211,17 @@ func (s *suite) rptMisuse(t *testing.T, short shortRPT) {
 		s.unchanged(t, func() { expectChallenge(t, s.post(t, "bob", tok.AccessToken, c), "invalid_token") })
 	})
 
+	t.Run("stored HTML cannot run in the Resource Server's origin", func(t *testing.T) {
+		c := content{body: []byte(`<html><script>fetch("/incoming/bob/messages")</script></html>`), typ: "text/html; charset=utf-8", fileName: "invoice.html"}
+		rpt, _ := s.rptFor(t, "bob", c, e2etest.AliceEmail)
+		m := created(t, s.post(t, "bob", rpt, c))
+		_, h := s.BobGet(t, s.CachedBobToken(t), "/messages/"+m.ID)
+		if !strings.HasPrefix(h.Get("Content-Disposition"), "attachment") || h.Get("X-Content-Type-Options") != "nosniff" ||
+			!strings.Contains(h.Get("Content-Security-Policy"), "sandbox") || !strings.Contains(h.Get("Content-Security-Policy"), "default-src 'none'") {
+			t.Errorf("an HTML message is served with %v", h)
+		}
+	})
+
 	t.Run("an expired RPT", func(t *testing.T) {
 		wait := time.Until(short.exp.Add(31 * time.Second)) // the Resource Server's leeway is 30 s
 		t.Logf("waiting %s for the RPT of %s to expire", wait.Round(time.Second), shortClient)
