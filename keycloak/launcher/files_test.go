@@ -37,3 +37,23 @@ func TestOlderThanSources(t *testing.T) {
 		t.Fatal("JAR older than a source not stale")
 	}
 }
+
+func TestPersistentSessionsOff(t *testing.T) {
+	env := func(kv map[string]string) func(string) string { return func(k string) string { return kv[k] } }
+	for _, tc := range []struct {
+		name string
+		os   map[string]string
+		opts map[string]string
+		want bool
+	}{
+		{"default", nil, nil, true},
+		{"features disabled set", map[string]string{"KC_FEATURES_DISABLED": "impersonation"}, nil, false},
+		{"features set in options", nil, map[string]string{"KC_FEATURES": "persistent-user-sessions"}, false},
+		{"opted out", map[string]string{"UMAWIDE_KEYCLOAK_PERSISTENT_SESSIONS": "true"}, nil, false},
+		{"empty values ignored", map[string]string{"KC_FEATURES_DISABLED": ""}, map[string]string{"KC_FEATURES": ""}, true},
+	} {
+		if got := persistentSessionsOff(env(tc.os), tc.opts); got != tc.want {
+			t.Errorf("%s: %v, want %v", tc.name, got, tc.want)
+		}
+	}
+}

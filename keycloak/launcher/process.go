@@ -18,6 +18,21 @@ import (
 	"github.com/umawide/umawide/internal/procgroup"
 )
 
+// DefaultFeaturesDisabled is KC_FEATURES_DISABLED of a Keycloak started in
+// process mode, unless KC_FEATURES_DISABLED or KC_FEATURES is set (in the
+// environment or Options.Env) or UMAWIDE_KEYCLOAK_PERSISTENT_SESSIONS=true.
+const DefaultFeaturesDisabled = "persistent-user-sessions"
+
+// persistentSessionsOff says whether to add DefaultFeaturesDisabled.
+func persistentSessionsOff(getenv func(string) string, env map[string]string) bool {
+	for _, k := range []string{"KC_FEATURES_DISABLED", "KC_FEATURES"} {
+		if getenv(k) != "" || env[k] != "" {
+			return false
+		}
+	}
+	return getenv("UMAWIDE_KEYCLOAK_PERSISTENT_SESSIONS") != "true"
+}
+
 // JVMMarker is a system property on every Keycloak JVM this package starts, so
 // that a stray one can be found (pgrep -f umawide.launcher).
 const JVMMarker = "-Dumawide.launcher=keycloak"
@@ -293,6 +308,13 @@ func startProcessOnce(ctx context.Context, opts Options) (*Keycloak, error) {
 		"JAVA_OPTS_KC_HEAP=-Xms64m -Xmx"+opts.MaxHeap+" -XX:MaxMetaspaceSize=256m",
 		"JAVA_OPTS_APPEND="+strings.Join(strings.Fields(jvmMarkers()+" "+opts.JavaOpts+" "+os.Getenv("UMAWIDE_KEYCLOAK_JAVA_OPTS")), " "),
 	)
+	if persistentSessionsOff(os.Getenv, opts.Env) {
+		// A dev-mem database keeps nothing across restarts, so persisting
+		// user sessions buys nothing here and costs every uma-ticket grant a
+		// database look-up of its transient client session (15-20% of
+		// Keycloak's CPU per flow in make bench, docs/BENCHMARKS.md).
+		cmd.Env = append(cmd.Env, "KC_FEATURES_DISABLED="+DefaultFeaturesDisabled)
+	}
 	for k, v := range opts.Env {
 		cmd.Env = append(cmd.Env, k+"="+v)
 	}
