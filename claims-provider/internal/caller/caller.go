@@ -23,9 +23,12 @@ package caller
 
 import (
 	"context"
+	"crypto/sha256"
 	"errors"
 	"fmt"
 	"strings"
+	"sync"
+	"time"
 
 	"github.com/golang-jwt/jwt/v5"
 
@@ -86,16 +89,42 @@ var (
 const MaxIDLength = 255
 
 // Authenticator verifies and classifies access tokens.
+//
+// A token that verified is remembered (by its SHA-256) until its exp, so
+// that a client's cached client-credentials token, presented for every
+// claims token, is verified once: what it says cannot change before it
+// expires, and a token that failed is never remembered.
 type Authenticator struct {
-	v *jwtverify.Verifier
+	v   *jwtverify.Verifier
+	now func() time.Time
+
+	mu   sync.Mutex
+	seen map[[sha256.Size]byte]verified
 }
+
+type verified struct {
+	c   Caller
+	exp time.Time
+}
+
+// maxSeen bounds the remembered tokens (emptied when full).
+const maxSeen = 10000
 
 // New wraps a verifier configured with the realm's issuer, the Claims
 // Provider's audience and the algorithm allowlist.
-func New(v *jwtverify.Verifier) *Authenticator { return &Authenticator{v: v} }
+func New(v *jwtverify.Verifier) *Authenticator {
+	return &Authenticator{v: v, now: time.Now, seen: map[[sha256.Size]byte]verified{}}
+}
 
 // Authenticate verifies raw and tells who calls.
 func (a *Authenticator) Authenticate(ctx context.Context, raw string) (Caller, error) {
+	key := sha256.Sum256([]byte(raw))
+	a.mu.Lock()
+	hit, ok := a.seen[key]
+	a.mu.Unlock()
+	if ok && a.now().Before(hit.exp) {
+		return hit.c, nil
+	}
 	var c AccessClaims
 	if err := a.v.Verify(ctx, raw, &c); err != nil {
 		if errors.Is(err, jwtverify.ErrKeySetUnavailable) {
@@ -103,7 +132,17 @@ func (a *Authenticator) Authenticate(ctx context.Context, raw string) (Caller, e
 		}
 		return Caller{}, fmt.Errorf("%w: %w", ErrInvalidToken, err)
 	}
-	return Classify(c)
+	who, err := Classify(c)
+	if err != nil || c.ExpiresAt == nil {
+		return who, err
+	}
+	a.mu.Lock()
+	if len(a.seen) >= maxSeen {
+		clear(a.seen)
+	}
+	a.seen[key] = verified{c: who, exp: c.ExpiresAt.Time}
+	a.mu.Unlock()
+	return who, nil
 }
 
 // Classify applies the rules of the package documentation to verified claims.

@@ -2,6 +2,7 @@ package caller
 
 import (
 	"context"
+	"crypto"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
@@ -153,5 +154,56 @@ func TestUnavailableKeys(t *testing.T) {
 func TestKindString(t *testing.T) {
 	if User.String() != "user" || Client.String() != "client" || Kind(0).String() != "unknown" {
 		t.Fatal("Kind.String")
+	}
+}
+
+// countingKeys counts key look-ups (each verification makes one).
+type countingKeys struct {
+	jwtverify.StaticKeys
+	n int
+}
+
+func (c *countingKeys) Key(ctx context.Context, kid, alg string) (crypto.PublicKey, error) {
+	c.n++
+	return c.StaticKeys.Key(ctx, kid, alg)
+}
+
+// A token that verified is not verified again until its exp; after it, it
+// is (and refused as expired); a refused token is never remembered.
+func TestVerifiedTokensRemembered(t *testing.T) {
+	f := newFixture(t)
+	keys := &countingKeys{StaticKeys: jwtverify.StaticKeys{{Kid: f.kid, Public: &f.key.PublicKey}}}
+	now := time.Now()
+	v, err := jwtverify.New(jwtverify.Config{Issuer: iss, Audience: "claims-provider", Keys: keys, Leeway: time.Second,
+		Now: func() time.Time { return now }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := New(v)
+	a.now = func() time.Time { return now }
+	c := clientClaims()
+	c["exp"] = now.Add(time.Minute).Unix()
+	raw := f.sign(t, c)
+	for range 3 {
+		who, err := a.Authenticate(context.Background(), raw)
+		if err != nil || who.Kind != Client || who.ClientID != "rqp-client" {
+			t.Fatalf("%+v %v", who, err)
+		}
+	}
+	if keys.n != 1 {
+		t.Fatalf("%d verifications for 3 uses of one token, want 1", keys.n)
+	}
+	now = now.Add(2 * time.Minute)
+	if _, err := a.Authenticate(context.Background(), raw); !errors.Is(err, ErrInvalidToken) || keys.n != 2 {
+		t.Fatalf("after exp: %v (%d verifications), want a fresh verification refusing it", err, keys.n)
+	}
+	bad := raw[:len(raw)-4] + "AAAA"
+	for range 2 {
+		if _, err := a.Authenticate(context.Background(), bad); !errors.Is(err, ErrInvalidToken) {
+			t.Fatalf("tampered token: %v", err)
+		}
+	}
+	if keys.n != 4 {
+		t.Fatalf("%d verifications; a refused token must be verified each time", keys.n)
 	}
 }
