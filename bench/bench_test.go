@@ -188,3 +188,15 @@ func TestParseActiveOpens(t *testing.T) {
 		t.Fatalf("no Tcp lines: %d", got)
 	}
 }
+
+func TestCountRoute(t *testing.T) {
+	data := []byte(`# HELP claims_provider_http_request_duration_seconds HTTP request latency
+claims_provider_http_request_duration_seconds_count{route="/jwks",status="200"} 2
+claims_provider_http_request_duration_seconds_count{route="/jwks",status="304"} 1
+claims_provider_http_request_duration_seconds_count{route="/claims/token",status="200"} 700
+claims_provider_http_request_duration_seconds_sum{route="/jwks",status="200"} 0.01
+`)
+	if n := countRoute(data, "claims_provider_http_request_duration_seconds_count", "/jwks"); n != 3 {
+		t.Fatalf("%d, want 3", n)
+	}
+}

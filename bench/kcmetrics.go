@@ -149,3 +149,43 @@ func (d *kcDelta) endpoints(flows int) []KCEndpoint {
 	})
 	return out
 }
+
+// jwksFetches reads how often the Claims Provider at cpURL served its JWKS
+// (its /metrics, route /jwks): Keycloak's claims-token policy fetches it,
+// and caches it; nil-safe, -1 when it cannot be read.
+func jwksFetches(ctx context.Context, cpURL string) int {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, cpURL+"/metrics", nil)
+	if err != nil {
+		return -1
+	}
+	resp, err := kcHTTP.Do(req)
+	if err != nil {
+		return -1
+	}
+	defer resp.Body.Close()
+	data, err := io.ReadAll(io.LimitReader(resp.Body, 16<<20))
+	if err != nil || resp.StatusCode != http.StatusOK {
+		return -1
+	}
+	return countRoute(data, "claims_provider_http_request_duration_seconds_count", "/jwks")
+}
+
+// countRoute sums a counter's series whose route label is route.
+func countRoute(data []byte, name, route string) int {
+	n := 0.0
+	s := bufio.NewScanner(bytes.NewReader(data))
+	for s.Scan() {
+		line := s.Text()
+		if !strings.HasPrefix(line, name+"{") {
+			continue
+		}
+		i := strings.LastIndexByte(line, ' ')
+		if i < 0 || labels(line[:i])["route"] != route {
+			continue
+		}
+		if v, err := strconv.ParseFloat(line[i+1:], 64); err == nil {
+			n += v
+		}
+	}
+	return int(n)
+}

@@ -515,6 +515,8 @@ func runFlows(ctx context.Context, o options, root string, log *slog.Logger, r *
 			100*r.Load.Others, r.Load.Max1, r.Machine.NProc)
 	}
 
+	r.CPJWKSFetches = jwksFetches(ctx, a.cpURL)
+
 	r.PeakMemMiB = map[string]float64{}
 	for _, vr := range runs {
 		for role, c := range vr.comps {

@@ -84,17 +84,20 @@ type Load struct {
 
 // Result is the JSON file.
 type Result struct {
-	StartedAt   time.Time          `json:"started_at"`
-	Seconds     float64            `json:"duration_s"`
-	Config      RunConfig          `json:"config"`
-	Machine     Machine            `json:"machine"`
-	Load        Load               `json:"load"`
-	Variants    []*Variant         `json:"variants"`
-	Ratios      map[string]float64 `json:"ratios"`
-	PeakMemMiB  map[string]float64 `json:"peak_memory_mib"`
-	GoBenchmark []GoBench          `json:"go_benchmarks,omitempty"`
-	Targets     []Target           `json:"targets"`
-	Notes       []string           `json:"notes,omitempty"`
+	StartedAt  time.Time          `json:"started_at"`
+	Seconds    float64            `json:"duration_s"`
+	Config     RunConfig          `json:"config"`
+	Machine    Machine            `json:"machine"`
+	Load       Load               `json:"load"`
+	Variants   []*Variant         `json:"variants"`
+	Ratios     map[string]float64 `json:"ratios"`
+	PeakMemMiB map[string]float64 `json:"peak_memory_mib"`
+	// CPJWKSFetches: how often Keycloak fetched the Claims Provider's JWKS
+	// during the whole run, warm-up included (-1: unknown).
+	CPJWKSFetches int       `json:"claims_provider_jwks_fetches"`
+	GoBenchmark   []GoBench `json:"go_benchmarks,omitempty"`
+	Targets       []Target  `json:"targets"`
+	Notes         []string  `json:"notes,omitempty"`
 }
 
 // RunConfig is what the run was asked to do.
@@ -248,6 +251,9 @@ func printTable(w io.Writer, r *Result) {
 			}
 			fmt.Fprintf(w, "  %6.2f x %-72s %7.2f ms\n", e.PerFlow, e.Endpoint, e.MsPerRequest)
 		}
+	}
+	if r.CPJWKSFetches >= 0 && len(r.Variants) > 0 {
+		fmt.Fprintf(w, "\nthe Claims Provider's JWKS was fetched %d times in the whole run (Keycloak's extension caches it)\n", r.CPJWKSFetches)
 	}
 	fmt.Fprintln(w)
 	for _, k := range []string{"flows_per_s", "rpt_p50", "rpt_mean"} {
