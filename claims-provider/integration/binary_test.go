@@ -183,7 +183,7 @@ func TestSetupScript(t *testing.T) {
 	}
 	kc := kctest.Keycloak(t)
 	ctx := ctxT(t)
-	realm := "cp-setup-" + randomHex(4)
+	realm := "cp-setup-" + kctest.RandomHex(4)
 	rep := map[string]any{
 		"realm": realm, "enabled": true,
 		"users": []any{map[string]any{

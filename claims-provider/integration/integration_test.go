@@ -2,9 +2,7 @@ package integration
 
 import (
 	"context"
-	"crypto/rand"
 	"encoding/base64"
-	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -54,13 +52,7 @@ func ctxT(t *testing.T) context.Context {
 	return ctx
 }
 
-func randomHex(n int) string {
-	b := make([]byte, n)
-	_, _ = rand.Read(b)
-	return hex.EncodeToString(b)
-}
-
-func newTicket() string { return "ticket-" + randomHex(16) }
+func newTicket() string { return "ticket-" + kctest.RandomHex(16) }
 
 // --- a Claims Provider in-process ---
 
@@ -403,7 +395,7 @@ func TestBothVariants(t *testing.T) {
 		}
 	})
 	t.Run("unverified email is issued as unverified", func(t *testing.T) {
-		name := "cp-itest-unverified-" + randomHex(4)
+		name := "cp-itest-unverified-" + kctest.RandomHex(4)
 		u := createUser(t, "foo", map[string]any{
 			"username": name, "enabled": true, "email": name + "@foo.example", "emailVerified": false, "firstName": "Una",
 		})
@@ -496,7 +488,7 @@ func TestRefusals(t *testing.T) {
 		wantError(t, cp.post(t, bobs, form(newTicket(), bar, "email", "alice@foo.example")), 401, uma.ErrInvalidToken)
 	})
 	t.Run("expired token", func(t *testing.T) {
-		id := "cp-itest-short-" + randomHex(4)
+		id := "cp-itest-short-" + kctest.RandomHex(4)
 		if err := kc.Admin(ctxT(t), http.MethodPost, "/foo/clients", map[string]any{
 			"clientId": id, "enabled": true, "publicClient": false, "secret": "short-secret",
 			"serviceAccountsEnabled": true, "standardFlowEnabled": false,
@@ -550,12 +542,12 @@ func TestRefusals(t *testing.T) {
 	})
 	var unknownBody []byte
 	t.Run("unknown user", func(t *testing.T) {
-		a := cp.post(t, rqp, form(newTicket(), bar, "email", "nobody-"+randomHex(4)+"@foo.example"))
+		a := cp.post(t, rqp, form(newTicket(), bar, "email", "nobody-"+kctest.RandomHex(4)+"@foo.example"))
 		wantError(t, a, 403, uma.ErrAccessDenied)
 		unknownBody = a.body
 	})
 	t.Run("disabled user", func(t *testing.T) {
-		name := "cp-itest-disabled-" + randomHex(4)
+		name := "cp-itest-disabled-" + kctest.RandomHex(4)
 		u := createUser(t, "foo", map[string]any{
 			"username": name, "enabled": false, "email": name + "@foo.example", "emailVerified": true,
 		})
@@ -624,7 +616,7 @@ func TestAmbiguousUser(t *testing.T) {
 	if err := json.Unmarshal(launcher.ExpandPlaceholders(raw, nil), &rep); err != nil {
 		t.Fatal(err)
 	}
-	realm := "foo-dup-" + randomHex(4)
+	realm := "foo-dup-" + kctest.RandomHex(4)
 	rep["realm"] = realm
 	delete(rep, "id")
 	rep["duplicateEmailsAllowed"] = true

@@ -8,8 +8,6 @@ package adopt
 import (
 	"bytes"
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -27,12 +25,6 @@ import (
 )
 
 func TestMain(m *testing.M) { kctest.Main(m) }
-
-func randomHex(n int) string {
-	b := make([]byte, n)
-	_, _ = rand.Read(b)
-	return hex.EncodeToString(b)
-}
 
 // importRealm creates a realm that has users and nothing of umawide.
 func importRealm(t *testing.T, kc *launcher.Keycloak, name string, users ...map[string]any) {
@@ -85,7 +77,7 @@ func TestAddUmawideToExistingRealms(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	suffix := randomHex(4)
+	suffix := kctest.RandomHex(4)
 	authn, authz := "adopt-senders-"+suffix, "adopt-owners-"+suffix
 	importRealm(t, kc, authn,
 		user("alice", "alice@foo.example", "alice-pw"),
@@ -103,7 +95,7 @@ func TestAddUmawideToExistingRealms(t *testing.T) {
 	cpURL := fmt.Sprintf("http://127.0.0.1:%d", cpPort)
 	secrets := map[string]string{}
 	for _, k := range []string{"CLAIMS_PROVIDER_SECRET", "RQP_CLIENT_AUTHN_SECRET", "RQP_CLIENT_AS_SECRET", "RESOURCE_SERVER_SECRET"} {
-		secrets[k] = "s-" + randomHex(12)
+		secrets[k] = "s-" + kctest.RandomHex(12)
 	}
 	env := []string{
 		"KEYCLOAK_URL=" + kc.BaseURL, "KEYCLOAK_ADMIN_USER=" + kc.AdminUser, "KEYCLOAK_ADMIN_PASSWORD=" + kc.AdminPassword,

@@ -16,8 +16,6 @@ package cluster
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"net/http"
@@ -36,12 +34,6 @@ import (
 
 // NodesEnv lists the base URLs of the nodes of one Keycloak cluster.
 const NodesEnv = "UMAWIDE_TEST_KEYCLOAK_NODES"
-
-func randomHex(n int) string {
-	b := make([]byte, n)
-	_, _ = rand.Read(b)
-	return hex.EncodeToString(b)
-}
 
 func env(name, def string) string {
 	if v := os.Getenv(name); v != "" {
@@ -115,7 +107,7 @@ func TestReplayRefusedAcrossNodes(t *testing.T) {
 	}), &rep); err != nil {
 		t.Fatal(err)
 	}
-	realm := "bar-cluster-" + randomHex(4)
+	realm := "bar-cluster-" + kctest.RandomHex(4)
 	rep["realm"] = realm
 	delete(rep, "id")
 	data, _ := json.Marshal(rep)
@@ -180,7 +172,7 @@ func TestReplayRefusedAcrossNodes(t *testing.T) {
 	}
 
 	// A claims token's jti: accepted at node 0, refused at node 1.
-	jti := randomHex(16)
+	jti := kctest.RandomHex(16)
 	t1 := ticket(nodes[0])
 	if err := grant(nodes[0], t1, claimsToken(t1, jti)); err != nil {
 		t.Fatalf("grant at node 0: %v", err)
@@ -192,16 +184,16 @@ func TestReplayRefusedAcrossNodes(t *testing.T) {
 
 	// A ticket: an RPT at node 1, then refused at node 0 (with a fresh jti).
 	t3 := ticket(nodes[0])
-	if err := grant(nodes[1], t3, claimsToken(t3, randomHex(16))); err != nil {
+	if err := grant(nodes[1], t3, claimsToken(t3, kctest.RandomHex(16))); err != nil {
 		t.Fatalf("grant at node 1: %v", err)
 	}
-	if err := grant(nodes[0], t3, claimsToken(t3, randomHex(16))); !denied(err) {
+	if err := grant(nodes[0], t3, claimsToken(t3, kctest.RandomHex(16))); !denied(err) {
 		t.Fatalf("the same ticket at node 0: %v, want 403 (ticket_reused)", err)
 	}
 	// And a fresh ticket and jti still work at both.
 	for i, n := range nodes {
 		tk := ticket(n)
-		if err := grant(n, tk, claimsToken(tk, randomHex(16))); err != nil {
+		if err := grant(n, tk, claimsToken(tk, kctest.RandomHex(16))); err != nil {
 			t.Fatalf("fresh grant at node %d: %v", i, err)
 		}
 	}

@@ -9,7 +9,6 @@ package scaleout
 import (
 	"bytes"
 	"context"
-	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
@@ -62,12 +61,6 @@ func skipWithoutDatabase(t *testing.T) string {
 	return base
 }
 
-func randomHex(n int) string {
-	b := make([]byte, n)
-	_, _ = rand.Read(b)
-	return hex.EncodeToString(b)
-}
-
 func hexSum(b []byte) string {
 	s := sha256.Sum256(b)
 	return hex.EncodeToString(s[:])
@@ -84,7 +77,7 @@ func freshDatabase(t *testing.T, base string) string {
 	if err != nil {
 		t.Fatalf("%s: %v", DatabaseEnv, err)
 	}
-	name := "umawide_scaleout_" + randomHex(6)
+	name := "umawide_scaleout_" + kctest.RandomHex(6)
 	if _, err := admin.Exec(ctx, "CREATE DATABASE "+name); err != nil {
 		admin.Close(ctx)
 		t.Fatalf("create database (the role of %s must be allowed to): %v", DatabaseEnv, err)
@@ -307,7 +300,7 @@ func dbMessages(t *testing.T, dbURL string) (map[string]string, int, int) {
 func TestReplicasShareOneDatabase(t *testing.T) {
 	base := skipWithoutDatabase(t)
 	e, dbURL := start(t, base)
-	run := randomHex(4)
+	run := kctest.RandomHex(4)
 
 	// 2 x 50 pushes at concurrency 8.
 	total := replicas * pushesEach
@@ -322,7 +315,7 @@ func TestReplicasShareOneDatabase(t *testing.T) {
 		go func() {
 			defer wg.Done()
 			for i := range jobs {
-				bodies[i] = fmt.Appendf(nil, "message %d of run %s: %s\n", i, run, randomHex(16))
+				bodies[i] = fmt.Appendf(nil, "message %d of run %s: %s\n", i, run, kctest.RandomHex(16))
 				postAt := e.rs[i%replicas].URL
 				challengeAt := e.rs[(i+1)%replicas].URL
 				tok, err := e.rpt(challengeAt, bodies[i])

@@ -10,8 +10,6 @@ package e2etest
 import (
 	"bytes"
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -81,11 +79,7 @@ type Options struct {
 }
 
 // RandomHex is n random bytes in hex.
-func RandomHex(n int) string {
-	b := make([]byte, n)
-	_, _ = rand.Read(b)
-	return hex.EncodeToString(b)
-}
+func RandomHex(n int) string { return kctest.RandomHex(n) }
 
 // FreeAddr is a free 127.0.0.1:port.
 func FreeAddr(t testing.TB) string {

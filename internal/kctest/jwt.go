@@ -1,7 +1,9 @@
 package kctest
 
 import (
+	"crypto/rand"
 	"encoding/base64"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"strings"
@@ -25,4 +27,12 @@ func Claims(token string) (map[string]any, error) {
 		return nil, fmt.Errorf("kctest: JWT payload: %w", err)
 	}
 	return claims, nil
+}
+
+// RandomHex is n random bytes in hex: unique names for the realms, users and
+// resources a test creates on a Keycloak that other packages share.
+func RandomHex(n int) string {
+	b := make([]byte, n)
+	_, _ = rand.Read(b)
+	return hex.EncodeToString(b)
 }

@@ -3,8 +3,6 @@ package realmtest
 import (
 	"bytes"
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -331,12 +329,6 @@ func wantStatus(t *testing.T, err error, status int) {
 	if te.StatusCode != status {
 		t.Fatalf("status = %d (%s), want %d", te.StatusCode, te.Body, status)
 	}
-}
-
-func randomHex(n int) string {
-	b := make([]byte, n)
-	_, _ = rand.Read(b)
-	return hex.EncodeToString(b)
 }
 
 func getJSON(t *testing.T, u, bearer string, out any) {

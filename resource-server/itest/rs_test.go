@@ -178,10 +178,10 @@ func TestRefusals(t *testing.T) {
 		must(t, resp.status == 413, "without token: %d", resp.status)
 	})
 	t.Run("unknown owner", func(t *testing.T) {
-		resp := post(t, "nobody-"+randomHex(3), "", body)
+		resp := post(t, "nobody-"+kctest.RandomHex(3), "", body)
 		must(t, resp.status == 404 && resp.errorCode() == uma.ErrNotFound, "%d %s", resp.status, resp.body)
 		tok := bound(t, "bob", body)
-		resp = post(t, "nobody-"+randomHex(3), tok, body)
+		resp = post(t, "nobody-"+kctest.RandomHex(3), tok, body)
 		must(t, resp.status == 404, "with an RPT: %d %s", resp.status, resp.body)
 		resp = post(t, "service-account-rqp-client", "", body)
 		must(t, resp.status == 404, "service account as owner: %d", resp.status)
@@ -280,7 +280,7 @@ func sendJSON(t *testing.T, method, u, bearer string, in, out any) {
 func TestConcurrentFirstRequests(t *testing.T) {
 	r := newRealm(t)
 	s := r.startRS(t, rsOptions{})
-	owner := "dave-" + randomHex(3)
+	owner := "dave-" + kctest.RandomHex(3)
 	r.createUser(t, owner)
 	tr := &http.Transport{MaxIdleConnsPerHost: 100}
 	defer tr.CloseIdleConnections()

@@ -121,7 +121,7 @@ func TestAddPolicyThroughAdminAPI(t *testing.T) {
 	}
 	for _, cfg := range bad {
 		err := kc.Admin(ctx, http.MethodPost, authz+"/policy/claims-token",
-			policyRep{Name: "bad " + randomHex(3), Logic: "POSITIVE", DecisionStrategy: "UNANIMOUS", Config: cfg}, nil)
+			policyRep{Name: "bad " + kctest.RandomHex(3), Logic: "POSITIVE", DecisionStrategy: "UNANIMOUS", Config: cfg}, nil)
 		var he *launcher.HTTPError
 		if !errors.As(err, &he) || he.StatusCode != http.StatusBadRequest {
 			t.Errorf("config %v: %v, want 400", cfg, err)

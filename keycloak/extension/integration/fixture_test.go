@@ -4,9 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
-	"crypto/rand"
 	"encoding/base64"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -84,12 +82,6 @@ type realmFixture struct {
 	pat        string
 }
 
-func randomHex(n int) string {
-	b := make([]byte, n)
-	_, _ = rand.Read(b)
-	return hex.EncodeToString(b)
-}
-
 func testCtx(t testing.TB) context.Context {
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	t.Cleanup(cancel)
@@ -123,7 +115,7 @@ func barCopy(t testing.TB, kc *launcher.Keycloak, cp *claimsProvider, stock bool
 	if stock {
 		prefix = "bar-stock-"
 	}
-	name := prefix + randomHex(4)
+	name := prefix + kctest.RandomHex(4)
 	rep["realm"] = name
 	delete(rep, "id")
 	var applied string
@@ -227,7 +219,7 @@ func (f *realmFixture) claims(cp *claimsProvider, ticket string) map[string]any 
 		"aud":            f.issuer,
 		"iat":            now,
 		"exp":            now + 120,
-		"jti":            randomHex(16),
+		"jti":            kctest.RandomHex(16),
 		"ticket_digest":  uma.TicketDigest(ticket),
 		"email":          "alice@foo.example",
 		"email_verified": true,
