@@ -44,7 +44,7 @@ vet:
 test-go:
 	$(GO) run ./devstack exec -- $(GO) test $(GO_TEST_FLAGS) ./...
 
-# The demo pushes as PROTOCOL.md's defaults say: Keycloak on 8080, Claims
+# The demo pushes as docs/PROTOCOL.md's defaults say: Keycloak on 8080, Claims
 # Provider on 8081, Resource Server on 8082 (all on 127.0.0.1).
 DEMO_FILE    ?= testdata/demo/hello-bob.txt
 DEMO_TO      ?= http://127.0.0.1:8082/incoming/bob

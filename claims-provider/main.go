@@ -1,6 +1,6 @@
 // Command claims-provider runs the UMA Wide Ecosystem Claims Provider next to
 // a Keycloak realm: it signs short-lived, ticket-bound claims tokens about the
-// realm's users (PROTOCOL.md steps 5-6).
+// realm's users (docs/PROTOCOL.md steps 5-6).
 //
 //	claims-provider [flags]          serve
 //	claims-provider rotate [flags]   make a new signing key, keep the old one

@@ -202,7 +202,7 @@ func envOr(name, def string) string {
 }
 
 // stackPlaceholders are the realm-file placeholders for the default local
-// ports of PROTOCOL.md; the realm files' own defaults already match them.
+// ports of docs/PROTOCOL.md; the realm files' own defaults already match them.
 func stackPlaceholders() map[string]string { return map[string]string{} }
 
 func portFromEnv(name string, def int) (int, error) {

@@ -5,7 +5,8 @@ import (
 	"encoding/base64"
 )
 
-// TicketDigest binds a claims token to one permission ticket (seed step 4):
+// TicketDigest binds a claims token to one permission ticket (step 5.1 of
+// docs/PROTOCOL.md, the seed's note "Create ticket_digest"):
 // BASE64URL-NOPAD(SHA-256(ticket)), always 43 characters.
 func TicketDigest(ticket string) string {
 	sum := sha256.Sum256([]byte(ticket))

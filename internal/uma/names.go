@@ -1,6 +1,6 @@
 package uma
 
-// Protocol names (shared/PROTOCOL.md).
+// Protocol names (docs/PROTOCOL.md).
 const (
 	// GrantTypeUMATicket is the UMA 2.0 grant (seed step 7).
 	GrantTypeUMATicket = "urn:ietf:params:oauth:grant-type:uma-ticket"

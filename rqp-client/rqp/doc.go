@@ -1,5 +1,5 @@
 // Package rqp is the requesting party's client of the UMA wide ecosystem
-// (shared/PROTOCOL.md): it pushes data from a sender (Alice, foo.example)
+// (docs/PROTOCOL.md): it pushes data from a sender (Alice, foo.example)
 // into an owner's Incoming (Bob, bar.example) through the ten steps of the
 // UMA 2.0 grant with a Claims Provider in the sender's own domain.
 //

@@ -96,7 +96,7 @@ const (
 // service, how (Kind), and what the service answered. Use errors.As to get
 // it and errors.Is with the Err* sentinels to test the kind.
 type StepError struct {
-	// Step is the step number of PROTOCOL.md (1-10); 0 before the flow starts
+	// Step is the step number of docs/PROTOCOL.md (1-10); 0 before the flow starts
 	// (configuration, reading the content).
 	Step int
 	// Name is the step's name (StepName).

@@ -1,4 +1,4 @@
-// Package issuer mints claims tokens (PROTOCOL.md step 6): a compact JWS
+// Package issuer mints claims tokens (docs/PROTOCOL.md step 6): a compact JWS
 // signed with the Claims Provider's current key, binding a user's claims as
 // the AuthN server holds them to one permission ticket (ticket_digest) and one
 // authorization server (aud).

@@ -1,4 +1,5 @@
-// Package provider decides a claims-token request (PROTOCOL.md step 5): who
+// Package provider decides a claims-token request (docs/PROTOCOL.md step 5,
+// and the user lookup of 6.3-6.4): who
 // may ask for whose claims, which fields are acceptable, and what each
 // refusal answers. It knows no HTTP framework: the server turns a Refusal
 // into the JSON error body and status.

@@ -2,7 +2,7 @@
 // package provider, the discovery document, the JWKS, health, readiness and
 // Prometheus metrics on a private registry.
 //
-//	POST /claims/token                                  claims token (PROTOCOL.md step 5)
+//	POST /claims/token                                  claims token (docs/PROTOCOL.md steps 5-6)
 //	GET  /.well-known/uma-wide-ecosystem-claims-provider discovery document
 //	GET  /jwks                                          public keys (current and retired in grace)
 //	GET  /healthz                                       the process is up

@@ -297,7 +297,8 @@ func TestClaimsTokenPolicy(t *testing.T) {
 	t.Run("claim_token that Keycloak itself cannot parse never gives an RPT", func(t *testing.T) {
 		// Keycloak parses claim_token before any policy runs and refuses these
 		// itself with 400 invalid_request "Invalid claims", so the policy never
-		// sees them (PROTOCOL.md step 8 says 403; see the extension's README).
+		// sees them (docs/PROTOCOL.md step 8 says 403 for a denial; see the
+		// extension's README).
 		ticket := f.ticket(t)
 		for _, ct := range []string{"%%% not base64 %%%", b64([]byte("not json")), b64([]byte(`["claims_token"]`))} {
 			tok, err := f.grant(ctx, ticket, ct)

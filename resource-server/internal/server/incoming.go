@@ -24,7 +24,7 @@ import (
 // unreachableWarning is UMA 2.0 Grant 3.2.2's header value.
 const unreachableWarning = `199 - "UMA Authorization Server Unreachable"`
 
-// MessageJSON is a stored message as PROTOCOL.md step 10 shows it (plus
+// MessageJSON is a stored message as docs/PROTOCOL.md step 10 shows it (plus
 // file_name and sender_sub where known).
 type MessageJSON struct {
 	ID          string `json:"id"`

@@ -2,7 +2,7 @@
 // ecosystem, for the RqP client's unit tests: a Keycloak-like server with
 // realm foo (Alice's AuthN server) and realm bar (Bob's AS, UMA grant), a
 // Claims Provider and a Resource Server, each an httptest.Server. It follows
-// the wire contract (shared/PROTOCOL.md) and Keycloak's observable answers;
+// the wire contract (docs/PROTOCOL.md) and Keycloak's observable answers;
 // tokens are JWT-shaped but unsigned (the client never verifies them, the
 // fakes check them by lookup). Hooks let a test make any endpoint answer
 // differently; counters and records let it see what was sent.

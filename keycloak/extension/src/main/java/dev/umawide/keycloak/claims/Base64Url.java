@@ -52,7 +52,7 @@ final class Base64Url {
         }
     }
 
-    /** BASE64URL-NOPAD(SHA-256(ticket)) over the UTF-8 bytes of the ticket, as PROTOCOL.md step 4. */
+    /** BASE64URL-NOPAD(SHA-256(ticket)) over the ticket's UTF-8 bytes, as docs/PROTOCOL.md 5.1. */
     static String ticketDigest(String ticket) {
         return encodeNoPad(sha256(ticket.getBytes(StandardCharsets.UTF_8)));
     }

@@ -1,8 +1,9 @@
 package dev.umawide.keycloak.claims;
 
 /**
- * The whole decision of PROTOCOL.md step 8 for one request, free of Keycloak types: decode the
- * pushed claims, verify the claims token against the ticket, then consume its jti and the ticket.
+ * The whole decision of docs/PROTOCOL.md step 8 (checks 8.1-8.5) for one request, free of
+ * Keycloak types: decode the pushed claims, verify the claims token against the ticket, then
+ * consume its jti and the ticket.
  */
 final class ClaimsTokenEvaluator {
 

@@ -9,7 +9,7 @@ import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 
 /**
- * Checks 2 to 5 of PROTOCOL.md step 8 on one claims token: structure and size, {@code alg}
+ * Checks 8.2 to 8.5 of docs/PROTOCOL.md on one claims token: structure and size, {@code alg}
  * allowlist, trusted issuer (static list, else discovery), key by {@code kid} and key type,
  * signature, then {@code aud}, {@code exp}, {@code iat}, {@code nbf}, lifetime, {@code jti},
  * {@code sub}, {@code ticket_digest}, {@code email}, {@code email_verified} and the email domain.

@@ -4,8 +4,8 @@ import java.util.Set;
 import java.util.regex.Pattern;
 
 /**
- * The content metadata a client may push with the claims token (PROTOCOL.md step 7). A key is
- * kept in the RPT only with exactly one well-formed value:
+ * The content metadata a client may push with the claims token (docs/PROTOCOL.md step 7). A key
+ * is kept in the RPT only with exactly one well-formed value:
  * <ul>
  * <li>{@code content_sha256}: 64 lowercase hex digits;</li>
  * <li>{@code content_length}: decimal digits without leading zeros, at most {@link #MAX_CONTENT_LENGTH};</li>

@@ -12,8 +12,8 @@ import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 
 /**
- * The {@code claim_token} form field as PROTOCOL.md step 7 sends it: BASE64URL of a JSON object
- * whose every value is an array of strings, one of which is {@code claims_token}.
+ * The {@code claim_token} form field as docs/PROTOCOL.md step 7 sends it: BASE64URL of a JSON
+ * object whose every value is an array of strings, one of which is {@code claims_token}.
  */
 record PushedClaims(Map<String, List<String>> claims) {
 

@@ -12,7 +12,7 @@ import java.util.Set;
 
 import org.junit.jupiter.api.Test;
 
-/** The whole step-8 decision, including single use of jti and ticket. */
+/** The whole step-8 decision (docs/PROTOCOL.md 8.1-8.5), including single use of jti and ticket. */
 class ClaimsTokenEvaluatorTest {
 
     static final String REALM = "realm-id-1";
