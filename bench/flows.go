@@ -22,7 +22,7 @@ import (
 // The step groups reported, as the issue names them.
 const (
 	grpTicket = iota // steps 1-2: POST without token, UMA challenge
-	grpAuthN         // step 3: access token for the Claims Provider
+	grpAuthN         // steps 3-4: access token for the Claims Provider
 	grpClaims        // steps 5-6: claims token
 	grpRPT           // steps 7-8: uma-ticket grant, RPT
 	grpPost          // steps 9-10: POST with the RPT, receipt
@@ -31,13 +31,12 @@ const (
 
 var groupNames = [numGroups]string{"ticket", "authn_token", "claims_token", "rpt", "post"}
 
-// groupOf maps an rqp step to its group (-1: not reported; step 4 is a
-// local SHA-256 of a few microseconds).
+// groupOf maps an rqp step to its group (-1: not reported).
 func groupOf(step int) int {
 	switch step {
 	case rqp.StepRequest, rqp.StepChallenge:
 		return grpTicket
-	case rqp.StepAccessToken:
+	case rqp.StepAccessToken, rqp.StepAccessTokenReturned:
 		return grpAuthN
 	case rqp.StepClaimsRequest, rqp.StepClaimsToken:
 		return grpClaims

@@ -7,11 +7,12 @@
 //     Expect: 100-continue, so the Resource Server's 401 arrives before any
 //     of the data is sent;
 //  2. read the UMA challenge (as_uri, permission ticket);
-//  3. get an access token for the Claims Provider at the sender's AuthN
+//  3. ask for an access token for the Claims Provider at the sender's AuthN
 //     server: client credentials (the sender is not involved), or
 //     authorization code + PKCE with a loopback redirect (the sender logs in);
-//  4. compute ticket_digest = BASE64URL(SHA-256(ticket));
-//  5. ask the Claims Provider (configured, or discovered from the email's
+//  4. receive the access token (or keep using the client's own);
+//  5. compute ticket_digest = BASE64URL(SHA-256(ticket)) (5.1) and ask the
+//     Claims Provider (configured, or discovered from the email's
 //     domain) for a claims token bound to the ticket and the AS;
 //  6. check the claims token's shape and binding;
 //  7. ask the owner's AS for an RPT (uma-ticket grant) with the claims token

@@ -104,26 +104,29 @@ func (c *Client) attempt(ctx context.Context, st *pushState) (*Result, *StepErro
 	c.emit(ctx, StepChallenge, true, "ticket received", time.Since(t0),
 		fmt.Sprintf("UMA realm=%q as_uri=%s, ticket of %d characters", ch.Realm, ch.ASURI, len(ch.Ticket)), nil)
 
-	// 3. The AuthN access token (reused on the second attempt while fresh;
-	// a client-credentials token also by later pushes).
+	// 3. The AuthN access token request (none when the token of the first
+	// attempt is still fresh, or a client-credentials token of an earlier push
+	// is kept).
 	t0 = time.Now()
+	status := "reused"
 	if st.token != "" && time.Until(st.tokenExp) > 30*time.Second {
-		c.emit(ctx, StepAccessToken, true, "reused", time.Since(t0), "the access token of the first attempt is still valid", nil)
+		c.emit(ctx, StepAccessToken, true, status, time.Since(t0), "the access token of the first attempt is still valid", nil)
 	} else {
-		status, detail, se := c.accessToken(ctx, st)
+		var detail string
+		var se *StepError
+		status, detail, se = c.accessToken(ctx, st)
 		if se != nil {
 			return nil, c.failed(ctx, se, time.Since(t0))
 		}
 		c.emit(ctx, StepAccessToken, true, status, time.Since(t0), detail, nil)
 	}
 
-	// 4. The ticket digest.
+	// 4. The access token.
+	c.emitAccessToken(ctx, st, status)
+
+	// 5. The claims token request, with 5.1 the ticket digest.
 	t0 = time.Now()
 	digest := uma.TicketDigest(ch.Ticket)
-	c.emit(ctx, StepTicketDigest, true, "computed", time.Since(t0), "ticket_digest "+digest, nil)
-
-	// 5. The claims token request.
-	t0 = time.Now()
 	if st.claimsEndpoint == "" {
 		email := st.req.Email
 		if email == "" {
@@ -149,6 +152,7 @@ func (c *Client) attempt(ctx context.Context, st *pushState) (*Result, *StepErro
 			return nil, c.failed(ctx, se3, time.Since(t3))
 		}
 		c.emit(ctx, StepAccessToken, true, status, time.Since(t3), "the Claims Provider refused the cached token (401): "+detail, nil)
+		c.emitAccessToken(ctx, st, status)
 		a, creq, se = c.requestClaimsToken(ctx, st.claimsEndpoint, st.token, digest, ch.ASURI, st.req.Email)
 	}
 	if se != nil {
@@ -163,7 +167,7 @@ func (c *Client) attempt(ctx context.Context, st *pushState) (*Result, *StepErro
 		who = "the logged-in user"
 	}
 	c.emit(ctx, StepClaimsRequest, true, a.resp.Status, time.Since(t0),
-		fmt.Sprintf("POST %s (%s) for %s, audience %s", redact(creq.URL.String()), st.claimsHow, who, ch.ASURI), nil)
+		fmt.Sprintf("POST %s (%s) for %s, audience %s, ticket_digest %s", redact(creq.URL.String()), st.claimsHow, who, ch.ASURI, digest), nil)
 
 	// 6. The claims token.
 	t0 = time.Now()
@@ -265,6 +269,19 @@ func (c *Client) attempt(ctx context.Context, st *pushState) (*Result, *StepErro
 	c.emit(ctx, StepCreated, true, "stored", time.Since(t0),
 		fmt.Sprintf("message %s at %s, sender %s, sha256 %s", rc.ID, res.Location, rc.SenderEmail, rc.SHA256), nil)
 	return res, nil
+}
+
+// emitAccessToken reports step 4, the access token step 3 got: "received",
+// or step 3's status ("cached", "reused") when no request was sent. The
+// token shows only as its length.
+func (c *Client) emitAccessToken(ctx context.Context, st *pushState, status3 string) {
+	t0 := time.Now()
+	status := "received"
+	if status3 == "cached" || status3 == "reused" {
+		status = status3
+	}
+	detail := fmt.Sprintf("access token of %d characters, expires in %s", len(st.token), time.Until(st.tokenExp).Round(time.Second))
+	c.emit(ctx, StepAccessTokenReturned, true, status, time.Since(t0), detail, nil)
 }
 
 // accessToken is step 3: client credentials, or the person's login. It

@@ -621,7 +621,7 @@ func TestContextCancelled(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	cfg := config(s, nil)
 	cfg.Progress = func(ev rqp.Event) {
-		if ev.Step == rqp.StepTicketDigest {
+		if ev.Step == rqp.StepAccessTokenReturned {
 			cancel()
 		}
 	}

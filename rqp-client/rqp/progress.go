@@ -2,35 +2,37 @@ package rqp
 
 import "time"
 
-// The steps of PROTOCOL.md, numbered as in the seed diagram.
+// The steps of docs/PROTOCOL.md, numbered as the seed's arrows: each
+// request the client sends (odd) and the answer it gets (even). The ticket
+// digest (5.1) is part of step 5.
 const (
-	StepRequest        = 1  // POST the data to the Incoming without a token
-	StepChallenge      = 2  // 401 with the UMA permission ticket
-	StepAccessToken    = 3  // access token for the Claims Provider (AuthN server)
-	StepTicketDigest   = 4  // ticket_digest = BASE64URL(SHA-256(ticket))
-	StepClaimsRequest  = 5  // POST /claims/token at the Claims Provider
-	StepClaimsToken    = 6  // the claims token received and checked
-	StepGrant          = 7  // uma-ticket grant at the owner's AS with the pushed claims
-	StepRPT            = 8  // the RPT received
-	StepPost           = 9  // POST the data again with the RPT
-	StepCreated        = 10 // 201 Created and the receipt
-	NumSteps           = 10
-	stepBeforeTheFlow  = 0
-	stepNameBeforeFlow = "prepare"
+	StepRequest             = 1  // POST the data to the Incoming without a token
+	StepChallenge           = 2  // 401 with the UMA permission ticket
+	StepAccessToken         = 3  // access token request for the Claims Provider (AuthN server)
+	StepAccessTokenReturned = 4  // the access token (or the one kept from an earlier push)
+	StepClaimsRequest       = 5  // ticket_digest (5.1), POST /claims/token at the Claims Provider
+	StepClaimsToken         = 6  // the claims token received and checked
+	StepGrant               = 7  // uma-ticket grant at the owner's AS with the pushed claims
+	StepRPT                 = 8  // the RPT received
+	StepPost                = 9  // POST the data again with the RPT
+	StepCreated             = 10 // 201 Created and the receipt
+	NumSteps                = 10
+	stepBeforeTheFlow       = 0
+	stepNameBeforeFlow      = "prepare"
 )
 
 var stepNames = [...]string{
-	stepBeforeTheFlow: stepNameBeforeFlow,
-	StepRequest:       "request without token",
-	StepChallenge:     "UMA challenge",
-	StepAccessToken:   "access token",
-	StepTicketDigest:  "ticket digest",
-	StepClaimsRequest: "claims token request",
-	StepClaimsToken:   "claims token",
-	StepGrant:         "UMA grant",
-	StepRPT:           "RPT",
-	StepPost:          "POST with RPT",
-	StepCreated:       "created",
+	stepBeforeTheFlow:       stepNameBeforeFlow,
+	StepRequest:             "request without token",
+	StepChallenge:           "UMA challenge",
+	StepAccessToken:         "access token request",
+	StepAccessTokenReturned: "access token",
+	StepClaimsRequest:       "claims token request",
+	StepClaimsToken:         "claims token",
+	StepGrant:               "UMA grant",
+	StepRPT:                 "RPT",
+	StepPost:                "POST with RPT",
+	StepCreated:             "created",
 }
 
 // StepName is a step's short name ("UMA grant" for 7).
