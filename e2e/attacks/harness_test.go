@@ -145,7 +145,7 @@ func expectError(t *testing.T, a answer, status int, code string) {
 	}
 }
 
-// --- step 3: access tokens at realm foo ---
+// --- steps 3-4: access tokens at realm foo ---
 
 // aliceClientToken is rqp-client's own client-credentials token at foo with
 // the Claims Provider in aud (the "Alice not involved" variant), cached.

@@ -85,7 +85,7 @@ func (w *World) Ticket(t testing.TB, owner string) string {
 	return ch.Ticket
 }
 
-// ClientToken is step 3 in the client-credentials variant: rqp-client's own
+// ClientToken is steps 3-4 in the client-credentials variant: rqp-client's own
 // token at realm foo with the Claims Provider in aud.
 func (w *World) ClientToken(t testing.TB) string {
 	t.Helper()

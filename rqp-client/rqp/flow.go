@@ -284,7 +284,7 @@ func (c *Client) emitAccessToken(ctx context.Context, st *pushState, status3 str
 	c.emit(ctx, StepAccessTokenReturned, true, status, time.Since(t0), detail, nil)
 }
 
-// accessToken is step 3: client credentials, or the person's login. It
+// accessToken is steps 3-4: client credentials, or the person's login. It
 // returns the step's status ("200 OK", or "cached" for a client-credentials
 // token an earlier push fetched) and detail.
 func (c *Client) accessToken(ctx context.Context, st *pushState) (string, string, *StepError) {
