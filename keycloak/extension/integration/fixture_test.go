@@ -323,8 +323,9 @@ func (f *realmFixture) grant(ctx context.Context, ticket, claimToken string) (*k
 	})
 }
 
-// denials counts the policy's deny log lines for this realm and a reason; -1
-// when the Keycloak log cannot be read (an external server without KEYCLOAK_LOG).
+// denials counts the policy's deny log lines for this realm and a reason (any
+// reason when empty); -1 when the Keycloak log cannot be read (an external
+// server without KEYCLOAK_LOG).
 func (f *realmFixture) denials(reason string) int {
 	path := f.kc.LogPath
 	if path == "" {
@@ -339,11 +340,14 @@ func (f *realmFixture) denials(reason string) int {
 	}
 	defer file.Close()
 	needle := "claims-token policy denied: reason=" + reason + " realm=" + f.name + " "
+	realm := " realm=" + f.name + " "
 	n := 0
 	s := bufio.NewScanner(file)
 	s.Buffer(make([]byte, 64<<10), 1<<20)
 	for s.Scan() {
-		if strings.Contains(s.Text(), needle) {
+		line := s.Text()
+		if reason == "" && strings.Contains(line, "claims-token policy denied: reason=") && strings.Contains(line, realm) ||
+			strings.Contains(line, needle) {
 			n++
 		}
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/base64"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -161,6 +162,65 @@ func TestRoadsToAnRPT(t *testing.T) {
 			if after := f.denials("email_not_verified"); before >= 0 && after != before {
 				t.Fatalf("%s: the policy ran", who.name)
 			}
+		}
+	})
+
+	// The Resource Server turns ownerManagedAccess off on an Incoming it
+	// finds on (PUT of the resource set): the shares granted before no longer
+	// skip the policy, nor does the owner's token; but the permission tickets
+	// must be deleted too, or they keep refusing honest pushes.
+	t.Run("turning ownerManagedAccess off through the protection API closes the shares granted before", func(t *testing.T) {
+		status, body := f.protection(t, http.MethodPut, "/authz/protection/resource_set/"+legacy, map[string]any{
+			"_id":                legacy,
+			"name":               uma.IncomingResourceName("bob") + "-legacy",
+			"type":               uma.ResourceTypeIncoming,
+			"owner":              "bob",
+			"ownerManagedAccess": false,
+			"resource_scopes":    []string{uma.ScopeCreate},
+			"uris":               []string{uma.IncomingPath("bob")},
+		})
+		if status/100 != 2 {
+			t.Fatalf("PUT resource_set: %d %s", status, body)
+		}
+		_, got := f.protection(t, http.MethodGet, "/authz/protection/resource_set/"+legacy, nil)
+		if !strings.Contains(got, `"ownerManagedAccess":false`) && strings.Contains(got, `"ownerManagedAccess":true`) {
+			t.Fatalf("after PUT: %s", got)
+		}
+		for _, who := range []struct {
+			name  string
+			token string
+		}{{"carol, shared before", carol.AccessToken}, {"bob, the owner", bob.AccessToken}} {
+			ticket := f.ticketFor(t, legacy, map[string][]string{claimIncomingURI: {incomingURI}})
+			ct := unverifiedWith(t, f, cp, ticket, "forged-grant-id")
+			f.expectDeniedBy(t, func() (*kctest.TokenResponse, error) {
+				return bearerGrant(ctx, f.issuer, who.token, ticketForm(ticket, ct))
+			}, ct, "email_not_verified")
+		}
+		// A granted permission ticket stays a "uma" policy on the resource, and
+		// it denies every other requester: honest pushes are refused (issue 12,
+		// finding 2) until the tickets are deleted.
+		before := f.denials("")
+		ticket := f.ticketFor(t, legacy, map[string][]string{claimIncomingURI: {incomingURI}})
+		_, err := f.grant(ctx, ticket, honest(t, ticket))
+		var te *kctest.TokenError
+		if !errors.As(err, &te) || te.StatusCode != http.StatusForbidden {
+			t.Fatalf("honest grant with a granted ticket left on the resource: %v, want 403", err)
+		}
+		if after := f.denials(""); before >= 0 && after != before {
+			t.Fatalf("the claims-token policy denied it (%d denials), want it granted and the share's policy to deny", after-before)
+		}
+		tickets := f.permissionTickets(t, "?resourceId="+legacy)
+		if len(tickets) == 0 {
+			t.Fatal("no permission ticket listed on the formerly owner-managed resource")
+		}
+		for _, tk := range tickets {
+			if status, body := f.protection(t, http.MethodDelete, "/authz/protection/permission/ticket/"+fmt.Sprint(tk["id"]), nil); status/100 != 2 {
+				t.Fatalf("DELETE permission ticket: %d %s", status, body)
+			}
+		}
+		ticket = f.ticketFor(t, legacy, map[string][]string{claimIncomingURI: {incomingURI}})
+		if _, err := f.grant(ctx, ticket, honest(t, ticket)); err != nil {
+			t.Fatalf("honest grant after deleting the tickets: %v", err)
 		}
 	})
 
