@@ -87,6 +87,26 @@ func TestShippedBarRealm(t *testing.T) {
 	if got := associated(t, kc, authz, perm.ID); !slices.Equal(got, []string{"claims-token:" + claimsTokenPolicy}) {
 		t.Fatalf("create in Incoming applies %v, want only the claims-token policy", got)
 	}
+	// Issue 12: no user-managed access in realm bar, and no refresh tokens for
+	// rqp-client's tokens.
+	var realm struct {
+		UserManagedAccessAllowed *bool `json:"userManagedAccessAllowed"`
+	}
+	if err := kc.Admin(testCtx(t), http.MethodGet, "/bar", nil, &realm); err != nil {
+		t.Fatal(err)
+	}
+	if realm.UserManagedAccessAllowed == nil || *realm.UserManagedAccessAllowed {
+		t.Fatalf("realm bar userManagedAccessAllowed = %v, want false", realm.UserManagedAccessAllowed)
+	}
+	var clients []struct {
+		Attributes map[string]string `json:"attributes"`
+	}
+	if err := kc.Admin(testCtx(t), http.MethodGet, "/bar/clients?clientId=rqp-client", nil, &clients); err != nil {
+		t.Fatal(err)
+	}
+	if len(clients) != 1 || clients[0].Attributes["use.refresh.tokens"] != "false" {
+		t.Fatalf("rqp-client attributes = %v, want use.refresh.tokens false", clients)
+	}
 	// The stock baseline stays defined.
 	if stock := findPolicy(t, kc, authz, stockPolicy); stock.Type != "client" {
 		t.Fatalf("%q has type %q", stockPolicy, stock.Type)

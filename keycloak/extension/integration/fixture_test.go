@@ -4,7 +4,9 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"crypto/sha256"
 	"encoding/base64"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -13,6 +15,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -32,6 +35,30 @@ const (
 	stockPolicy          = "rqp-client only"
 	ecKID                = testcp.ECKID
 	rsaKID               = testcp.RSAKID
+
+	// Issue 12's claim names (spelled here, not in internal/uma, which the
+	// client and Resource Server sides own).
+	claimIncomingURI = "incoming_uri"
+	claimGrantID     = "grant_id"
+	// incomingURI is the Incoming URL the fixture's "Resource Server" pushes
+	// into each ticket and its "client" pushes with the claims token.
+	incomingURI = "https://rs.bar.example/incoming/bob"
+	// A confidential client with the password grant and standard token
+	// exchange, and a third user: test-only additions to the realm copy, to
+	// obtain user tokens (with a session, hence refresh tokens) for the roads
+	// to an RPT that a user can take.
+	directClient       = "direct-test"
+	directClientSecret = "direct-test-secret"
+	carolPassword      = "carol-password"
+	bobPassword        = "bob-password"
+)
+
+// contentSHA256 and contentLength are the content binding pushed by default:
+// the digest and length of contentBody.
+var (
+	contentBody   = []byte("hello Bob, this is Alice\n")
+	contentSHA256 = func() string { s := sha256.Sum256(contentBody); return hex.EncodeToString(s[:]) }()
+	contentLength = strconv.Itoa(len(contentBody))
 )
 
 // claimsProvider is the test's Claims Provider: keys and a JWKS endpoint
@@ -138,6 +165,21 @@ func barCopy(t testing.TB, kc *launcher.Keycloak, cp *claimsProvider, stock bool
 	if applied != `["`+claimsTokenPolicy+`"]` {
 		t.Fatalf("bar-realm.json: the scope permission on create applies %s, want the claims-token policy %q", applied, claimsTokenPolicy)
 	}
+	rep["clients"] = append(rep["clients"].([]any), map[string]any{
+		"clientId":                  directClient,
+		"enabled":                   true,
+		"publicClient":              false,
+		"secret":                    directClientSecret,
+		"standardFlowEnabled":       false,
+		"directAccessGrantsEnabled": true,
+		"serviceAccountsEnabled":    false,
+		"attributes":                map[string]any{"standard.token.exchange.enabled": "true"},
+	})
+	rep["users"] = append(rep["users"].([]any), map[string]any{
+		"username": "carol", "enabled": true, "email": "carol@bar.example", "emailVerified": true,
+		"firstName": "Carol", "lastName": "Test",
+		"credentials": []any{map[string]any{"type": "password", "value": carolPassword, "temporary": false}},
+	})
 	data, _ := json.Marshal(rep)
 	if err := kc.ImportRealm(ctx, data); err != nil {
 		t.Fatalf("import realm %s: %v", name, err)
@@ -153,22 +195,29 @@ func barCopy(t testing.TB, kc *launcher.Keycloak, cp *claimsProvider, stock bool
 		t.Fatalf("resource-server PAT: %v", err)
 	}
 	f.pat = tok.AccessToken
+	f.resourceID = f.register(t, uma.IncomingResourceName("bob"), false)
+	return f
+}
+
+// register registers an Incoming of bob through the protection API, as the
+// Resource Server does; issue 12 registers them with ownerManagedAccess false.
+func (f *realmFixture) register(t testing.TB, name string, ownerManagedAccess bool) string {
+	t.Helper()
 	var created struct {
 		ID string `json:"_id"`
 	}
 	f.postJSON(t, "/authz/protection/resource_set", map[string]any{
-		"name":               uma.IncomingResourceName("bob"),
+		"name":               name,
 		"type":               uma.ResourceTypeIncoming,
 		"owner":              "bob",
-		"ownerManagedAccess": true,
+		"ownerManagedAccess": ownerManagedAccess,
 		"resource_scopes":    []string{uma.ScopeCreate},
 		"uris":               []string{uma.IncomingPath("bob")},
 	}, &created)
 	if created.ID == "" {
 		t.Fatal("no resource id")
 	}
-	f.resourceID = created.ID
-	return f
+	return created.ID
 }
 
 func (f *realmFixture) postJSON(t testing.TB, path string, body, out any) {
@@ -195,14 +244,24 @@ func (f *realmFixture) postJSON(t testing.TB, path string, body, out any) {
 }
 
 // ticket asks for a fresh permission ticket for bob's Incoming, scope create,
-// as the Resource Server does in seed step 2.
+// pushing its Incoming URL, as the Resource Server does in seed step 2.
 func (f *realmFixture) ticket(t testing.TB) string {
+	t.Helper()
+	return f.ticketFor(t, f.resourceID, map[string][]string{claimIncomingURI: {incomingURI}})
+}
+
+// ticketFor asks for a ticket for resource id, scope create, with these
+// claims in the permission request (none when nil).
+func (f *realmFixture) ticketFor(t testing.TB, id string, claims map[string][]string) string {
 	t.Helper()
 	var tk struct {
 		Ticket string `json:"ticket"`
 	}
-	f.postJSON(t, "/authz/protection/permission",
-		[]map[string]any{{"resource_id": f.resourceID, "resource_scopes": []string{uma.ScopeCreate}}}, &tk)
+	req := map[string]any{"resource_id": id, "resource_scopes": []string{uma.ScopeCreate}}
+	if claims != nil {
+		req["claims"] = claims
+	}
+	f.postJSON(t, "/authz/protection/permission", []map[string]any{req}, &tk)
 	if tk.Ticket == "" {
 		t.Fatal("no ticket")
 	}
@@ -227,11 +286,23 @@ func (f *realmFixture) claims(cp *claimsProvider, ticket string) map[string]any 
 	}
 }
 
-// pushed encodes the claim_token parameter (seed step 7).
+// omit, as a value in pushed's meta, leaves that key out.
+const omit = "\x00omit"
+
+// pushed encodes the claim_token parameter (seed step 7): the claims token,
+// the content binding of contentBody and the Incoming URL, as an honest
+// client pushes them, changed by meta (a value of omit removes the key).
 func pushed(t testing.TB, claimsToken string, meta map[string]string) string {
 	t.Helper()
 	p := uma.PushedClaims{uma.ClaimClaimsToken: {claimsToken}}
+	p.Set(uma.ClaimContentSHA256, contentSHA256)
+	p.Set(uma.ClaimContentLength, contentLength)
+	p.Set(claimIncomingURI, incomingURI)
 	for k, v := range meta {
+		if v == omit {
+			delete(p, k)
+			continue
+		}
 		p.Set(k, v)
 	}
 	enc, err := p.Encode()
@@ -252,8 +323,9 @@ func (f *realmFixture) grant(ctx context.Context, ticket, claimToken string) (*k
 	})
 }
 
-// denials counts the policy's deny log lines for this realm and a reason; -1
-// when the Keycloak log cannot be read (an external server without KEYCLOAK_LOG).
+// denials counts the policy's deny log lines for this realm and a reason (any
+// reason when empty); -1 when the Keycloak log cannot be read (an external
+// server without KEYCLOAK_LOG).
 func (f *realmFixture) denials(reason string) int {
 	path := f.kc.LogPath
 	if path == "" {
@@ -268,11 +340,14 @@ func (f *realmFixture) denials(reason string) int {
 	}
 	defer file.Close()
 	needle := "claims-token policy denied: reason=" + reason + " realm=" + f.name + " "
+	realm := " realm=" + f.name + " "
 	n := 0
 	s := bufio.NewScanner(file)
 	s.Buffer(make([]byte, 64<<10), 1<<20)
 	for s.Scan() {
-		if strings.Contains(s.Text(), needle) {
+		line := s.Text()
+		if reason == "" && strings.Contains(line, "claims-token policy denied: reason=") && strings.Contains(line, realm) ||
+			strings.Contains(line, needle) {
 			n++
 		}
 	}
@@ -295,8 +370,18 @@ func (f *realmFixture) expectDenied(t *testing.T, ticket, claimToken, reason str
 
 func (f *realmFixture) expectDeniedForm(t *testing.T, form url.Values, reason string) {
 	t.Helper()
+	f.expectDeniedBy(t, func() (*kctest.TokenResponse, error) {
+		return kctest.PostToken(testCtx(t), f.issuer, "rqp-client", rqpClientSecret, form)
+	}, form.Get("claim_token"), reason)
+}
+
+// expectDeniedBy asserts that grant answers 403 access_denied without a
+// token and, where the log is readable, that the policy logged one denial
+// with reason and that the log carries no part of claimToken.
+func (f *realmFixture) expectDeniedBy(t *testing.T, grant func() (*kctest.TokenResponse, error), claimToken, reason string) {
+	t.Helper()
 	before := f.denials(reason)
-	tok, err := kctest.PostToken(testCtx(t), f.issuer, "rqp-client", rqpClientSecret, form)
+	tok, err := grant()
 	if err == nil {
 		t.Fatalf("got an RPT (%.40s...), want 403", tok.AccessToken)
 	}
@@ -321,7 +406,7 @@ func (f *realmFixture) expectDeniedForm(t *testing.T, form url.Values, reason st
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	if ct := form.Get("claim_token"); f.logContains(ct) {
+	if f.logContains(claimToken) {
 		t.Fatal("Keycloak's log contains the pushed claim_token")
 	}
 }

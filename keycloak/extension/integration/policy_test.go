@@ -1,12 +1,11 @@
 package integration
 
 import (
-	"crypto/sha256"
 	"encoding/base64"
-	"encoding/hex"
 	"errors"
 	"net/http"
 	"net/url"
+	"regexp"
 	"slices"
 	"strings"
 	"sync"
@@ -17,6 +16,8 @@ import (
 	"github.com/umawide/umawide/internal/uma"
 )
 
+var grantIDPattern = regexp.MustCompile(`^[A-Za-z0-9_-]{22}$`)
+
 // TestClaimsTokenPolicy drives seed steps 7-8 against Keycloak with the
 // extension: one grant that must succeed, and every refusal of issue 3.
 func TestClaimsTokenPolicy(t *testing.T) {
@@ -25,11 +26,9 @@ func TestClaimsTokenPolicy(t *testing.T) {
 	f := barCopy(t, kc, cp, false)
 	ctx := testCtx(t)
 
-	content := []byte("hello Bob, this is Alice\n")
-	sum := sha256.Sum256(content)
 	meta := map[string]string{
-		uma.ClaimContentSHA256: hex.EncodeToString(sum[:]),
-		uma.ClaimContentLength: "25",
+		uma.ClaimContentSHA256: contentSHA256,
+		uma.ClaimContentLength: contentLength,
 		uma.ClaimContentType:   "text/plain; charset=utf-8",
 		uma.ClaimFileName:      "hello.txt",
 	}
@@ -38,7 +37,7 @@ func TestClaimsTokenPolicy(t *testing.T) {
 	var grantedTicket string
 	var grantedClaims map[string]any
 
-	t.Run("valid claims token gives an RPT with sender and content metadata", func(t *testing.T) {
+	t.Run("valid claims token gives an RPT with sender, content binding, Incoming URL and grant id", func(t *testing.T) {
 		ticket := f.ticket(t)
 		claims := f.claims(cp, ticket)
 		rpt, err := f.grant(ctx, ticket, pushed(t, cp.signES256(esHeader(ecKID), claims), meta))
@@ -57,6 +56,7 @@ func TestClaimsTokenPolicy(t *testing.T) {
 			uma.ClaimSenderEmail: {"alice@foo.example"},
 			uma.ClaimSenderIss:   {cp.issuer},
 			uma.ClaimSenderSub:   {"alice-user-id"},
+			claimIncomingURI:     {incomingURI},
 		}
 		for k, v := range meta {
 			want[k] = []string{v}
@@ -69,8 +69,11 @@ func TestClaimsTokenPolicy(t *testing.T) {
 		if _, ok := p.Claims[uma.ClaimClaimsToken]; ok {
 			t.Errorf("the RPT still carries the raw claims_token")
 		}
-		if len(p.Claims) != len(want) {
-			t.Errorf("claims = %v, want exactly %v", p.Claims, want)
+		if id := p.Claims[claimGrantID]; len(id) != 1 || !grantIDPattern.MatchString(id[0]) {
+			t.Errorf("grant_id = %v, want one 22-character BASE64URL value", id)
+		}
+		if len(p.Claims) != len(want)+1 {
+			t.Errorf("claims = %v, want exactly %v and grant_id", p.Claims, want)
 		}
 		grantedTicket, grantedClaims = ticket, claims
 	})
@@ -86,34 +89,70 @@ func TestClaimsTokenPolicy(t *testing.T) {
 		}
 	})
 
-	t.Run("RS256 token and email case are accepted, malformed metadata is dropped", func(t *testing.T) {
+	t.Run("RS256 token and email case are accepted, malformed optional metadata and pushed sender claims are dropped", func(t *testing.T) {
 		ticket := f.ticket(t)
 		claims := f.claims(cp, ticket)
 		claims["email"] = "Alice@FOO.example"
 		rpt, err := f.grant(ctx, ticket, pushed(t, cp.signRS256(map[string]any{"alg": "RS256", "kid": rsaKID}, claims), map[string]string{
-			uma.ClaimContentSHA256: strings.ToUpper(meta[uma.ClaimContentSHA256]),
-			uma.ClaimContentLength: "-1",
-			uma.ClaimContentType:   "text/plain\r\nX-Evil: yes",
-			uma.ClaimFileName:      "../../etc/passwd",
-			uma.ClaimSenderEmail:   "mallory@evil.example",
+			uma.ClaimContentType: "text/plain\r\nX-Evil: yes",
+			uma.ClaimFileName:    "../../etc/passwd",
+			uma.ClaimSenderEmail: "mallory@evil.example",
+			claimGrantID:         "chosen-by-the-client",
 		}))
 		if err != nil {
 			t.Fatalf("uma-ticket grant: %v", err)
 		}
 		p := rptPermissions(t, rpt.AccessToken)[0]
 		want := map[string][]string{
-			uma.ClaimSenderEmail: {"alice@foo.example"},
-			uma.ClaimSenderIss:   {cp.issuer},
-			uma.ClaimSenderSub:   {"alice-user-id"},
+			uma.ClaimSenderEmail:   {"alice@foo.example"},
+			uma.ClaimSenderIss:     {cp.issuer},
+			uma.ClaimSenderSub:     {"alice-user-id"},
+			uma.ClaimContentSHA256: {contentSHA256},
+			uma.ClaimContentLength: {contentLength},
+			claimIncomingURI:       {incomingURI},
 		}
-		if len(p.Claims) != len(want) {
-			t.Fatalf("claims = %v, want only %v", p.Claims, want)
+		if len(p.Claims) != len(want)+1 {
+			t.Fatalf("claims = %v, want only %v and grant_id", p.Claims, want)
 		}
 		for k, v := range want {
 			if !slices.Equal(p.Claims[k], v) {
 				t.Errorf("claim %s = %v, want %v", k, p.Claims[k], v)
 			}
 		}
+		if id := p.Claims[claimGrantID]; len(id) != 1 || id[0] == "chosen-by-the-client" {
+			t.Errorf("grant_id = %v, want the policy's own", id)
+		}
+	})
+
+	// Issue 12 changed this: a malformed content binding was dropped (an RPT
+	// "granted without it"); now the binding is required.
+	t.Run("content binding missing or malformed is refused", func(t *testing.T) {
+		for _, m := range []map[string]string{
+			{uma.ClaimContentSHA256: omit},
+			{uma.ClaimContentLength: omit},
+			{uma.ClaimContentSHA256: strings.ToUpper(contentSHA256)},
+			{uma.ClaimContentLength: "-1"},
+		} {
+			ticket := f.ticket(t)
+			f.expectDenied(t, ticket, pushed(t, cp.signES256(esHeader(ecKID), f.claims(cp, ticket)), m), "content_binding_missing")
+		}
+	})
+
+	t.Run("incoming_uri missing, invalid, or not the ticket's is refused", func(t *testing.T) {
+		for _, c := range []struct{ value, reason string }{
+			{omit, "incoming_uri_missing"},
+			{"/incoming/bob", "incoming_uri_invalid"},
+			{incomingURI + "?x=1", "incoming_uri_invalid"},
+			{"https://other.example/incoming/hr", "incoming_uri_mismatch"},
+			{"https://rs.bar.example/incoming/bob/", "incoming_uri_mismatch"},
+		} {
+			ticket := f.ticket(t)
+			f.expectDenied(t, ticket, pushed(t, cp.signES256(esHeader(ecKID), f.claims(cp, ticket)),
+				map[string]string{claimIncomingURI: c.value}), c.reason)
+		}
+		// A Resource Server that pushes no incoming_uri gets tickets no RPT comes from.
+		ticket := f.ticketFor(t, f.resourceID, nil)
+		f.expectDenied(t, ticket, pushed(t, cp.signES256(esHeader(ecKID), f.claims(cp, ticket)), nil), "incoming_uri_mismatch")
 	})
 
 	// signed returns a fresh ticket and the claim_token for claims changed by edit.

@@ -9,6 +9,7 @@ import jakarta.ws.rs.core.MultivaluedMap;
 
 import org.jboss.logging.Logger;
 import org.keycloak.authorization.model.Policy;
+import org.keycloak.authorization.model.Resource;
 import org.keycloak.authorization.policy.evaluation.Evaluation;
 import org.keycloak.authorization.policy.provider.PolicyProvider;
 import org.keycloak.common.util.Time;
@@ -82,6 +83,13 @@ public final class ClaimsTokenPolicyProvider implements PolicyProvider {
                 throw new Denied(Reason.CONFIG_INVALID, e.getMessage());
             }
 
+            Resource resource = evaluation.getPermission().getResource();
+            if (resource != null && resource.isOwnerManagedAccess()) {
+                // Keycloak grants owner-approved or shared permissions on such a resource without
+                // running this policy; refusing the honest path too makes the misconfiguration loud.
+                throw new Denied(Reason.OWNER_MANAGED_RESOURCE);
+            }
+
             HttpRequest http = session.getContext().getHttpRequest();
             MultivaluedMap<String, String> form = http == null ? null : http.getDecodedFormParameters();
             if (form == null) {
@@ -96,14 +104,15 @@ public final class ClaimsTokenPolicyProvider implements PolicyProvider {
             }
             String audience = audienceResolver.audience(session, realm);
 
-            ClaimsTokenEvaluator evaluator = new ClaimsTokenEvaluator(config, verifier(session, config), replayGuard(session));
-            Sender sender = evaluator.evaluate(realm.getId(), ticket, claimToken, audience, nowSeconds.getAsLong());
+            TrustScope scope = TrustScope.of(realm.getId(), policy.getId(), config);
+            ClaimsTokenEvaluator evaluator = new ClaimsTokenEvaluator(config, verifier(session, config, scope), replayGuard(session));
+            Grant grant = evaluator.evaluate(realm.getId(), ticket, claimToken, audience, nowSeconds.getAsLong());
 
-            List<String> dropped = PermissionClaims.rewrite(evaluation.getPermission(), sender);
+            List<String> dropped = PermissionClaims.rewrite(evaluation.getPermission(), grant);
             evaluation.grant();
             if (LOG.isDebugEnabled()) {
                 LOG.debugf("claims-token policy granted: realm=%s policy=%s iss=%s dropped_claims=%s took_us=%d", realmName,
-                        policyName, LogSafe.clip(sender.issuer()), LogSafe.clip(dropped.toString()),
+                        policyName, LogSafe.clip(grant.sender().issuer()), LogSafe.clip(dropped.toString()),
                         (System.nanoTime() - started) / 1000);
             }
             return null;
@@ -139,10 +148,10 @@ public final class ClaimsTokenPolicyProvider implements PolicyProvider {
         return values.get(0);
     }
 
-    private ClaimsTokenVerifier verifier(KeycloakSession session, PolicyConfig config) {
+    private ClaimsTokenVerifier verifier(KeycloakSession session, PolicyConfig config, TrustScope scope) {
         HttpFetcher fetcher = new LazyFetcher(session, config);
-        JwksCache.Settings jwksSettings = JwksCache.Settings.of(config);
-        DiscoveryCache.Settings discoverySettings = DiscoveryCache.Settings.of(config);
+        JwksCache.Settings jwksSettings = JwksCache.Settings.of(config, scope);
+        DiscoveryCache.Settings discoverySettings = DiscoveryCache.Settings.of(config, scope);
         return new ClaimsTokenVerifier(config,
                 (uri, kid, alg) -> jwksCache.find(uri, kid, alg, fetcher, jwksSettings),
                 domain -> discoveryCache.get(domain, fetcher, discoverySettings));

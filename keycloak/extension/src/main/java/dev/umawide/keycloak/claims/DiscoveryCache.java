@@ -8,7 +8,8 @@ import java.util.function.LongSupplier;
 import org.jboss.logging.Logger;
 
 /**
- * Discovery documents by email domain, shared by all evaluations. A document is kept for
+ * Discovery documents by trust scope (realm, policy, security settings: see {@link TrustScope})
+ * and email domain, shared by all evaluations. A document is kept for
  * {@code discoveryCacheSeconds}; a failure is remembered for {@code jwksMinRefreshSeconds}
  * (at least 10 s) so that tokens naming random domains cannot make Keycloak fetch on every request.
  */
@@ -17,17 +18,24 @@ final class DiscoveryCache {
     private static final Logger LOG = Logger.getLogger(DiscoveryCache.class);
     static final long MIN_NEGATIVE_TTL_MILLIS = 10_000L;
 
-    record Settings(long ttlMillis, long negativeTtlMillis, boolean allowInsecure) {
-        static Settings of(PolicyConfig c) {
-            return new Settings(c.discoveryCacheSeconds() * 1000L,
-                    Math.max(MIN_NEGATIVE_TTL_MILLIS, c.jwksMinRefreshSeconds() * 1000L), c.allowInsecureUrls());
+    record Settings(TrustScope scope, long ttlMillis, long negativeTtlMillis) {
+        static Settings of(PolicyConfig c, TrustScope scope) {
+            return new Settings(scope, c.discoveryCacheSeconds() * 1000L,
+                    Math.max(MIN_NEGATIVE_TTL_MILLIS, c.jwksMinRefreshSeconds() * 1000L));
         }
+
+        boolean allowInsecure() {
+            return scope.allowInsecureUrls();
+        }
+    }
+
+    private record Key(TrustScope scope, String domain) {
     }
 
     private record Entry(DiscoveryDocument doc, long expiresAt) {
     }
 
-    private final Map<String, Entry> entries = new ConcurrentHashMap<>();
+    private final Map<Key, Entry> entries = new ConcurrentHashMap<>();
     private final LongSupplier nowMillis;
     private final int maxEntries;
 
@@ -39,7 +47,8 @@ final class DiscoveryCache {
     /** The discovery document for a (normalized) domain; denies with DISCOVERY_FAILED. */
     DiscoveryDocument get(String domain, HttpFetcher fetcher, Settings settings) throws Denied {
         long now = nowMillis.getAsLong();
-        Entry e = entries.get(domain);
+        Key key = new Key(settings.scope(), domain);
+        Entry e = entries.get(key);
         if (e == null || now >= e.expiresAt()) {
             DiscoveryDocument doc = null;
             try {
@@ -55,7 +64,7 @@ final class DiscoveryCache {
                 }
             }
             e = new Entry(doc, now + (doc != null ? settings.ttlMillis() : settings.negativeTtlMillis()));
-            entries.put(domain, e);
+            entries.put(key, e);
         }
         if (e.doc() == null) {
             throw new Denied(Reason.DISCOVERY_FAILED, domain);

@@ -10,7 +10,8 @@ import java.util.function.LongSupplier;
 import org.jboss.logging.Logger;
 
 /**
- * Keys of trusted Claims Providers by JWKS URL, shared by all evaluations. A key set is reused
+ * Keys of trusted Claims Providers by trust scope (realm, policy, security settings: see
+ * {@link TrustScope}) and JWKS URL, shared by all evaluations. A key set is reused
  * for {@code jwksCacheSeconds}; an unknown {@code kid} triggers a refetch, but no URL is fetched
  * more often than every {@code jwksMinRefreshSeconds} (so forged kids cannot make Keycloak
  * hammer a provider). When a refetch fails the last good key set stays in use.
@@ -20,10 +21,13 @@ final class JwksCache {
     private static final Logger LOG = Logger.getLogger(JwksCache.class);
 
     /** How keys are fetched and how long they live; comes from the policy config. */
-    record Settings(long ttlMillis, long minRefreshMillis) {
-        static Settings of(PolicyConfig c) {
-            return new Settings(c.jwksCacheSeconds() * 1000L, c.jwksMinRefreshSeconds() * 1000L);
+    record Settings(TrustScope scope, long ttlMillis, long minRefreshMillis) {
+        static Settings of(PolicyConfig c, TrustScope scope) {
+            return new Settings(scope, c.jwksCacheSeconds() * 1000L, c.jwksMinRefreshSeconds() * 1000L);
         }
+    }
+
+    private record Key(TrustScope scope, URI uri) {
     }
 
     private static final class Entry {
@@ -33,7 +37,7 @@ final class JwksCache {
         long lastUsed;
     }
 
-    private final Map<URI, Entry> entries = new ConcurrentHashMap<>();
+    private final Map<Key, Entry> entries = new ConcurrentHashMap<>();
     private final LongSupplier nowMillis;
     private final int maxEntries;
 
@@ -47,8 +51,9 @@ final class JwksCache {
      * (fresh) key set has no such key, {@link Reason#JWKS_UNAVAILABLE} when there is no key set.
      */
     Jwk find(URI jwksUri, String kid, JwsAlgorithm alg, HttpFetcher fetcher, Settings settings) throws Denied {
-        evictIfFull(jwksUri);
-        Entry entry = entries.computeIfAbsent(jwksUri, u -> new Entry());
+        Key key = new Key(settings.scope(), jwksUri);
+        evictIfFull(key);
+        Entry entry = entries.computeIfAbsent(key, u -> new Entry());
         synchronized (entry) {
             long now = nowMillis.getAsLong();
             entry.lastUsed = now;
@@ -81,13 +86,13 @@ final class JwksCache {
         }
     }
 
-    private void evictIfFull(URI keep) {
+    private void evictIfFull(Key keep) {
         if (entries.size() < maxEntries || entries.containsKey(keep)) {
             return;
         }
-        URI oldest = null;
+        Key oldest = null;
         long oldestUse = Long.MAX_VALUE;
-        for (Map.Entry<URI, Entry> e : entries.entrySet()) {
+        for (Map.Entry<Key, Entry> e : entries.entrySet()) {
             long used = e.getValue().lastUsed;
             if (used < oldestUse) {
                 oldestUse = used;

@@ -3,7 +3,9 @@ package dev.umawide.keycloak.claims;
 import java.io.ByteArrayOutputStream;
 import java.io.IOException;
 import java.io.InputStream;
+import java.net.InetAddress;
 import java.net.URI;
+import java.net.UnknownHostException;
 import java.util.concurrent.ScheduledFuture;
 import java.util.concurrent.ScheduledThreadPoolExecutor;
 import java.util.concurrent.TimeUnit;
@@ -12,12 +14,22 @@ import org.apache.http.HttpEntity;
 import org.apache.http.client.config.RequestConfig;
 import org.apache.http.client.methods.CloseableHttpResponse;
 import org.apache.http.client.methods.HttpGet;
+import org.apache.http.conn.DnsResolver;
 import org.apache.http.impl.client.CloseableHttpClient;
+import org.apache.http.impl.client.HttpClientBuilder;
 
 /**
- * Fetches through the HTTP client of Keycloak's {@code HttpClientProvider} (its truststore and
- * proxy settings), after the {@link UrlGuard} check: no redirects, a connect/read timeout, an
- * overall deadline, status 200 only, and a response size cap.
+ * Fetches after the {@link UrlGuard} check: no redirects, a connect/read timeout, an overall
+ * deadline, status 200 only, and a response size cap.
+ *
+ * <p>In strict mode (the default) the request goes through a client of its own whose DNS resolver
+ * answers only the checked host name, with only the addresses the guard checked: the connection
+ * reaches an address the guard approved, with the original host name for TLS SNI and
+ * certificate checks, and the name is never resolved a second time (issue 12, finding 7). That
+ * client trusts the JVM's default truststore (where Keycloak puts its {@code truststore-paths})
+ * and uses no proxy: a proxy would resolve the name again. With {@code allowInsecureUrls}
+ * (development only) nothing is checked and Keycloak's own client (its truststore and proxy
+ * settings) is used.
  *
  * <p>The deadline (twice the timeout) covers the whole exchange: a watchdog aborts the request
  * when it passes, wherever it is. The socket timeout alone does not bound a server that sends
@@ -53,7 +65,37 @@ final class KeycloakHttpFetcher implements HttpFetcher {
 
     @Override
     public byte[] get(URI uri) throws IOException {
-        guard.check(uri);
+        InetAddress[] checked = guard.check(uri);
+        if (checked == null) {
+            return fetch(client, uri);
+        }
+        try (CloseableHttpClient pinned = pinnedClient(uri.getHost(), checked)) {
+            return fetch(pinned, uri);
+        }
+    }
+
+    /** A one-off client that can reach {@code host} only, at {@code addresses} only. */
+    static CloseableHttpClient pinnedClient(String host, InetAddress[] addresses) {
+        String bare = host.startsWith("[") && host.endsWith("]") ? host.substring(1, host.length() - 1) : host;
+        InetAddress[] pinned = addresses.clone();
+        DnsResolver resolver = name -> {
+            String n = name.startsWith("[") && name.endsWith("]") ? name.substring(1, name.length() - 1) : name;
+            if (n.equalsIgnoreCase(bare)) {
+                return pinned.clone();
+            }
+            throw new UnknownHostException("not the checked host");
+        };
+        return HttpClientBuilder.create()
+                .setDnsResolver(resolver)
+                .disableRedirectHandling()
+                .disableAutomaticRetries()
+                .disableCookieManagement()
+                .disableAuthCaching()
+                .setMaxConnTotal(1)
+                .build();
+    }
+
+    private byte[] fetch(CloseableHttpClient client, URI uri) throws IOException {
         HttpGet get = new HttpGet(uri);
         get.setConfig(RequestConfig.custom()
                 .setConnectTimeout(timeoutMillis)

@@ -1,8 +1,7 @@
 package dev.umawide.keycloak.claims;
 
+import java.security.SecureRandom;
 import java.util.ArrayList;
-import java.util.Collection;
-import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.Set;
@@ -10,43 +9,53 @@ import java.util.Set;
 import org.keycloak.authorization.permission.ResourcePermission;
 
 /**
- * Rewrites the claims of a granted permission (which Keycloak filled with the pushed claims and
- * copies into the RPT): only well-formed content metadata is kept, the raw claims token and every
- * other pushed claim are removed, and {@code sender_email}, {@code sender_iss}, {@code sender_sub}
- * are set from the verified token, replacing anything pushed under those names.
+ * Rewrites the claims of a granted permission, which Keycloak filled with the ticket's and the
+ * pushed claims and copies into the RPT. Afterwards it holds exactly {@code sender_email},
+ * {@code sender_iss}, {@code sender_sub} (from the verified claims token), the vetted
+ * {@code content_sha256}, {@code content_length}, {@code incoming_uri}, where well-formed
+ * {@code content_type} and {@code file_name}, and a fresh {@code grant_id}: one value each. Nothing
+ * else that was pushed survives, a pushed {@code grant_id} or {@code sender_*} included.
  */
 final class PermissionClaims {
 
     static final String SENDER_EMAIL = "sender_email";
     static final String SENDER_ISS = "sender_iss";
     static final String SENDER_SUB = "sender_sub";
+    static final String GRANT_ID = "grant_id";
+
+    private static final SecureRandom RANDOM = new SecureRandom();
 
     private PermissionClaims() {
     }
 
-    /** Rewrites in place; returns the names of the pushed claims that were dropped (for the debug log). */
-    static List<String> rewrite(ResourcePermission permission, Sender sender) {
-        Map<String, Collection<?>> before = new LinkedHashMap<>();
-        for (Map.Entry<String, Set<String>> e : permission.getClaims().entrySet()) {
-            before.put(e.getKey(), new ArrayList<Object>(e.getValue()));
-        }
-        for (String name : before.keySet()) {
-            permission.removeClaim(name);
-        }
+    /** Rewrites in place; returns the names of claims that were present and are not kept (for the debug log). */
+    static List<String> rewrite(ResourcePermission permission, Grant grant) {
         List<String> dropped = new ArrayList<>();
-        for (Map.Entry<String, Collection<?>> e : before.entrySet()) {
-            String name = e.getKey();
-            Collection<?> values = e.getValue();
-            Object only = values.size() == 1 ? values.iterator().next() : null;
-            if (ContentMetadata.isMetadataKey(name) && only instanceof String && ContentMetadata.valid(name, (String) only)) {
-                permission.addClaim(name, (String) only);
-            } else if (!name.equals(PushedClaims.CLAIMS_TOKEN) && !name.startsWith("sender_")) {
+        for (String name : new ArrayList<>(permission.getClaims().keySet())) {
+            permission.removeClaim(name);
+            if (!grant.vetted().containsKey(name) && !name.equals(PushedClaims.CLAIMS_TOKEN) && !name.startsWith("sender_")) {
                 dropped.add(name);
             }
         }
-        permission.addClaim(SENDER_EMAIL, sender.email());
-        permission.addClaim(SENDER_ISS, sender.issuer());
-        permission.addClaim(SENDER_SUB, sender.subject());
+        for (Map.Entry<String, String> e : grant.vetted().entrySet()) {
+            permission.addClaim(e.getKey(), e.getValue());
+        }
+        permission.addClaim(SENDER_EMAIL, grant.sender().email());
+        permission.addClaim(SENDER_ISS, grant.sender().issuer());
+        permission.addClaim(SENDER_SUB, grant.sender().subject());
+        permission.addClaim(GRANT_ID, newGrantId());
         return dropped;
     }
+
+    /** 22 characters: BASE64URL without padding of 16 random bytes. */
+    static String newGrantId() {
+        byte[] b = new byte[16];
+        RANDOM.nextBytes(b);
+        return Base64Url.encodeNoPad(b);
+    }
+
+    /** The keys a granted permission carries at most. */
+    static final Set<String> KEYS = Set.of(SENDER_EMAIL, SENDER_ISS, SENDER_SUB, GRANT_ID, IncomingUri.CLAIM,
+            ContentMetadata.CONTENT_SHA256, ContentMetadata.CONTENT_LENGTH, ContentMetadata.CONTENT_TYPE,
+            ContentMetadata.FILE_NAME);
 }

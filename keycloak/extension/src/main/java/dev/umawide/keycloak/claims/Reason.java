@@ -76,6 +76,20 @@ public enum Reason {
     JTI_REPLAYED,
     /** The ticket was used for an RPT before. */
     TICKET_REUSED,
+    /**
+     * The permission's resource has {@code ownerManagedAccess} true: Keycloak would let owner-approved
+     * or shared permissions on it skip this policy, so the honest path is refused too and the
+     * misconfiguration shows at once.
+     */
+    OWNER_MANAGED_RESOURCE,
+    /** The pushed claims carry no {@code incoming_uri}, or more than one value. */
+    INCOMING_URI_MISSING,
+    /** The pushed {@code incoming_uri} is not an absolute http(s) URI without user info, query or fragment, of at most 2048 characters. */
+    INCOMING_URI_INVALID,
+    /** The pushed {@code incoming_uri} differs from the one the Resource Server put into the ticket (or the ticket has none). */
+    INCOMING_URI_MISMATCH,
+    /** {@code content_sha256} or {@code content_length} is not pushed with exactly one well-formed value. */
+    CONTENT_BINDING_MISSING,
     /** Anything unexpected: the policy denies rather than fail the request. */
     INTERNAL_ERROR;
 

@@ -42,7 +42,8 @@ final class ReplayGuard {
         return PREFIX + "jti:" + realmId + ":" + Base64Url.encodeNoPad(Base64Url.sha256(id));
     }
 
-    static String ticketKey(String realmId, String ticketDigest) {
-        return PREFIX + "ticket:" + realmId + ":" + ticketDigest;
+    /** {@code ticketIdentity}: {@link Tickets#identity}, the same for every spelling of one ticket. */
+    static String ticketKey(String realmId, String ticketIdentity) {
+        return PREFIX + "ticket-id:" + realmId + ":" + ticketIdentity;
     }
 }

@@ -7,11 +7,16 @@ import java.net.InetAddress;
 import java.net.URI;
 import java.net.UnknownHostException;
 import java.util.Locale;
+import java.util.function.Predicate;
 
 /**
  * Decides whether the policy may fetch a URL: https only, and the host must resolve only to
  * public addresses (no loopback, private, link-local, unique-local, CGNAT, multicast,
  * documentation or unspecified ones). With {@code allowInsecureUrls} both rules are lifted (development only).
+ *
+ * <p>{@link #check} returns the addresses it checked: the fetcher connects to those and never
+ * resolves the name again, so a DNS answer that changes between check and connect cannot reach
+ * an address the guard refused (issue 12, finding 7).
  */
 final class UrlGuard {
 
@@ -24,13 +29,30 @@ final class UrlGuard {
 
     private final boolean allowInsecure;
     private final Resolver resolver;
+    private final Predicate<InetAddress> allowed;
+    private final boolean httpsOnly;
 
     UrlGuard(boolean allowInsecure, Resolver resolver) {
-        this.allowInsecure = allowInsecure;
-        this.resolver = resolver;
+        this(allowInsecure, resolver, UrlGuard::isPublic, true);
     }
 
-    void check(URI uri) throws IOException {
+    /**
+     * Tests only: {@code allowed} says which addresses strict mode may reach and {@code httpsOnly}
+     * whether it requires https (a loopback test server speaks plain http).
+     */
+    UrlGuard(boolean allowInsecure, Resolver resolver, Predicate<InetAddress> allowed, boolean httpsOnly) {
+        this.allowInsecure = allowInsecure;
+        this.resolver = resolver;
+        this.allowed = allowed;
+        this.httpsOnly = httpsOnly;
+    }
+
+    /**
+     * Refuses (IOException) a URL the policy must not fetch. Returns the checked addresses to
+     * connect to; null with {@code allowInsecureUrls}, where no address is checked and the
+     * ordinary resolver is used (development only).
+     */
+    InetAddress[] check(URI uri) throws IOException {
         String scheme = uri.getScheme() == null ? "" : uri.getScheme().toLowerCase(Locale.ROOT);
         if (uri.getHost() == null || uri.getRawUserInfo() != null) {
             throw new IOException("refused URL: no host or user info present");
@@ -39,9 +61,9 @@ final class UrlGuard {
             if (!scheme.equals("https") && !scheme.equals("http")) {
                 throw new IOException("refused URL: scheme " + LogSafe.clip(scheme));
             }
-            return;
+            return null;
         }
-        if (!scheme.equals("https")) {
+        if (!scheme.equals("https") && (httpsOnly || !scheme.equals("http"))) {
             throw new IOException("refused URL: not https");
         }
         String host = uri.getHost();
@@ -53,10 +75,11 @@ final class UrlGuard {
             throw new UnknownHostException("no address");
         }
         for (InetAddress a : addresses) {
-            if (!isPublic(a)) {
+            if (a == null || !allowed.test(a)) {
                 throw new IOException("refused URL: host resolves to a non-public address");
             }
         }
+        return addresses.clone();
     }
 
     /** False for every address that is not globally routable unicast. */

@@ -8,6 +8,7 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 import java.io.IOException;
 import java.net.URI;
 import java.nio.charset.StandardCharsets;
+import java.util.List;
 import java.util.Set;
 import java.util.concurrent.atomic.AtomicLong;
 
@@ -17,10 +18,11 @@ import org.junit.jupiter.api.Test;
 class CachesTest {
 
     static final String JWKS = "https://cp.foo.example/jwks";
+    static final TrustScope STRICT = new TrustScope("realm-1", "policy-1", false);
     final AtomicLong now = new AtomicLong(1_000_000L);
     final FakeFetcher fetcher = new FakeFetcher();
     final JwksCache cache = new JwksCache(now::get, 4);
-    final JwksCache.Settings settings = new JwksCache.Settings(600_000L, 10_000L);
+    final JwksCache.Settings settings = new JwksCache.Settings(STRICT, 600_000L, 10_000L);
 
     private Jwk find(String kid) throws Denied {
         return cache.find(URI.create(JWKS), kid, JwsAlgorithm.ES256, fetcher, settings);
@@ -33,6 +35,30 @@ class CachesTest {
         now.addAndGet(599_000L);
         assertSame(first, find("k1"));
         assertEquals(1, fetcher.count(JWKS));
+    }
+
+    /** Finding 5: what one realm, policy or lax setting fetched is never what another trusts. */
+    @Test
+    void keysArePerTrustScope() throws Exception {
+        fetcher.put(JWKS, TestKeys.jwks(TestKeys.jwk(TestKeys.ec256(), "k1")));
+        TrustScope lax = new TrustScope("realm-1", "policy-1", true);
+        cache.find(URI.create(JWKS), "k1", JwsAlgorithm.ES256, fetcher, new JwksCache.Settings(lax, 600_000L, 10_000L));
+        FakeFetcher unreachable = new FakeFetcher();
+        for (TrustScope other : List.of(STRICT, new TrustScope("realm-2", "policy-1", true), new TrustScope("realm-1", "policy-2", true))) {
+            JwksCache.Settings s = new JwksCache.Settings(other, 600_000L, 10_000L);
+            assertEquals(Reason.JWKS_UNAVAILABLE, assertThrows(Denied.class,
+                    () -> cache.find(URI.create(JWKS), "k1", JwsAlgorithm.ES256, unreachable, s)).reason(), other.toString());
+        }
+        assertEquals(3, unreachable.count(JWKS), "each scope fetched for itself");
+    }
+
+    @Test
+    void discoveryIsPerTrustScope() throws Exception {
+        fetcher.put(WK, doc("{\"issuer\":\"https://cp.foo.example\",\"jwks_uri\":\"https://cp.foo.example/jwks\",\"domains\":[\"foo.example\"]}"));
+        discovery.get("foo.example", fetcher, new DiscoveryCache.Settings(new TrustScope("realm-1", "policy-1", true), 3_600_000L, 10_000L));
+        FakeFetcher unreachable = new FakeFetcher();
+        assertEquals(Reason.DISCOVERY_FAILED, assertThrows(Denied.class, () -> discovery.get("foo.example", unreachable, dset)).reason());
+        assertEquals(1, unreachable.count(WK));
     }
 
     @Test
@@ -93,7 +119,7 @@ class CachesTest {
 
     static final String WK = "https://foo.example/.well-known/uma-wide-ecosystem-claims-provider";
     final DiscoveryCache discovery = new DiscoveryCache(now::get, 8);
-    final DiscoveryCache.Settings dset = new DiscoveryCache.Settings(3_600_000L, 10_000L, false);
+    final DiscoveryCache.Settings dset = new DiscoveryCache.Settings(STRICT, 3_600_000L, 10_000L);
 
     private static byte[] doc(String json) {
         return json.getBytes(StandardCharsets.UTF_8);

@@ -20,6 +20,7 @@ import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Test;
 import org.keycloak.authorization.AuthorizationProvider;
 import org.keycloak.authorization.model.Policy;
+import org.keycloak.authorization.model.Resource;
 import org.keycloak.authorization.permission.ResourcePermission;
 import org.keycloak.authorization.policy.evaluation.Evaluation;
 import org.keycloak.http.HttpRequest;
@@ -82,6 +83,7 @@ class ClaimsTokenPolicyProviderTest {
             AuthorizationProvider authz = new AuthorizationProvider(session, null, null);
             Map<String, java.util.function.Function<Object[], Object>> pM = Stubs.methods();
             pM.put("getName", a -> "claims token");
+            pM.put("getId", a -> "policy-id");
             pM.put("getConfig", a -> policyConfig);
             Policy policy = Stubs.stub(Policy.class, pM);
             Map<String, java.util.function.Function<Object[], Object>> eM = Stubs.methods();
@@ -104,7 +106,7 @@ class ClaimsTokenPolicyProviderTest {
     void setUp() throws Exception {
         JwksCache jwks = new JwksCache(f.millis::get, 16);
         // Warm the cache the way a first request would; evaluations below must not need any HTTP client.
-        jwks.find(URI.create(TokenFixture.JWKS), "k1", JwsAlgorithm.ES256, f.fetcher, new JwksCache.Settings(600_000L, 10_000L));
+        jwks.find(URI.create(TokenFixture.JWKS), "k1", JwsAlgorithm.ES256, f.fetcher, new JwksCache.Settings(new TrustScope("realm-id", "policy-id", false), 600_000L, 10_000L));
         provider = new ClaimsTokenPolicyProvider(jwks, new DiscoveryCache(f.millis::get, 16), (s, r) -> TokenFixture.AUD, () -> f.now);
         policyConfig = new HashMap<>(Map.of("claimsProviders", TokenFixture.PROVIDERS));
     }
@@ -120,7 +122,7 @@ class ClaimsTokenPolicyProviderTest {
         Request r = new Request();
         r.form.add("grant_type", "urn:ietf:params:oauth:grant-type:uma-ticket");
         r.form.add("ticket", f.ticket);
-        r.form.add("claim_token", PushedClaimsTest.enc("{\"claims_token\":[\"" + claimsToken + "\"],\"content_type\":[\"text/plain\"]}"));
+        r.form.add("claim_token", TokenFixture.claimToken(claimsToken, "content_type", "text/plain"));
         r.form.add("claim_token_format", "urn:ietf:params:oauth:token-type:jwt");
         return r;
     }
@@ -133,8 +135,30 @@ class ClaimsTokenPolicyProviderTest {
         assertNull(provider.decide(r.evaluation(p)));
         assertEquals(1, r.grants.get());
         assertEquals(0, r.denies.get());
-        assertEquals(Set.of("content_type", "sender_email", "sender_iss", "sender_sub"), p.getClaims().keySet());
+        assertEquals(Set.of("content_sha256", "content_length", "content_type", "incoming_uri", "grant_id", "sender_email",
+                "sender_iss", "sender_sub"), p.getClaims().keySet());
         assertEquals(Set.of("alice@foo.example"), p.getClaims().get("sender_email"));
+        assertEquals(Set.of(TokenFixture.INCOMING), p.getClaims().get("incoming_uri"));
+    }
+
+    private static ResourcePermission ownerManaged(boolean ownerManagedAccess, String claimsToken) {
+        Map<String, java.util.function.Function<Object[], Object>> rM = Stubs.methods();
+        rM.put("isOwnerManagedAccess", a -> ownerManagedAccess);
+        Resource resource = Stubs.stub(Resource.class, rM);
+        Map<String, List<String>> claims = new HashMap<>();
+        claims.put("claims_token", List.of(claimsToken));
+        return new ResourcePermission(resource, new ArrayList<>(), null, claims);
+    }
+
+    @Test
+    void ownerManagedResourceIsDeniedBeforeAnythingIsConsumed() {
+        String jws = f.sign(f.claims());
+        Request r = request(jws);
+        assertEquals(Reason.OWNER_MANAGED_RESOURCE, provider.decide(r.evaluation(ownerManaged(true, jws))));
+        assertEquals(0, r.grants.get());
+        assertEquals(1, r.denies.get());
+        assertTrue(store.lifespans.isEmpty());
+        assertNull(provider.decide(request(jws).evaluation(ownerManaged(false, jws))), "the same grant on a resource the owner does not manage");
     }
 
     @Test

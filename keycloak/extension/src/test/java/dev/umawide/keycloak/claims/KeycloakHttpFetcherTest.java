@@ -101,6 +101,43 @@ class KeycloakHttpFetcherTest {
         assertEquals(0, hits.get());
     }
 
+    /**
+     * Finding 7: the name is resolved once, by the guard, and the connection goes to the address
+     * the guard checked. The resolver answers a loopback address first and a refused one after;
+     * {@code .invalid} never resolves through the system, so success proves the pinned address was used.
+     */
+    @Test
+    void connectsToTheCheckedAddressWithoutResolvingAgain() throws Exception {
+        AtomicInteger lookups = new AtomicInteger();
+        UrlGuard.Resolver changing = host -> {
+            assertEquals("jwks.invalid", host);
+            return lookups.getAndIncrement() == 0
+                    ? new InetAddress[] {InetAddress.getByName("127.0.0.1")}
+                    : new InetAddress[] {InetAddress.getByName("10.0.0.1")};
+        };
+        UrlGuard guard = new UrlGuard(false, changing, InetAddress::isLoopbackAddress, false);
+        KeycloakHttpFetcher f = new KeycloakHttpFetcher(client, guard, 500, 4096);
+        URI uri = URI.create("http://jwks.invalid:" + server.getAddress().getPort() + "/jwks");
+        assertArrayEquals("{\"keys\":[]}".getBytes(StandardCharsets.UTF_8), f.get(uri));
+        assertEquals(1, lookups.get(), "resolved once, by the guard");
+        assertEquals(1, hits.get());
+        // The next fetch is checked anew: the second answer is refused before any connection.
+        assertThrows(IOException.class, () -> f.get(uri));
+        assertEquals(2, lookups.get());
+        assertEquals(1, hits.get());
+    }
+
+    @Test
+    void pinnedClientReachesOnlyTheCheckedHost() throws Exception {
+        InetAddress[] loopback = {InetAddress.getByName("127.0.0.1")};
+        try (CloseableHttpClient pinned = KeycloakHttpFetcher.pinnedClient("jwks.invalid", loopback)) {
+            org.apache.http.client.methods.HttpGet other = new org.apache.http.client.methods.HttpGet(
+                    "http://other.invalid:" + server.getAddress().getPort() + "/jwks");
+            assertThrows(java.net.UnknownHostException.class, () -> pinned.execute(other).close());
+        }
+        assertEquals(0, hits.get());
+    }
+
     @Test
     void sizeCapped() {
         assertThrows(IOException.class, () -> fetcher(true).get(URI.create(base + "/big")));

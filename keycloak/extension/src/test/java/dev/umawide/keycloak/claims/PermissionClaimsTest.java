@@ -1,9 +1,12 @@
 package dev.umawide.keycloak.claims;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertNotEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import java.util.ArrayList;
 import java.util.HashMap;
+import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.Set;
@@ -15,76 +18,80 @@ class PermissionClaimsTest {
 
     static final Sender SENDER = new Sender("alice@foo.example", "https://cp.foo.example", "alice-id");
     static final String SHA = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
+    static final String URI = "https://rs.bar.example/incoming/bob";
 
     private static ResourcePermission permission(Map<String, List<String>> claims) {
         return new ResourcePermission(null, new ArrayList<>(), null, claims);
     }
 
-    @Test
-    void keepsGoodMetadataRemovesTokenSetsSender() {
-        Map<String, List<String>> pushed = new HashMap<>();
-        pushed.put("claims_token", List.of("a.b.c"));
-        pushed.put("content_sha256", List.of(SHA));
-        pushed.put("content_length", List.of("42"));
-        pushed.put("content_type", List.of("text/plain"));
-        pushed.put("file_name", List.of("hello.txt"));
-        ResourcePermission p = permission(pushed);
-        List<String> dropped = PermissionClaims.rewrite(p, SENDER);
-        assertEquals(Map.of(
-                "content_sha256", Set.of(SHA),
-                "content_length", Set.of("42"),
-                "content_type", Set.of("text/plain"),
-                "file_name", Set.of("hello.txt"),
-                "sender_email", Set.of("alice@foo.example"),
-                "sender_iss", Set.of("https://cp.foo.example"),
-                "sender_sub", Set.of("alice-id")), p.getClaims());
-        assertEquals(List.of(), dropped);
+    private static Grant grant(String... more) {
+        Map<String, String> v = new LinkedHashMap<>();
+        v.put("content_sha256", SHA);
+        v.put("content_length", "42");
+        v.put("incoming_uri", URI);
+        for (int i = 0; i < more.length; i += 2) {
+            v.put(more[i], more[i + 1]);
+        }
+        return new Grant(SENDER, v);
+    }
+
+    /** What Keycloak hands the policy: the ticket's claims and the pushed ones, merged. */
+    private static Map<String, List<String>> keycloakMerged() {
+        Map<String, List<String>> m = new HashMap<>();
+        m.put("claims_token", List.of("a.b.c"));
+        m.put("content_sha256", List.of(SHA.toUpperCase()));
+        m.put("content_length", List.of("42", "43"));
+        m.put("incoming_uri", List.of(URI, "https://other.example/incoming/hr"));
+        m.put("file_name", List.of("../../etc/passwd"));
+        m.put("role", List.of("admin"));
+        m.put("grant_id", List.of("chosen-by-the-client"));
+        m.put("sender_email", List.of("mallory@evil.example"));
+        m.put("sender_iss", List.of("https://evil.example", "https://cp.foo.example"));
+        return m;
     }
 
     @Test
-    void dropsMalformedMetadataAndUnknownClaims() {
-        Map<String, List<String>> pushed = new HashMap<>();
-        pushed.put("claims_token", List.of("a.b.c"));
-        pushed.put("content_sha256", List.of(SHA.toUpperCase()));
-        pushed.put("content_length", List.of("42", "43"));
-        pushed.put("content_type", List.of("not a type"));
-        pushed.put("file_name", List.of("../../etc/passwd"));
-        pushed.put("role", List.of("admin"));
-        ResourcePermission p = permission(pushed);
-        List<String> dropped = PermissionClaims.rewrite(p, SENDER);
-        assertEquals(Set.of("sender_email", "sender_iss", "sender_sub"), p.getClaims().keySet());
-        assertEquals(Set.of("content_sha256", "content_length", "content_type", "file_name", "role"), Set.copyOf(dropped));
+    void exactlyTheVettedClaimsSenderAndAGrantId() {
+        ResourcePermission p = permission(keycloakMerged());
+        List<String> dropped = PermissionClaims.rewrite(p, grant("content_type", "text/plain"));
+        Map<String, Set<String>> c = p.getClaims();
+        assertEquals(Set.of("sender_email", "sender_iss", "sender_sub", "content_sha256", "content_length", "content_type",
+                "incoming_uri", "grant_id"), c.keySet());
+        assertEquals(Set.of(SHA), c.get("content_sha256"));
+        assertEquals(Set.of("42"), c.get("content_length"));
+        assertEquals(Set.of("text/plain"), c.get("content_type"));
+        assertEquals(Set.of(URI), c.get("incoming_uri"));
+        assertEquals(Set.of("alice@foo.example"), c.get("sender_email"));
+        assertEquals(Set.of("https://cp.foo.example"), c.get("sender_iss"));
+        assertEquals(Set.of("alice-id"), c.get("sender_sub"));
+        assertEquals(1, c.get("grant_id").size());
+        String id = c.get("grant_id").iterator().next();
+        assertNotEquals("chosen-by-the-client", id);
+        assertTrue(id.matches("[A-Za-z0-9_-]{22}"), id);
+        assertTrue(PermissionClaims.KEYS.containsAll(c.keySet()));
+        assertEquals(Set.of("file_name", "role", "grant_id"), Set.copyOf(dropped));
     }
 
     @Test
-    void senderClaimsReplacePushedOnes() {
-        Map<String, List<String>> pushed = new HashMap<>();
-        pushed.put("claims_token", List.of("a.b.c"));
-        pushed.put("sender_email", List.of("mallory@evil.example"));
-        pushed.put("sender_iss", List.of("https://evil.example", "https://cp.foo.example"));
-        pushed.put("sender_sub", List.of("mallory"));
-        ResourcePermission p = permission(pushed);
-        PermissionClaims.rewrite(p, SENDER);
-        assertEquals(Set.of("alice@foo.example"), p.getClaims().get("sender_email"));
-        assertEquals(Set.of("https://cp.foo.example"), p.getClaims().get("sender_iss"));
-        assertEquals(Set.of("alice-id"), p.getClaims().get("sender_sub"));
+    void grantIdsAreFreshEachTime() {
+        Set<String> seen = new java.util.HashSet<>();
+        for (int i = 0; i < 100; i++) {
+            ResourcePermission p = permission(new HashMap<>());
+            PermissionClaims.rewrite(p, grant());
+            seen.add(p.getClaims().get("grant_id").iterator().next());
+        }
+        assertEquals(100, seen.size());
+        assertEquals(22, PermissionClaims.newGrantId().length());
     }
 
     @Test
     @SuppressWarnings({"unchecked", "rawtypes"})
-    void nonStringValuesAreDropped() {
+    void nonStringValuesInKeycloaksMapAreRemoved() {
         // Keycloak parses pushed claims into raw maps: a value may not be a String at runtime.
         Map raw = new HashMap();
         raw.put("content_length", new ArrayList<>(List.of(42)));
         ResourcePermission p = permission(raw);
-        PermissionClaims.rewrite(p, SENDER);
-        assertEquals(Set.of("sender_email", "sender_iss", "sender_sub"), p.getClaims().keySet());
-    }
-
-    @Test
-    void noClaimsAtAll() {
-        ResourcePermission p = new ResourcePermission(null, new ArrayList<>(), null);
-        PermissionClaims.rewrite(p, SENDER);
-        assertEquals(3, p.getClaims().size());
+        PermissionClaims.rewrite(p, grant());
+        assertEquals(Set.of("42"), p.getClaims().get("content_length"));
     }
 }

@@ -6,6 +6,7 @@ import java.security.MessageDigest;
 import java.util.Base64;
 import java.util.HashMap;
 import java.util.LinkedHashMap;
+import java.util.List;
 import java.util.Map;
 import java.util.UUID;
 import java.util.concurrent.atomic.AtomicLong;
@@ -15,6 +16,9 @@ final class TokenFixture {
     static final String ISS = "https://cp.foo.example";
     static final String JWKS = "https://cp.foo.example/jwks";
     static final String AUD = "https://kc.example/realms/bar";
+    /** The Incoming URL the Resource Server put into the ticket, and the one the client pushes. */
+    static final String INCOMING = "https://rs.bar.example/incoming/bob";
+    static final String SHA = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
     static final String PROVIDERS = "[{\"issuer\":\"" + ISS + "\",\"jwks_uri\":\"" + JWKS + "\",\"domains\":[\"foo.example\"]}]";
 
     final long now = 1_800_000_000L;
@@ -29,9 +33,39 @@ final class TokenFixture {
         fetcher.put(JWKS, TestKeys.jwks(TestKeys.jwk(TestKeys.ec256(), "k1"), TestKeys.jwk(TestKeys.rsa(), "r1"),
                 TestKeys.jwk(TestKeys.ed(), "e1")));
         // A permission ticket is a JWS issued by Keycloak; its exp bounds how long a used ticket is remembered.
-        ticket = TestKeys.part(Map.of("alg", "RS256")) + "." + TestKeys.part(Map.of("exp", now + 300, "jti", UUID.randomUUID().toString()))
-                + ".c2ln";
+        // The Resource Server's pushed claims travel in the payload's "claims" member.
+        ticket = ticket(Map.of("exp", now + 300, "jti", UUID.randomUUID().toString(),
+                "claims", Map.of("incoming_uri", List.of(INCOMING))));
         ticketDigest = digest(ticket);
+    }
+
+    static String ticket(Map<String, Object> payload) {
+        return TestKeys.part(Map.of("alg", "RS256")) + "." + TestKeys.part(payload) + ".c2ln";
+    }
+
+    /**
+     * The claim_token form field: the claims token with the binding an honest client pushes
+     * ({@code content_sha256}, {@code content_length}, {@code incoming_uri}), then {@code more}
+     * as key, value pairs; a null value removes the key.
+     */
+    static String claimToken(String claimsToken, String... more) {
+        Map<String, List<String>> m = new LinkedHashMap<>();
+        m.put("claims_token", List.of(claimsToken));
+        m.put("content_sha256", List.of(SHA));
+        m.put("content_length", List.of("42"));
+        m.put("incoming_uri", List.of(INCOMING));
+        for (int i = 0; i < more.length; i += 2) {
+            if (more[i + 1] == null) {
+                m.remove(more[i]);
+            } else {
+                m.put(more[i], List.of(more[i + 1]));
+            }
+        }
+        try {
+            return Base64.getUrlEncoder().withoutPadding().encodeToString(TestKeys.MAPPER.writeValueAsBytes(m));
+        } catch (Exception e) {
+            throw new IllegalStateException(e);
+        }
     }
 
     /** Independent of the code under test. */
@@ -77,8 +111,9 @@ final class TokenFixture {
     }
 
     ClaimsTokenVerifier verifier(PolicyConfig config) {
-        JwksCache.Settings js = JwksCache.Settings.of(config);
-        DiscoveryCache.Settings ds = DiscoveryCache.Settings.of(config);
+        TrustScope scope = TrustScope.of("realm-id", "policy-id", config);
+        JwksCache.Settings js = JwksCache.Settings.of(config, scope);
+        DiscoveryCache.Settings ds = DiscoveryCache.Settings.of(config, scope);
         return new ClaimsTokenVerifier(config, (URI uri, String kid, JwsAlgorithm alg) -> jwksCache.find(uri, kid, alg, fetcher, js),
                 domain -> discoveryCache.get(domain, fetcher, ds));
     }
