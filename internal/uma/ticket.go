@@ -20,13 +20,13 @@ var ErrTicket = errors.New("uma: malformed permission ticket")
 // 2) before it spends anything on it: who issued it and which Incoming the
 // Resource Server asked for it.
 type TicketClaims struct {
-	// Issuer is the ticket's iss, "" when it has none (Keycloak 26 sets
-	// none on permission tickets; its aud is the realm's issuer).
+	// Issuer is the ticket's iss, "" when it has none (Keycloak 26.5 sets
+	// none on permission tickets; their aud is the realm's issuer).
 	Issuer string
 	// IncomingURIs are the distinct values of the incoming_uri claim found
-	// in the ticket: in its top-level "claims" (where Keycloak puts the
-	// claims a Resource Server pushes with POST .../authz/protection/permission)
-	// and in any per-permission "claims". One value is the only usable
+	// in the ticket: in its top-level "claims" (where Keycloak 26.5 puts the
+	// claims a Resource Server sends with POST .../authz/protection/permission,
+	// every value an array) and in any per-permission "claims". One value is the only usable
 	// answer; none or several mean the ticket names no single Incoming.
 	IncomingURIs []string
 }
@@ -85,8 +85,9 @@ func UnverifiedTicketClaims(ticket string) (TicketClaims, error) {
 	if err := add("claims", body.Claims); err != nil {
 		return TicketClaims{}, err
 	}
-	// Keycloak 26 names the permissions "resources" (PermissionTicketToken);
-	// "permissions" is read too, as the RPT and the protection API spell it.
+	// Keycloak 26.5 names the ticket's permissions "permissions" (each
+	// {"scopes", "rsid"}); older Keycloaks' PermissionTicketToken had
+	// "resources". Both are read: a claim in either counts.
 	for _, list := range []struct {
 		name string
 		raw  json.RawMessage

@@ -18,10 +18,15 @@ func TestUnverifiedTicketClaims(t *testing.T) {
 		name, payload string
 		want          TicketClaims
 	}{
-		// What Keycloak 26 issues for POST .../authz/protection/permission
-		// with "claims": {"incoming_uri": [...]} (PermissionTicketToken).
-		{"keycloak", `{"exp":1,"iat":0,"jti":"j","aud":"http://127.0.0.1:8080/realms/bar","sub":"s","azp":"resource-server",` +
-			`"resources":[{"id":"r1","scopes":["create"]}],"claims":{"incoming_uri":["` + bob + `"]}}`,
+		// What Keycloak 26.5.6 issued for POST .../authz/protection/permission
+		// with [{"resource_id", "resource_scopes", "claims": {"incoming_uri": [...]}}]
+		// (a string value comes out as an array as well).
+		{"keycloak", `{"exp":1796123343,"iat":1796123043,"permissions":[{"scopes":["create"],"rsid":"3c00e0a8-ef70-4d06-a9b1-72aec033c511"}],` +
+			`"claims":{"incoming_uri":["` + bob + `"]},"jti":"e500a7f8-ae7f-c9c6-86c6-2e03c53df0e2-1796123044997",` +
+			`"aud":"http://127.0.0.1:41977/realms/bar","sub":"7aefe07b-5dd7-4845-beec-cc9836516b10","azp":"resource-server"}`,
+			TicketClaims{IncomingURIs: []string{bob}}},
+		// Older Keycloaks' PermissionTicketToken: "resources".
+		{"resources", `{"resources":[{"id":"r1","scopes":["create"],"claims":{"incoming_uri":["` + bob + `"]}}]}`,
 			TicketClaims{IncomingURIs: []string{bob}}},
 		{"iss and a string value", `{"iss":"http://as/realms/bar","claims":{"incoming_uri":"` + bob + `"}}`,
 			TicketClaims{Issuer: "http://as/realms/bar", IncomingURIs: []string{bob}}},

@@ -595,9 +595,10 @@ func (s *Stack) resourceServer(w http.ResponseWriter, r *http.Request) {
 }
 
 // Challenge answers 401 with a fresh ticket for the owner. The ticket is
-// shaped like Keycloak 26's (PermissionTicketToken, signature not real): no
-// iss, aud the realm's issuer, "resources", and the claims the Resource
-// Server pushed with the permission in a top-level "claims" object.
+// shaped like Keycloak 26.5.6's (signature not real): no iss, aud the realm's
+// issuer, "permissions" [{"scopes", "rsid"}], and the claims the Resource
+// Server sent with the permission in a top-level "claims" object, every
+// value an array.
 func (s *Stack) Challenge(w http.ResponseWriter, owner, errCode string) {
 	incoming := s.IncomingURL(owner)
 	s.mu.Lock()
@@ -610,7 +611,7 @@ func (s *Stack) Challenge(w http.ResponseWriter, owner, errCode string) {
 	now := time.Now()
 	claims := map[string]any{"jti": s.next("ticket-"), "aud": s.Issuer("bar"), "sub": "service-account-resource-server",
 		"azp": "resource-server", "iat": now.Unix(), "exp": now.Add(s.TicketTTL).Unix(),
-		"resources": []any{map[string]any{"id": "resource-" + owner, "scopes": []string{uma.ScopeCreate}}}}
+		"permissions": []any{map[string]any{"scopes": []string{uma.ScopeCreate}, "rsid": "resource-" + owner}}}
 	if incoming != "" {
 		claims["claims"] = map[string][]string{uma.ClaimIncomingURI: {incoming}}
 	}
