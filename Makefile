@@ -79,6 +79,7 @@ bench: extension ## full flow vs stock Keycloak UMA on the real stack, then the 
 FUZZTIME     ?= 30s
 FUZZ_TARGETS := \
 	./internal/uma:FuzzParseWWWAuthenticate ./internal/uma:FuzzDecodePushedClaims ./internal/uma:FuzzCanonicalIncomingURL \
+	./internal/uma:FuzzUnverifiedTicketClaims \
 	./internal/jwtverify:FuzzVerify \
 	./claims-provider/internal/server:FuzzClaimsTokenRequest ./claims-provider/internal/server:FuzzBearer \
 	./claims-provider/internal/provider:FuzzParseForm \

@@ -82,3 +82,31 @@ func TestUnverifiedTicketClaimsRefusals(t *testing.T) {
 		}
 	}
 }
+
+// FuzzUnverifiedTicketClaims: reading a ticket a Resource Server sent never
+// panics; refusals wrap ErrTicket; what it accepts was within MaxTicketBytes,
+// and its incoming_uri values are distinct. Seed corpus:
+// testdata/fuzz/FuzzUnverifiedTicketClaims (run by go test).
+func FuzzUnverifiedTicketClaims(f *testing.F) {
+	f.Add(jws(`{"claims":{"incoming_uri":["http://127.0.0.1:8082/incoming/bob"]}}`))
+	f.Add(jws(`{"iss":"x","permissions":[{"claims":{"incoming_uri":"a"}}],"resources":null}`))
+	f.Fuzz(func(t *testing.T, ticket string) {
+		tc, err := UnverifiedTicketClaims(ticket)
+		if err != nil {
+			if !errors.Is(err, ErrTicket) {
+				t.Fatalf("error %v does not wrap ErrTicket", err)
+			}
+			return
+		}
+		if len(ticket) > MaxTicketBytes {
+			t.Fatalf("accepted a ticket of %d characters", len(ticket))
+		}
+		seen := map[string]bool{}
+		for _, u := range tc.IncomingURIs {
+			if seen[u] {
+				t.Fatalf("%q listed twice in %v", u, tc.IncomingURIs)
+			}
+			seen[u] = true
+		}
+	})
+}
