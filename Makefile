@@ -78,7 +78,8 @@ bench: extension ## full flow vs stock Keycloak UMA on the real stack, then the 
 # corpora (testdata/fuzz/<Name>/) also run as ordinary tests in `make test`.
 FUZZTIME     ?= 30s
 FUZZ_TARGETS := \
-	./internal/uma:FuzzParseWWWAuthenticate ./internal/uma:FuzzDecodePushedClaims \
+	./internal/uma:FuzzParseWWWAuthenticate ./internal/uma:FuzzDecodePushedClaims ./internal/uma:FuzzCanonicalIncomingURL \
+	./internal/uma:FuzzUnverifiedTicketClaims \
 	./internal/jwtverify:FuzzVerify \
 	./claims-provider/internal/server:FuzzClaimsTokenRequest ./claims-provider/internal/server:FuzzBearer \
 	./claims-provider/internal/provider:FuzzParseForm \

@@ -288,7 +288,7 @@ func TestDiscoveryAttacks(t *testing.T) {
 		c := newContent("found through discovery")
 		ticket := s.Ticket(t, "bob")
 		claims := s.claims("https://"+domain, "alice@"+domain, ticket)
-		rpt, te := s.Grant(t, "", e2etest.GrantForm(ticket, e2etest.Pushed(dp.SignES256(testcp.Header("ES256", testcp.ECKID), claims), c.meta())))
+		rpt, te := s.Grant(t, "", e2etest.GrantForm(ticket, s.PushedFor("bob", dp.SignES256(testcp.Header("ES256", testcp.ECKID), claims), c.meta())))
 		if te != nil {
 			t.Fatalf("grant through discovery: %v (%d CONNECTs at the proxy)", te, h.connects.Load())
 		}

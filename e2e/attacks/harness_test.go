@@ -257,7 +257,7 @@ func (c content) header() http.Header {
 func (s *suite) rptFor(t *testing.T, owner string, c content, email string) (rpt, ticket string) {
 	t.Helper()
 	ticket = s.Ticket(t, owner)
-	rpt, te := s.Grant(t, "", e2etest.GrantForm(ticket, e2etest.Pushed(s.claimsToken(t, ticket, email, ""), c.meta())))
+	rpt, te := s.Grant(t, "", e2etest.GrantForm(ticket, s.PushedFor(owner, s.claimsToken(t, ticket, email, ""), c.meta())))
 	if te != nil {
 		t.Fatalf("honest grant refused: %v", te)
 	}

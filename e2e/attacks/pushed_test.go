@@ -37,6 +37,7 @@ func (s *suite) pushedClaims(t *testing.T) {
 		for k, v := range c.meta() {
 			p[k] = []string{v}
 		}
+		p[uma.ClaimIncomingURI] = []string{s.IncomingURI("bob")}
 		rpt, te := s.Grant(t, "", e2etest.GrantForm(ticket, e2etest.PushedClaims(p)))
 		if te != nil {
 			t.Fatal(te)
@@ -163,7 +164,7 @@ func (s *suite) pushedClaims(t *testing.T) {
 		rptA, _ := s.rptFor(t, "bob", a, e2etest.AliceEmail)
 		created(t, s.post(t, "bob", rptA, a))
 		ticket, ct := valid(t)
-		f := e2etest.GrantForm(ticket, e2etest.Pushed(ct, b.meta()))
+		f := e2etest.GrantForm(ticket, s.PushedFor("bob", ct, b.meta()))
 		f.Set("rpt", rptA)
 		s.unchanged(t, func() { s.expectDenied(t, "rpt_upgrade", f) })
 	})

@@ -189,7 +189,7 @@ func (s *suite) rptMisuse(t *testing.T, short shortRPT) {
 		c := newContent("host header")
 		ticket := s.Ticket(t, "bob")
 		evil := strings.Replace(s.asURI, "127.0.0.1", "as.evil.example", 1)
-		form := e2etest.GrantForm(ticket, e2etest.Pushed(s.claimsToken(t, ticket, e2etest.AliceEmail, evil), c.meta()))
+		form := e2etest.GrantForm(ticket, s.PushedFor("bob", s.claimsToken(t, ticket, e2etest.AliceEmail, evil), c.meta()))
 		req, _ := http.NewRequestWithContext(e2etest.Timeout(t, time.Minute), http.MethodPost, s.asURI+"/protocol/openid-connect/token", strings.NewReader(form.Encode()))
 		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
 		req.SetBasicAuth("rqp-client", e2etest.RQPSecret)
@@ -241,7 +241,7 @@ type shortRPT struct {
 func (s *suite) shortRPT(t *testing.T) shortRPT {
 	c := newContent("expires soon")
 	ticket := s.Ticket(t, "bob")
-	rpt, te := s.Grant(t, shortClient, e2etest.GrantForm(ticket, e2etest.Pushed(s.claimsToken(t, ticket, e2etest.AliceEmail, ""), c.meta())))
+	rpt, te := s.Grant(t, shortClient, e2etest.GrantForm(ticket, s.PushedFor("bob", s.claimsToken(t, ticket, e2etest.AliceEmail, ""), c.meta())))
 	if te != nil {
 		t.Fatal(te)
 	}

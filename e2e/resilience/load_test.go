@@ -156,7 +156,7 @@ func warmUp(t *testing.T, w *e2etest.World) {
 	for {
 		ticket := w.Ticket(t, "bob")
 		ct := w.ClaimsToken(t, w.ClientToken(t), ticket, e2etest.AliceEmail, "")
-		_, te := w.Grant(t, "", e2etest.GrantForm(ticket, e2etest.Pushed(ct, nil)))
+		_, te := w.Grant(t, "", e2etest.GrantForm(ticket, w.PushedFor("bob", ct, boundTo("warm-up"))))
 		if te == nil {
 			break
 		}

@@ -49,12 +49,17 @@ func published(t *testing.T, w *e2etest.World) []string {
 	return kids
 }
 
+// boundTo is the content binding of text, as an honest client pushes it.
+func boundTo(text string) map[string]string {
+	return map[string]string{uma.ClaimContentSHA256: hexSHA([]byte(text)), uma.ClaimContentLength: fmt.Sprint(len(text)), uma.ClaimContentType: "text/plain"}
+}
+
 // postBound grants an RPT for ticket with the claims token and a content's
 // metadata, and stores the content with it.
 func postBound(t *testing.T, w *e2etest.World, ticket, claimsToken, text string) e2etest.Message {
 	t.Helper()
-	meta := map[string]string{uma.ClaimContentSHA256: hexSHA([]byte(text)), uma.ClaimContentLength: fmt.Sprint(len(text)), uma.ClaimContentType: "text/plain"}
-	rpt, te := w.Grant(t, "", e2etest.GrantForm(ticket, e2etest.Pushed(claimsToken, meta)))
+	meta := boundTo(text)
+	rpt, te := w.Grant(t, "", e2etest.GrantForm(ticket, w.PushedFor("bob", claimsToken, meta)))
 	if te != nil {
 		t.Fatalf("grant: %v", te)
 	}
@@ -120,7 +125,7 @@ func rotation(t *testing.T, parent testing.TB, ctx context.Context, w *e2etest.W
 	exp, _ := claims["exp"].(float64)
 	time.Sleep(time.Until(time.Unix(int64(exp), 0).Add(31 * time.Second)))
 	mark := e2etest.MarkLog(kc.LogPath)
-	if rpt, te := w.Grant(t, "", e2etest.GrantForm(ticket2, e2etest.Pushed(old2, nil))); te == nil || te.StatusCode != http.StatusForbidden {
+	if rpt, te := w.Grant(t, "", e2etest.GrantForm(ticket2, w.PushedFor("bob", old2, boundTo("expired")))); te == nil || te.StatusCode != http.StatusForbidden {
 		t.Fatalf("expired token of the old key: RPT %d characters, %v; want 403", len(rpt), te)
 	}
 	if n := mark.WaitLines(10*time.Second, 1, "claims-token policy denied: reason=expired realm=bar "); n != 1 {

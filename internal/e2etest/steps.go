@@ -148,6 +148,30 @@ func Pushed(claimsToken string, extra map[string]string) string {
 	return PushedClaims(p)
 }
 
+// IncomingURI is the canonical URL of owner's Incoming at this world's
+// Resource Server (uma.CanonicalIncomingURL): the incoming_uri it puts on
+// its permission tickets, and the one an honest client pushes. The Resource
+// Server's public URL is its listen address, which RSURL is.
+func (w *World) IncomingURI(owner string) string {
+	u, err := uma.CanonicalIncomingURL(w.RSURL + uma.IncomingPath(owner))
+	if err != nil {
+		panic("e2etest: " + err.Error())
+	}
+	return u
+}
+
+// PushedFor is the claim_token an honest client sends to owner's Incoming
+// at this world's Resource Server: the claims token, incoming_uri, and extra
+// claims (one value each; an incoming_uri among them replaces the honest
+// one).
+func (w *World) PushedFor(owner, claimsToken string, extra map[string]string) string {
+	p := map[string]string{uma.ClaimIncomingURI: w.IncomingURI(owner)}
+	for k, v := range extra {
+		p[k] = v
+	}
+	return Pushed(claimsToken, p)
+}
+
 // GrantForm is the uma-ticket grant form of step 7.
 func GrantForm(ticket, claimToken string) url.Values {
 	return url.Values{

@@ -8,6 +8,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/umawide/umawide/internal/uma"
 )
 
 // Config of a Client. The zero value is not usable: AuthN and Registrations
@@ -75,6 +77,9 @@ type Registration struct {
 // Request is one push.
 type Request struct {
 	// To is the Incoming URL, e.g. https://rs.bar.example/incoming/bob.
+	// The client POSTs to its canonical form (uma.CanonicalIncomingURL),
+	// pushes that as incoming_uri, and refuses a challenge whose permission
+	// ticket was asked for another Incoming.
 	To string
 	// Content to push.
 	Content *Content
@@ -273,6 +278,10 @@ func (c *Client) Push(ctx context.Context, r Request) (*Result, error) {
 	if _, err := checkURL(r.To, c.cfg.AllowInsecureHTTP); err != nil {
 		return nil, configError("Incoming URL: %w", err)
 	}
+	incoming, err := uma.CanonicalIncomingURL(r.To)
+	if err != nil {
+		return nil, configError("Incoming URL: %w", err)
+	}
 	if c.cfg.AuthN.Login == nil {
 		if _, err := emailDomain(r.Email); err != nil {
 			return nil, configError("the sender's email is required with client credentials: %w", err)
@@ -286,6 +295,7 @@ func (c *Client) Push(ctx context.Context, r Request) (*Result, error) {
 	if err != nil {
 		return nil, configError("content: %w", err)
 	}
+	r.To = incoming
 	st := &pushState{req: r, content: p}
 	if r.Progress != nil {
 		ctx = context.WithValue(ctx, progressKey{}, r.Progress)
@@ -341,6 +351,8 @@ func (c *Client) emit(ctx context.Context, step int, ok bool, status string, d t
 func (c *Client) failed(ctx context.Context, se *StepError, d time.Duration) *StepError {
 	status := "failed"
 	switch {
+	case se.Reason != "":
+		status = se.Reason
 	case se.StatusCode != 0 && se.Code != "":
 		status = fmt.Sprintf("%d %s", se.StatusCode, se.Code)
 	case se.StatusCode != 0:

@@ -6,7 +6,11 @@
 //  1. POST the data to the Incoming without a token, with
 //     Expect: 100-continue, so the Resource Server's 401 arrives before any
 //     of the data is sent;
-//  2. read the UMA challenge (as_uri, permission ticket);
+//  2. read the UMA challenge (as_uri, permission ticket), and refuse it
+//     (ReasonChallengeMismatch) unless the ticket's incoming_uri is the
+//     canonical URL of the Incoming pushed to (uma.CanonicalIncomingURL) and
+//     its iss, if any, is as_uri: a Resource Server relaying another one's
+//     challenge gets no RPT and no content to replay;
 //  3. ask for an access token for the Claims Provider at the sender's AuthN
 //     server: client credentials (the sender is not involved), or
 //     authorization code + PKCE with a loopback redirect (the sender logs in);
@@ -17,7 +21,7 @@
 //  6. check the claims token's shape and binding;
 //  7. ask the owner's AS for an RPT (uma-ticket grant) with the claims token
 //     and the content's metadata (content_sha256, content_length,
-//     content_type, file_name) as pushed claims;
+//     content_type, file_name) and incoming_uri as pushed claims;
 //  8. receive the RPT;
 //  9. POST the data again with the RPT;
 //  10. read the 201 receipt and check it against what was sent.

@@ -63,6 +63,18 @@ var (
 	ErrServer      = errors.New("rqp: service failure")
 )
 
+// ReasonChallengeMismatch is StepError.Reason when the client refused a UMA
+// challenge that does not belong to the Incoming it was asked to push to:
+// the permission ticket names another Incoming URL (incoming_uri) or none,
+// or was issued by another authorization server than the challenge's as_uri.
+// A Resource Server that relays another one's challenge gets this, and
+// nothing is sent to the Claims Provider or the authorization server.
+const ReasonChallengeMismatch = "challenge_mismatch"
+
+// ErrChallengeMismatch is wrapped by the Err of every StepError with
+// ReasonChallengeMismatch (its Kind is KindProtocol).
+var ErrChallengeMismatch = errors.New(ReasonChallengeMismatch)
+
 func (k Kind) sentinel() error {
 	switch k {
 	case KindConfig:
@@ -113,6 +125,9 @@ type StepError struct {
 	// ("access_denied", "not_authorized"), where it had one.
 	Code        string
 	Description string
+	// Reason is the client's own reason for refusing an answer, where it
+	// has one: ReasonChallengeMismatch.
+	Reason string
 	// Attempt is 1, or 2 when the flow had started over with a fresh ticket.
 	Attempt int
 	// Err is the underlying cause, if any.

@@ -94,6 +94,12 @@ func (c *Client) attempt(ctx context.Context, st *pushState) (*Result, *StepErro
 	if len(ch.Ticket) > maxTokenBytes {
 		return nil, c.failed(ctx, protocolError(ctx, StepChallenge, ServiceResourceServer, st.req.To, a.resp.StatusCode, "ticket of %d bytes", len(ch.Ticket)), time.Since(t0))
 	}
+	// A challenge must belong to the Incoming this push goes to: a Resource
+	// Server that relays another one's challenge would otherwise get an RPT
+	// and the content to replay there. Nothing is sent for it.
+	if se := challengeMatches(ctx, st.req.To, ch); se != nil {
+		return nil, c.failed(ctx, se, time.Since(t0))
+	}
 	reg, ok := c.registration(ch.ASURI)
 	if !ok {
 		return nil, c.failed(ctx, &StepError{Step: StepChallenge, Name: StepName(StepChallenge), Service: ServiceAuthZ, Kind: KindConfig,
@@ -185,6 +191,7 @@ func (c *Client) attempt(ctx context.Context, st *pushState) (*Result, *StepErro
 	pushed.Set(uma.ClaimContentSHA256, p.sha256)
 	pushed.Set(uma.ClaimContentLength, strconv.FormatInt(p.size, 10))
 	pushed.Set(uma.ClaimContentType, p.typ)
+	pushed.Set(uma.ClaimIncomingURI, st.req.To)
 	if p.name != "" {
 		pushed.Set(uma.ClaimFileName, p.name)
 	}
@@ -409,4 +416,39 @@ func describePermissions(claims map[string]any) string {
 		return ""
 	}
 	return ", permissions: " + strings.Join(out, "; ")
+}
+
+// challengeMatches checks a challenge against the (canonical) Incoming URL
+// the push goes to before anything is spent on it: the permission ticket
+// must carry exactly one incoming_uri, equal to that URL (the Resource Server
+// puts its own Incoming URL on the tickets it asks for), and its iss, where
+// Keycloak sets one, must be the challenge's as_uri. The ticket's signature
+// is not checked: a forged ticket fails at the authorization server anyway.
+func challengeMatches(ctx context.Context, incoming string, ch uma.Challenge) *StepError {
+	mismatch := func(format string, args ...any) *StepError {
+		return &StepError{Step: StepChallenge, Name: StepName(StepChallenge), Service: ServiceResourceServer, Kind: KindProtocol,
+			URL: redact(incoming), Reason: ReasonChallengeMismatch, Attempt: attemptOf(ctx),
+			Err: fmt.Errorf("%w: "+format+"; refusing the challenge, nothing was sent to the Claims Provider or the authorization server",
+				append([]any{ErrChallengeMismatch}, args...)...)}
+	}
+	tc, err := uma.UnverifiedTicketClaims(ch.Ticket)
+	if err != nil {
+		return mismatch("the permission ticket cannot be read (%v), so it names no Incoming; this push goes to %s", err, incoming)
+	}
+	switch len(tc.IncomingURIs) {
+	case 0:
+		return mismatch("the permission ticket names no Incoming (no %s claim); this push goes to %s", uma.ClaimIncomingURI, incoming)
+	case 1:
+	default:
+		return mismatch("the permission ticket names %d Incomings (%s); this push goes to %s",
+			len(tc.IncomingURIs), clip(strings.Join(tc.IncomingURIs, ", "), 600), incoming)
+	}
+	if got := tc.IncomingURIs[0]; got != incoming {
+		return mismatch("the permission ticket is for the Incoming %s, but this push goes to %s", clip(got, uma.MaxIncomingURL), incoming)
+	}
+	if tc.Issuer != "" && strings.TrimSuffix(tc.Issuer, "/") != strings.TrimSuffix(ch.ASURI, "/") {
+		return mismatch("the permission ticket was issued by %s, but the challenge names the authorization server %s (Incoming %s)",
+			clip(tc.Issuer, 600), ch.ASURI, incoming)
+	}
+	return nil
 }

@@ -108,13 +108,14 @@ func TestPushClientCredentials(t *testing.T) {
 		uma.ClaimContentLength: fmt.Sprint(len(data)),
 		uma.ClaimContentType:   res.ContentType,
 		uma.ClaimFileName:      "minutes.txt",
+		uma.ClaimIncomingURI:   s.IncomingURL(umafake.Owner),
 	}
 	for k, v := range want {
 		if p.Get(k) != v {
 			t.Errorf("pushed %s = %q, want %q", k, p.Get(k), v)
 		}
 	}
-	if p.Get(uma.ClaimClaimsToken) == "" || len(p) != 5 {
+	if p.Get(uma.ClaimClaimsToken) == "" || len(p) != 6 {
 		t.Errorf("pushed claims %v", p)
 	}
 
@@ -549,6 +550,9 @@ func TestPushInputRefusals(t *testing.T) {
 		"relative URL":           {To: "/incoming/bob", Content: good, Email: umafake.AliceEmail},
 		"plain http remote host": {To: "http://rs.bar.example/incoming/bob", Content: good, Email: umafake.AliceEmail},
 		"user info in URL":       {To: "https://u:p@rs.bar.example/incoming/bob", Content: good, Email: umafake.AliceEmail},
+		"query in URL":           {To: s.Incoming() + "?x=1", Content: good, Email: umafake.AliceEmail},
+		"not an Incoming path":   {To: s.RS.URL + "/incoming/bob/messages", Content: good, Email: umafake.AliceEmail},
+		"dot segment owner":      {To: s.RS.URL + "/incoming/%2e%2e", Content: good, Email: umafake.AliceEmail},
 	} {
 		_, err := c.Push(context.Background(), req)
 		var se *rqp.StepError

@@ -18,6 +18,7 @@ import (
 
 	"github.com/umawide/umawide/internal/formlogin"
 	"github.com/umawide/umawide/rqp-client/internal/umafake"
+	"github.com/umawide/umawide/rqp-client/rqp"
 )
 
 // syncBuffer is a bytes.Buffer safe for the login goroutine.
@@ -247,6 +248,10 @@ func TestPushExitStatuses(t *testing.T) {
 			s.Hook("cp.token", func(w http.ResponseWriter, r *http.Request) bool { _, _ = io.WriteString(w, "<html>"); return true })
 			return pushArgs(s, file, "--email", umafake.AliceEmail)
 		}, ExitProtocol, "step 6 (claims token): unexpected answer"},
+		{"challenge for another Incoming", func(s *umafake.Stack) []string {
+			s.TicketIncomingURI = "https://rs.other.example/incoming/bob"
+			return pushArgs(s, file, "--email", umafake.AliceEmail)
+		}, ExitProtocol, "step 2 (UMA challenge): unexpected answer from the resource server at http://127.0.0.1:"},
 		{"server failure", func(s *umafake.Stack) []string {
 			s.Hook("as.token", func(w http.ResponseWriter, r *http.Request) bool {
 				umafake.Error(w, 500, "server_error", "boom")
@@ -293,6 +298,14 @@ func TestPushExitStatuses(t *testing.T) {
 					if err := json.Unmarshal([]byte(r.stdout), &out); err != nil || out.OK || out.Error == nil || out.Error.ExitStatus != tc.code {
 						t.Errorf("JSON %v: %s", err, r.stdout)
 					}
+					if mismatch := tc.name == "challenge for another Incoming"; out.Error != nil && (out.Error.Reason == rqp.ReasonChallengeMismatch) != mismatch {
+						t.Errorf("JSON reason %q: %s", out.Error.Reason, r.stdout)
+					}
+				}
+				if tc.name == "challenge for another Incoming" &&
+					(!strings.Contains(last, "https://rs.other.example/incoming/bob") || !strings.Contains(last, s.IncomingURL(umafake.Owner)) ||
+						!strings.Contains(last, rqp.ReasonChallengeMismatch)) {
+					t.Errorf("last line %q does not name the reason and both Incoming URLs", last)
 				}
 				if !jsonOut && r.stdout != "" {
 					t.Errorf("stdout on failure: %q", r.stdout)

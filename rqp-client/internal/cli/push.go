@@ -233,6 +233,7 @@ type errorJSON struct {
 	Status      int    `json:"status,omitempty"`
 	Code        string `json:"code,omitempty"`
 	Description string `json:"description,omitempty"`
+	Reason      string `json:"reason,omitempty"`
 	Message     string `json:"message"`
 	ExitStatus  int    `json:"exit_status"`
 }
@@ -263,7 +264,7 @@ func (r *reporter) failure(err error) int {
 		var se *rqp.StepError
 		if errors.As(err, &se) {
 			ej.Step, ej.Service, ej.Kind, ej.URL = se.Step, se.Service, se.Kind.String(), se.URL
-			ej.Status, ej.Code, ej.Description = se.StatusCode, se.Code, se.Description
+			ej.Status, ej.Code, ej.Description, ej.Reason = se.StatusCode, se.Code, se.Description, se.Reason
 			if se.Step > 0 {
 				ej.Name = se.Name
 			}

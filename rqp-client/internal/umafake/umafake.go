@@ -78,12 +78,22 @@ type Stack struct {
 	unauthed int // POSTs to the Incoming without a token
 	// TicketTTL is the life of new tickets; default 5 minutes.
 	TicketTTL time.Duration
+	// TicketIncomingURI, when set, is the incoming_uri new tickets carry
+	// instead of the Resource Server's own Incoming URL (IncomingURL);
+	// OmitTicketIncomingURI makes them carry none, as a Resource Server
+	// from before incoming_uri did. Set them before the push.
+	TicketIncomingURI     string
+	OmitTicketIncomingURI bool
+	// TicketIssuer, when set, is the iss of new tickets (Keycloak 26 sets
+	// none).
+	TicketIssuer string
 }
 
 type ticket struct {
-	owner string
-	exp   time.Time
-	used  bool
+	owner       string
+	incomingURI string // "" when the ticket carries none
+	exp         time.Time
+	used        bool
 }
 
 type authCode struct {
@@ -96,9 +106,9 @@ type tokenInfo struct {
 }
 
 type rpt struct {
-	owner, sha256, contentType, fileName, senderEmail string
-	length                                            int64
-	used                                              bool
+	owner, sha256, contentType, fileName, senderEmail, incomingURI string
+	length                                                         int64
+	used                                                           bool
 }
 
 // New starts the fake; it stops with the test.
@@ -120,6 +130,17 @@ func (s *Stack) Issuer(realm string) string { return s.KC.URL + "/realms/" + rea
 
 // Incoming is Bob's Incoming URL.
 func (s *Stack) Incoming() string { return s.RS.URL + "/incoming/" + Owner }
+
+// IncomingURL is the canonical Incoming URL of an owner at the fake
+// Resource Server: the incoming_uri it puts on its tickets and requires in
+// RPTs, as the real one does.
+func (s *Stack) IncomingURL(owner string) string {
+	u, err := uma.CanonicalIncomingURL(s.RS.URL + uma.IncomingPath(owner))
+	if err != nil {
+		panic("umafake: " + err.Error())
+	}
+	return u
+}
 
 // Hook replaces an endpoint: "kc.token" (both realms), "kc.auth",
 // "kc.metadata", "cp.discovery", "cp.token", "as.token" (the uma-ticket
@@ -452,6 +473,12 @@ func (s *Stack) umaGrant(w http.ResponseWriter, r *http.Request, realm string) {
 		deny()
 		return
 	}
+	// As the claims-token policy: the pushed incoming_uri must be the one
+	// the Resource Server put on the ticket.
+	if v := pushed[uma.ClaimIncomingURI]; len(v) != 1 || tk.incomingURI == "" || v[0] != tk.incomingURI {
+		Error(w, 403, "access_denied", "not_authorized")
+		return
+	}
 	s.mu.Lock()
 	if tk.used {
 		s.mu.Unlock()
@@ -464,7 +491,8 @@ func (s *Stack) umaGrant(w http.ResponseWriter, r *http.Request, realm string) {
 		length, _ = strconv.ParseInt(v, 10, 64)
 	}
 	rp := &rpt{owner: tk.owner, sha256: pushed.Get(uma.ClaimContentSHA256), length: length,
-		contentType: pushed.Get(uma.ClaimContentType), fileName: pushed.Get(uma.ClaimFileName), senderEmail: email}
+		contentType: pushed.Get(uma.ClaimContentType), fileName: pushed.Get(uma.ClaimFileName), senderEmail: email,
+		incomingURI: tk.incomingURI}
 	tok := JWT(map[string]any{"iss": s.Issuer("bar"), "exp": time.Now().Add(5 * time.Minute).Unix(), "azp": ClientID,
 		"authorization": map[string]any{"permissions": []any{map[string]any{"rsname": "incoming:" + tk.owner, "scopes": []string{"create"}}}}})
 	s.rpts[tok] = rp
@@ -566,11 +594,32 @@ func (s *Stack) resourceServer(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
-// Challenge answers 401 with a fresh ticket for the owner.
+// Challenge answers 401 with a fresh ticket for the owner. The ticket is
+// shaped like Keycloak 26.5.6's (signature not real): no iss, aud the realm's
+// issuer, "permissions" [{"scopes", "rsid"}], and the claims the Resource
+// Server sent with the permission in a top-level "claims" object, every
+// value an array.
 func (s *Stack) Challenge(w http.ResponseWriter, owner, errCode string) {
+	incoming := s.IncomingURL(owner)
 	s.mu.Lock()
-	t := s.next("ticket-")
-	s.tickets[t] = &ticket{owner: owner, exp: time.Now().Add(s.TicketTTL)}
+	if s.TicketIncomingURI != "" {
+		incoming = s.TicketIncomingURI
+	}
+	if s.OmitTicketIncomingURI {
+		incoming = ""
+	}
+	now := time.Now()
+	claims := map[string]any{"jti": s.next("ticket-"), "aud": s.Issuer("bar"), "sub": "service-account-resource-server",
+		"azp": "resource-server", "iat": now.Unix(), "exp": now.Add(s.TicketTTL).Unix(),
+		"permissions": []any{map[string]any{"scopes": []string{uma.ScopeCreate}, "rsid": "resource-" + owner}}}
+	if incoming != "" {
+		claims["claims"] = map[string][]string{uma.ClaimIncomingURI: {incoming}}
+	}
+	if s.TicketIssuer != "" {
+		claims["iss"] = s.TicketIssuer
+	}
+	t := JWT(claims)
+	s.tickets[t] = &ticket{owner: owner, incomingURI: incoming, exp: now.Add(s.TicketTTL)}
 	s.mu.Unlock()
 	h := uma.Challenge{Realm: "bar", ASURI: s.Issuer("bar"), Ticket: t}.String()
 	if errCode != "" {
@@ -602,6 +651,10 @@ func (s *Stack) post(w http.ResponseWriter, r *http.Request, owner string) {
 	s.mu.Unlock()
 	if rp == nil || rp.owner != owner {
 		s.Challenge(w, owner, "invalid_token")
+		return
+	}
+	if rp.incomingURI != s.IncomingURL(owner) {
+		Error(w, 403, "insufficient_scope", "the RPT is for another Incoming (incoming_uri_mismatch)")
 		return
 	}
 	if rp.length >= 0 && r.ContentLength != rp.length {
