@@ -23,6 +23,9 @@ type TicketClaims struct {
 	// Issuer is the ticket's iss, "" when it has none (Keycloak 26.5 sets
 	// none on permission tickets; their aud is the realm's issuer).
 	Issuer string
+	// Audience is the ticket's aud (a string or an array in JSON); Keycloak
+	// 26.5 sets it to the realm's issuer, the AS that will redeem the ticket.
+	Audience []string
 	// IncomingURIs are the distinct values of the incoming_uri claim found
 	// in the ticket: in its top-level "claims" (where Keycloak 26.5 puts the
 	// claims a Resource Server sends with POST .../authz/protection/permission,
@@ -52,6 +55,7 @@ func UnverifiedTicketClaims(ticket string) (TicketClaims, error) {
 	}
 	var body struct {
 		Iss         *json.RawMessage `json:"iss"`
+		Aud         json.RawMessage  `json:"aud"`
 		Claims      json.RawMessage  `json:"claims"`
 		Resources   json.RawMessage  `json:"resources"`
 		Permissions json.RawMessage  `json:"permissions"`
@@ -66,6 +70,14 @@ func UnverifiedTicketClaims(ticket string) (TicketClaims, error) {
 	if body.Iss != nil {
 		if err := json.Unmarshal(*body.Iss, &out.Issuer); err != nil {
 			return out, fmt.Errorf("%w: iss is not a string", ErrTicket)
+		}
+	}
+	if !isNull(body.Aud) {
+		var one string
+		if json.Unmarshal(body.Aud, &one) == nil {
+			out.Audience = []string{one}
+		} else if err := json.Unmarshal(body.Aud, &out.Audience); err != nil {
+			return out, fmt.Errorf("%w: aud is neither a string nor an array of strings", ErrTicket)
 		}
 	}
 	seen := map[string]bool{}

@@ -24,7 +24,9 @@ func TestUnverifiedTicketClaims(t *testing.T) {
 		{"keycloak", `{"exp":1796123343,"iat":1796123043,"permissions":[{"scopes":["create"],"rsid":"3c00e0a8-ef70-4d06-a9b1-72aec033c511"}],` +
 			`"claims":{"incoming_uri":["` + bob + `"]},"jti":"e500a7f8-ae7f-c9c6-86c6-2e03c53df0e2-1796123044997",` +
 			`"aud":"http://127.0.0.1:41977/realms/bar","sub":"7aefe07b-5dd7-4845-beec-cc9836516b10","azp":"resource-server"}`,
-			TicketClaims{IncomingURIs: []string{bob}}},
+			TicketClaims{Audience: []string{"http://127.0.0.1:41977/realms/bar"}, IncomingURIs: []string{bob}}},
+		{"aud as an array", `{"aud":["a","b"],"claims":{"incoming_uri":["` + bob + `"]}}`,
+			TicketClaims{Audience: []string{"a", "b"}, IncomingURIs: []string{bob}}},
 		// Older Keycloaks' PermissionTicketToken: "resources".
 		{"resources", `{"resources":[{"id":"r1","scopes":["create"],"claims":{"incoming_uri":["` + bob + `"]}}]}`,
 			TicketClaims{IncomingURIs: []string{bob}}},
@@ -54,6 +56,7 @@ func TestUnverifiedTicketClaimsRefusals(t *testing.T) {
 	parts := strings.Split(good, ".")
 	for _, tc := range []struct{ name, ticket string }{
 		{"empty", ""},
+		{"aud a number", jws(`{"aud":1}`)},
 		{"two parts", parts[0] + "." + parts[1]},
 		{"four parts", good + ".x"},
 		{"trailing dot", good + "."},

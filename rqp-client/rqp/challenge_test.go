@@ -92,6 +92,12 @@ func TestChallengeMismatch(t *testing.T) {
 		}, func(s *umafake.Stack) []string {
 			return []string{"2 Incomings", "https://rs.other.example/incoming/bob", s.IncomingURL(umafake.Owner)}
 		}},
+		{"ticket for another authorization server (aud, as Keycloak sets it)", func(s *umafake.Stack) {
+			s.Hook("rs.post", challengeWith(s, umafake.JWT(map[string]any{"aud": "https://as.other.example/realms/bar",
+				"claims": map[string]any{uma.ClaimIncomingURI: []string{s.IncomingURL(umafake.Owner)}}})))
+		}, func(s *umafake.Stack) []string {
+			return []string{"https://as.other.example/realms/bar", s.Issuer("bar")}
+		}},
 		{"ticket of another authorization server", func(s *umafake.Stack) {
 			s.Hook("rs.post", challengeWith(s, umafake.JWT(map[string]any{"iss": "https://as.other.example/realms/bar",
 				"claims": map[string]any{uma.ClaimIncomingURI: []string{s.IncomingURL(umafake.Owner)}}})))
