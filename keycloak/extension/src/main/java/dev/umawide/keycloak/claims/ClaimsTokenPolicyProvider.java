@@ -10,11 +10,13 @@ import jakarta.ws.rs.core.MultivaluedMap;
 import org.jboss.logging.Logger;
 import org.keycloak.authorization.model.Policy;
 import org.keycloak.authorization.model.Resource;
+import org.keycloak.authorization.model.ResourceServer;
 import org.keycloak.authorization.policy.evaluation.Evaluation;
 import org.keycloak.authorization.policy.provider.PolicyProvider;
 import org.keycloak.common.util.Time;
 import org.keycloak.connections.httpclient.HttpClientProvider;
 import org.keycloak.http.HttpRequest;
+import org.keycloak.models.ClientModel;
 import org.keycloak.models.KeycloakSession;
 import org.keycloak.models.RealmModel;
 import org.keycloak.services.Urls;
@@ -90,6 +92,9 @@ public final class ClaimsTokenPolicyProvider implements PolicyProvider {
                 throw new Denied(Reason.OWNER_MANAGED_RESOURCE);
             }
 
+            // Before anything is used up: without the key no grant can be attested.
+            String macKey = grantMacKey(realm, evaluation);
+
             HttpRequest http = session.getContext().getHttpRequest();
             MultivaluedMap<String, String> form = http == null ? null : http.getDecodedFormParameters();
             if (form == null) {
@@ -108,7 +113,7 @@ public final class ClaimsTokenPolicyProvider implements PolicyProvider {
             ClaimsTokenEvaluator evaluator = new ClaimsTokenEvaluator(config, verifier(session, config, scope), replayGuard(session));
             Grant grant = evaluator.evaluate(realm.getId(), ticket, claimToken, audience, nowSeconds.getAsLong());
 
-            List<String> dropped = PermissionClaims.rewrite(evaluation.getPermission(), grant);
+            List<String> dropped = PermissionClaims.rewrite(evaluation.getPermission(), grant, macKey);
             evaluation.grant();
             if (LOG.isDebugEnabled()) {
                 LOG.debugf("claims-token policy granted: realm=%s policy=%s iss=%s dropped_claims=%s took_us=%d", realmName,
@@ -127,6 +132,20 @@ public final class ClaimsTokenPolicyProvider implements PolicyProvider {
             deny(evaluation, Reason.INTERNAL_ERROR, t.getClass().getName(), realmName, policyName);
             return Reason.INTERNAL_ERROR;
         }
+    }
+
+    /**
+     * The key of {@code grant_mac}: the client secret of the resource server that owns the
+     * permission's resource, which the Resource Server also holds (its PAT is asked for with it).
+     */
+    private static String grantMacKey(RealmModel realm, Evaluation evaluation) throws Denied {
+        ResourceServer rs = evaluation.getPermission().getResourceServer();
+        ClientModel client = rs == null ? null : realm.getClientById(rs.getClientId());
+        String secret = client == null ? null : client.getSecret();
+        if (secret == null || secret.isEmpty()) {
+            throw new Denied(Reason.GRANT_KEY_MISSING);
+        }
+        return secret;
     }
 
     private static void deny(Evaluation evaluation, Reason reason, String detail, String realm, String policy) {

@@ -2,6 +2,7 @@ package dev.umawide.keycloak.claims;
 
 import java.security.SecureRandom;
 import java.util.ArrayList;
+import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.Set;
@@ -13,7 +14,8 @@ import org.keycloak.authorization.permission.ResourcePermission;
  * pushed claims and copies into the RPT. Afterwards it holds exactly {@code sender_email},
  * {@code sender_iss}, {@code sender_sub} (from the verified claims token), the vetted
  * {@code content_sha256}, {@code content_length}, {@code incoming_uri}, where well-formed
- * {@code content_type} and {@code file_name}, and a fresh {@code grant_id}: one value each. Nothing
+ * {@code content_type} and {@code file_name}, a fresh {@code grant_id}, and {@code grant_mac}
+ * ({@link GrantMac}) over all of them: one value each. Nothing
  * else that was pushed survives, a pushed {@code grant_id} or {@code sender_*} included.
  */
 final class PermissionClaims {
@@ -29,7 +31,7 @@ final class PermissionClaims {
     }
 
     /** Rewrites in place; returns the names of claims that were present and are not kept (for the debug log). */
-    static List<String> rewrite(ResourcePermission permission, Grant grant) {
+    static List<String> rewrite(ResourcePermission permission, Grant grant, String macKey) {
         List<String> dropped = new ArrayList<>();
         for (String name : new ArrayList<>(permission.getClaims().keySet())) {
             permission.removeClaim(name);
@@ -37,13 +39,16 @@ final class PermissionClaims {
                 dropped.add(name);
             }
         }
-        for (Map.Entry<String, String> e : grant.vetted().entrySet()) {
+        Map<String, String> out = new LinkedHashMap<>(grant.vetted());
+        out.put(SENDER_EMAIL, grant.sender().email());
+        out.put(SENDER_ISS, grant.sender().issuer());
+        out.put(SENDER_SUB, grant.sender().subject());
+        out.put(GRANT_ID, newGrantId());
+        String resourceId = permission.getResource() == null ? "" : permission.getResource().getId();
+        out.put(GrantMac.CLAIM, GrantMac.compute(macKey, resourceId, out));
+        for (Map.Entry<String, String> e : out.entrySet()) {
             permission.addClaim(e.getKey(), e.getValue());
         }
-        permission.addClaim(SENDER_EMAIL, grant.sender().email());
-        permission.addClaim(SENDER_ISS, grant.sender().issuer());
-        permission.addClaim(SENDER_SUB, grant.sender().subject());
-        permission.addClaim(GRANT_ID, newGrantId());
         return dropped;
     }
 
@@ -55,7 +60,7 @@ final class PermissionClaims {
     }
 
     /** The keys a granted permission carries at most. */
-    static final Set<String> KEYS = Set.of(SENDER_EMAIL, SENDER_ISS, SENDER_SUB, GRANT_ID, IncomingUri.CLAIM,
+    static final Set<String> KEYS = Set.of(SENDER_EMAIL, SENDER_ISS, SENDER_SUB, GRANT_ID, GrantMac.CLAIM, IncomingUri.CLAIM,
             ContentMetadata.CONTENT_SHA256, ContentMetadata.CONTENT_LENGTH, ContentMetadata.CONTENT_TYPE,
             ContentMetadata.FILE_NAME);
 }

@@ -90,6 +90,12 @@ public enum Reason {
     INCOMING_URI_MISMATCH,
     /** {@code content_sha256} or {@code content_length} is not pushed with exactly one well-formed value. */
     CONTENT_BINDING_MISSING,
+    /**
+     * The Resource Server's client has no secret to key {@code grant_mac} with (e.g. it
+     * authenticates with a signed JWT): the Resource Server could not tell this policy's grants
+     * from a road that skips it, so nothing is granted.
+     */
+    GRANT_KEY_MISSING,
     /** Anything unexpected: the policy denies rather than fail the request. */
     INTERNAL_ERROR;
 

@@ -21,11 +21,13 @@ import org.junit.jupiter.api.Test;
 import org.keycloak.authorization.AuthorizationProvider;
 import org.keycloak.authorization.model.Policy;
 import org.keycloak.authorization.model.Resource;
+import org.keycloak.authorization.model.ResourceServer;
 import org.keycloak.authorization.permission.ResourcePermission;
 import org.keycloak.authorization.policy.evaluation.Evaluation;
 import org.keycloak.http.HttpRequest;
 import org.keycloak.models.KeycloakContext;
 import org.keycloak.models.KeycloakSession;
+import org.keycloak.models.ClientModel;
 import org.keycloak.models.RealmModel;
 import org.keycloak.models.SingleUseObjectProvider;
 
@@ -46,11 +48,17 @@ class ClaimsTokenPolicyProviderTest {
         boolean noHttpRequest;
         RuntimeException formFailure;
         KeycloakSession session;
+        String rsSecret = "resource-server-secret";
 
         Request() {
             Map<String, java.util.function.Function<Object[], Object>> realmM = Stubs.methods();
             realmM.put("getName", a -> "bar");
             realmM.put("getId", a -> "realm-id");
+            realmM.put("getClientById", a -> {
+                Map<String, java.util.function.Function<Object[], Object>> cM = Stubs.methods();
+                cM.put("getSecret", x -> "rs-client-uuid".equals(a[0]) ? rsSecret : null);
+                return Stubs.stub(ClientModel.class, cM);
+            });
             RealmModel realm = Stubs.stub(RealmModel.class, realmM);
 
             Map<String, java.util.function.Function<Object[], Object>> httpM = Stubs.methods();
@@ -115,7 +123,15 @@ class ClaimsTokenPolicyProviderTest {
         Map<String, List<String>> claims = new HashMap<>();
         claims.put("claims_token", List.of(claimsToken));
         claims.put("content_type", List.of("text/plain"));
-        return new ResourcePermission(null, new ArrayList<>(), null, claims);
+        return new ResourcePermission(null, new ArrayList<>(), RESOURCE_SERVER, claims);
+    }
+
+    /** The resource server the permissions belong to: its client's secret keys grant_mac. */
+    private static final ResourceServer RESOURCE_SERVER;
+    static {
+        Map<String, java.util.function.Function<Object[], Object>> m = Stubs.methods();
+        m.put("getClientId", a -> "rs-client-uuid");
+        RESOURCE_SERVER = Stubs.stub(ResourceServer.class, m);
     }
 
     private Request request(String claimsToken) {
@@ -135,19 +151,35 @@ class ClaimsTokenPolicyProviderTest {
         assertNull(provider.decide(r.evaluation(p)));
         assertEquals(1, r.grants.get());
         assertEquals(0, r.denies.get());
-        assertEquals(Set.of("content_sha256", "content_length", "content_type", "incoming_uri", "grant_id", "sender_email",
-                "sender_iss", "sender_sub"), p.getClaims().keySet());
+        assertEquals(Set.of("content_sha256", "content_length", "content_type", "incoming_uri", "grant_id", "grant_mac",
+                "sender_email", "sender_iss", "sender_sub"), p.getClaims().keySet());
         assertEquals(Set.of("alice@foo.example"), p.getClaims().get("sender_email"));
         assertEquals(Set.of(TokenFixture.INCOMING), p.getClaims().get("incoming_uri"));
+        Map<String, String> one = new HashMap<>();
+        p.getClaims().forEach((k, v) -> one.put(k, v.iterator().next()));
+        assertEquals(GrantMac.compute("resource-server-secret", "", one), one.get("grant_mac"));
+    }
+
+    @Test
+    void noResourceServerSecretIsDeniedBeforeAnythingIsConsumed() {
+        String jws = f.sign(f.claims());
+        Request r = request(jws);
+        r.rsSecret = null;
+        assertEquals(Reason.GRANT_KEY_MISSING, provider.decide(r.evaluation(permission(jws))));
+        assertEquals(0, r.grants.get());
+        assertTrue(store.lifespans.isEmpty());
+        Request again = request(jws);
+        assertNull(provider.decide(again.evaluation(permission(jws))));
     }
 
     private static ResourcePermission ownerManaged(boolean ownerManagedAccess, String claimsToken) {
         Map<String, java.util.function.Function<Object[], Object>> rM = Stubs.methods();
         rM.put("isOwnerManagedAccess", a -> ownerManagedAccess);
+        rM.put("getId", a -> "resource-id");
         Resource resource = Stubs.stub(Resource.class, rM);
         Map<String, List<String>> claims = new HashMap<>();
         claims.put("claims_token", List.of(claimsToken));
-        return new ResourcePermission(resource, new ArrayList<>(), null, claims);
+        return new ResourcePermission(resource, new ArrayList<>(), RESOURCE_SERVER, claims);
     }
 
     @Test

@@ -53,10 +53,10 @@ class PermissionClaimsTest {
     @Test
     void exactlyTheVettedClaimsSenderAndAGrantId() {
         ResourcePermission p = permission(keycloakMerged());
-        List<String> dropped = PermissionClaims.rewrite(p, grant("content_type", "text/plain"));
+        List<String> dropped = PermissionClaims.rewrite(p, grant("content_type", "text/plain"), "k");
         Map<String, Set<String>> c = p.getClaims();
         assertEquals(Set.of("sender_email", "sender_iss", "sender_sub", "content_sha256", "content_length", "content_type",
-                "incoming_uri", "grant_id"), c.keySet());
+                "incoming_uri", "grant_id", "grant_mac"), c.keySet());
         assertEquals(Set.of(SHA), c.get("content_sha256"));
         assertEquals(Set.of("42"), c.get("content_length"));
         assertEquals(Set.of("text/plain"), c.get("content_type"));
@@ -77,7 +77,7 @@ class PermissionClaimsTest {
         Set<String> seen = new java.util.HashSet<>();
         for (int i = 0; i < 100; i++) {
             ResourcePermission p = permission(new HashMap<>());
-            PermissionClaims.rewrite(p, grant());
+            PermissionClaims.rewrite(p, grant(), "k");
             seen.add(p.getClaims().get("grant_id").iterator().next());
         }
         assertEquals(100, seen.size());
@@ -91,7 +91,7 @@ class PermissionClaimsTest {
         Map raw = new HashMap();
         raw.put("content_length", new ArrayList<>(List.of(42)));
         ResourcePermission p = permission(raw);
-        PermissionClaims.rewrite(p, grant());
+        PermissionClaims.rewrite(p, grant(), "k");
         assertEquals(Set.of("42"), p.getClaims().get("content_length"));
     }
 }
