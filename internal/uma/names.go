@@ -30,9 +30,17 @@ const (
 	ClaimContentLength = "content_length"
 	ClaimContentType   = "content_type"
 	ClaimFileName      = "file_name"
-	ClaimSenderEmail   = "sender_email"
-	ClaimSenderIss     = "sender_iss"
-	ClaimSenderSub     = "sender_sub"
+	// ClaimIncomingURI is the canonical Incoming URL (CanonicalIncomingURL):
+	// the Resource Server puts it on each permission ticket it asks for, the
+	// client pushes the URL it POSTs to, and the policy grants only when
+	// the two are equal and copies it into the permission.
+	ClaimIncomingURI = "incoming_uri"
+	// ClaimGrantID is the policy's random id of one grant, written into the
+	// permission; the Resource Server keys single use on it. Never pushed.
+	ClaimGrantID     = "grant_id"
+	ClaimSenderEmail = "sender_email"
+	ClaimSenderIss   = "sender_iss"
+	ClaimSenderSub   = "sender_sub"
 )
 
 // IncomingResourceName is the protection-API name of an owner's Incoming.

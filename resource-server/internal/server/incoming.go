@@ -113,7 +113,7 @@ func (s *Server) postMessage(c *gin.Context) {
 			return
 		}
 		if r.ContentLength < 0 || r.ContentLength > ReplayPrecheckBytes {
-			used, err := s.cfg.Store.TokenUsed(c.Request.Context(), grant.JTI)
+			used, err := s.cfg.Store.GrantUsed(c.Request.Context(), grant.GrantID)
 			if err != nil {
 				s.storeFailed(c, err)
 				return
@@ -153,9 +153,9 @@ func (s *Server) postMessage(c *gin.Context) {
 		ContentType: contentType, FileName: fileName,
 		Size: int64(len(body)), SHA256: digest, ReceivedAt: s.cfg.Now().UTC().Truncate(time.Microsecond), Body: body,
 	}
-	var used *store.UsedToken
+	var used *store.UsedGrant
 	if b.Bound() {
-		used = &store.UsedToken{JTI: grant.JTI, ExpiresAt: grant.ExpiresAt}
+		used = &store.UsedGrant{GrantID: grant.GrantID, ExpiresAt: grant.ExpiresAt}
 	}
 	if err := s.cfg.Store.Insert(c.Request.Context(), m, used); err != nil {
 		if errors.Is(err, store.ErrReplay) {

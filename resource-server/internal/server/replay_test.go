@@ -24,9 +24,9 @@ type lookupCounter struct {
 	lookups atomic.Int64
 }
 
-func (c *lookupCounter) TokenUsed(ctx context.Context, jti string) (bool, error) {
+func (c *lookupCounter) GrantUsed(ctx context.Context, jti string) (bool, error) {
 	c.lookups.Add(1)
-	return c.Store.TokenUsed(ctx, jti)
+	return c.Store.GrantUsed(ctx, jti)
 }
 
 // A spent content-bound RPT is refused with the same answer whatever the

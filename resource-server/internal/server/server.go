@@ -160,7 +160,7 @@ func (s *Server) RunMaintenance(ctx context.Context, interval time.Duration) {
 			return
 		case <-t.C:
 			// Keep a margin for the verifiers' clock leeway.
-			n, err := s.cfg.Store.PruneUsedTokens(ctx, s.cfg.Now().Add(-10*time.Minute))
+			n, err := s.cfg.Store.PruneUsedGrants(ctx, s.cfg.Now().Add(-10*time.Minute))
 			if err != nil {
 				s.cfg.Logger.Warn("pruning used RPT ids", "err", err)
 			} else if n > 0 {
