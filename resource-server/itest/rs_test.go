@@ -197,8 +197,9 @@ func TestRefusals(t *testing.T) {
 		resp := post(t, "bob", tok, body)
 		must(t, resp.status == 201, "first: %d %s", resp.status, resp.body)
 		wantChallenge(t, post(t, "bob", tok, body), uma.ErrInvalidToken)
-		// Not on another replica sharing the store either.
-		other := r.startRS(t, rsOptions{st: s.store})
+		// Not on another replica sharing the store (and the public URL)
+		// either.
+		other := r.startRS(t, rsOptions{st: s.store, publicURL: s.url})
 		wantChallenge(t, call(t, http.MethodPost, other.url+"/incoming/bob", tok, body, nil), uma.ErrInvalidToken)
 		must(t, stored(t) == 1, "%d messages, want 1", stored(t))
 	})
