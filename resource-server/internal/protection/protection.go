@@ -234,19 +234,15 @@ func (c *Client) Forget(owner string) {
 	c.mu.Unlock()
 }
 
-// lookupOrRegister resolves the username to the user id; when that is the
-// id last resolved, the resource found then is kept (one admin call per
-// OwnerTTL), else the user's resource is found, made not owner-managed
-// where needed, or registered.
+// lookupOrRegister resolves the username to the user id, then finds the
+// user's resource (made not owner-managed where someone switched it back
+// since: checked again every OwnerTTL) or registers it.
 func (c *Client) lookupOrRegister(ctx context.Context, owner string, last *Owner) (Owner, error) {
 	userID, err := c.userID(ctx, owner)
 	if err != nil {
 		return Owner{}, err
 	}
-	if last != nil && last.UserID == userID {
-		return *last, nil
-	}
-	if last != nil {
+	if last != nil && last.UserID != userID {
 		c.cfg.Logger.Warn("owner's user id changed: a new user of that name gets his own Incoming",
 			"owner", owner, "old_user_id", last.UserID, "user_id", userID)
 	}

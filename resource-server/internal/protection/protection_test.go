@@ -470,11 +470,15 @@ func TestRecreatedUserGetsOwnIncoming(t *testing.T) {
 	if err != nil || second.UserID != "u-bob-2" || second.ResourceID == first.ResourceID || f.creates.Load() != 2 {
 		t.Fatalf("after the TTL: %+v %v, %d creates", second, err, f.creates.Load())
 	}
-	// Same user after another TTL: one user look-up, no resource calls.
+	// Same user after another TTL: the same resource, checked again (one
+	// switched back to owner-managed meanwhile is updated again).
+	f.mu.Lock()
+	f.omas[second.ResourceID] = true
+	f.mu.Unlock()
 	now = now.Add(2 * time.Minute)
 	creates := f.creates.Load()
-	if o, err := c.Owner(context.Background(), "bob"); err != nil || o != second || f.creates.Load() != creates {
-		t.Fatalf("unchanged user: %+v %v", o, err)
+	if o, err := c.Owner(context.Background(), "bob"); err != nil || o != second || f.creates.Load() != creates || f.omas[second.ResourceID] {
+		t.Fatalf("unchanged user: %+v %v, owner-managed %v", o, err, f.omas[second.ResourceID])
 	}
 	// Refresh looks up at once.
 	f.mu.Lock()
