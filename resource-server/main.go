@@ -37,6 +37,7 @@ const envPrefix = "RESOURCE_SERVER_"
 
 type config struct {
 	listen           string
+	publicURL        string
 	keycloakURL      string
 	realm            string
 	issuer           string
@@ -81,6 +82,7 @@ func parseFlags(args []string, getenv func(string) string, out io.Writer) (confi
 		fs.StringVar(p, name, def, usage+" (env "+envName(name)+")")
 	}
 	str(&c.listen, "listen", "127.0.0.1:8082", "address to listen on")
+	str(&c.publicURL, "public-url", "", "this server's base URL as clients reach it, scheme://host[:port] without path (default http://<listen>): tickets carry, and RPTs must name, <public-url>/incoming/{owner}")
 	str(&c.keycloakURL, "keycloak-url", "http://127.0.0.1:8080", "Keycloak base URL this server calls (JWKS, protection API, admin API)")
 	str(&c.realm, "realm", "bar", "the owners' realm: its users own Incomings; realm attribute of the UMA challenge")
 	str(&c.issuer, "issuer", "", "the realm's issuer URL as clients see it: as_uri of the challenge and the iss tokens must carry (default <keycloak-url>/realms/<realm>)")
@@ -122,6 +124,12 @@ func parseFlags(args []string, getenv func(string) string, out io.Writer) (confi
 		return c, fmt.Errorf("-max-body %q: want 1 to %d bytes", maxBody, 1<<30)
 	}
 	c.maxBody = n
+	if c.publicURL == "" {
+		c.publicURL = "http://" + c.listen
+	}
+	if err := server.CheckPublicURL(c.publicURL); err != nil {
+		return c, fmt.Errorf("-public-url: %w", err)
+	}
 	c.keycloakURL = strings.TrimRight(c.keycloakURL, "/")
 	if c.issuer == "" {
 		c.issuer = c.keycloakURL + "/realms/" + c.realm
@@ -207,7 +215,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, out io.
 		}
 	}
 	srv, err := server.New(server.Config{
-		Realm: c.realm, ASURI: c.issuer, MaxBody: c.maxBody, ReaderClients: readers,
+		Realm: c.realm, ASURI: c.issuer, PublicURL: c.publicURL, MaxBody: c.maxBody, ReaderClients: readers,
 		IsUnknownOwner: func(err error) bool { return errors.Is(err, protection.ErrUnknownOwner) },
 		Store:          st, Protection: prot, Verifier: verifier, Logger: logger,
 	})
@@ -226,7 +234,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, out io.
 	hs := server.HTTPServer(c.listen, srv, server.DefaultTimeouts, logger)
 	errc := make(chan error, 1)
 	go func() { errc <- hs.ListenAndServe() }()
-	logger.Info("resource server listening", "addr", c.listen, "issuer", c.issuer, "keycloak", c.keycloakURL,
+	logger.Info("resource server listening", "addr", c.listen, "public_url", c.publicURL, "issuer", c.issuer, "keycloak", c.keycloakURL,
 		"realm", c.realm, "store", backend, "max_body", c.maxBody)
 	select {
 	case err := <-errc:

@@ -29,6 +29,7 @@ func TestFlagsAndEnvironment(t *testing.T) {
 		t.Fatal(err)
 	}
 	if c.realm != "bar2" || c.clientSecret != "s3cret" || c.keycloakURL != "http://kc:8080" || c.maxBody != 2048 ||
+		c.publicURL != "http://127.0.0.1:8082" ||
 		c.issuer != "http://kc:8080/realms/bar2" || c.rptAudience != "resource-server" || c.databaseURL != "postgres://u:pw@h/db" {
 		t.Fatalf("config %+v", c)
 	}
@@ -36,6 +37,14 @@ func TestFlagsAndEnvironment(t *testing.T) {
 		env(map[string]string{"RESOURCE_SERVER_CLIENT_SECRET": "env"}), &out)
 	if err != nil || c.clientSecret != "flag-wins" || c.rptAudience != "" || c.issuer != "https://id.bar.example/realms/bar" {
 		t.Fatalf("%+v %v", c, err)
+	}
+	c, err = parseFlags([]string{"-client-secret", "x", "-listen", "0.0.0.0:9000"},
+		env(map[string]string{"RESOURCE_SERVER_PUBLIC_URL": "https://rs.bar.example"}), &out)
+	if err != nil || c.publicURL != "https://rs.bar.example" {
+		t.Fatalf("public URL from the environment: %+v %v", c, err)
+	}
+	if c, err = parseFlags([]string{"-client-secret", "x", "-listen", "[::1]:9000"}, env(nil), &out); err != nil || c.publicURL != "http://[::1]:9000" {
+		t.Fatalf("default public URL: %+v %v", c, err)
 	}
 	file := filepath.Join(t.TempDir(), "secret")
 	os.WriteFile(file, []byte("from-file\n"), 0o600)
@@ -52,6 +61,15 @@ func TestFlagErrors(t *testing.T) {
 		{"-client-secret", "x", "-max-body", "ten"},
 		{"-client-secret", "x", "extra"},
 		{"-client-secret-file", "/nonexistent/secret"},
+		// A public URL must be canonical, without path, query or userinfo.
+		{"-client-secret", "x", "-public-url", "https://rs.bar.example/"},
+		{"-client-secret", "x", "-public-url", "https://RS.bar.example"},
+		{"-client-secret", "x", "-public-url", "https://rs.bar.example:443"},
+		{"-client-secret", "x", "-public-url", "https://rs.bar.example/prefix"},
+		{"-client-secret", "x", "-public-url", "https://u@rs.bar.example"},
+		{"-client-secret", "x", "-public-url", "https://rs.bar.example?x"},
+		{"-client-secret", "x", "-public-url", "ftp://rs.bar.example"},
+		{"-client-secret", "x", "-public-url", "rs.bar.example"},
 	} {
 		if _, err := parseFlags(args, env(nil), &out); err == nil {
 			t.Errorf("%q accepted", args)
@@ -71,7 +89,7 @@ func TestHelpDocumentsEveryFlagAndHidesSecrets(t *testing.T) {
 	if strings.Contains(help, "TOPSECRET") || strings.Contains(help, "PASSWORD") {
 		t.Fatal("-h shows a secret")
 	}
-	for _, f := range []string{"listen", "keycloak-url", "realm", "issuer", "client-id", "client-secret", "client-secret-file",
+	for _, f := range []string{"listen", "public-url", "keycloak-url", "realm", "issuer", "client-id", "client-secret", "client-secret-file",
 		"rpt-audience", "reader-clients", "db", "database-url", "max-body", "log-level"} {
 		if !strings.Contains(help, "-"+f+" ") || !strings.Contains(help, envName(f)) {
 			t.Errorf("-h does not document -%s / %s", f, envName(f))

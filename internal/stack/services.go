@@ -49,8 +49,12 @@ func (c ClaimsProvider) Spec() Spec {
 
 // ResourceServer configures a Resource Server process (resource-server -h).
 type ResourceServer struct {
-	Binary      string
-	Listen      string // host:port
+	Binary string
+	Listen string // host:port
+	// PublicURL is the base URL clients push to (-public-url): the Incoming
+	// URL tickets carry and RPTs must name; default http://<Listen>, the URL
+	// the stack's clients use.
+	PublicURL   string
 	KeycloakURL string
 	Realm       string // default bar
 	Secret      string // client secret of resource-server; default the demo realm's
@@ -65,6 +69,7 @@ type ResourceServer struct {
 func (r ResourceServer) Spec() Spec {
 	args := []string{
 		"-listen", r.Listen,
+		"-public-url", or(r.PublicURL, "http://"+r.Listen),
 		"-keycloak-url", r.KeycloakURL,
 		"-realm", or(r.Realm, "bar"),
 	}

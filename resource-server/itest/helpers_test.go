@@ -23,6 +23,7 @@ import (
 	"github.com/umawide/umawide/keycloak/launcher"
 	"github.com/umawide/umawide/resource-server/internal/protection"
 	"github.com/umawide/umawide/resource-server/internal/rpt"
+	"github.com/umawide/umawide/resource-server/internal/rpt/rpttest"
 	"github.com/umawide/umawide/resource-server/internal/server"
 	"github.com/umawide/umawide/resource-server/internal/store"
 )
@@ -101,14 +102,31 @@ func (r *realmEnv) rpt(t *testing.T, ticket string, claims uma.PushedClaims) str
 	return tok
 }
 
+// grant is the uma-ticket grant of rqp-client under the stock client policy
+// of the realm copy, which copies pushed claims into the RPT's permission:
+// it stands in for what the claims-token policy writes (sender_email,
+// sender_iss, sender_sub, a fresh grant_id, and incoming_uri, by default the
+// ticket's own, as an honest client pushes the URL it posts to). A claim
+// given in claims wins; one given with no values is not pushed.
 func (r *realmEnv) grant(t *testing.T, ticket string, claims uma.PushedClaims) (string, error) {
 	t.Helper()
-	if claims == nil {
-		claims = uma.PushedClaims{}
+	push := uma.PushedClaims{
+		uma.ClaimSenderEmail: {"alice@foo.example"},
+		uma.ClaimSenderIss:   {"http://127.0.0.1:8081"},
+		uma.ClaimSenderSub:   {"a11ce"},
+		uma.ClaimGrantID:     {rpttest.NewGrantID()},
 	}
-	claims.Set(uma.ClaimSenderEmail, "alice@foo.example")
-	claims.Set(uma.ClaimSenderIss, "http://127.0.0.1:8081")
-	ct, err := claims.Encode()
+	if uri := ticketIncomingURI(t, ticket); uri != "" {
+		push.Set(uma.ClaimIncomingURI, uri)
+	}
+	for k, v := range claims {
+		if len(v) == 0 {
+			delete(push, k)
+		} else {
+			push[k] = v
+		}
+	}
+	ct, err := push.Encode()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -123,6 +141,24 @@ func (r *realmEnv) grant(t *testing.T, ticket string, claims uma.PushedClaims) (
 		return "", err
 	}
 	return tok.AccessToken, nil
+}
+
+// ticketIncomingURI is the incoming_uri the Resource Server put on the
+// ticket: Keycloak signs it into the ticket's JWS payload as
+// "claims": {"incoming_uri": ["..."]}.
+func ticketIncomingURI(t *testing.T, ticket string) string {
+	t.Helper()
+	c, err := kctest.Claims(ticket)
+	if err != nil {
+		t.Fatalf("ticket payload: %v", err)
+	}
+	cl, _ := c["claims"].(map[string]any)
+	vals, _ := cl[uma.ClaimIncomingURI].([]any)
+	if len(vals) != 1 {
+		return ""
+	}
+	s, _ := vals[0].(string)
+	return s
 }
 
 func boundClaims(body []byte) uma.PushedClaims {
@@ -177,10 +213,21 @@ type rs struct {
 	prot  *protection.Client
 }
 
+// ownerID is owner's user id as the Resource Server resolves it.
+func (s *rs) ownerID(t *testing.T, owner string) string {
+	t.Helper()
+	o, err := s.prot.Owner(ctxT(t), owner)
+	if err != nil {
+		t.Fatalf("owner %s: %v", owner, err)
+	}
+	return o.UserID
+}
+
 type rsOptions struct {
 	keycloakURL string        // default the test Keycloak
 	clockSkew   time.Duration // added to the verifier's clock
 	st          store.Store   // default a fresh SQLite store
+	publicURL   string        // default the URL it is served at
 }
 
 func (r *realmEnv) startRS(t *testing.T, o rsOptions) *rs {
@@ -209,15 +256,20 @@ func (r *realmEnv) startRS(t *testing.T, o rsOptions) *rs {
 	if err != nil {
 		t.Fatal(err)
 	}
+	srv := httptest.NewUnstartedServer(nil)
+	if o.publicURL == "" {
+		o.publicURL = "http://" + srv.Listener.Addr().String()
+	}
 	s, err := server.New(server.Config{
-		Realm: r.realm, ASURI: r.issuer, MaxBody: testMaxBody, ReaderClients: []string{"incoming-app"},
+		Realm: r.realm, ASURI: r.issuer, PublicURL: o.publicURL, MaxBody: testMaxBody, ReaderClients: []string{"incoming-app"},
 		IsUnknownOwner: func(err error) bool { return errors.Is(err, protection.ErrUnknownOwner) },
 		Store:          o.st, Protection: prot, Verifier: v, Logger: logger,
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := httptest.NewServer(s)
+	srv.Config.Handler = s
+	srv.Start()
 	t.Cleanup(srv.Close)
 	return &rs{url: srv.URL, store: o.st, prot: prot}
 }

@@ -35,7 +35,7 @@ func TestFlow(t *testing.T) {
 	ch, err := uma.ParseChallenge(resp.header)
 	must(t, err == nil, "challenge %q: %v", resp.header.Get("WWW-Authenticate"), err)
 	must(t, ch.Realm == r.realm && ch.ASURI == r.issuer && ch.Ticket != "", "challenge %+v", ch)
-	ids := r.resourcesNamed(t, uma.IncomingResourceName("bob"))
+	ids := r.resourcesNamed(t, uma.IncomingResourceName(s.ownerID(t, "bob")))
 	must(t, len(ids) == 1, "bob's Incoming registered %d times", len(ids))
 
 	// Step 7 with the ticket: Keycloak accepts it.
@@ -44,7 +44,7 @@ func TestFlow(t *testing.T) {
 	claims.Set(uma.ClaimFileName, "hello.txt")
 	tok := r.rpt(t, ch.Ticket, claims)
 	c, _ := kctest.Claims(tok)
-	t.Logf("RPT aud=%v azp=%v typ=%v jti? %v", c["aud"], c["azp"], c["typ"], c["jti"] != nil)
+	t.Logf("RPT aud=%v azp=%v typ=%v jti? %v permissions=%v", c["aud"], c["azp"], c["typ"], c["jti"] != nil, c["authorization"])
 
 	// Steps 9-10.
 	resp = call(t, http.MethodPost, s.url+"/incoming/bob", tok, body, map[string]string{"Content-Type": "text/plain"})
@@ -101,7 +101,7 @@ func TestRefusals(t *testing.T) {
 	stored := func(t *testing.T) int {
 		n := 0
 		for _, o := range []string{"bob", "carol"} {
-			l, err := s.store.List(context.Background(), o, 0)
+			l, err := s.store.List(context.Background(), s.ownerID(t, o), 0)
 			must(t, err == nil, "list: %v", err)
 			n += len(l)
 		}
@@ -128,7 +128,7 @@ func TestRefusals(t *testing.T) {
 		wantChallenge(t, post(t, "bob", "", body), "unauthorized")
 	})
 	t.Run("forged RPT", func(t *testing.T) {
-		ids := r.resourcesNamed(t, uma.IncomingResourceName("bob"))
+		ids := r.resourcesNamed(t, uma.IncomingResourceName(s.ownerID(t, "bob")))
 		must(t, len(ids) == 1, "resources %v", ids)
 		forger := rpttest.New(r.issuer)
 		forged := forger.RPT([]rpttest.Perm{{RSID: ids[0]}}, nil)
@@ -165,13 +165,15 @@ func TestRefusals(t *testing.T) {
 		must(t, resp.status == 403 && resp.errorCode() == uma.ErrInsufficientScope, "%d %s", resp.status, resp.body)
 	})
 	t.Run("body does not match the bound length", func(t *testing.T) {
-		tok := r.rpt(t, challenge(t, s.url, "bob").Ticket, uma.PushedClaims{uma.ClaimContentLength: {"3"}})
+		claims := boundClaims(body)
+		claims.Set(uma.ClaimContentLength, "3")
+		tok := r.rpt(t, challenge(t, s.url, "bob").Ticket, claims)
 		resp := post(t, "bob", tok, body)
 		must(t, resp.status == 403 && resp.errorCode() == uma.ErrInsufficientScope, "%d %s", resp.status, resp.body)
 	})
 	t.Run("body over the limit", func(t *testing.T) {
 		big := make([]byte, testMaxBody+1)
-		tok := r.rpt(t, challenge(t, s.url, "bob").Ticket, nil) // not content-bound
+		tok := r.rpt(t, challenge(t, s.url, "bob").Ticket, boundClaims(big))
 		resp := post(t, "bob", tok, big)
 		must(t, resp.status == 413 && resp.errorCode() == uma.ErrTooLarge, "%d %s", resp.status, resp.body)
 		resp = post(t, "bob", "", big)
@@ -195,8 +197,9 @@ func TestRefusals(t *testing.T) {
 		resp := post(t, "bob", tok, body)
 		must(t, resp.status == 201, "first: %d %s", resp.status, resp.body)
 		wantChallenge(t, post(t, "bob", tok, body), uma.ErrInvalidToken)
-		// Not on another replica sharing the store either.
-		other := r.startRS(t, rsOptions{st: s.store})
+		// Not on another replica sharing the store (and the public URL)
+		// either.
+		other := r.startRS(t, rsOptions{st: s.store, publicURL: s.url})
 		wantChallenge(t, call(t, http.MethodPost, other.url+"/incoming/bob", tok, body, nil), uma.ErrInvalidToken)
 		must(t, stored(t) == 1, "%d messages, want 1", stored(t))
 	})
@@ -208,8 +211,9 @@ func TestRefusals(t *testing.T) {
 func (r *realmEnv) rptWithoutCreate(t *testing.T, s *rs, owner string) string {
 	t.Helper()
 	ctx := ctxT(t)
-	rid, err := s.prot.ResourceID(ctx, owner)
+	o, err := s.prot.Owner(ctx, owner)
 	must(t, err == nil, "resource id: %v", err)
+	rid := o.ResourceID
 	var clients []struct{ ID string }
 	must(t, r.kc.Admin(ctx, http.MethodGet, "/"+r.realm+"/clients?clientId=resource-server", nil, &clients) == nil && len(clients) == 1, "client lookup")
 	authz := "/" + r.realm + "/clients/" + clients[0].ID + "/authz/resource-server"
@@ -311,8 +315,9 @@ func TestConcurrentFirstRequests(t *testing.T) {
 	close(start)
 	wg.Wait()
 	must(t, ok.Load() == n, "%d of %d requests got a challenge", ok.Load(), n)
-	ids := r.resourcesNamed(t, uma.IncomingResourceName(owner))
-	must(t, len(ids) == 1, "%d resources named %s, want exactly 1: %v", len(ids), uma.IncomingResourceName(owner), ids)
+	name := uma.IncomingResourceName(s.ownerID(t, owner))
+	ids := r.resourcesNamed(t, name)
+	must(t, len(ids) == 1, "%d resources named %s, want exactly 1: %v", len(ids), name, ids)
 	// A ticket from the crowd works.
 	_, err := r.grant(t, tickets[n/2], nil)
 	must(t, err == nil, "ticket refused: %v", err)

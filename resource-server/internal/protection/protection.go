@@ -1,13 +1,26 @@
 // Package protection is the Resource Server's side of the UMA protection API
 // at Keycloak: the PAT (client credentials of the resource server, cached and
-// renewed by tokensource), the check that an owner is a user of the realm
-// (admin API, service-account roles view-users/query-users), the registration
-// of each owner's Incoming resource and the permission tickets for it.
+// renewed by tokensource), the resolution of an owner's username to his
+// Keycloak user id (admin API, service-account roles view-users/query-users),
+// the registration of each owner's Incoming resource and the permission
+// tickets for it.
 //
-// An owner's resource is registered once: concurrent first requests share one
-// lookup-or-create (in this process), a resource another replica created is
-// found by name, and the id is cached afterwards. Unknown owners are
-// remembered for a short while so that probing names cannot flood Keycloak.
+// Owners are keyed by user id (issue 12, finding 8): the Incoming resource is
+// named incoming:{user id}, owned by that id, with uris /incoming/{username},
+// and is never owner-managed (ownerManagedAccess false, so Keycloak
+// evaluates the policies for every permission on it: no sharing, no
+// owner-approved requests, no pending tickets). A resource found with
+// ownerManagedAccess true (registered by an earlier version) is updated to
+// false before any ticket names it. A bob deleted and created again is
+// another user id, so another, empty Incoming.
+//
+// An owner is resolved once per OwnerTTL: concurrent first requests share
+// one lookup-or-create (in this process), a resource another replica created
+// is found by name, and the result is cached until OwnerTTL passes (then the
+// username is looked up again: a re-created user gets his own Incoming
+// within OwnerTTL at the latest) or Refresh or a refused ticket forgets it.
+// Unknown owners are remembered for a short while so that probing names
+// cannot flood Keycloak.
 package protection
 
 import (
@@ -50,6 +63,11 @@ type Config struct {
 	HTTPClient *http.Client
 	// UnknownOwnerTTL is how long an unknown owner is remembered; default 30 s.
 	UnknownOwnerTTL time.Duration
+	// OwnerTTL is how long a resolved owner (user id and resource id) is
+	// used before the username is looked up again; default DefaultOwnerTTL.
+	OwnerTTL time.Duration
+	// Now is the clock; default time.Now.
+	Now func() time.Time
 	// CallTimeout bounds one lookup-or-register; default 20 s.
 	CallTimeout time.Duration
 	// Logger; default slog.Default().
@@ -65,16 +83,33 @@ type Client struct {
 	pat      *tokensource.Cache
 
 	mu      sync.Mutex
-	ids     map[string]string    // owner -> resource _id
-	unknown map[string]time.Time // owner -> remembered until
-	calls   map[string]*call     // owner -> lookup or registration under way
+	owners  map[string]cached    // username -> resolved owner
+	unknown map[string]time.Time // username -> remembered until
+	calls   map[string]*call     // username -> lookup or registration under way
+}
+
+// Owner is a resolved owner: his Keycloak user id and the id of his
+// Incoming resource.
+type Owner struct {
+	UserID     string
+	ResourceID string
+}
+
+type cached struct {
+	owner Owner
+	until time.Time
 }
 
 type call struct {
-	done chan struct{}
-	id   string
-	err  error
+	done  chan struct{}
+	owner Owner
+	err   error
 }
+
+// DefaultOwnerTTL: a user deleted and created again under the same name is
+// seen within this time (sooner where a ticket for his old resource is
+// refused or a reader's token names the new id).
+const DefaultOwnerTTL = 30 * time.Second
 
 const (
 	maxResponse   = 1 << 20
@@ -93,6 +128,12 @@ func New(cfg Config) (*Client, error) {
 	if cfg.UnknownOwnerTTL == 0 {
 		cfg.UnknownOwnerTTL = 30 * time.Second
 	}
+	if cfg.OwnerTTL == 0 {
+		cfg.OwnerTTL = DefaultOwnerTTL
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
 	if cfg.CallTimeout == 0 {
 		cfg.CallTimeout = 20 * time.Second
 	}
@@ -108,24 +149,27 @@ func New(cfg Config) (*Client, error) {
 		adminURL: base + "/admin/realms/" + url.PathEscape(cfg.Realm),
 		pat: tokensource.New(tokensource.ClientCredentials(issuer+"/protocol/openid-connect/token",
 			cfg.ClientID, cfg.ClientSecret, cfg.HTTPClient), tokensource.Options{}),
-		ids:     map[string]string{},
+		owners:  map[string]cached{},
 		unknown: map[string]time.Time{},
 		calls:   map[string]*call{},
 	}, nil
 }
 
-// ResourceID returns the _id of owner's Incoming resource, registering it on
-// first use. owner must already satisfy the server's owner-name rules.
-func (c *Client) ResourceID(ctx context.Context, owner string) (string, error) {
+// Owner resolves owner (a username that already satisfies the server's
+// owner-name rules) to his user id and Incoming resource id, registering the
+// resource on first use.
+func (c *Client) Owner(ctx context.Context, owner string) (Owner, error) {
+	now := c.cfg.Now()
 	c.mu.Lock()
-	if id, ok := c.ids[owner]; ok {
+	prev, known := c.owners[owner]
+	if known && now.Before(prev.until) {
 		c.mu.Unlock()
-		return id, nil
+		return prev.owner, nil
 	}
 	if until, ok := c.unknown[owner]; ok {
-		if time.Now().Before(until) {
+		if now.Before(until) {
 			c.mu.Unlock()
-			return "", ErrUnknownOwner
+			return Owner{}, ErrUnknownOwner
 		}
 		delete(c.unknown, owner)
 	}
@@ -133,123 +177,180 @@ func (c *Client) ResourceID(ctx context.Context, owner string) (string, error) {
 	if !running {
 		cl = &call{done: make(chan struct{})}
 		c.calls[owner] = cl
+		var last *Owner
+		if known {
+			last = &prev.owner
+		}
 		// The shared work must not die with the first caller's request.
-		go c.resolve(context.WithoutCancel(ctx), owner, cl)
+		go c.resolve(context.WithoutCancel(ctx), owner, last, cl)
 	}
 	c.mu.Unlock()
 	select {
 	case <-cl.done:
-		return cl.id, cl.err
+		return cl.owner, cl.err
 	case <-ctx.Done():
-		return "", ctx.Err()
+		return Owner{}, ctx.Err()
 	}
 }
 
-func (c *Client) resolve(ctx context.Context, owner string, cl *call) {
+// Refresh looks owner's user id up again now (joining a look-up under way)
+// and returns the result: for a reader whose token names another user id
+// than the cached one (the user may have been deleted and created again).
+func (c *Client) Refresh(ctx context.Context, owner string) (Owner, error) {
+	c.mu.Lock()
+	if e, ok := c.owners[owner]; ok {
+		e.until = time.Time{} // expired, but still the "last" the look-up compares with
+		c.owners[owner] = e
+	}
+	c.mu.Unlock()
+	return c.Owner(ctx, owner)
+}
+
+func (c *Client) resolve(ctx context.Context, owner string, last *Owner, cl *call) {
 	ctx, cancel := context.WithTimeout(ctx, c.cfg.CallTimeout)
 	defer cancel()
-	id, err := c.lookupOrRegister(ctx, owner)
+	o, err := c.lookupOrRegister(ctx, owner, last)
 	c.mu.Lock()
 	switch {
 	case err == nil:
-		c.ids[owner] = id
+		c.owners[owner] = cached{owner: o, until: c.cfg.Now().Add(c.cfg.OwnerTTL)}
 	case errors.Is(err, ErrUnknownOwner):
+		delete(c.owners, owner)
 		if len(c.unknown) >= maxUnknown {
 			clear(c.unknown)
 		}
-		c.unknown[owner] = time.Now().Add(c.cfg.UnknownOwnerTTL)
+		c.unknown[owner] = c.cfg.Now().Add(c.cfg.UnknownOwnerTTL)
 	}
 	delete(c.calls, owner)
 	c.mu.Unlock()
-	cl.id, cl.err = id, err
+	cl.owner, cl.err = o, err
 	close(cl.done)
 }
 
-// Forget drops a cached resource id (the resource was deleted in Keycloak).
+// Forget drops a cached owner (his resource was deleted in Keycloak).
 func (c *Client) Forget(owner string) {
 	c.mu.Lock()
-	delete(c.ids, owner)
+	delete(c.owners, owner)
 	c.mu.Unlock()
 }
 
-func (c *Client) lookupOrRegister(ctx context.Context, owner string) (string, error) {
-	if err := c.checkUser(ctx, owner); err != nil {
-		return "", err
+// lookupOrRegister resolves the username to the user id, then finds the
+// user's resource (made not owner-managed where someone switched it back
+// since: checked again every OwnerTTL) or registers it.
+func (c *Client) lookupOrRegister(ctx context.Context, owner string, last *Owner) (Owner, error) {
+	userID, err := c.userID(ctx, owner)
+	if err != nil {
+		return Owner{}, err
 	}
-	if id, err := c.findResource(ctx, owner); err != nil || id != "" {
-		return id, err
+	if last != nil && last.UserID != userID {
+		c.cfg.Logger.Warn("owner's user id changed: a new user of that name gets his own Incoming",
+			"owner", owner, "old_user_id", last.UserID, "user_id", userID)
 	}
-	id, err := c.createResource(ctx, owner)
+	id, err := c.findResource(ctx, owner, userID)
+	if err != nil || id != "" {
+		return Owner{UserID: userID, ResourceID: id}, err
+	}
+	id, err = c.createResource(ctx, owner, userID)
 	if errors.Is(err, errConflict) {
 		// Another replica registered it meanwhile.
-		if id, err = c.findResource(ctx, owner); err == nil && id == "" {
-			err = fmt.Errorf("protection: resource %s conflicts but is not found", uma.IncomingResourceName(owner))
+		if id, err = c.findResource(ctx, owner, userID); err == nil && id == "" {
+			err = fmt.Errorf("protection: resource %s conflicts but is not found", uma.IncomingResourceName(userID))
 		}
 	}
-	if err == nil {
-		c.cfg.Logger.Info("registered Incoming resource", "owner", owner, "resource_id", id)
+	if err != nil {
+		return Owner{}, err
 	}
-	return id, err
+	c.cfg.Logger.Info("registered Incoming resource", "owner", owner, "user_id", userID, "resource_id", id)
+	return Owner{UserID: userID, ResourceID: id}, nil
 }
 
 type userRep struct {
+	ID                     string `json:"id"`
 	Username               string `json:"username"`
 	Enabled                bool   `json:"enabled"`
 	ServiceAccountClientID string `json:"serviceAccountClientId"`
 }
 
-func (c *Client) checkUser(ctx context.Context, owner string) error {
+// maxUserIDLen bounds the user id taken from Keycloak (its ids are 36
+// characters; imported users may bring others).
+const maxUserIDLen = 255
+
+// userID is the id of the enabled, non-service-account user named owner.
+func (c *Client) userID(ctx context.Context, owner string) (string, error) {
 	q := url.Values{"username": {owner}, "exact": {"true"}, "max": {"5"}}
 	var users []userRep
 	if err := c.do(ctx, http.MethodGet, c.adminURL+"/users?"+q.Encode(), nil, http.StatusOK, &users); err != nil {
-		return fmt.Errorf("protection: user lookup: %w", err)
+		return "", fmt.Errorf("protection: user lookup: %w", err)
 	}
 	for _, u := range users {
 		if u.Username == owner && u.Enabled && u.ServiceAccountClientID == "" {
-			return nil
+			if u.ID == "" || len(u.ID) > maxUserIDLen || strings.ContainsFunc(u.ID, func(r rune) bool { return r <= ' ' || r >= 0x7f }) {
+				return "", fmt.Errorf("protection: user lookup: unusable id %q for %s", u.ID, owner)
+			}
+			return u.ID, nil
 		}
 	}
-	return ErrUnknownOwner
+	return "", ErrUnknownOwner
 }
 
 type resourceRep struct {
-	ID    string `json:"_id"`
-	Name  string `json:"name"`
-	Type  string `json:"type"`
-	Owner struct {
+	ID                 string `json:"_id"`
+	Name               string `json:"name"`
+	Type               string `json:"type"`
+	OwnerManagedAccess bool   `json:"ownerManagedAccess"`
+	Owner              struct {
 		ID   string `json:"id"`
 		Name string `json:"name"`
 	} `json:"owner"`
 }
 
-func (c *Client) findResource(ctx context.Context, owner string) (string, error) {
-	name := uma.IncomingResourceName(owner)
+// incomingRep is the representation of owner's Incoming, registered or
+// updated: never owner-managed.
+func incomingRep(owner, userID string) map[string]any {
+	return map[string]any{
+		"name":               uma.IncomingResourceName(userID),
+		"type":               uma.ResourceTypeIncoming,
+		"owner":              userID,
+		"ownerManagedAccess": false,
+		"resource_scopes":    []string{uma.ScopeCreate},
+		"uris":               []string{uma.IncomingPath(owner)},
+	}
+}
+
+// findResource finds the user's Incoming by name and owner id; one found
+// owner-managed is updated to not owner-managed first.
+func (c *Client) findResource(ctx context.Context, owner, userID string) (string, error) {
+	name := uma.IncomingResourceName(userID)
 	q := url.Values{"name": {name}, "exactName": {"true"}, "deep": {"true"}, "max": {"20"}}
 	var found []resourceRep
 	if err := c.do(ctx, http.MethodGet, c.issuer+"/authz/protection/resource_set?"+q.Encode(), nil, http.StatusOK, &found); err != nil {
 		return "", fmt.Errorf("protection: resource lookup: %w", err)
 	}
 	for _, r := range found {
-		if r.Name == name && r.Owner.Name == owner && r.ID != "" {
-			return r.ID, nil
+		if r.Name != name || r.Owner.ID != userID || r.ID == "" {
+			continue
 		}
+		if r.OwnerManagedAccess {
+			// Registered by an earlier version: with owner-managed access
+			// Keycloak grants shared and owner-approved permissions without
+			// evaluating the policies (issue 12).
+			if err := c.do(ctx, http.MethodPut, c.issuer+"/authz/protection/resource_set/"+url.PathEscape(r.ID),
+				incomingRep(owner, userID), http.StatusNoContent, nil); err != nil {
+				return "", fmt.Errorf("protection: making resource %s not owner-managed: %w", r.ID, err)
+			}
+			c.cfg.Logger.Warn("Incoming resource was owner-managed; updated to ownerManagedAccess false",
+				"owner", owner, "user_id", userID, "resource_id", r.ID)
+		}
+		return r.ID, nil
 	}
 	return "", nil
 }
 
 var errConflict = errors.New("protection: resource exists")
 
-func (c *Client) createResource(ctx context.Context, owner string) (string, error) {
-	body := map[string]any{
-		"name":               uma.IncomingResourceName(owner),
-		"type":               uma.ResourceTypeIncoming,
-		"owner":              owner,
-		"ownerManagedAccess": true,
-		"resource_scopes":    []string{uma.ScopeCreate},
-		"uris":               []string{uma.IncomingPath(owner)},
-	}
+func (c *Client) createResource(ctx context.Context, owner, userID string) (string, error) {
 	var created resourceRep
-	err := c.do(ctx, http.MethodPost, c.issuer+"/authz/protection/resource_set", body, http.StatusCreated, &created)
+	err := c.do(ctx, http.MethodPost, c.issuer+"/authz/protection/resource_set", incomingRep(owner, userID), http.StatusCreated, &created)
 	var se *statusError
 	if errors.As(err, &se) && se.status == http.StatusConflict {
 		return "", errConflict
@@ -264,14 +365,17 @@ func (c *Client) createResource(ctx context.Context, owner string) (string, erro
 }
 
 // Ticket returns a permission ticket for scope create on owner's Incoming,
-// and the resource id it names.
-func (c *Client) Ticket(ctx context.Context, owner string) (ticket, resourceID string, err error) {
+// carrying the claim incoming_uri = incomingURL (the Resource Server's
+// canonical URL of that Incoming: Keycloak signs it into the ticket, the
+// client and the claims-token policy compare it with the URL the client
+// chose), and the owner it names.
+func (c *Client) Ticket(ctx context.Context, owner, incomingURL string) (ticket string, o Owner, err error) {
 	for attempt := 0; ; attempt++ {
-		resourceID, err = c.ResourceID(ctx, owner)
+		o, err = c.Owner(ctx, owner)
 		if err != nil {
-			return "", "", err
+			return "", Owner{}, err
 		}
-		ticket, err = c.ticket(ctx, resourceID)
+		ticket, err = c.ticket(ctx, o.ResourceID, incomingURL)
 		var se *statusError
 		if attempt == 0 && errors.As(err, &se) && (se.status == http.StatusBadRequest || se.status == http.StatusNotFound) {
 			// The cached resource may have been deleted in Keycloak: look again.
@@ -279,12 +383,16 @@ func (c *Client) Ticket(ctx context.Context, owner string) (ticket, resourceID s
 			c.Forget(owner)
 			continue
 		}
-		return ticket, resourceID, err
+		return ticket, o, err
 	}
 }
 
-func (c *Client) ticket(ctx context.Context, resourceID string) (string, error) {
-	body := []map[string]any{{"resource_id": resourceID, "resource_scopes": []string{uma.ScopeCreate}}}
+func (c *Client) ticket(ctx context.Context, resourceID, incomingURL string) (string, error) {
+	body := []map[string]any{{
+		"resource_id":     resourceID,
+		"resource_scopes": []string{uma.ScopeCreate},
+		"claims":          map[string][]string{uma.ClaimIncomingURI: {incomingURL}},
+	}}
 	var out struct {
 		Ticket string `json:"ticket"`
 	}

@@ -21,7 +21,10 @@ type fakeKC struct {
 	t        *testing.T
 	mu       sync.Mutex
 	users    map[string]userRep
-	res      map[string]string // owner -> id
+	res      map[string]string // owner's user id -> resource id
+	omas     map[string]bool   // resource ids registered owner-managed (by an earlier version)
+	updates  atomic.Int32
+	claims   map[string][]string // of the last ticket request
 	tokens   atomic.Int32
 	userGets atomic.Int32
 	creates  atomic.Int32
@@ -32,17 +35,18 @@ type fakeKC struct {
 	forbidden    atomic.Int32 // answer 403 not_authorized to this many calls
 	conflictOnce atomic.Bool  // first create answers 409 after registering
 	fail500      atomic.Bool
+	failUpdate   atomic.Bool
 	createDelay  time.Duration
 	staleIDs     map[string]bool
 }
 
 func newFake(t *testing.T) (*fakeKC, *httptest.Server) {
 	f := &fakeKC{t: t, users: map[string]userRep{
-		"bob":                        {Username: "bob", Enabled: true},
-		"dora":                       {Username: "dora", Enabled: false},
-		"service-account-rqp-client": {Username: "service-account-rqp-client", Enabled: true, ServiceAccountClientID: "rqp-client"},
-		"robot":                      {Username: "robot", Enabled: true, ServiceAccountClientID: "robot"},
-	}, res: map[string]string{}, staleIDs: map[string]bool{}}
+		"bob":                        {ID: "u-bob", Username: "bob", Enabled: true},
+		"dora":                       {ID: "u-dora", Username: "dora", Enabled: false},
+		"service-account-rqp-client": {ID: "u-sa", Username: "service-account-rqp-client", Enabled: true, ServiceAccountClientID: "rqp-client"},
+		"robot":                      {ID: "u-robot", Username: "robot", Enabled: true, ServiceAccountClientID: "robot"},
+	}, res: map[string]string{}, omas: map[string]bool{}, staleIDs: map[string]bool{}}
 	srv := httptest.NewServer(http.HandlerFunc(f.serve))
 	t.Cleanup(srv.Close)
 	return f, srv
@@ -101,7 +105,8 @@ func (f *fakeKC) serve(w http.ResponseWriter, r *http.Request) {
 		f.mu.Lock()
 		for owner, id := range f.res {
 			if uma.IncomingResourceName(owner) == name {
-				out = append(out, map[string]any{"_id": id, "name": name, "owner": map[string]any{"id": "u-" + owner, "name": owner}})
+				out = append(out, map[string]any{"_id": id, "name": name, "ownerManagedAccess": f.omas[id],
+					"owner": map[string]any{"id": owner, "name": f.usernameLocked(owner)}})
 			}
 		}
 		f.mu.Unlock()
@@ -114,10 +119,7 @@ func (f *fakeKC) serve(w http.ResponseWriter, r *http.Request) {
 			URIs               []string
 		}
 		json.NewDecoder(r.Body).Decode(&in)
-		if in.Name != uma.IncomingResourceName(in.Owner) || in.Type != uma.ResourceTypeIncoming || !in.OwnerManagedAccess ||
-			len(in.Scopes) != 1 || in.Scopes[0] != "create" || len(in.URIs) != 1 || in.URIs[0] != "/incoming/"+in.Owner {
-			f.t.Errorf("resource representation %+v", in)
-		}
+		f.checkRep(in.Name, in.Type, in.Owner, in.OwnerManagedAccess, in.Scopes, in.URIs)
 		time.Sleep(f.createDelay)
 		f.creates.Add(1)
 		f.mu.Lock()
@@ -126,7 +128,7 @@ func (f *fakeKC) serve(w http.ResponseWriter, r *http.Request) {
 			http.Error(w, `{"error":"conflict"}`, http.StatusConflict)
 			return
 		}
-		id := "rid-" + in.Owner
+		id := "rid-" + strings.TrimPrefix(in.Owner, "u-")
 		f.res[in.Owner] = id
 		if f.conflictOnce.CompareAndSwap(true, false) {
 			http.Error(w, `{"error":"conflict"}`, http.StatusConflict)
@@ -134,14 +136,39 @@ func (f *fakeKC) serve(w http.ResponseWriter, r *http.Request) {
 		}
 		w.WriteHeader(http.StatusCreated)
 		json.NewEncoder(w).Encode(map[string]any{"_id": id, "name": in.Name})
+	case r.Method == http.MethodPut && strings.HasPrefix(r.URL.Path, "/realms/bar/authz/protection/resource_set/"):
+		var in struct {
+			Name, Type, Owner  string
+			OwnerManagedAccess bool
+			Scopes             []string `json:"resource_scopes"`
+			URIs               []string
+		}
+		json.NewDecoder(r.Body).Decode(&in)
+		f.checkRep(in.Name, in.Type, in.Owner, in.OwnerManagedAccess, in.Scopes, in.URIs)
+		if f.failUpdate.Load() {
+			http.Error(w, `{"error":"not_authorized"}`, http.StatusForbidden)
+			return
+		}
+		f.updates.Add(1)
+		f.mu.Lock()
+		f.omas[strings.TrimPrefix(r.URL.Path, "/realms/bar/authz/protection/resource_set/")] = in.OwnerManagedAccess
+		f.mu.Unlock()
+		w.WriteHeader(http.StatusNoContent)
 	case r.Method == http.MethodPost && r.URL.Path == "/realms/bar/authz/protection/permission":
 		var in []struct {
-			ResourceID string   `json:"resource_id"`
-			Scopes     []string `json:"resource_scopes"`
+			ResourceID string              `json:"resource_id"`
+			Scopes     []string            `json:"resource_scopes"`
+			Claims     map[string][]string `json:"claims"`
 		}
 		json.NewDecoder(r.Body).Decode(&in)
 		f.mu.Lock()
 		stale := len(in) == 1 && f.staleIDs[in[0].ResourceID]
+		if len(in) == 1 {
+			f.claims = in[0].Claims
+			if f.omas[in[0].ResourceID] {
+				f.t.Errorf("ticket asked for the owner-managed resource %s", in[0].ResourceID)
+			}
+		}
 		f.mu.Unlock()
 		if len(in) != 1 || stale {
 			http.Error(w, `{"error":"invalid_resource_id"}`, http.StatusBadRequest)
@@ -154,6 +181,32 @@ func (f *fakeKC) serve(w http.ResponseWriter, r *http.Request) {
 		http.NotFound(w, r)
 	}
 }
+
+func (f *fakeKC) usernameLocked(id string) string {
+	for name, u := range f.users {
+		if u.ID == id {
+			return name
+		}
+	}
+	return ""
+}
+
+func (f *fakeKC) username(id string) string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.usernameLocked(id)
+}
+
+// checkRep: an Incoming is named by and owned by the user id, never
+// owner-managed, scope create, its uri the username's path.
+func (f *fakeKC) checkRep(name, typ, owner string, oma bool, scopes, uris []string) {
+	if name != uma.IncomingResourceName(owner) || typ != uma.ResourceTypeIncoming || oma ||
+		len(scopes) != 1 || scopes[0] != "create" || len(uris) != 1 || uris[0] != "/incoming/"+f.username(owner) {
+		f.t.Errorf("resource representation %q %q %q oma=%v %v %v", name, typ, owner, oma, scopes, uris)
+	}
+}
+
+const bobURL = "http://rs.test/incoming/bob"
 
 func newClient(t *testing.T, url string) *Client {
 	c, err := New(Config{KeycloakURL: url, Realm: "bar", ClientID: "resource-server", ClientSecret: "s3cret"})
@@ -171,7 +224,11 @@ func TestConcurrentFirstRequestsRegisterOnce(t *testing.T) {
 	ids := make([]string, 50)
 	errs := make([]error, 50)
 	for i := range ids {
-		wg.Go(func() { ids[i], errs[i] = c.ResourceID(context.Background(), "bob") })
+		wg.Go(func() {
+			var o Owner
+			o, errs[i] = c.Owner(context.Background(), "bob")
+			ids[i] = o.ResourceID
+		})
 	}
 	wg.Wait()
 	for i := range ids {
@@ -183,9 +240,12 @@ func TestConcurrentFirstRequestsRegisterOnce(t *testing.T) {
 		t.Fatalf("%d creates, %d user lookups; want 1 each", f.creates.Load(), f.userGets.Load())
 	}
 	// Cached: no further calls, one PAT for everything.
-	tk, id, err := c.Ticket(context.Background(), "bob")
-	if err != nil || id != "rid-bob" || tk != "ticket-for-rid-bob" {
-		t.Fatalf("ticket %q %q %v", tk, id, err)
+	tk, o, err := c.Ticket(context.Background(), "bob", bobURL)
+	if err != nil || o != (Owner{UserID: "u-bob", ResourceID: "rid-bob"}) || tk != "ticket-for-rid-bob" {
+		t.Fatalf("ticket %q %+v %v", tk, o, err)
+	}
+	if len(f.claims) != 1 || len(f.claims["incoming_uri"]) != 1 || f.claims["incoming_uri"][0] != bobURL {
+		t.Fatalf("ticket request claims %v, want incoming_uri [%s]", f.claims, bobURL)
 	}
 	if f.creates.Load() != 1 || f.userGets.Load() != 1 || f.tokens.Load() != 1 {
 		t.Fatalf("after cache: %d creates, %d user lookups, %d PATs", f.creates.Load(), f.userGets.Load(), f.tokens.Load())
@@ -194,11 +254,11 @@ func TestConcurrentFirstRequestsRegisterOnce(t *testing.T) {
 
 func TestExistingResourceIsFound(t *testing.T) {
 	f, srv := newFake(t)
-	f.res["bob"] = "rid-existing"
+	f.res["u-bob"] = "rid-existing"
 	c := newClient(t, srv.URL)
-	id, err := c.ResourceID(context.Background(), "bob")
-	if err != nil || id != "rid-existing" || f.creates.Load() != 0 {
-		t.Fatalf("id %q err %v creates %d", id, err, f.creates.Load())
+	o, err := c.Owner(context.Background(), "bob")
+	if err != nil || o.ResourceID != "rid-existing" || f.creates.Load() != 0 || f.updates.Load() != 0 {
+		t.Fatalf("owner %+v err %v creates %d updates %d", o, err, f.creates.Load(), f.updates.Load())
 	}
 }
 
@@ -206,9 +266,9 @@ func TestConflictLooksUpAgain(t *testing.T) {
 	f, srv := newFake(t)
 	f.conflictOnce.Store(true)
 	c := newClient(t, srv.URL)
-	id, err := c.ResourceID(context.Background(), "bob")
-	if err != nil || id != "rid-bob" {
-		t.Fatalf("id %q err %v", id, err)
+	o, err := c.Owner(context.Background(), "bob")
+	if err != nil || o.ResourceID != "rid-bob" {
+		t.Fatalf("owner %+v err %v", o, err)
 	}
 }
 
@@ -217,7 +277,7 @@ func TestUnknownOwners(t *testing.T) {
 	c := newClient(t, srv.URL)
 	for _, o := range []string{"nobody", "dora", "robot", "service-account-rqp-client"} {
 		for range 3 {
-			if _, err := c.ResourceID(context.Background(), o); !errors.Is(err, ErrUnknownOwner) {
+			if _, err := c.Owner(context.Background(), o); !errors.Is(err, ErrUnknownOwner) {
 				t.Fatalf("%s: %v, want ErrUnknownOwner", o, err)
 			}
 		}
@@ -233,14 +293,14 @@ func TestUnknownOwners(t *testing.T) {
 func TestUnknownOwnerForgottenAfterTTL(t *testing.T) {
 	f, srv := newFake(t)
 	c, _ := New(Config{KeycloakURL: srv.URL, Realm: "bar", ClientID: "resource-server", ClientSecret: "s3cret", UnknownOwnerTTL: time.Millisecond})
-	if _, err := c.ResourceID(context.Background(), "carol"); !errors.Is(err, ErrUnknownOwner) {
+	if _, err := c.Owner(context.Background(), "carol"); !errors.Is(err, ErrUnknownOwner) {
 		t.Fatal(err)
 	}
 	f.mu.Lock()
-	f.users["carol"] = userRep{Username: "carol", Enabled: true}
+	f.users["carol"] = userRep{ID: "u-carol", Username: "carol", Enabled: true}
 	f.mu.Unlock()
 	time.Sleep(5 * time.Millisecond)
-	if _, err := c.ResourceID(context.Background(), "carol"); err != nil {
+	if _, err := c.Owner(context.Background(), "carol"); err != nil {
 		t.Fatalf("new user still unknown: %v", err)
 	}
 }
@@ -248,11 +308,11 @@ func TestUnknownOwnerForgottenAfterTTL(t *testing.T) {
 func TestRejectedPATIsRenewed(t *testing.T) {
 	f, srv := newFake(t)
 	c := newClient(t, srv.URL)
-	if _, err := c.ResourceID(context.Background(), "bob"); err != nil {
+	if _, err := c.Owner(context.Background(), "bob"); err != nil {
 		t.Fatal(err)
 	}
 	f.rejectPAT.Store(1)
-	if _, _, err := c.Ticket(context.Background(), "bob"); err != nil {
+	if _, _, err := c.Ticket(context.Background(), "bob", bobURL); err != nil {
 		t.Fatalf("ticket after a 401: %v", err)
 	}
 	if f.tokens.Load() != 2 {
@@ -266,18 +326,18 @@ func TestRejectedPATIsRenewed(t *testing.T) {
 func TestPATRefusedWith403IsRenewed(t *testing.T) {
 	f, srv := newFake(t)
 	c := newClient(t, srv.URL)
-	if _, err := c.ResourceID(context.Background(), "bob"); err != nil {
+	if _, err := c.Owner(context.Background(), "bob"); err != nil {
 		t.Fatal(err)
 	}
 	f.forbidPAT.Store(1)
-	if _, _, err := c.Ticket(context.Background(), "bob"); err != nil {
+	if _, _, err := c.Ticket(context.Background(), "bob", bobURL); err != nil {
 		t.Fatalf("ticket after a 403 invalid_bearer_token: %v", err)
 	}
 	if f.tokens.Load() != 2 {
 		t.Fatalf("%d PATs fetched, want 2 (renewed after the 403)", f.tokens.Load())
 	}
 	f.forbidden.Store(1)
-	if _, _, err := c.Ticket(context.Background(), "bob"); err == nil {
+	if _, _, err := c.Ticket(context.Background(), "bob", bobURL); err == nil {
 		t.Fatal("ticket despite 403 not_authorized")
 	}
 	if f.tokens.Load() != 2 || f.forbidden.Load() != 0 {
@@ -288,15 +348,15 @@ func TestPATRefusedWith403IsRenewed(t *testing.T) {
 func TestStaleResourceIsRegisteredAgain(t *testing.T) {
 	f, srv := newFake(t)
 	c := newClient(t, srv.URL)
-	if _, err := c.ResourceID(context.Background(), "bob"); err != nil {
+	if _, err := c.Owner(context.Background(), "bob"); err != nil {
 		t.Fatal(err)
 	}
 	// Deleted in Keycloak behind our back.
 	f.mu.Lock()
 	f.staleIDs["rid-bob"] = true
-	delete(f.res, "bob")
+	delete(f.res, "u-bob")
 	f.mu.Unlock()
-	_, _, err := c.Ticket(context.Background(), "bob")
+	_, _, err := c.Ticket(context.Background(), "bob", bobURL)
 	// The fake gives the same id again, still stale: the second refusal is
 	// reported, not retried forever.
 	if err == nil {
@@ -312,7 +372,7 @@ func TestUnreachable(t *testing.T) {
 	url := srv.URL
 	srv.Close()
 	c := newClient(t, url)
-	_, _, err := c.Ticket(context.Background(), "bob")
+	_, _, err := c.Ticket(context.Background(), "bob", bobURL)
 	if !errors.Is(err, ErrUnreachable) {
 		t.Fatalf("closed port: %v, want ErrUnreachable", err)
 	}
@@ -320,12 +380,12 @@ func TestUnreachable(t *testing.T) {
 	f, srv2 := newFake(t)
 	f.fail500.Store(true)
 	c = newClient(t, srv2.URL)
-	if _, _, err := c.Ticket(context.Background(), "bob"); !errors.Is(err, ErrUnreachable) {
+	if _, _, err := c.Ticket(context.Background(), "bob", bobURL); !errors.Is(err, ErrUnreachable) {
 		t.Fatalf("500: %v, want ErrUnreachable", err)
 	}
 	// Not remembered as unknown: a recovered Keycloak is asked again.
 	f.fail500.Store(false)
-	if _, _, err := c.Ticket(context.Background(), "bob"); err != nil {
+	if _, _, err := c.Ticket(context.Background(), "bob", bobURL); err != nil {
 		t.Fatalf("after recovery: %v", err)
 	}
 }
@@ -333,7 +393,7 @@ func TestUnreachable(t *testing.T) {
 func TestWrongSecret(t *testing.T) {
 	_, srv := newFake(t)
 	c, _ := New(Config{KeycloakURL: srv.URL, Realm: "bar", ClientID: "resource-server", ClientSecret: "wrong"})
-	if _, _, err := c.Ticket(context.Background(), "bob"); err == nil || errors.Is(err, ErrUnknownOwner) {
+	if _, _, err := c.Ticket(context.Background(), "bob", bobURL); err == nil || errors.Is(err, ErrUnknownOwner) {
 		t.Fatalf("wrong client secret: %v", err)
 	}
 }
@@ -344,11 +404,95 @@ func TestCallerCancelDoesNotBreakOthers(t *testing.T) {
 	c := newClient(t, srv.URL)
 	ctx, cancel := context.WithCancel(context.Background())
 	go func() { time.Sleep(10 * time.Millisecond); cancel() }()
-	if _, err := c.ResourceID(ctx, "bob"); !errors.Is(err, context.Canceled) {
+	if _, err := c.Owner(ctx, "bob"); !errors.Is(err, context.Canceled) {
 		t.Fatalf("canceled caller: %v", err)
 	}
-	id, err := c.ResourceID(context.Background(), "bob")
-	if err != nil || id != "rid-bob" || f.creates.Load() != 1 {
-		t.Fatalf("second caller: %q %v, %d creates", id, err, f.creates.Load())
+	o, err := c.Owner(context.Background(), "bob")
+	if err != nil || o.ResourceID != "rid-bob" || f.creates.Load() != 1 {
+		t.Fatalf("second caller: %+v %v, %d creates", o, err, f.creates.Load())
+	}
+}
+
+// TestOwnerManagedResourceIsUpdated: an Incoming registered owner-managed
+// (by an earlier version) is made not owner-managed before a ticket names it.
+func TestOwnerManagedResourceIsUpdated(t *testing.T) {
+	f, srv := newFake(t)
+	f.res["u-bob"] = "rid-old"
+	f.omas["rid-old"] = true
+	c := newClient(t, srv.URL)
+	tk, o, err := c.Ticket(context.Background(), "bob", bobURL)
+	if err != nil || o.ResourceID != "rid-old" || tk != "ticket-for-rid-old" {
+		t.Fatalf("ticket %q %+v %v", tk, o, err)
+	}
+	if f.updates.Load() != 1 || f.omas["rid-old"] || f.creates.Load() != 0 {
+		t.Fatalf("%d updates (owner-managed now %v), %d creates; want 1, false, 0", f.updates.Load(), f.omas["rid-old"], f.creates.Load())
+	}
+	// A refused update is no ticket.
+	f2, srv2 := newFake(t)
+	f2.res["u-bob"] = "rid-old"
+	f2.omas["rid-old"] = true
+	f2.failUpdate.Store(true)
+	c2 := newClient(t, srv2.URL)
+	if _, _, err := c2.Ticket(context.Background(), "bob", bobURL); err == nil {
+		t.Fatal("ticket although Keycloak refused")
+	}
+	if f2.tickets.Load() != 0 {
+		t.Fatal("a ticket was asked for")
+	}
+}
+
+// TestRecreatedUserGetsOwnIncoming: bob deleted and created again is another
+// user id; once OwnerTTL passed (or on Refresh), his own Incoming is
+// registered and the old one is no longer named.
+func TestRecreatedUserGetsOwnIncoming(t *testing.T) {
+	f, srv := newFake(t)
+	now := time.Unix(1_000_000, 0)
+	c, err := New(Config{KeycloakURL: srv.URL, Realm: "bar", ClientID: "resource-server", ClientSecret: "s3cret",
+		OwnerTTL: time.Minute, Now: func() time.Time { return now }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	first, err := c.Owner(context.Background(), "bob")
+	if err != nil || first.UserID != "u-bob" {
+		t.Fatalf("first bob %+v %v", first, err)
+	}
+	f.mu.Lock()
+	f.users["bob"] = userRep{ID: "u-bob-2", Username: "bob", Enabled: true}
+	f.mu.Unlock()
+	// Within OwnerTTL the cache answers, without calls.
+	gets := f.userGets.Load()
+	if o, _ := c.Owner(context.Background(), "bob"); o != first || f.userGets.Load() != gets {
+		t.Fatalf("within the TTL: %+v, %d user look-ups", o, f.userGets.Load()-gets)
+	}
+	// After it, the new id and a new resource.
+	now = now.Add(time.Minute + time.Second)
+	second, err := c.Owner(context.Background(), "bob")
+	if err != nil || second.UserID != "u-bob-2" || second.ResourceID == first.ResourceID || f.creates.Load() != 2 {
+		t.Fatalf("after the TTL: %+v %v, %d creates", second, err, f.creates.Load())
+	}
+	// Same user after another TTL: the same resource, checked again (one
+	// switched back to owner-managed meanwhile is updated again).
+	f.mu.Lock()
+	f.omas[second.ResourceID] = true
+	f.mu.Unlock()
+	now = now.Add(2 * time.Minute)
+	creates := f.creates.Load()
+	if o, err := c.Owner(context.Background(), "bob"); err != nil || o != second || f.creates.Load() != creates || f.omas[second.ResourceID] {
+		t.Fatalf("unchanged user: %+v %v, owner-managed %v", o, err, f.omas[second.ResourceID])
+	}
+	// Refresh looks up at once.
+	f.mu.Lock()
+	f.users["bob"] = userRep{ID: "u-bob-3", Username: "bob", Enabled: true}
+	f.mu.Unlock()
+	third, err := c.Refresh(context.Background(), "bob")
+	if err != nil || third.UserID != "u-bob-3" {
+		t.Fatalf("refresh: %+v %v", third, err)
+	}
+	// Deleted: unknown.
+	f.mu.Lock()
+	delete(f.users, "bob")
+	f.mu.Unlock()
+	if _, err := c.Refresh(context.Background(), "bob"); !errors.Is(err, ErrUnknownOwner) {
+		t.Fatalf("deleted user: %v", err)
 	}
 }

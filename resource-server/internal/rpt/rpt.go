@@ -7,14 +7,26 @@
 // issuer, exp has not passed, aud names this resource server (when
 // configured), typ is Bearer, and exactly one of its
 // authorization.permissions names the owner's resource id (rsid) with scope
-// create. That permission's claims give the sender (sender_email, sender_iss,
-// sender_sub) and an optional content binding (content_sha256,
-// content_length, content_type, file_name), each an array of one string.
+// create. That permission's claims (each an array of one string, as the
+// claims-token policy writes them) must then carry, in this order of checks
+// (issue 12, whatever road Keycloak took to the RPT):
+//
+//   - sender_email, sender_iss, sender_sub: the verified sender
+//     (else ReasonSenderUnverified);
+//   - content_sha256 (64 lower-case hex) and content_length (canonical
+//     decimal): the content the grant is for (else ReasonContentUnbound);
+//   - incoming_uri: exactly the Incoming URL the request is for (else
+//     ReasonIncomingURIMismatch);
+//   - grant_id: the grant's id, the key of single use (else
+//     ReasonGrantUnbound).
+//
+// content_type and file_name stay optional. Such refusals are
+// *RefusedError (errors.Is ErrRefused): the token is genuine but does not
+// allow storing a message.
 package rpt
 
 import (
 	"context"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -37,7 +49,36 @@ var (
 	// ErrInsufficient: a valid RPT without a permission for this resource and
 	// scope create.
 	ErrInsufficient = errors.New("rpt: no permission for this Incoming with scope create")
+	// ErrRefused: a valid RPT with a permission for this Incoming whose
+	// claims do not bind a verified sender, one content, this Incoming URL
+	// and one grant. Always a *RefusedError.
+	ErrRefused = errors.New("rpt: the permission does not allow storing a message")
 )
+
+// Reasons of a RefusedError (the Resource Server's error_description).
+const (
+	ReasonSenderUnverified    = "sender_unverified"
+	ReasonContentUnbound      = "content_unbound"
+	ReasonIncomingURIMismatch = "incoming_uri_mismatch"
+	ReasonGrantUnbound        = "grant_unbound"
+)
+
+// RefusedError says which part of the invariant a permission lacks.
+type RefusedError struct {
+	Reason string // one of the Reason constants
+	Detail string // for the log, never shown to the caller
+}
+
+func (e *RefusedError) Error() string {
+	return fmt.Sprintf("rpt: permission refused (%s): %s", e.Reason, e.Detail)
+}
+
+// Unwrap makes errors.Is(err, ErrRefused) hold.
+func (e *RefusedError) Unwrap() error { return ErrRefused }
+
+func refused(reason, format string, args ...any) error {
+	return &RefusedError{Reason: reason, Detail: fmt.Sprintf(format, args...)}
+}
 
 // Bounds of permission claims copied into a stored message.
 const (
@@ -45,6 +86,10 @@ const (
 	MaxContentTypeLen = 255
 	MaxFileNameLen    = 255
 	MaxPermissions    = 64
+	// MaxIncomingURILen is the claims-token policy's bound on incoming_uri.
+	MaxIncomingURILen = 2048
+	// GrantIDLen: the policy's grant_id is BASE64URL of 16 random bytes.
+	GrantIDLen = 22
 )
 
 // Config of a Verifier.
@@ -108,19 +153,20 @@ type Sender struct {
 	Email, Iss, Sub string
 }
 
-// Binding is the content an RPT is bound to; a zero-value field is unbound.
+// Binding is the content an RPT is bound to: SHA256 and Length always,
+// ContentType and FileName where the grant bound them.
 type Binding struct {
-	SHA256      string // lower-case hex; "" when unbound
-	Length      int64  // -1 when unbound
+	SHA256      string // lower-case hex
+	Length      int64
 	ContentType string // "" when unbound
 	FileName    string // "" when unbound
 }
 
-// Bound says whether the RPT is bound to one content (and so single-use).
-func (b Binding) Bound() bool { return b.SHA256 != "" || b.Length >= 0 }
-
-// Grant is what a verified RPT allows for one owner's Incoming.
+// Grant is what a verified RPT allows for one owner's Incoming: one message
+// of the bound content from the sender, once per GrantID.
 type Grant struct {
+	// GrantID is the policy's id of the grant: the single-use key.
+	GrantID   string
 	JTI       string
 	ExpiresAt time.Time
 	Sender    Sender
@@ -128,8 +174,9 @@ type Grant struct {
 }
 
 // Authorize verifies raw as an RPT for the resource resourceID with scope
-// create. Errors wrap ErrInvalid or ErrInsufficient.
-func (v *Verifier) Authorize(ctx context.Context, raw, resourceID string) (Grant, error) {
+// create, posted to incomingURL (the Resource Server's canonical URL of
+// that Incoming). Errors wrap ErrInvalid, ErrInsufficient or ErrRefused.
+func (v *Verifier) Authorize(ctx context.Context, raw, resourceID, incomingURL string) (Grant, error) {
 	var c claims
 	if err := v.rpt.Verify(ctx, raw, &c); err != nil {
 		return Grant{}, err
@@ -158,57 +205,122 @@ func (v *Verifier) Authorize(ctx context.Context, raw, resourceID string) (Grant
 	}
 	p := match[0]
 	g := Grant{JTI: c.ID}
-	if c.ExpiresAt != nil {
-		g.ExpiresAt = c.ExpiresAt.Time
+	if c.ExpiresAt == nil {
+		// jwtverify requires exp; the single-use record lives until it.
+		return Grant{}, fmt.Errorf("%w: no exp", ErrInvalid)
 	}
+	g.ExpiresAt = c.ExpiresAt.Time
+
 	var err error
-	text := func(name string, max int) string {
-		if err != nil {
-			return ""
-		}
-		var s string
-		s, err = claimValue(p.Claims, name, max)
-		return s
+	g.Sender.Email, err = claimValue(p.Claims, uma.ClaimSenderEmail, MaxSenderLen)
+	if err == nil {
+		g.Sender.Iss, err = claimValue(p.Claims, uma.ClaimSenderIss, MaxSenderLen)
 	}
-	g.Sender = Sender{
-		Email: text(uma.ClaimSenderEmail, MaxSenderLen),
-		Iss:   text(uma.ClaimSenderIss, MaxSenderLen),
-		Sub:   text(uma.ClaimSenderSub, MaxSenderLen),
+	if err == nil {
+		g.Sender.Sub, err = claimValue(p.Claims, uma.ClaimSenderSub, MaxSenderLen)
 	}
-	sum := text(uma.ClaimContentSHA256, 64)
-	length := text(uma.ClaimContentLength, 19)
-	g.Content.ContentType = text(uma.ClaimContentType, MaxContentTypeLen)
-	g.Content.FileName = text(uma.ClaimFileName, MaxFileNameLen)
+	if err == nil && (g.Sender.Email == "" || g.Sender.Iss == "" || g.Sender.Sub == "") {
+		err = errors.New("sender_email, sender_iss and sender_sub are required")
+	}
+	if err != nil {
+		return Grant{}, refused(ReasonSenderUnverified, "%v", err)
+	}
+
+	sum, err := claimValue(p.Claims, uma.ClaimContentSHA256, 64)
+	if err == nil && !lowerHex64(sum) {
+		err = fmt.Errorf("content_sha256 %q is not 64 lower-case hex digits", sum)
+	}
+	var length string
+	if err == nil {
+		length, err = claimValue(p.Claims, uma.ClaimContentLength, 19)
+	}
+	if err == nil {
+		g.Content.Length, err = canonicalCount(length)
+	}
+	if err != nil {
+		return Grant{}, refused(ReasonContentUnbound, "%v", err)
+	}
+	g.Content.SHA256 = sum
+
+	uri, err := claimValue(p.Claims, uma.ClaimIncomingURI, MaxIncomingURILen)
+	if err == nil && (incomingURL == "" || uri != incomingURL) {
+		err = fmt.Errorf("incoming_uri %q, this Incoming is %q", uri, incomingURL)
+	}
+	if err != nil {
+		return Grant{}, refused(ReasonIncomingURIMismatch, "%v", err)
+	}
+
+	g.GrantID, err = claimValue(p.Claims, uma.ClaimGrantID, GrantIDLen)
+	if err == nil && !grantIDShape(g.GrantID) {
+		err = fmt.Errorf("grant_id %q is not %d BASE64URL characters", g.GrantID, GrantIDLen)
+	}
+	if err != nil {
+		return Grant{}, refused(ReasonGrantUnbound, "%v", err)
+	}
+
+	// Optional metadata: malformed is an invalid token, as before (the
+	// policy drops malformed values, so only a forger sends them).
+	g.Content.ContentType, err = optionalValue(p.Claims, uma.ClaimContentType, MaxContentTypeLen)
+	if err == nil {
+		g.Content.FileName, err = optionalValue(p.Claims, uma.ClaimFileName, MaxFileNameLen)
+	}
 	if err != nil {
 		return Grant{}, fmt.Errorf("%w: %w", ErrInvalid, err)
-	}
-	g.Content.Length = -1
-	if sum != "" {
-		if _, err := hex.DecodeString(sum); err != nil || len(sum) != 64 {
-			return Grant{}, fmt.Errorf("%w: content_sha256 is not 64 hex digits", ErrInvalid)
-		}
-		g.Content.SHA256 = strings.ToLower(sum)
-	}
-	if length != "" {
-		n, err := strconv.ParseInt(length, 10, 64)
-		if err != nil || n < 0 || strings.TrimLeft(length, "0123456789") != "" {
-			return Grant{}, fmt.Errorf("%w: content_length %q is not a byte count", ErrInvalid, length)
-		}
-		g.Content.Length = n
-	}
-	if g.Content.Bound() && (g.JTI == "" || g.ExpiresAt.IsZero()) {
-		return Grant{}, fmt.Errorf("%w: a content-bound RPT needs jti and exp to be single-use", ErrInvalid)
 	}
 	return g, nil
 }
 
-// claimValue reads a permission claim: absent gives "", an array of exactly
-// one string (Keycloak's form) or a string gives it; anything else, a value
-// over max bytes, invalid UTF-8 or control characters is an error.
+func lowerHex64(s string) bool {
+	if len(s) != 64 {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		if !(s[i] >= '0' && s[i] <= '9' || s[i] >= 'a' && s[i] <= 'f') {
+			return false
+		}
+	}
+	return true
+}
+
+// canonicalCount parses a canonical decimal byte count: "0" or digits
+// without a leading zero, within int64.
+func canonicalCount(s string) (int64, error) {
+	bad := s == "" || len(s) > 1 && s[0] == '0' || strings.TrimLeft(s, "0123456789") != ""
+	n, err := strconv.ParseInt(s, 10, 64)
+	if bad || err != nil || n < 0 {
+		return 0, fmt.Errorf("content_length %q is not a canonical byte count", s)
+	}
+	return n, nil
+}
+
+func grantIDShape(s string) bool {
+	if len(s) != GrantIDLen {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '_') {
+			return false
+		}
+	}
+	return true
+}
+
+// optionalValue is claimValue where absence is fine ("").
+func optionalValue(cl map[string]json.RawMessage, name string, max int) (string, error) {
+	if _, ok := cl[name]; !ok {
+		return "", nil
+	}
+	return claimValue(cl, name, max)
+}
+
+// claimValue reads a required permission claim: an array of exactly one
+// string (Keycloak's form) or a string gives it; absence, anything else, a
+// value over max bytes, invalid UTF-8 or control characters is an error.
 func claimValue(cl map[string]json.RawMessage, name string, max int) (string, error) {
 	raw, ok := cl[name]
 	if !ok {
-		return "", nil
+		return "", fmt.Errorf("claim %s is missing", name)
 	}
 	var s string
 	if err := json.Unmarshal(raw, &s); err != nil {
@@ -228,12 +340,13 @@ func isControl(r rune) bool { return r < 0x20 || r == 0x7f || (r >= 0x80 && r < 
 
 // Reader is the verified identity of someone reading an Incoming.
 type Reader struct {
-	Username string // preferred_username
+	Subject  string // sub: the user id, which owners are keyed by
+	Username string // preferred_username, for the log only
 	ClientID string // azp
 }
 
 // Reader verifies raw as an access token of the realm (signature, iss, exp,
-// typ Bearer) and returns its preferred_username and azp.
+// typ Bearer) and returns its sub, preferred_username and azp.
 func (v *Verifier) Reader(ctx context.Context, raw string) (Reader, error) {
 	var c claims
 	if err := v.reader.Verify(ctx, raw, &c); err != nil {
@@ -242,8 +355,8 @@ func (v *Verifier) Reader(ctx context.Context, raw string) (Reader, error) {
 	if !strings.EqualFold(c.Typ, "Bearer") {
 		return Reader{}, fmt.Errorf("%w: typ %q, want Bearer", ErrInvalid, c.Typ)
 	}
-	if c.PreferredUsername == "" {
-		return Reader{}, fmt.Errorf("%w: no preferred_username", ErrInvalid)
+	if c.Subject == "" {
+		return Reader{}, fmt.Errorf("%w: no sub", ErrInvalid)
 	}
-	return Reader{Username: c.PreferredUsername, ClientID: c.Azp}, nil
+	return Reader{Subject: c.Subject, Username: c.PreferredUsername, ClientID: c.Azp}, nil
 }

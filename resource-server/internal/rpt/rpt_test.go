@@ -29,39 +29,110 @@ func newVerifier(t testing.TB, s *rpttest.Signer) *rpt.Verifier {
 	return v
 }
 
+const incoming = "https://rs.bar.example/incoming/bob"
+
+var body = []byte("test")
+
 func TestAuthorize(t *testing.T) {
 	s := rpttest.New(issuer)
 	v := newVerifier(t, s)
+	cl := rpttest.GrantClaims(incoming, body)
+	cl["content_type"] = []string{"text/plain"}
+	cl["file_name"] = []string{"t.txt"}
 	raw := s.RPT([]rpttest.Perm{
 		{RSID: "other", Claims: map[string][]string{"sender_email": {"eve@x"}}},
-		{RSID: rid, Claims: map[string][]string{
-			"sender_email": {"alice@foo.example"}, "sender_iss": {"https://cp.foo.example"}, "sender_sub": {"a11ce"},
-			"content_sha256": {strings.ToUpper(sum)}, "content_length": {"4"}, "content_type": {"text/plain"}, "file_name": {"t.txt"},
-		}},
+		{RSID: rid, Claims: cl},
 	}, jwt.MapClaims{"jti": "the-jti"})
-	g, err := v.Authorize(context.Background(), raw, rid)
+	g, err := v.Authorize(context.Background(), raw, rid, incoming)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if g.JTI != "the-jti" || g.ExpiresAt.Before(time.Now()) {
-		t.Errorf("jti %q exp %v", g.JTI, g.ExpiresAt)
+	if g.JTI != "the-jti" || g.ExpiresAt.Before(time.Now()) || g.GrantID != cl["grant_id"][0] {
+		t.Errorf("jti %q exp %v grant %q", g.JTI, g.ExpiresAt, g.GrantID)
 	}
-	if g.Sender != (rpt.Sender{Email: "alice@foo.example", Iss: "https://cp.foo.example", Sub: "a11ce"}) {
+	if g.Sender != (rpt.Sender{Email: rpttest.SenderEmail, Iss: rpttest.SenderIss, Sub: rpttest.SenderSub}) {
 		t.Errorf("sender %+v", g.Sender)
 	}
-	if !g.Content.Bound() || g.Content.SHA256 != sum || g.Content.Length != 4 || g.Content.ContentType != "text/plain" || g.Content.FileName != "t.txt" {
+	if g.Content != (rpt.Binding{SHA256: sum, Length: 4, ContentType: "text/plain", FileName: "t.txt"}) {
 		t.Errorf("binding %+v", g.Content)
 	}
-
-	// Unbound: no content claims, no single use.
-	g, err = v.Authorize(context.Background(), s.RPT([]rpttest.Perm{{RSID: rid}}, nil), rid)
-	if err != nil || g.Content.Bound() || g.Content.Length != -1 {
-		t.Fatalf("unbound grant %+v %v", g, err)
+	// A bare string is accepted as one value too; the jti is not needed.
+	cl = rpttest.GrantClaims(incoming, nil)
+	perm := map[string]any{"rsid": rid, "scopes": []string{"create"}, "claims": map[string]any{}}
+	for k, vals := range cl {
+		perm["claims"].(map[string]any)[k] = vals[0]
 	}
-	// Only a length bound is a binding too.
-	g, err = v.Authorize(context.Background(), s.RPT([]rpttest.Perm{{RSID: rid, Claims: map[string][]string{"content_length": {"0"}}}}, nil), rid)
-	if err != nil || !g.Content.Bound() || g.Content.Length != 0 {
-		t.Fatalf("length-bound grant %+v %v", g, err)
+	c := s.Base()
+	delete(c, "jti")
+	c["authorization"] = map[string]any{"permissions": []any{perm}}
+	g, err = v.Authorize(context.Background(), s.Sign(c), rid, incoming)
+	if err != nil || g.Content.Length != 0 || g.JTI != "" {
+		t.Fatalf("string-valued claims: %+v %v", g, err)
+	}
+}
+
+// TestAuthorizeInvariant: a permission for the Incoming that lacks one part
+// of issue 12's invariant is refused with its reason.
+func TestAuthorizeInvariant(t *testing.T) {
+	s := rpttest.New(issuer)
+	v := newVerifier(t, s)
+	type edit func(map[string][]string)
+	del := func(k string) edit { return func(c map[string][]string) { delete(c, k) } }
+	set := func(k string, vals ...string) edit { return func(c map[string][]string) { c[k] = vals } }
+	cases := []struct {
+		name   string
+		edit   edit
+		reason string
+	}{
+		{"no sender_email", del("sender_email"), rpt.ReasonSenderUnverified},
+		{"no sender_iss", del("sender_iss"), rpt.ReasonSenderUnverified},
+		{"no sender_sub", del("sender_sub"), rpt.ReasonSenderUnverified},
+		{"two sender_email", set("sender_email", "alice@foo.example", "ceo@partner.example"), rpt.ReasonSenderUnverified},
+		{"empty sender_iss", set("sender_iss", ""), rpt.ReasonSenderUnverified},
+		{"no values", set("sender_sub"), rpt.ReasonSenderUnverified},
+		{"control character", set("sender_email", "a@b\r\nX: y"), rpt.ReasonSenderUnverified},
+		{"no content_sha256", del("content_sha256"), rpt.ReasonContentUnbound},
+		{"no content_length", del("content_length"), rpt.ReasonContentUnbound},
+		{"sha256 upper case", set("content_sha256", strings.ToUpper(sum)), rpt.ReasonContentUnbound},
+		{"sha256 not hex", set("content_sha256", strings.Repeat("z", 64)), rpt.ReasonContentUnbound},
+		{"sha256 short", set("content_sha256", "abcd"), rpt.ReasonContentUnbound},
+		{"two sha256", set("content_sha256", sum, sum), rpt.ReasonContentUnbound},
+		{"negative length", set("content_length", "-1"), rpt.ReasonContentUnbound},
+		{"signed length", set("content_length", "+4"), rpt.ReasonContentUnbound},
+		{"leading zero", set("content_length", "04"), rpt.ReasonContentUnbound},
+		{"length not a number", set("content_length", "1e3"), rpt.ReasonContentUnbound},
+		{"length beyond int64", set("content_length", "9999999999999999999"), rpt.ReasonContentUnbound},
+		{"no incoming_uri", del("incoming_uri"), rpt.ReasonIncomingURIMismatch},
+		{"other Incoming", set("incoming_uri", "https://rs.bar.example/incoming/carol"), rpt.ReasonIncomingURIMismatch},
+		{"other server", set("incoming_uri", "https://other.example/incoming/bob"), rpt.ReasonIncomingURIMismatch},
+		{"not canonical", set("incoming_uri", "https://RS.bar.example:443/incoming/bob/"), rpt.ReasonIncomingURIMismatch},
+		{"two incoming_uri", set("incoming_uri", incoming, incoming), rpt.ReasonIncomingURIMismatch},
+		{"no grant_id", del("grant_id"), rpt.ReasonGrantUnbound},
+		{"two grant_id", set("grant_id", rpttest.NewGrantID(), rpttest.NewGrantID()), rpt.ReasonGrantUnbound},
+		{"short grant_id", set("grant_id", "abc"), rpt.ReasonGrantUnbound},
+		{"grant_id not BASE64URL", set("grant_id", strings.Repeat("+", 22)), rpt.ReasonGrantUnbound},
+		// The first missing part is the one reported.
+		{"nothing at all", func(c map[string][]string) { clear(c) }, rpt.ReasonSenderUnverified},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			cl := rpttest.GrantClaims(incoming, body)
+			tc.edit(cl)
+			_, err := v.Authorize(context.Background(), s.RPT([]rpttest.Perm{{RSID: rid, Claims: cl}}, nil), rid, incoming)
+			var re *rpt.RefusedError
+			if !errors.As(err, &re) || !errors.Is(err, rpt.ErrRefused) || re.Reason != tc.reason {
+				t.Fatalf("err = %v, want reason %s", err, tc.reason)
+			}
+			// The honest permission right after is accepted.
+			if _, err := v.Authorize(context.Background(), s.RPT([]rpttest.Perm{{RSID: rid, Claims: rpttest.GrantClaims(incoming, body)}}, nil), rid, incoming); err != nil {
+				t.Fatalf("honest RPT after the refusal: %v", err)
+			}
+		})
+	}
+	// The server's own URL must be known: an empty one matches nothing.
+	cl := rpttest.GrantClaims("", body)
+	if _, err := v.Authorize(context.Background(), s.RPT([]rpttest.Perm{{RSID: rid, Claims: cl}}, nil), rid, ""); !errors.Is(err, rpt.ErrRefused) {
+		t.Fatalf("empty Incoming URL: %v", err)
 	}
 }
 
@@ -70,9 +141,11 @@ func TestAuthorizeRefusals(t *testing.T) {
 	other := rpttest.New(issuer)
 	other.Kid = s.Kid // same kid, different key: a forgery
 	v := newVerifier(t, s)
-	ok := []rpttest.Perm{{RSID: rid}}
-	bound := func(k, val string) []rpttest.Perm {
-		return []rpttest.Perm{{RSID: rid, Claims: map[string][]string{k: {val}}}}
+	ok := []rpttest.Perm{{RSID: rid, Claims: rpttest.GrantClaims(incoming, body)}}
+	optional := func(k, val string) []rpttest.Perm {
+		cl := rpttest.GrantClaims(incoming, body)
+		cl[k] = []string{val}
+		return []rpttest.Perm{{RSID: rid, Claims: cl}}
 	}
 	rsaKey, _ := rsa.GenerateKey(rand.Reader, 2048)
 	hs := jwt.NewWithClaims(jwt.SigningMethodHS256, s.Base())
@@ -100,21 +173,19 @@ func TestAuthorizeRefusals(t *testing.T) {
 		{"garbage", "not.a.jwt", rpt.ErrInvalid},
 		{"huge", strings.Repeat("a", 20000), rpt.ErrInvalid},
 		{"no authorization", s.Reader("bob", "incoming-app", jwt.MapClaims{"aud": "resource-server"}), rpt.ErrInsufficient},
-		{"other resource", s.RPT([]rpttest.Perm{{RSID: "rid-carol"}}, nil), rpt.ErrInsufficient},
-		{"no scope create", s.RPT([]rpttest.Perm{{RSID: rid, Scopes: []string{"read"}}}, nil), rpt.ErrInsufficient},
-		{"two permissions for it", s.RPT([]rpttest.Perm{{RSID: rid}, {RSID: rid}}, nil), rpt.ErrInsufficient},
-		{"sha256 not hex", s.RPT(bound("content_sha256", strings.Repeat("z", 64)), nil), rpt.ErrInvalid},
-		{"sha256 short", s.RPT(bound("content_sha256", "abcd"), nil), rpt.ErrInvalid},
-		{"negative length", s.RPT(bound("content_length", "-1"), nil), rpt.ErrInvalid},
-		{"signed length", s.RPT(bound("content_length", "+4"), nil), rpt.ErrInvalid},
-		{"length not a number", s.RPT(bound("content_length", "1e3"), nil), rpt.ErrInvalid},
-		{"two values", s.RPT([]rpttest.Perm{{RSID: rid, Claims: map[string][]string{"content_sha256": {sum, sum}}}}, nil), rpt.ErrInvalid},
-		{"control character", s.RPT(bound("sender_email", "a@b\r\nX: y"), nil), rpt.ErrInvalid},
-		{"bound without jti", s.RPT(bound("content_sha256", sum), jwt.MapClaims{"jti": nil}), rpt.ErrInvalid},
+		{"other resource", s.RPT([]rpttest.Perm{{RSID: "rid-carol", Claims: rpttest.GrantClaims(incoming, body)}}, nil), rpt.ErrInsufficient},
+		{"no scope create", s.RPT([]rpttest.Perm{{RSID: rid, Scopes: []string{"read"}, Claims: rpttest.GrantClaims(incoming, body)}}, nil), rpt.ErrInsufficient},
+		{"two permissions for it", s.RPT(append(ok, ok...), nil), rpt.ErrInsufficient},
+		{"content_type control character", s.RPT(optional("content_type", "text/plain\r\nX: y"), nil), rpt.ErrInvalid},
+		{"two file names", s.RPT([]rpttest.Perm{{RSID: rid, Claims: func() map[string][]string {
+			cl := rpttest.GrantClaims(incoming, body)
+			cl["file_name"] = []string{"a", "b"}
+			return cl
+		}()}}, nil), rpt.ErrInvalid},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			_, err := v.Authorize(context.Background(), tc.raw, rid)
+			_, err := v.Authorize(context.Background(), tc.raw, rid, incoming)
 			if !errors.Is(err, tc.want) {
 				t.Fatalf("err = %v, want %v", err, tc.want)
 			}
@@ -126,12 +197,12 @@ func TestReader(t *testing.T) {
 	s := rpttest.New(issuer)
 	v := newVerifier(t, s)
 	r, err := v.Reader(context.Background(), s.Reader("bob", "incoming-app", nil))
-	if err != nil || r.Username != "bob" || r.ClientID != "incoming-app" {
+	if err != nil || r.Subject != rpttest.UserID("bob") || r.Username != "bob" || r.ClientID != "incoming-app" {
 		t.Fatalf("%+v %v", r, err)
 	}
 	for name, raw := range map[string]string{
 		"ID token":     s.Reader("bob", "incoming-app", jwt.MapClaims{"typ": "ID"}),
-		"no username":  s.Reader("bob", "incoming-app", jwt.MapClaims{"preferred_username": nil}),
+		"no sub":       s.Reader("bob", "incoming-app", jwt.MapClaims{"sub": nil}),
 		"expired":      s.Reader("bob", "incoming-app", jwt.MapClaims{"exp": time.Now().Add(-time.Hour).Unix(), "iat": time.Now().Add(-2 * time.Hour).Unix()}),
 		"other realm":  s.Reader("bob", "incoming-app", jwt.MapClaims{"iss": "http://kc.test/realms/foo"}),
 		"forged":       rpttest.New(issuer).Reader("bob", "incoming-app", nil),
@@ -146,10 +217,10 @@ func TestReader(t *testing.T) {
 func BenchmarkAuthorize(b *testing.B) {
 	s := rpttest.New(issuer)
 	v := newVerifier(b, s)
-	raw := s.RPT([]rpttest.Perm{{RSID: rid, Claims: map[string][]string{"content_sha256": {sum}, "content_length": {"4"}, "sender_email": {"alice@foo.example"}}}}, nil)
+	raw := s.RPT([]rpttest.Perm{{RSID: rid, Claims: rpttest.GrantClaims(incoming, body)}}, nil)
 	ctx := context.Background()
 	for b.Loop() {
-		if _, err := v.Authorize(ctx, raw, rid); err != nil {
+		if _, err := v.Authorize(ctx, raw, rid, incoming); err != nil {
 			b.Fatal(err)
 		}
 	}

@@ -59,7 +59,7 @@ func FuzzIncomingRequest(f *testing.F) {
 		f.Fatal(err)
 	}
 	s, err := New(Config{
-		Realm: "bar", ASURI: asURI, MaxBody: 1 << 16, ReaderClients: []string{"incoming-app"},
+		Realm: "bar", ASURI: asURI, PublicURL: publicURL, MaxBody: 1 << 16, ReaderClients: []string{"incoming-app"},
 		IsUnknownOwner: func(err error) bool { return errors.Is(err, errUnknown) },
 		Store:          st, Protection: &fakeProt{}, Verifier: v,
 		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
@@ -69,7 +69,7 @@ func FuzzIncomingRequest(f *testing.F) {
 	}
 	sender := map[string][]string{"sender_email": {"alice@foo.example"}, "sender_iss": {"https://cp.foo.example"}}
 	newest := func(t *testing.T) string {
-		list, err := st.List(context.Background(), "bob", 1)
+		list, err := st.List(context.Background(), rpttest.UserID("bob"), 1)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -79,7 +79,8 @@ func FuzzIncomingRequest(f *testing.F) {
 		return list[0].ID
 	}
 	f.Fuzz(func(t *testing.T, method, target, auth, contentType, disposition string, body []byte) {
-		valid := strings.Contains(auth, rptPlaceholder) || strings.Contains(auth, boundPlaceholder)
+		// rptPlaceholder: a sender without binding, URL or grant (refused).
+		valid := strings.Contains(auth, boundPlaceholder)
 		reader := strings.Contains(auth, readerPlaceholder)
 		auth = strings.ReplaceAll(auth, rptPlaceholder, signer.RPT([]rpttest.Perm{{RSID: "rid-bob", Claims: sender}}, nil))
 		auth = strings.ReplaceAll(auth, boundPlaceholder, signer.RPT(bound("rid-bob", body, nil), nil))

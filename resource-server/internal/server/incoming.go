@@ -39,14 +39,15 @@ type MessageJSON struct {
 	ReceivedAt  string `json:"received_at"`
 }
 
-// ReplayPrecheckBytes: a spent content-bound RPT is refused before the body
+// ReplayPrecheckBytes: an RPT of a spent grant is refused before the body
 // is read when the body is larger than this (or of unknown length); a
-// smaller body is read and the insert, which records the jti in the same
-// transaction as the message, refuses it with the same answer. The
+// smaller body is read and the insert, which records the grant_id in the
+// same transaction as the message, refuses it with the same answer. The
 // look-up saves reading a large body for nothing, but costs a database read
 // per message, which for small ones is more than reading them.
 const ReplayPrecheckBytes = 64 << 10
 
+// messageJSON shows m; owner is the username it was posted to.
 func messageJSON(m store.Message) MessageJSON {
 	return MessageJSON{
 		ID: m.ID, Owner: m.Owner, SenderEmail: m.SenderEmail, SenderIss: m.SenderIss, SenderSub: m.SenderSub,
@@ -68,6 +69,12 @@ func (s *Server) ownerParam(c *gin.Context) (string, bool) {
 // store, 201). Every refusal happens before the body is read, except those
 // that need the body (size beyond the limit without Content-Length, content
 // binding); nothing is stored for a refused request.
+//
+// An RPT stores a message only when its permission for this owner's
+// Incoming names a verified sender, binds one content, names this Incoming's
+// URL and one grant that has not stored a message yet (issue 12): else 403
+// insufficient_scope with the reason (rpt.Reason*) in error_description, or
+// 401 invalid_token with a fresh ticket for a spent grant (rpt_replayed).
 func (s *Server) postMessage(c *gin.Context) {
 	o, ok := s.ownerParam(c)
 	if !ok {
@@ -78,50 +85,61 @@ func (s *Server) postMessage(c *gin.Context) {
 		s.fail(c, uma.NewError(http.StatusRequestEntityTooLarge, uma.ErrTooLarge, "message larger than %d bytes", s.cfg.MaxBody), "too_large")
 		return
 	}
+	incomingURL, err := s.IncomingURL(o)
+	if err != nil {
+		// CheckPublicURL and the owner-name rules make this unreachable.
+		s.cfg.Logger.Error("no Incoming URL", "owner", o, "err", err)
+		s.fail(c, uma.NewError(http.StatusInternalServerError, uma.ErrServerError, "internal error"), "incoming_url")
+		return
+	}
 	tok, present, err := bearer(r)
 	if !present {
-		s.challenge(c, o, "", "an RPT is required: ask as_uri for one with this ticket")
+		s.challenge(c, o, incomingURL, "", "an RPT is required: ask as_uri for one with this ticket", "no_token")
 		return
 	}
 	if err != nil {
-		s.challenge(c, o, uma.ErrInvalidToken, err.Error())
+		s.challenge(c, o, incomingURL, uma.ErrInvalidToken, err.Error(), uma.ErrInvalidToken)
 		return
 	}
-	rid, err := s.cfg.Protection.ResourceID(c.Request.Context(), o)
+	owner, err := s.cfg.Protection.Owner(c.Request.Context(), o)
 	if err != nil {
 		s.protectionFailed(c, o, err)
 		return
 	}
-	grant, err := s.cfg.Verifier.Authorize(c.Request.Context(), tok, rid)
+	grant, err := s.cfg.Verifier.Authorize(c.Request.Context(), tok, owner.ResourceID, incomingURL)
+	var refused *rpt.RefusedError
 	switch {
+	case errors.As(err, &refused):
+		s.cfg.Logger.Warn("RPT refused: it does not allow storing a message", "owner", o, "reason", refused.Reason, "detail", refused.Detail)
+		s.fail(c, uma.NewError(http.StatusForbidden, uma.ErrInsufficientScope,
+			"the RPT's permission does not allow storing a message in this Incoming (%s)", refused.Reason), refused.Reason)
+		return
 	case errors.Is(err, rpt.ErrInsufficient):
-		s.challenge(c, o, uma.ErrInsufficientScope, "the RPT has no permission to create in this Incoming")
+		s.challenge(c, o, incomingURL, uma.ErrInsufficientScope, "the RPT has no permission to create in this Incoming", uma.ErrInsufficientScope)
 		return
 	case err != nil:
 		s.cfg.Logger.Info("RPT refused", "owner", o, "err", err)
-		s.challenge(c, o, uma.ErrInvalidToken, "the RPT is invalid or expired")
+		s.challenge(c, o, incomingURL, uma.ErrInvalidToken, "the RPT is invalid or expired", uma.ErrInvalidToken)
 		return
 	}
 	b := grant.Content
-	if b.Bound() {
-		if b.Length >= 0 && r.ContentLength >= 0 && r.ContentLength != b.Length {
-			s.mismatch(c, "Content-Length %d differs from the content_length %d bound to the RPT", r.ContentLength, b.Length)
+	if r.ContentLength >= 0 && r.ContentLength != b.Length {
+		s.mismatch(c, "Content-Length %d differs from the content_length %d bound to the RPT", r.ContentLength, b.Length)
+		return
+	}
+	if b.Length > s.cfg.MaxBody {
+		s.fail(c, uma.NewError(http.StatusRequestEntityTooLarge, uma.ErrTooLarge, "message larger than %d bytes", s.cfg.MaxBody), "too_large")
+		return
+	}
+	if r.ContentLength < 0 || r.ContentLength > ReplayPrecheckBytes {
+		used, err := s.cfg.Store.GrantUsed(c.Request.Context(), grant.GrantID)
+		if err != nil {
+			s.storeFailed(c, err)
 			return
 		}
-		if b.Length > s.cfg.MaxBody {
-			s.fail(c, uma.NewError(http.StatusRequestEntityTooLarge, uma.ErrTooLarge, "message larger than %d bytes", s.cfg.MaxBody), "too_large")
+		if used {
+			s.replayed(c, o, incomingURL, grant)
 			return
-		}
-		if r.ContentLength < 0 || r.ContentLength > ReplayPrecheckBytes {
-			used, err := s.cfg.Store.TokenUsed(c.Request.Context(), grant.JTI)
-			if err != nil {
-				s.storeFailed(c, err)
-				return
-			}
-			if used {
-				s.challenge(c, o, uma.ErrInvalidToken, "this content-bound RPT was already used for a message")
-				return
-			}
 		}
 	}
 	contentType, fileName, e := s.metadata(r, b)
@@ -139,27 +157,24 @@ func (s *Server) postMessage(c *gin.Context) {
 	}
 	sum := sha256.Sum256(body)
 	digest := hex.EncodeToString(sum[:])
-	if b.SHA256 != "" && b.SHA256 != digest {
+	if b.SHA256 != digest {
 		s.mismatch(c, "the body's SHA-256 differs from the content_sha256 bound to the RPT")
 		return
 	}
-	if b.Length >= 0 && int64(len(body)) != b.Length {
+	if int64(len(body)) != b.Length {
 		s.mismatch(c, "the body has %d bytes, the RPT is bound to content_length %d", len(body), b.Length)
 		return
 	}
 	m := store.Message{
-		ID: store.NewID(), Owner: o,
+		ID: store.NewID(), OwnerID: owner.UserID, Owner: o,
 		SenderEmail: grant.Sender.Email, SenderIss: grant.Sender.Iss, SenderSub: grant.Sender.Sub,
 		ContentType: contentType, FileName: fileName,
 		Size: int64(len(body)), SHA256: digest, ReceivedAt: s.cfg.Now().UTC().Truncate(time.Microsecond), Body: body,
 	}
-	var used *store.UsedToken
-	if b.Bound() {
-		used = &store.UsedToken{JTI: grant.JTI, ExpiresAt: grant.ExpiresAt}
-	}
+	used := &store.UsedGrant{GrantID: grant.GrantID, ExpiresAt: grant.ExpiresAt}
 	if err := s.cfg.Store.Insert(c.Request.Context(), m, used); err != nil {
 		if errors.Is(err, store.ErrReplay) {
-			s.challenge(c, o, uma.ErrInvalidToken, "this content-bound RPT was already used for a message")
+			s.replayed(c, o, incomingURL, grant)
 			return
 		}
 		s.storeFailed(c, err)
@@ -167,16 +182,25 @@ func (s *Server) postMessage(c *gin.Context) {
 	}
 	s.metrics.stored.Inc()
 	s.metrics.bytes.Add(float64(m.Size))
-	s.cfg.Logger.Info("message stored", "owner", o, "id", m.ID, "size", m.Size, "sender_email", m.SenderEmail, "bound", b.Bound())
+	s.cfg.Logger.Info("message stored", "owner", o, "owner_id", owner.UserID, "id", m.ID, "size", m.Size,
+		"sender_email", m.SenderEmail, "grant_id", grant.GrantID)
 	c.Header("Location", "/incoming/"+o+"/messages/"+m.ID)
 	c.Header("Cache-Control", "no-store")
 	c.JSON(http.StatusCreated, messageJSON(m))
 }
 
-// challenge answers 401 with a fresh permission ticket (UMA Grant 3.2.1);
-// errCode, when set, is added as the RFC 6750 error attribute.
-func (s *Server) challenge(c *gin.Context, o, errCode, desc string) {
-	ticket, _, err := s.cfg.Protection.Ticket(c.Request.Context(), o)
+// replayed: the grant already stored a message (the same RPT again, or
+// another RPT Keycloak issued for the same grant, e.g. by a refresh).
+func (s *Server) replayed(c *gin.Context, o, incomingURL string, g rpt.Grant) {
+	s.cfg.Logger.Warn("RPT refused: its grant already stored a message", "owner", o, "reason", "rpt_replayed", "grant_id", g.GrantID, "jti", g.JTI)
+	s.challenge(c, o, incomingURL, uma.ErrInvalidToken, "the RPT's grant was already used for a message (rpt_replayed)", "rpt_replayed")
+}
+
+// challenge answers 401 with a fresh permission ticket (UMA Grant 3.2.1)
+// carrying incoming_uri; errCode, when set, is added as the RFC 6750 error
+// attribute; reason labels the refusal in the metrics.
+func (s *Server) challenge(c *gin.Context, o, incomingURL, errCode, desc, reason string) {
+	ticket, _, err := s.cfg.Protection.Ticket(c.Request.Context(), o, incomingURL)
 	if err != nil {
 		s.protectionFailed(c, o, err)
 		return
@@ -190,10 +214,6 @@ func (s *Server) challenge(c *gin.Context, o, errCode, desc string) {
 	}
 	c.Header("WWW-Authenticate", h)
 	s.metrics.tickets.Inc()
-	reason := "no_token"
-	if errCode != "" {
-		reason = errCode
-	}
 	s.fail(c, uma.NewError(http.StatusUnauthorized, code, "%s", desc), reason)
 }
 
@@ -317,7 +337,10 @@ func (s *Server) readBody(c *gin.Context, r *http.Request) ([]byte, *uma.Error) 
 
 // --- reading ---
 
-// reader checks the caller is the owner, with a token of an allowed client.
+// reader checks the caller is the owner, with a token of an allowed client:
+// the token's sub must be the owner's user id (not his username: a user
+// deleted and created again under that name is someone else). It returns
+// the owner's user id.
 func (s *Server) reader(c *gin.Context) (string, bool) {
 	o, ok := s.ownerParam(c)
 	if !ok {
@@ -340,15 +363,26 @@ func (s *Server) reader(c *gin.Context) (string, bool) {
 		s.fail(c, uma.NewError(http.StatusUnauthorized, uma.ErrInvalidToken, "the token is invalid or expired"), "reader_invalid_token")
 		return "", false
 	}
-	if who.Username != o {
-		s.fail(c, uma.NewError(http.StatusForbidden, uma.ErrAccessDenied, "only the owner may read this Incoming"), "reader_not_owner")
-		return "", false
-	}
 	if !s.readerAllowed(who.ClientID) {
 		s.fail(c, uma.NewError(http.StatusForbidden, uma.ErrAccessDenied, "tokens of client %q may not read an Incoming", who.ClientID), "reader_client")
 		return "", false
 	}
-	return o, true
+	owner, err := s.cfg.Protection.Owner(c.Request.Context(), o)
+	if err == nil && who.Subject != owner.UserID && who.Username == o {
+		// The token names the owner's username but another id than the
+		// cached one: the user may have been created again since.
+		owner, err = s.cfg.Protection.Refresh(c.Request.Context(), o)
+	}
+	if err != nil {
+		s.protectionFailed(c, o, err)
+		return "", false
+	}
+	if who.Subject != owner.UserID {
+		s.cfg.Logger.Info("reader is not the owner", "owner", o, "owner_id", owner.UserID, "sub", who.Subject, "preferred_username", who.Username)
+		s.fail(c, uma.NewError(http.StatusForbidden, uma.ErrAccessDenied, "only the owner may read this Incoming"), "reader_not_owner")
+		return "", false
+	}
+	return owner.UserID, true
 }
 
 func (s *Server) listMessages(c *gin.Context) {

@@ -24,12 +24,12 @@ type lookupCounter struct {
 	lookups atomic.Int64
 }
 
-func (c *lookupCounter) TokenUsed(ctx context.Context, jti string) (bool, error) {
+func (c *lookupCounter) GrantUsed(ctx context.Context, grantID string) (bool, error) {
 	c.lookups.Add(1)
-	return c.Store.TokenUsed(ctx, jti)
+	return c.Store.GrantUsed(ctx, grantID)
 }
 
-// A spent content-bound RPT is refused with the same answer whatever the
+// An RPT of a spent grant is refused with the same answer whatever the
 // size; only a body larger than ReplayPrecheckBytes is looked up first, and
 // then not read at all (Expect: 100-continue: no byte of it is sent).
 func TestReplayPrecheckOnlyForLargeBodies(t *testing.T) {
@@ -42,7 +42,7 @@ func TestReplayPrecheckOnlyForLargeBodies(t *testing.T) {
 	signer := rpttest.New(asURI)
 	v, _ := rpt.New(rpt.Config{Issuer: asURI, Audience: "resource-server", Keys: signer.Keys()})
 	s, err := New(Config{
-		Realm: "bar", ASURI: asURI, IsUnknownOwner: func(error) bool { return false },
+		Realm: "bar", ASURI: asURI, PublicURL: publicURL, IsUnknownOwner: func(error) bool { return false },
 		Store: counted, Protection: &fakeProt{}, Verifier: v, Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
 	})
 	if err != nil {
@@ -97,7 +97,7 @@ func TestReplayPrecheckOnlyForLargeBodies(t *testing.T) {
 			}
 		})
 	}
-	list, _ := st.List(context.Background(), "bob", 0)
+	list, _ := st.List(context.Background(), rpttest.UserID("bob"), 0)
 	if len(list) != 3 {
 		t.Fatalf("%d messages stored, want 3 (one per RPT)", len(list))
 	}

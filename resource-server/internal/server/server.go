@@ -20,22 +20,28 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/umawide/umawide/internal/uma"
+	"github.com/umawide/umawide/resource-server/internal/protection"
 	"github.com/umawide/umawide/resource-server/internal/rpt"
 	"github.com/umawide/umawide/resource-server/internal/store"
 )
 
 // Protector is the protection-API side (protection.Client).
 type Protector interface {
-	// ResourceID is the owner's Incoming resource id, registered on first use;
-	// protection.ErrUnknownOwner when the owner is no user of the realm.
-	ResourceID(ctx context.Context, owner string) (string, error)
-	// Ticket is a fresh permission ticket for scope create on it.
-	Ticket(ctx context.Context, owner string) (ticket, resourceID string, err error)
+	// Owner resolves a username to the owner's user id and Incoming resource
+	// id, registering the resource on first use; an error IsUnknownOwner
+	// accepts when the owner is no user of the realm.
+	Owner(ctx context.Context, owner string) (protection.Owner, error)
+	// Refresh is Owner looked up again now (the cached user id may be of a
+	// user deleted since).
+	Refresh(ctx context.Context, owner string) (protection.Owner, error)
+	// Ticket is a fresh permission ticket for scope create on the owner's
+	// Incoming, carrying incoming_uri = incomingURL.
+	Ticket(ctx context.Context, owner, incomingURL string) (ticket string, o protection.Owner, err error)
 }
 
 // Verifier checks tokens (rpt.Verifier).
 type Verifier interface {
-	Authorize(ctx context.Context, raw, resourceID string) (rpt.Grant, error)
+	Authorize(ctx context.Context, raw, resourceID, incomingURL string) (rpt.Grant, error)
 	Reader(ctx context.Context, raw string) (rpt.Reader, error)
 }
 
@@ -45,6 +51,11 @@ type Config struct {
 	Realm string
 	// ASURI is the realm's issuer URL as clients see it (as_uri).
 	ASURI string
+	// PublicURL is this server's base URL as clients reach it
+	// (scheme://host[:port], no path): the Incoming URL of owner o is
+	// uma.CanonicalIncomingURL(PublicURL + "/incoming/" + o), the
+	// incoming_uri of its tickets and the one an RPT must carry.
+	PublicURL string
 	// MaxBody is the largest message in bytes; default 10 MiB.
 	MaxBody int64
 	// ReaderClients are the client ids (azp) whose tokens may read an
@@ -83,6 +94,9 @@ type Server struct {
 func New(cfg Config) (*Server, error) {
 	if cfg.Realm == "" || cfg.ASURI == "" || cfg.Store == nil || cfg.Protection == nil || cfg.Verifier == nil || cfg.IsUnknownOwner == nil {
 		return nil, errors.New("server: Realm, ASURI, Store, Protection, Verifier and IsUnknownOwner are required")
+	}
+	if err := CheckPublicURL(cfg.PublicURL); err != nil {
+		return nil, err
 	}
 	if cfg.MaxBody <= 0 {
 		cfg.MaxBody = DefaultMaxBody
@@ -149,7 +163,28 @@ func HTTPServer(addr string, h http.Handler, t Timeouts, logger *slog.Logger) *h
 	}
 }
 
-// RunMaintenance prunes spent RPT ids whose RPTs expired, every interval,
+// CheckPublicURL says whether u can be a Resource Server's public base URL:
+// absolute http or https, a host, no path, userinfo, query or fragment, and
+// already in canonical form (lower case, no default port, no trailing
+// slash), so that the URL an operator configures is the one tickets carry.
+func CheckPublicURL(u string) error {
+	probe := u + "/incoming/x"
+	c, err := uma.CanonicalIncomingURL(probe)
+	if err != nil {
+		return fmt.Errorf("server: public URL %q: %w", u, err)
+	}
+	if c != probe {
+		return fmt.Errorf("server: public URL %q is not canonical: want %q", u, strings.TrimSuffix(c, "/incoming/x"))
+	}
+	return nil
+}
+
+// IncomingURL is the canonical URL of owner's Incoming at this server.
+func (s *Server) IncomingURL(owner string) (string, error) {
+	return uma.CanonicalIncomingURL(s.cfg.PublicURL + uma.IncomingPath(owner))
+}
+
+// RunMaintenance prunes spent grant ids whose RPTs expired, every interval,
 // until ctx ends.
 func (s *Server) RunMaintenance(ctx context.Context, interval time.Duration) {
 	t := time.NewTicker(interval)
@@ -160,11 +195,11 @@ func (s *Server) RunMaintenance(ctx context.Context, interval time.Duration) {
 			return
 		case <-t.C:
 			// Keep a margin for the verifiers' clock leeway.
-			n, err := s.cfg.Store.PruneUsedTokens(ctx, s.cfg.Now().Add(-10*time.Minute))
+			n, err := s.cfg.Store.PruneUsedGrants(ctx, s.cfg.Now().Add(-10*time.Minute))
 			if err != nil {
-				s.cfg.Logger.Warn("pruning used RPT ids", "err", err)
+				s.cfg.Logger.Warn("pruning used grant ids", "err", err)
 			} else if n > 0 {
-				s.cfg.Logger.Info("pruned used RPT ids", "count", n)
+				s.cfg.Logger.Info("pruned used grant ids", "count", n)
 			}
 		}
 	}

@@ -74,10 +74,10 @@ func TestGroupCommitConcurrentInsertsDurable(t *testing.T) {
 	ctx := context.Background()
 	const n = 40
 	msgs := make([]Message, n+1)
-	used := make([]*UsedToken, n+1)
+	used := make([]*UsedGrant, n+1)
 	for i := range msgs {
 		msgs[i] = msg("bob", []byte{byte(i), 'x'}, t0.Add(time.Duration(i)*time.Millisecond))
-		used[i] = &UsedToken{JTI: "gc-" + randomHex(6), ExpiresAt: t0.Add(time.Hour)}
+		used[i] = &UsedGrant{GrantID: "gc-" + randomHex(6), ExpiresAt: t0.Add(time.Hour)}
 	}
 	errs := make([]error, n+1)
 	var wg sync.WaitGroup
@@ -108,12 +108,12 @@ func TestGroupCommitConcurrentInsertsDurable(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer s2.Close()
-	list, err := s2.List(ctx, "bob", 0)
+	list, err := s2.List(ctx, "id-bob", 0)
 	if err != nil || len(list) != n+1 {
 		t.Fatalf("after reopen: %d messages (%v), want %d", len(list), err, n+1)
 	}
 	for i := range msgs {
-		if ok, err := s2.TokenUsed(ctx, used[i].JTI); err != nil || !ok {
+		if ok, err := s2.GrantUsed(ctx, used[i].GrantID); err != nil || !ok {
 			t.Fatalf("jti %d not recorded after reopen (%v)", i, err)
 		}
 	}
@@ -125,22 +125,22 @@ func TestGroupCommitConcurrentInsertsDurable(t *testing.T) {
 func TestGroupCommitEachJTIOnce(t *testing.T) {
 	h := openHeld(t)
 	ctx := context.Background()
-	shared := &UsedToken{JTI: "shared-" + randomHex(6), ExpiresAt: t0.Add(time.Hour)}
+	shared := &UsedGrant{GrantID: "shared-" + randomHex(6), ExpiresAt: t0.Add(time.Hour)}
 	dupID := msg("bob", []byte("first with this id"), t0)
 	type ins struct {
 		m    Message
-		used *UsedToken
+		used *UsedGrant
 	}
 	var list []ins
 	for i := range 8 {
 		list = append(list, ins{msg("bob", []byte{'s', byte(i)}, t0), shared})
 	}
 	for i := range 5 {
-		list = append(list, ins{msg("bob", []byte{'f', byte(i)}, t0), &UsedToken{JTI: "own-" + randomHex(6), ExpiresAt: t0.Add(time.Hour)}})
+		list = append(list, ins{msg("bob", []byte{'f', byte(i)}, t0), &UsedGrant{GrantID: "own-" + randomHex(6), ExpiresAt: t0.Add(time.Hour)}})
 	}
 	again := msg("bob", []byte("second with this id"), t0)
 	again.ID = dupID.ID
-	dupJTI := &UsedToken{JTI: "dup-" + randomHex(6), ExpiresAt: t0.Add(time.Hour)}
+	dupJTI := &UsedGrant{GrantID: "dup-" + randomHex(6), ExpiresAt: t0.Add(time.Hour)}
 	list = append(list, ins{again, dupJTI})
 
 	var wg sync.WaitGroup
@@ -182,10 +182,10 @@ func TestGroupCommitEachJTIOnce(t *testing.T) {
 	if errs[13] == nil || errors.Is(errs[13], ErrReplay) {
 		t.Fatalf("duplicate id: %v, want a constraint error", errs[13])
 	}
-	if used, _ := h.s.TokenUsed(ctx, dupJTI.JTI); used {
+	if used, _ := h.s.GrantUsed(ctx, dupJTI.GrantID); used {
 		t.Fatal("the jti of the refused duplicate was recorded: its savepoint was not rolled back")
 	}
-	all, _ := h.s.List(ctx, "bob", 0)
+	all, _ := h.s.List(ctx, "id-bob", 0)
 	if len(all) != 1+1+5 { // the first, one with the shared jti, five with their own
 		t.Fatalf("%d messages stored, want 7", len(all))
 	}
@@ -202,7 +202,7 @@ func TestGroupCommitCancelledBeforeBatch(t *testing.T) {
 	gone := msg("bob", []byte("gone"), t0)
 	var goneErr error
 	wg.Go(func() {
-		goneErr = h.s.Insert(cctx, gone, &UsedToken{JTI: "gone-" + randomHex(4), ExpiresAt: t0.Add(time.Hour)})
+		goneErr = h.s.Insert(cctx, gone, &UsedGrant{GrantID: "gone-" + randomHex(4), ExpiresAt: t0.Add(time.Hour)})
 	})
 	h.waitQueued(t, 1)
 	cancel()
@@ -211,7 +211,7 @@ func TestGroupCommitCancelledBeforeBatch(t *testing.T) {
 	if !errors.Is(goneErr, context.Canceled) {
 		t.Fatalf("cancelled insert: %v", goneErr)
 	}
-	if _, err := h.s.Get(ctx, "bob", gone.ID); !errors.Is(err, ErrNotFound) {
+	if _, err := h.s.Get(ctx, "id-bob", gone.ID); !errors.Is(err, ErrNotFound) {
 		t.Fatalf("the cancelled insert was stored (%v)", err)
 	}
 }
@@ -250,7 +250,7 @@ func TestGroupCommitClose(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer s2.Close()
-	if all, _ := s2.List(ctx, "bob", 0); len(all) != n+1 {
+	if all, _ := s2.List(ctx, "id-bob", 0); len(all) != n+1 {
 		t.Fatalf("%d messages after Close, want %d", len(all), n+1)
 	}
 }

@@ -17,10 +17,10 @@ import (
 
 // sqliteSchema: seq is the rowid (no AUTOINCREMENT: messages are never
 // deleted, so rowids only grow, and a commit need not write
-// sqlite_sequence); used_tokens is keyed by jti alone (WITHOUT ROWID: one
-// B-tree, not a table and its key index). Every page less is a WAL frame
-// less to write and fsync per message. Files created with the earlier
-// schema (AUTOINCREMENT, rowid used_tokens) work unchanged.
+// sqlite_sequence); used_grants is keyed by grant_id alone (WITHOUT ROWID:
+// one B-tree, not a table and its key index). Every page less is a WAL frame
+// less to write and fsync per message. Files created with an earlier schema
+// are migrated in place by migrateSQLite first.
 const sqliteSchema = `
 CREATE TABLE IF NOT EXISTS messages (
 	seq          INTEGER PRIMARY KEY,
@@ -34,15 +34,76 @@ CREATE TABLE IF NOT EXISTS messages (
 	size         INTEGER NOT NULL,
 	sha256       TEXT    NOT NULL,
 	received_at  TEXT    NOT NULL,
-	body         BLOB    NOT NULL
+	body         BLOB    NOT NULL,
+	owner_id     TEXT
 );
-CREATE INDEX IF NOT EXISTS messages_owner_received ON messages (owner, received_at DESC, seq DESC);
-CREATE TABLE IF NOT EXISTS used_tokens (
-	jti        TEXT PRIMARY KEY,
+CREATE INDEX IF NOT EXISTS messages_owner_id_received ON messages (owner_id, received_at DESC, seq DESC);
+CREATE TABLE IF NOT EXISTS used_grants (
+	grant_id   TEXT PRIMARY KEY,
 	expires_at TEXT NOT NULL
 ) WITHOUT ROWID;
-CREATE INDEX IF NOT EXISTS used_tokens_expires ON used_tokens (expires_at);
+CREATE INDEX IF NOT EXISTS used_grants_expires ON used_grants (expires_at);
 `
+
+// migrateSQLite brings a file of the earlier schema (owners keyed by
+// username, single use keyed by the RPT's jti) to the current one, in one
+// transaction: messages gain owner_id (NULL for the old rows, which so
+// belong to no one) and lose the username index; used_tokens becomes
+// used_grants, its jti column grant_id (the old records expire and are
+// pruned as before). A fresh or migrated file is left unchanged.
+func migrateSQLite(ctx context.Context, w *sql.DB) error {
+	tx, err := w.BeginTx(ctx, nil)
+	if err != nil {
+		return err
+	}
+	defer tx.Rollback() //nolint:errcheck // after Commit it is a no-op
+	has := func(q string, args ...any) (bool, error) {
+		var n int
+		err := tx.QueryRowContext(ctx, q, args...).Scan(&n)
+		return n > 0, err
+	}
+	messages, err := has(`SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = 'messages'`)
+	if err != nil {
+		return err
+	}
+	if messages {
+		ownerID, err := has(`SELECT count(*) FROM pragma_table_info('messages') WHERE name = 'owner_id'`)
+		if err != nil {
+			return err
+		}
+		if !ownerID {
+			if _, err := tx.ExecContext(ctx, `ALTER TABLE messages ADD COLUMN owner_id TEXT`); err != nil {
+				return err
+			}
+		}
+		if _, err := tx.ExecContext(ctx, `DROP INDEX IF EXISTS messages_owner_received`); err != nil {
+			return err
+		}
+	}
+	oldUsed, err := has(`SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = 'used_tokens'`)
+	if err != nil {
+		return err
+	}
+	newUsed, err := has(`SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = 'used_grants'`)
+	if err != nil {
+		return err
+	}
+	if oldUsed && !newUsed {
+		for _, q := range []string{
+			`DROP INDEX IF EXISTS used_tokens_expires`,
+			`ALTER TABLE used_tokens RENAME TO used_grants`,
+			`ALTER TABLE used_grants RENAME COLUMN jti TO grant_id`,
+		} {
+			if _, err := tx.ExecContext(ctx, q); err != nil {
+				return fmt.Errorf("%s: %w", q, err)
+			}
+		}
+	}
+	if _, err := tx.ExecContext(ctx, sqliteSchema); err != nil {
+		return err
+	}
+	return tx.Commit()
+}
 
 // SQLite is the embedded store: one writer connection (SQLite serializes
 // writers anyway; BEGIN IMMEDIATE avoids lock upgrades), a few readers (WAL
@@ -51,14 +112,14 @@ CREATE INDEX IF NOT EXISTS used_tokens_expires ON used_tokens (expires_at);
 // Group commit: inserts go to one committer goroutine, which writes every
 // insert waiting at that moment in one transaction, each in a savepoint of
 // its own, and commits them with one fsync. An insert returns only after the
-// transaction that holds it committed (or it failed alone: a replayed jti or
+// transaction that holds it committed (or it failed alone: a replayed grant_id or
 // a duplicate id rolls back its own savepoint, not the others'). Under
 // concurrent load this turns one fsync per message into one per batch;
 // alone, an insert commits at once, as before.
 type SQLite struct {
 	w, r *sql.DB
 
-	insJTI, insMsg *sql.Stmt
+	insGrant, insMsg *sql.Stmt
 
 	queue   chan *insertReq
 	qmu     sync.RWMutex // held (read) while enqueuing, (write) by Close
@@ -80,7 +141,7 @@ var ErrClosed = errors.New("store: closed")
 type insertReq struct {
 	ctx  context.Context
 	m    Message
-	used *UsedToken
+	used *UsedGrant
 	done chan error
 }
 
@@ -110,7 +171,7 @@ func OpenSQLite(ctx context.Context, path string) (*SQLite, error) {
 	}
 	w.SetMaxOpenConns(1)
 	w.SetConnMaxIdleTime(0)
-	if _, err := w.ExecContext(ctx, sqliteSchema); err != nil {
+	if err := migrateSQLite(ctx, w); err != nil {
 		w.Close()
 		return nil, fmt.Errorf("store: SQLite schema: %w", err)
 	}
@@ -125,10 +186,10 @@ func OpenSQLite(ctx context.Context, path string) (*SQLite, error) {
 		return nil, fmt.Errorf("store: SQLite synchronous is %d (%v), want FULL (2)", syncMode, err)
 	}
 	s := &SQLite{w: w, queue: make(chan *insertReq, MaxBatch), stop: make(chan struct{}), stopped: make(chan struct{})}
-	if s.insJTI, err = w.PrepareContext(ctx, `INSERT INTO used_tokens (jti, expires_at) VALUES (?, ?) ON CONFLICT (jti) DO NOTHING`); err == nil {
+	if s.insGrant, err = w.PrepareContext(ctx, `INSERT INTO used_grants (grant_id, expires_at) VALUES (?, ?) ON CONFLICT (grant_id) DO NOTHING`); err == nil {
 		s.insMsg, err = w.PrepareContext(ctx, `INSERT INTO messages
-		(id, owner, sender_email, sender_iss, sender_sub, content_type, file_name, size, sha256, received_at, body)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`)
+		(id, owner_id, owner, sender_email, sender_iss, sender_sub, content_type, file_name, size, sha256, received_at, body)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`)
 	}
 	if err != nil {
 		w.Close()
@@ -148,7 +209,7 @@ func OpenSQLite(ctx context.Context, path string) (*SQLite, error) {
 // Insert implements Store: it hands the insert to the committer and waits
 // for the transaction that holds it. An insert whose ctx ends before its
 // batch is written is not stored; once written, its answer is awaited.
-func (s *SQLite) Insert(ctx context.Context, m Message, used *UsedToken) error {
+func (s *SQLite) Insert(ctx context.Context, m Message, used *UsedGrant) error {
 	if err := validate(m, used); err != nil {
 		return err
 	}
@@ -244,9 +305,9 @@ func (s *SQLite) writeBatch(batch []*insertReq) {
 		return
 	}
 	defer tx.Rollback() //nolint:errcheck // after Commit it is a no-op
-	jti, msg := tx.StmtContext(ctx, s.insJTI), tx.StmtContext(ctx, s.insMsg)
+	grant, msg := tx.StmtContext(ctx, s.insGrant), tx.StmtContext(ctx, s.insMsg)
 	if len(live) == 1 {
-		if errs[0] = insertOne(ctx, jti, msg, live[0]); errs[0] != nil {
+		if errs[0] = insertOne(ctx, grant, msg, live[0]); errs[0] != nil {
 			answer(nil)
 			return
 		}
@@ -256,7 +317,7 @@ func (s *SQLite) writeBatch(batch []*insertReq) {
 				answer(fmt.Errorf("store: savepoint: %w", err))
 				return
 			}
-			if errs[i] = insertOne(ctx, jti, msg, r); errs[i] != nil {
+			if errs[i] = insertOne(ctx, grant, msg, r); errs[i] != nil {
 				if _, err := tx.ExecContext(ctx, `ROLLBACK TO ins`); err != nil {
 					answer(fmt.Errorf("store: rollback to savepoint: %w", err))
 					return
@@ -276,22 +337,22 @@ func (s *SQLite) writeBatch(batch []*insertReq) {
 	answer(nil)
 }
 
-// insertOne records the jti (when there is one) and the message.
-func insertOne(ctx context.Context, jti, msg *sql.Stmt, r *insertReq) error {
+// insertOne records the grant_id (when there is one) and the message.
+func insertOne(ctx context.Context, grant, msg *sql.Stmt, r *insertReq) error {
 	m, used := r.m, r.used
 	if used != nil {
-		res, err := jti.ExecContext(ctx, used.JTI, used.ExpiresAt.UTC().Format(timeFormat))
+		res, err := grant.ExecContext(ctx, used.GrantID, used.ExpiresAt.UTC().Format(timeFormat))
 		if err != nil {
-			return fmt.Errorf("store: record jti: %w", err)
+			return fmt.Errorf("store: record grant_id: %w", err)
 		}
 		if n, err := res.RowsAffected(); err != nil {
-			return fmt.Errorf("store: record jti: %w", err)
+			return fmt.Errorf("store: record grant_id: %w", err)
 		} else if n == 0 {
 			return ErrReplay
 		}
 	}
 	if _, err := msg.ExecContext(ctx,
-		m.ID, m.Owner, m.SenderEmail, m.SenderIss, m.SenderSub, m.ContentType, m.FileName, m.Size, m.SHA256,
+		m.ID, m.OwnerID, m.Owner, m.SenderEmail, m.SenderIss, m.SenderSub, m.ContentType, m.FileName, m.Size, m.SHA256,
 		m.ReceivedAt.UTC().Truncate(time.Microsecond).Format(timeFormat), nonNil(m.Body)); err != nil {
 		return fmt.Errorf("store: insert message: %w", err)
 	}
@@ -308,25 +369,25 @@ func nonNil(b []byte) []byte {
 	return b
 }
 
-// TokenUsed implements Store.
-func (s *SQLite) TokenUsed(ctx context.Context, jti string) (bool, error) {
+// GrantUsed implements Store.
+func (s *SQLite) GrantUsed(ctx context.Context, grantID string) (bool, error) {
 	var one int
-	err := s.r.QueryRowContext(ctx, `SELECT 1 FROM used_tokens WHERE jti = ?`, jti).Scan(&one)
+	err := s.r.QueryRowContext(ctx, `SELECT 1 FROM used_grants WHERE grant_id = ?`, grantID).Scan(&one)
 	if errors.Is(err, sql.ErrNoRows) {
 		return false, nil
 	}
 	if err != nil {
-		return false, fmt.Errorf("store: jti lookup: %w", err)
+		return false, fmt.Errorf("store: grant_id lookup: %w", err)
 	}
 	return true, nil
 }
 
-const listColumns = `id, owner, sender_email, sender_iss, sender_sub, content_type, file_name, size, sha256, received_at`
+const listColumns = `id, owner_id, owner, sender_email, sender_iss, sender_sub, content_type, file_name, size, sha256, received_at`
 
 // List implements Store.
-func (s *SQLite) List(ctx context.Context, owner string, limit int) ([]Message, error) {
+func (s *SQLite) List(ctx context.Context, ownerID string, limit int) ([]Message, error) {
 	rows, err := s.r.QueryContext(ctx, `SELECT `+listColumns+` FROM messages
-		WHERE owner = ? ORDER BY received_at DESC, seq DESC LIMIT ?`, owner, clampLimit(limit))
+		WHERE owner_id = ? ORDER BY received_at DESC, seq DESC LIMIT ?`, ownerID, clampLimit(limit))
 	if err != nil {
 		return nil, fmt.Errorf("store: list: %w", err)
 	}
@@ -346,11 +407,11 @@ func (s *SQLite) List(ctx context.Context, owner string, limit int) ([]Message, 
 }
 
 // Get implements Store.
-func (s *SQLite) Get(ctx context.Context, owner, id string) (Message, error) {
+func (s *SQLite) Get(ctx context.Context, ownerID, id string) (Message, error) {
 	if !ValidID(id) {
 		return Message{}, ErrNotFound
 	}
-	row := s.r.QueryRowContext(ctx, `SELECT `+listColumns+`, body FROM messages WHERE owner = ? AND id = ?`, owner, id)
+	row := s.r.QueryRowContext(ctx, `SELECT `+listColumns+`, body FROM messages WHERE owner_id = ? AND id = ?`, ownerID, id)
 	m, err := scanSQLite(row, true)
 	if errors.Is(err, sql.ErrNoRows) {
 		return Message{}, ErrNotFound
@@ -363,7 +424,7 @@ type scanner interface{ Scan(dest ...any) error }
 func scanSQLite(sc scanner, withBody bool) (Message, error) {
 	var m Message
 	var received string
-	dest := []any{&m.ID, &m.Owner, &m.SenderEmail, &m.SenderIss, &m.SenderSub, &m.ContentType, &m.FileName, &m.Size, &m.SHA256, &received}
+	dest := []any{&m.ID, &m.OwnerID, &m.Owner, &m.SenderEmail, &m.SenderIss, &m.SenderSub, &m.ContentType, &m.FileName, &m.Size, &m.SHA256, &received}
 	if withBody {
 		dest = append(dest, &m.Body)
 	}
@@ -384,9 +445,9 @@ func scanSQLite(sc scanner, withBody bool) (Message, error) {
 	return m, nil
 }
 
-// PruneUsedTokens implements Store.
-func (s *SQLite) PruneUsedTokens(ctx context.Context, before time.Time) (int64, error) {
-	res, err := s.w.ExecContext(ctx, `DELETE FROM used_tokens WHERE expires_at < ?`, before.UTC().Format(timeFormat))
+// PruneUsedGrants implements Store.
+func (s *SQLite) PruneUsedGrants(ctx context.Context, before time.Time) (int64, error) {
+	res, err := s.w.ExecContext(ctx, `DELETE FROM used_grants WHERE expires_at < ?`, before.UTC().Format(timeFormat))
 	if err != nil {
 		return 0, fmt.Errorf("store: prune: %w", err)
 	}
@@ -414,5 +475,5 @@ func (s *SQLite) Close() error {
 	}
 	close(s.stop)
 	<-s.stopped
-	return errors.Join(s.insJTI.Close(), s.insMsg.Close(), s.r.Close(), s.w.Close())
+	return errors.Join(s.insGrant.Close(), s.insMsg.Close(), s.r.Close(), s.w.Close())
 }

@@ -6,10 +6,18 @@
 // WAL mode with synchronous=FULL, PostgreSQL with its default
 // synchronous_commit), so a 201 is never sent for a message a crash can lose.
 //
-// Single-use RPTs: Insert records the RPT's jti in the same transaction as the
-// message; a jti already recorded makes the whole insert fail with ErrReplay,
-// so a content-bound RPT stores one message, across restarts and replicas
-// sharing the database.
+// Single-use grants: Insert records the RPT permission's grant_id (stamped by
+// the claims-token policy, one per grant) in the same transaction as the
+// message; a grant_id already recorded makes the whole insert fail with
+// ErrReplay, so one grant stores one message, whatever RPTs Keycloak issues
+// for it (a refreshed RPT has a new jti but the same permission claims),
+// across restarts and replicas sharing the database.
+//
+// Owners: messages are keyed by the owner's Keycloak user id (owner_id); the
+// owner column keeps the username the message was posted to, for display.
+// Rows stored before owners were keyed by id have no owner_id: they stay in
+// the database under the old username and are listed to no one (a user
+// created later with that name must not read them).
 package store
 
 import (
@@ -25,7 +33,10 @@ import (
 
 // Message is one stored message. Body is only filled by Get.
 type Message struct {
-	ID          string
+	ID string
+	// OwnerID is the owner's Keycloak user id: List and Get select on it.
+	OwnerID string
+	// Owner is the username the message was posted to (shown, not a key).
 	Owner       string
 	SenderEmail string
 	SenderIss   string
@@ -38,10 +49,11 @@ type Message struct {
 	Body        []byte
 }
 
-// UsedToken marks an RPT as spent: its jti, remembered until ExpiresAt (the
-// RPT's exp; after that the token is refused for its expiry anyway).
-type UsedToken struct {
-	JTI       string
+// UsedGrant marks a grant as spent: its grant_id, remembered until
+// ExpiresAt (the RPT's exp; after that the RPT is refused for its expiry
+// anyway).
+type UsedGrant struct {
+	GrantID   string
 	ExpiresAt time.Time
 }
 
@@ -54,20 +66,21 @@ var (
 
 // Store is the storage of Incoming messages.
 type Store interface {
-	// Insert stores m durably. When used is not nil its jti is recorded in the
-	// same transaction, and a jti recorded before makes Insert fail with
-	// ErrReplay and store nothing.
-	Insert(ctx context.Context, m Message, used *UsedToken) error
-	// TokenUsed says whether a jti is recorded (a fast refusal before a body
-	// is read; Insert stays the authority).
-	TokenUsed(ctx context.Context, jti string) (bool, error)
-	// List returns at most limit messages of owner, newest first, without
-	// bodies.
-	List(ctx context.Context, owner string, limit int) ([]Message, error)
-	// Get returns one message of owner with its body, or ErrNotFound.
-	Get(ctx context.Context, owner, id string) (Message, error)
-	// PruneUsedTokens forgets jtis whose RPT expired before t.
-	PruneUsedTokens(ctx context.Context, before time.Time) (int64, error)
+	// Insert stores m durably. When used is not nil its grant_id is recorded
+	// in the same transaction, and a grant_id recorded before makes Insert
+	// fail with ErrReplay and store nothing.
+	Insert(ctx context.Context, m Message, used *UsedGrant) error
+	// GrantUsed says whether a grant_id is recorded (a fast refusal before a
+	// body is read; Insert stays the authority).
+	GrantUsed(ctx context.Context, grantID string) (bool, error)
+	// List returns at most limit messages of the owner with this user id,
+	// newest first, without bodies.
+	List(ctx context.Context, ownerID string, limit int) ([]Message, error)
+	// Get returns one message of the owner with this user id, with its body,
+	// or ErrNotFound.
+	Get(ctx context.Context, ownerID, id string) (Message, error)
+	// PruneUsedGrants forgets grant_ids whose RPT expired before t.
+	PruneUsedGrants(ctx context.Context, before time.Time) (int64, error)
 	// Ping checks the database answers.
 	Ping(ctx context.Context) error
 	// Close releases the database.
@@ -78,10 +91,11 @@ type Store interface {
 // refuses anything beyond so that no caller can store unbounded metadata).
 const (
 	MaxOwnerLen       = 64
+	MaxOwnerIDLen     = 255
 	MaxMetaLen        = 320 // sender_email, sender_iss, sender_sub
 	MaxContentTypeLen = 255
 	MaxFileNameLen    = 255
-	MaxJTILen         = 256
+	MaxGrantIDLen     = 256
 	MaxListLimit      = 1000
 )
 
@@ -102,12 +116,14 @@ func NewID() string {
 // ValidID says whether id has the shape NewID gives.
 func ValidID(id string) bool { return idPattern.MatchString(id) }
 
-func validate(m Message, used *UsedToken) error {
+func validate(m Message, used *UsedGrant) error {
 	switch {
 	case !ValidID(m.ID):
 		return fmt.Errorf("%w: id %q", ErrInvalid, m.ID)
 	case m.Owner == "" || len(m.Owner) > MaxOwnerLen:
 		return fmt.Errorf("%w: owner", ErrInvalid)
+	case m.OwnerID == "" || len(m.OwnerID) > MaxOwnerIDLen || strings.ContainsRune(m.OwnerID, 0):
+		return fmt.Errorf("%w: owner id", ErrInvalid)
 	case len(m.SenderEmail) > MaxMetaLen || len(m.SenderIss) > MaxMetaLen || len(m.SenderSub) > MaxMetaLen:
 		return fmt.Errorf("%w: sender metadata too long", ErrInvalid)
 	case m.ContentType == "" || len(m.ContentType) > MaxContentTypeLen:
@@ -121,8 +137,8 @@ func validate(m Message, used *UsedToken) error {
 	case m.ReceivedAt.IsZero():
 		return fmt.Errorf("%w: received_at", ErrInvalid)
 	}
-	if used != nil && (used.JTI == "" || len(used.JTI) > MaxJTILen || strings.ContainsRune(used.JTI, 0)) {
-		return fmt.Errorf("%w: jti", ErrInvalid)
+	if used != nil && (used.GrantID == "" || len(used.GrantID) > MaxGrantIDLen || strings.ContainsRune(used.GrantID, 0)) {
+		return fmt.Errorf("%w: grant_id", ErrInvalid)
 	}
 	return nil
 }

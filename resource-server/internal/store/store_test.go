@@ -92,9 +92,10 @@ func runSuite(t *testing.T, b backend) {
 		{"empty body", testEmptyBody},
 		{"list newest first and per owner", testList},
 		{"get is per owner", testGetPerOwner},
-		{"single-use jti", testReplay},
-		{"concurrent use of one jti stores one message", testConcurrentReplay},
-		{"prune used tokens", testPrune},
+		{"list and get key on the owner id, not the name", testOwnerID},
+		{"single-use grant_id", testReplay},
+		{"concurrent use of one grant_id stores one message", testConcurrentReplay},
+		{"prune used grants", testPrune},
 		{"invalid messages refused", testInvalid},
 		{"duplicate id refused", testDuplicateID},
 		{"messages survive a reopen", testReopen},
@@ -114,7 +115,7 @@ var t0 = time.Date(2026, 3, 4, 5, 6, 7, 123456789, time.UTC)
 func msg(owner string, body []byte, at time.Time) Message {
 	sum := sha256.Sum256(body)
 	return Message{
-		ID: NewID(), Owner: owner,
+		ID: NewID(), OwnerID: "id-" + owner, Owner: owner,
 		SenderEmail: "alice@foo.example", SenderIss: "https://cp.foo.example", SenderSub: "0a1b",
 		ContentType: "text/plain; charset=utf-8", FileName: "note.txt",
 		Size: int64(len(body)), SHA256: hex.EncodeToString(sum[:]), ReceivedAt: at, Body: body,
@@ -130,7 +131,7 @@ func testInsertGet(t *testing.T, open func() Store) {
 	if err := s.Insert(ctx, m, nil); err != nil {
 		t.Fatal(err)
 	}
-	got, err := s.Get(ctx, "bob", m.ID)
+	got, err := s.Get(ctx, "id-bob", m.ID)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -155,7 +156,7 @@ func testEmptyBody(t *testing.T, open func() Store) {
 	if err := s.Insert(ctx, m, nil); err != nil {
 		t.Fatal(err)
 	}
-	got, err := s.Get(ctx, "bob", m.ID)
+	got, err := s.Get(ctx, "id-bob", m.ID)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -184,7 +185,7 @@ func testList(t *testing.T, open func() Store) {
 	if err := s.Insert(ctx, msg("carol", []byte("x"), t0.Add(time.Hour)), nil); err != nil {
 		t.Fatal(err)
 	}
-	list, err := s.List(ctx, "bob", 0)
+	list, err := s.List(ctx, "id-bob", 0)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -202,11 +203,11 @@ func testList(t *testing.T, open func() Store) {
 			t.Fatalf("List(bob) returned a message of %s", m.Owner)
 		}
 	}
-	list, err = s.List(ctx, "bob", 2)
+	list, err = s.List(ctx, "id-bob", 2)
 	if err != nil || len(list) != 2 || list[0].ID != same.ID {
 		t.Fatalf("limit 2: %v %v", list, err)
 	}
-	list, err = s.List(ctx, "nobody", 10)
+	list, err = s.List(ctx, "id-nobody", 10)
 	if err != nil || list == nil || len(list) != 0 {
 		t.Fatalf("empty list = %#v, %v; want a non-nil empty slice", list, err)
 	}
@@ -219,13 +220,13 @@ func testGetPerOwner(t *testing.T, open func() Store) {
 	if err := s.Insert(ctx, m, nil); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := s.Get(ctx, "carol", m.ID); !errors.Is(err, ErrNotFound) {
+	if _, err := s.Get(ctx, "id-carol", m.ID); !errors.Is(err, ErrNotFound) {
 		t.Fatalf("carol reading bob's message: %v, want ErrNotFound", err)
 	}
-	if _, err := s.Get(ctx, "bob", NewID()); !errors.Is(err, ErrNotFound) {
+	if _, err := s.Get(ctx, "id-bob", NewID()); !errors.Is(err, ErrNotFound) {
 		t.Fatalf("unknown id: %v", err)
 	}
-	if _, err := s.Get(ctx, "bob", "' OR 1=1 --"); !errors.Is(err, ErrNotFound) {
+	if _, err := s.Get(ctx, "id-bob", "' OR 1=1 --"); !errors.Is(err, ErrNotFound) {
 		t.Fatalf("malformed id: %v", err)
 	}
 }
@@ -233,25 +234,25 @@ func testGetPerOwner(t *testing.T, open func() Store) {
 func testReplay(t *testing.T, open func() Store) {
 	s := open()
 	ctx := context.Background()
-	used := &UsedToken{JTI: "jti-" + randomHex(8), ExpiresAt: t0.Add(time.Hour)}
-	if ok, err := s.TokenUsed(ctx, used.JTI); err != nil || ok {
+	used := &UsedGrant{GrantID: "jti-" + randomHex(8), ExpiresAt: t0.Add(time.Hour)}
+	if ok, err := s.GrantUsed(ctx, used.GrantID); err != nil || ok {
 		t.Fatalf("fresh jti used=%v err=%v", ok, err)
 	}
 	first := msg("bob", []byte("one"), t0)
 	if err := s.Insert(ctx, first, used); err != nil {
 		t.Fatal(err)
 	}
-	if ok, err := s.TokenUsed(ctx, used.JTI); err != nil || !ok {
+	if ok, err := s.GrantUsed(ctx, used.GrantID); err != nil || !ok {
 		t.Fatalf("spent jti used=%v err=%v", ok, err)
 	}
 	second := msg("bob", []byte("two"), t0.Add(time.Second))
 	if err := s.Insert(ctx, second, used); !errors.Is(err, ErrReplay) {
 		t.Fatalf("second insert with the same jti: %v, want ErrReplay", err)
 	}
-	if _, err := s.Get(ctx, "bob", second.ID); !errors.Is(err, ErrNotFound) {
+	if _, err := s.Get(ctx, "id-bob", second.ID); !errors.Is(err, ErrNotFound) {
 		t.Fatalf("the refused message was stored (%v)", err)
 	}
-	list, _ := s.List(ctx, "bob", 0)
+	list, _ := s.List(ctx, "id-bob", 0)
 	if len(list) != 1 {
 		t.Fatalf("%d messages, want 1", len(list))
 	}
@@ -266,7 +267,7 @@ func testReplay(t *testing.T, open func() Store) {
 func testConcurrentReplay(t *testing.T, open func() Store) {
 	s := open()
 	ctx := context.Background()
-	used := &UsedToken{JTI: "jti-" + randomHex(8), ExpiresAt: t0.Add(time.Hour)}
+	used := &UsedGrant{GrantID: "jti-" + randomHex(8), ExpiresAt: t0.Add(time.Hour)}
 	const n = 12
 	var wg sync.WaitGroup
 	errs := make([]error, n)
@@ -284,7 +285,7 @@ func testConcurrentReplay(t *testing.T, open func() Store) {
 			t.Errorf("unexpected error: %v", err)
 		}
 	}
-	list, _ := s.List(ctx, "bob", 0)
+	list, _ := s.List(ctx, "id-bob", 0)
 	if ok != 1 || len(list) != 1 {
 		t.Fatalf("%d inserts succeeded, %d messages stored; want exactly one", ok, len(list))
 	}
@@ -293,25 +294,25 @@ func testConcurrentReplay(t *testing.T, open func() Store) {
 func testPrune(t *testing.T, open func() Store) {
 	s := open()
 	ctx := context.Background()
-	old := &UsedToken{JTI: "old-" + randomHex(4), ExpiresAt: t0}
-	live := &UsedToken{JTI: "live-" + randomHex(4), ExpiresAt: t0.Add(2 * time.Hour)}
+	old := &UsedGrant{GrantID: "old-" + randomHex(4), ExpiresAt: t0}
+	live := &UsedGrant{GrantID: "live-" + randomHex(4), ExpiresAt: t0.Add(2 * time.Hour)}
 	if err := s.Insert(ctx, msg("bob", []byte("a"), t0), old); err != nil {
 		t.Fatal(err)
 	}
 	if err := s.Insert(ctx, msg("bob", []byte("b"), t0), live); err != nil {
 		t.Fatal(err)
 	}
-	n, err := s.PruneUsedTokens(ctx, t0.Add(time.Hour))
+	n, err := s.PruneUsedGrants(ctx, t0.Add(time.Hour))
 	if err != nil || n != 1 {
 		t.Fatalf("pruned %d (%v), want 1", n, err)
 	}
-	if ok, _ := s.TokenUsed(ctx, old.JTI); ok {
+	if ok, _ := s.GrantUsed(ctx, old.GrantID); ok {
 		t.Fatal("expired jti still recorded")
 	}
-	if ok, _ := s.TokenUsed(ctx, live.JTI); !ok {
+	if ok, _ := s.GrantUsed(ctx, live.GrantID); !ok {
 		t.Fatal("live jti was pruned")
 	}
-	list, _ := s.List(ctx, "bob", 0)
+	list, _ := s.List(ctx, "id-bob", 0)
 	if len(list) != 2 {
 		t.Fatalf("pruning tokens touched messages: %d left", len(list))
 	}
@@ -324,6 +325,7 @@ func testInvalid(t *testing.T, open func() Store) {
 	cases := map[string]func(m *Message){
 		"bad id":        func(m *Message) { m.ID = "../x" },
 		"no owner":      func(m *Message) { m.Owner = "" },
+		"no owner id":   func(m *Message) { m.OwnerID = "" },
 		"long email":    func(m *Message) { m.SenderEmail = long },
 		"no type":       func(m *Message) { m.ContentType = "" },
 		"long name":     func(m *Message) { m.FileName = long },
@@ -338,10 +340,10 @@ func testInvalid(t *testing.T, open func() Store) {
 			t.Errorf("%s: %v, want ErrInvalid", name, err)
 		}
 	}
-	if err := s.Insert(ctx, msg("bob", []byte("x"), t0), &UsedToken{JTI: ""}); !errors.Is(err, ErrInvalid) {
+	if err := s.Insert(ctx, msg("bob", []byte("x"), t0), &UsedGrant{GrantID: ""}); !errors.Is(err, ErrInvalid) {
 		t.Errorf("empty jti: %v, want ErrInvalid", err)
 	}
-	list, _ := s.List(ctx, "bob", 0)
+	list, _ := s.List(ctx, "id-bob", 0)
 	if len(list) != 0 {
 		t.Fatalf("%d invalid messages stored", len(list))
 	}
@@ -354,12 +356,12 @@ func testDuplicateID(t *testing.T, open func() Store) {
 	if err := s.Insert(ctx, m, nil); err != nil {
 		t.Fatal(err)
 	}
-	used := &UsedToken{JTI: "dup-" + randomHex(4), ExpiresAt: t0.Add(time.Hour)}
+	used := &UsedGrant{GrantID: "dup-" + randomHex(4), ExpiresAt: t0.Add(time.Hour)}
 	if err := s.Insert(ctx, m, used); err == nil {
 		t.Fatal("second message with the same id stored")
 	}
 	// The failed transaction did not spend the jti.
-	if ok, _ := s.TokenUsed(ctx, used.JTI); ok {
+	if ok, _ := s.GrantUsed(ctx, used.GrantID); ok {
 		t.Fatal("jti recorded although its message was not stored")
 	}
 }
@@ -368,7 +370,7 @@ func testReopen(t *testing.T, open func() Store) {
 	s := open()
 	ctx := context.Background()
 	m := msg("bob", []byte("durable"), t0)
-	used := &UsedToken{JTI: "re-" + randomHex(4), ExpiresAt: t0.Add(time.Hour)}
+	used := &UsedGrant{GrantID: "re-" + randomHex(4), ExpiresAt: t0.Add(time.Hour)}
 	if err := s.Insert(ctx, m, used); err != nil {
 		t.Fatal(err)
 	}
@@ -376,7 +378,7 @@ func testReopen(t *testing.T, open func() Store) {
 		t.Fatal(err)
 	}
 	s2 := open()
-	got, err := s2.Get(ctx, "bob", m.ID)
+	got, err := s2.Get(ctx, "id-bob", m.ID)
 	if err != nil || string(got.Body) != "durable" {
 		t.Fatalf("after reopen: %v %q", err, got.Body)
 	}
@@ -440,7 +442,7 @@ func BenchmarkInsert1KiBSQLite(b *testing.B) {
 	b.SetBytes(1024)
 	b.ResetTimer()
 	for b.Loop() {
-		if err := s.Insert(ctx, msg("bob", body, time.Now()), &UsedToken{JTI: NewID(), ExpiresAt: time.Now().Add(time.Hour)}); err != nil {
+		if err := s.Insert(ctx, msg("bob", body, time.Now()), &UsedGrant{GrantID: NewID(), ExpiresAt: time.Now().Add(time.Hour)}); err != nil {
 			b.Fatal(err)
 		}
 	}
@@ -465,7 +467,7 @@ func BenchmarkInsert1KiBSQLiteParallel(b *testing.B) {
 	cpu0 := cpuTime()
 	b.RunParallel(func(pb *testing.PB) {
 		for pb.Next() {
-			if err := s.Insert(ctx, msg("bob", body, time.Now()), &UsedToken{JTI: NewID(), ExpiresAt: time.Now().Add(time.Hour)}); err != nil {
+			if err := s.Insert(ctx, msg("bob", body, time.Now()), &UsedGrant{GrantID: NewID(), ExpiresAt: time.Now().Add(time.Hour)}); err != nil {
 				b.Error(err)
 				return
 			}
@@ -481,4 +483,29 @@ func cpuTime() time.Duration {
 	var ru syscall.Rusage
 	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// testOwnerID: messages follow the owner's user id; a new user who got the
+// old name (another id) sees none of them.
+func testOwnerID(t *testing.T, open func() Store) {
+	s := open()
+	ctx := context.Background()
+	old := msg("bob", []byte("for the first bob"), t0)
+	old.OwnerID = "11111111-aaaa"
+	if err := s.Insert(ctx, old, nil); err != nil {
+		t.Fatal(err)
+	}
+	if list, err := s.List(ctx, "22222222-bbbb", 0); err != nil || len(list) != 0 {
+		t.Fatalf("the new bob's list: %v %v", list, err)
+	}
+	if _, err := s.Get(ctx, "22222222-bbbb", old.ID); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("the new bob's get: %v", err)
+	}
+	if list, _ := s.List(ctx, "bob", 0); len(list) != 0 {
+		t.Fatalf("listed by the username: %v", list)
+	}
+	got, err := s.Get(ctx, "11111111-aaaa", old.ID)
+	if err != nil || got.Owner != "bob" || got.OwnerID != "11111111-aaaa" {
+		t.Fatalf("the first bob's get: %+v %v", got, err)
+	}
 }

@@ -6,7 +6,11 @@ import (
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/hex"
 	"maps"
+	"strconv"
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
@@ -99,9 +103,49 @@ func (s *Signer) RPT(perms []Perm, extra jwt.MapClaims) string {
 	return s.Sign(c)
 }
 
-// Reader signs an access token of user for client azp.
+// Sender of the permissions GrantClaims makes.
+const (
+	SenderEmail = "alice@foo.example"
+	SenderIss   = "https://cp.foo.example"
+	SenderSub   = "a11ce"
+)
+
+// NewGrantID is a fresh grant_id of the claims-token policy's shape
+// (BASE64URL of 16 random bytes).
+func NewGrantID() string {
+	b := make([]byte, 16)
+	if _, err := rand.Read(b); err != nil {
+		panic(err)
+	}
+	return base64.RawURLEncoding.EncodeToString(b)
+}
+
+// GrantClaims are the permission claims the claims-token policy writes on
+// a grant for body pushed to incomingURL: the sender (SenderEmail,
+// SenderIss, SenderSub), content_sha256, content_length, incoming_uri and a
+// fresh grant_id. Tests change or delete entries to make dishonest ones.
+func GrantClaims(incomingURL string, body []byte) map[string][]string {
+	sum := sha256.Sum256(body)
+	return map[string][]string{
+		uma.ClaimSenderEmail:   {SenderEmail},
+		uma.ClaimSenderIss:     {SenderIss},
+		uma.ClaimSenderSub:     {SenderSub},
+		uma.ClaimContentSHA256: {hex.EncodeToString(sum[:])},
+		uma.ClaimContentLength: {strconv.Itoa(len(body))},
+		uma.ClaimIncomingURI:   {incomingURL},
+		uma.ClaimGrantID:       {NewGrantID()},
+	}
+}
+
+// UserID is the Keycloak user id the unit tests give a username: readers'
+// tokens carry it as sub, and the tests' owner registries resolve the
+// username to it.
+func UserID(username string) string { return "uid-" + username }
+
+// Reader signs an access token of user (sub UserID(user)) for client azp.
 func (s *Signer) Reader(user, azp string, extra jwt.MapClaims) string {
 	c := s.Base()
+	c["sub"] = UserID(user)
 	c["preferred_username"] = user
 	c["azp"] = azp
 	c["aud"] = "account"
