@@ -192,7 +192,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, out io.
 
 	hc := httpclient.New(10 * time.Second)
 	keys := jwtverify.NewRemoteKeySet(c.keycloakURL+"/realms/"+c.realm+"/protocol/openid-connect/certs", jwtverify.KeySetOptions{HTTPClient: hc})
-	verifier, err := rpt.New(rpt.Config{Issuer: c.issuer, Audience: c.rptAudience, Keys: keys})
+	verifier, err := rpt.New(rpt.Config{Issuer: c.issuer, Audience: c.rptAudience, Keys: keys, GrantMACKey: []byte(c.clientSecret)})
 	if err != nil {
 		return err
 	}

@@ -17,6 +17,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/umawide/umawide/internal/grantmac"
 	"github.com/umawide/umawide/internal/jwtverify"
 	"github.com/umawide/umawide/internal/kctest"
 	"github.com/umawide/umawide/internal/uma"
@@ -126,6 +127,17 @@ func (r *realmEnv) grant(t *testing.T, ticket string, claims uma.PushedClaims) (
 			push[k] = v
 		}
 	}
+	// grant_mac as the claims-token policy would write it, unless the test
+	// gave one (or none: a key with no values).
+	if _, given := claims[grantmac.Claim]; !given {
+		one := map[string]string{}
+		for k, v := range push {
+			if len(v) == 1 {
+				one[k] = v[0]
+			}
+		}
+		push.Set(grantmac.Claim, grantmac.Compute([]byte(rsSecret), ticketResourceID(t, ticket), one))
+	}
 	ct, err := push.Encode()
 	if err != nil {
 		t.Fatal(err)
@@ -159,6 +171,21 @@ func ticketIncomingURI(t *testing.T, ticket string) string {
 	}
 	s, _ := vals[0].(string)
 	return s
+}
+
+// ticketResourceID is the resource id a ticket's one permission names.
+func ticketResourceID(t *testing.T, ticket string) string {
+	t.Helper()
+	c, err := kctest.Claims(ticket)
+	if err != nil {
+		t.Fatalf("ticket payload: %v", err)
+	}
+	perms, _ := c["permissions"].([]any)
+	if len(perms) != 1 {
+		t.Fatalf("ticket with %d permissions", len(perms))
+	}
+	rsid, _ := perms[0].(map[string]any)["rsid"].(string)
+	return rsid
 }
 
 func boundClaims(body []byte) uma.PushedClaims {
@@ -246,7 +273,7 @@ func (r *realmEnv) startRS(t *testing.T, o rsOptions) *rs {
 	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
 	hc := &http.Client{Timeout: 10 * time.Second}
 	keys := jwtverify.NewRemoteKeySet(o.keycloakURL+"/realms/"+r.realm+"/protocol/openid-connect/certs", jwtverify.KeySetOptions{HTTPClient: hc})
-	v, err := rpt.New(rpt.Config{Issuer: r.issuer, Audience: "resource-server", Keys: keys,
+	v, err := rpt.New(rpt.Config{Issuer: r.issuer, Audience: "resource-server", Keys: keys, GrantMACKey: []byte(rsSecret),
 		Now: func() time.Time { return time.Now().Add(o.clockSkew) }})
 	if err != nil {
 		t.Fatal(err)

@@ -7,6 +7,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/umawide/umawide/internal/grantmac"
 	"github.com/umawide/umawide/internal/kctest"
 	"github.com/umawide/umawide/internal/uma"
 	"github.com/umawide/umawide/resource-server/internal/rpt"
@@ -105,7 +106,19 @@ func TestIncomingsNotOwnerManaged(t *testing.T) {
 		"resource_scopes": []string{uma.ScopeCreate}, "uris": []string{"/incoming/carol"},
 	}, &created)
 	must(t, r.resource(t, created.ID).OwnerManagedAccess, "set-up: not owner-managed")
+	// Carol shared it with bob while it was owner-managed: that share would
+	// outlive the switch and refuse every honest grant.
+	postJSON(t, r.issuer+"/authz/protection/permission/ticket", r.pat(t), map[string]any{
+		"resource": created.ID, "requesterName": "bob", "granted": true, "scopeName": uma.ScopeCreate,
+	}, nil)
+	tickets := func() int {
+		var list []json.RawMessage
+		r.getJSON(t, r.issuer+"/authz/protection/permission/ticket?resourceId="+url.QueryEscape(created.ID), r.pat(t), &list)
+		return len(list)
+	}
+	must(t, tickets() == 1, "set-up: the share is not there")
 	ch := challenge(t, s.url, "carol")
+	must(t, tickets() == 0, "%d permission tickets left on the Incoming after it stopped being owner-managed", tickets())
 	rep = r.resource(t, created.ID)
 	must(t, !rep.OwnerManagedAccess && rep.Name == "incoming:"+carolID && rep.Owner.ID == carolID &&
 		len(rep.URIs) == 1 && rep.URIs[0] == "/incoming/carol" && len(rep.Scopes) == 1 && rep.Scopes[0].Name == uma.ScopeCreate,
@@ -147,6 +160,8 @@ func TestInvariantThroughKeycloak(t *testing.T) {
 		{"no content binding", uma.PushedClaims{uma.ClaimContentSHA256: nil, uma.ClaimContentLength: nil}, rpt.ReasonContentUnbound},
 		{"relayed: another Incoming's URL", uma.PushedClaims{uma.ClaimIncomingURI: {"https://other.example/incoming/hr"}}, rpt.ReasonIncomingURIMismatch},
 		{"no grant_id", uma.PushedClaims{uma.ClaimGrantID: nil}, rpt.ReasonGrantUnbound},
+		{"every claim, copied without the policy's grant_mac", uma.PushedClaims{grantmac.Claim: nil}, rpt.ReasonGrantUnattested},
+		{"every claim and a forged grant_mac", uma.PushedClaims{grantmac.Claim: {"w7hDO8ogIRrFT3tD7908y0lGYvFs1TXpXsHlaqTJawA"}}, rpt.ReasonGrantUnattested},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/umawide/umawide/internal/kctest"
+	"github.com/umawide/umawide/internal/grantmac"
 	"github.com/umawide/umawide/internal/uma"
 )
 
@@ -72,8 +73,17 @@ func TestClaimsTokenPolicy(t *testing.T) {
 		if id := p.Claims[claimGrantID]; len(id) != 1 || !grantIDPattern.MatchString(id[0]) {
 			t.Errorf("grant_id = %v, want one 22-character BASE64URL value", id)
 		}
-		if len(p.Claims) != len(want)+1 {
-			t.Errorf("claims = %v, want exactly %v and grant_id", p.Claims, want)
+		if len(p.Claims) != len(want)+2 {
+			t.Errorf("claims = %v, want exactly %v, grant_id and grant_mac", p.Claims, want)
+		}
+		one := map[string]string{}
+		for k, v := range p.Claims {
+			if len(v) == 1 {
+				one[k] = v[0]
+			}
+		}
+		if err := grantmac.Verify([]byte(resourceServerSecret), p.RSID, one); err != nil {
+			t.Errorf("grant_mac does not verify with the resource server's secret: %v (claims %v)", err, p.Claims)
 		}
 		grantedTicket, grantedClaims = ticket, claims
 	})
@@ -111,8 +121,8 @@ func TestClaimsTokenPolicy(t *testing.T) {
 			uma.ClaimContentLength: {contentLength},
 			claimIncomingURI:       {incomingURI},
 		}
-		if len(p.Claims) != len(want)+1 {
-			t.Fatalf("claims = %v, want only %v and grant_id", p.Claims, want)
+		if len(p.Claims) != len(want)+2 {
+			t.Fatalf("claims = %v, want only %v, grant_id and grant_mac", p.Claims, want)
 		}
 		for k, v := range want {
 			if !slices.Equal(p.Claims[k], v) {

@@ -33,6 +33,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -334,9 +335,19 @@ func (c *Client) findResource(ctx context.Context, owner, userID string) (string
 			// Registered by an earlier version: with owner-managed access
 			// Keycloak grants shared and owner-approved permissions without
 			// evaluating the policies (issue 12).
+			// Shares granted while it was owner-managed stay in force after
+			// the switch and refuse every honest grant (keycloak/extension
+			// README, "Roads to an RPT"): they go first, and once more after
+			// the switch, when no new one can be created.
+			if err := c.deletePermissionTickets(ctx, r.ID); err != nil {
+				return "", err
+			}
 			if err := c.do(ctx, http.MethodPut, c.issuer+"/authz/protection/resource_set/"+url.PathEscape(r.ID),
 				incomingRep(owner, userID), http.StatusNoContent, nil); err != nil {
 				return "", fmt.Errorf("protection: making resource %s not owner-managed: %w", r.ID, err)
+			}
+			if err := c.deletePermissionTickets(ctx, r.ID); err != nil {
+				return "", err
 			}
 			c.cfg.Logger.Warn("Incoming resource was owner-managed; updated to ownerManagedAccess false",
 				"owner", owner, "user_id", userID, "resource_id", r.ID)
@@ -344,6 +355,31 @@ func (c *Client) findResource(ctx context.Context, owner, userID string) (string
 		return r.ID, nil
 	}
 	return "", nil
+}
+
+// deletePermissionTickets deletes every permission ticket (share, pending
+// or approved request) on a resource, a page at a time.
+func (c *Client) deletePermissionTickets(ctx context.Context, resourceID string) error {
+	const page, maxPages = 100, 1000
+	for range maxPages {
+		q := url.Values{"resourceId": {resourceID}, "first": {"0"}, "max": {strconv.Itoa(page)}}
+		var tickets []struct {
+			ID string `json:"id"`
+		}
+		if err := c.do(ctx, http.MethodGet, c.issuer+"/authz/protection/permission/ticket?"+q.Encode(), nil, http.StatusOK, &tickets); err != nil {
+			return fmt.Errorf("protection: listing permission tickets of %s: %w", resourceID, err)
+		}
+		if len(tickets) == 0 {
+			return nil
+		}
+		for _, t := range tickets {
+			if err := c.do(ctx, http.MethodDelete, c.issuer+"/authz/protection/permission/ticket/"+url.PathEscape(t.ID), nil, http.StatusNoContent, nil); err != nil {
+				return fmt.Errorf("protection: deleting permission ticket %s of %s: %w", t.ID, resourceID, err)
+			}
+		}
+		c.cfg.Logger.Warn("permission tickets of a formerly owner-managed Incoming deleted", "resource_id", resourceID, "count", len(tickets))
+	}
+	return fmt.Errorf("protection: more than %d pages of permission tickets on %s", maxPages, resourceID)
 }
 
 var errConflict = errors.New("protection: resource exists")

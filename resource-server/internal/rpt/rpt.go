@@ -18,7 +18,11 @@
 //   - incoming_uri: exactly the Incoming URL the request is for (else
 //     ReasonIncomingURIMismatch);
 //   - grant_id: the grant's id, the key of single use (else
-//     ReasonGrantUnbound).
+//     ReasonGrantUnbound);
+//   - grant_mac: the policy's attestation of all of the above for this
+//     resource id (internal/grantmac, keyed with this Resource Server's
+//     client secret), so claims that a road skipping the policy copied from
+//     the client's pushed claims are refused (else ReasonGrantUnattested).
 //
 // content_type and file_name stay optional. Such refusals are
 // *RefusedError (errors.Is ErrRefused): the token is genuine but does not
@@ -26,6 +30,7 @@
 package rpt
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -38,6 +43,7 @@ import (
 
 	"github.com/golang-jwt/jwt/v5"
 
+	"github.com/umawide/umawide/internal/grantmac"
 	"github.com/umawide/umawide/internal/jwtverify"
 	"github.com/umawide/umawide/internal/uma"
 )
@@ -61,6 +67,7 @@ const (
 	ReasonContentUnbound      = "content_unbound"
 	ReasonIncomingURIMismatch = "incoming_uri_mismatch"
 	ReasonGrantUnbound        = "grant_unbound"
+	ReasonGrantUnattested     = "grant_unattested"
 )
 
 // RefusedError says which part of the invariant a permission lacks.
@@ -107,15 +114,22 @@ type Config struct {
 	Leeway time.Duration
 	// Now is the clock; default time.Now.
 	Now func() time.Time
+	// GrantMACKey keys grant_mac: this Resource Server's client secret, the
+	// key the claims-token policy uses. Required.
+	GrantMACKey []byte
 }
 
 // Verifier checks RPTs and readers' tokens.
 type Verifier struct {
 	rpt, reader *jwtverify.Verifier
+	macKey      []byte
 }
 
 // New builds a Verifier.
 func New(cfg Config) (*Verifier, error) {
+	if len(cfg.GrantMACKey) == 0 {
+		return nil, errors.New("rpt: a grant_mac key (the client secret) is required")
+	}
 	base := jwtverify.Config{Issuer: cfg.Issuer, Algorithms: cfg.Algorithms, Leeway: cfg.Leeway, Keys: cfg.Keys, Now: cfg.Now}
 	reader, err := jwtverify.New(base)
 	if err != nil {
@@ -127,7 +141,7 @@ func New(cfg Config) (*Verifier, error) {
 	if err != nil {
 		return nil, fmt.Errorf("rpt: %w", err)
 	}
-	return &Verifier{rpt: r, reader: reader}, nil
+	return &Verifier{rpt: r, reader: reader, macKey: bytes.Clone(cfg.GrantMACKey)}, nil
 }
 
 // Permission is one entry of an RPT's authorization.permissions.
@@ -266,6 +280,19 @@ func (v *Verifier) Authorize(ctx context.Context, raw, resourceID, incomingURL s
 	}
 	if err != nil {
 		return Grant{}, fmt.Errorf("%w: %w", ErrInvalid, err)
+	}
+
+	mac, err := claimValue(p.Claims, grantmac.Claim, 64)
+	if err == nil {
+		err = grantmac.Verify(v.macKey, p.RSID, map[string]string{
+			uma.ClaimGrantID: g.GrantID, uma.ClaimSenderEmail: g.Sender.Email, uma.ClaimSenderIss: g.Sender.Iss,
+			uma.ClaimSenderSub: g.Sender.Sub, uma.ClaimContentSHA256: sum, uma.ClaimContentLength: length,
+			uma.ClaimIncomingURI: uri, uma.ClaimContentType: g.Content.ContentType, uma.ClaimFileName: g.Content.FileName,
+			grantmac.Claim: mac,
+		})
+	}
+	if err != nil {
+		return Grant{}, refused(ReasonGrantUnattested, "%v", err)
 	}
 	return g, nil
 }

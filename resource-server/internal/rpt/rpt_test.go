@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"crypto/rsa"
 	"errors"
+	"maps"
 	"strings"
 	"testing"
 	"time"
@@ -22,7 +23,7 @@ const (
 )
 
 func newVerifier(t testing.TB, s *rpttest.Signer) *rpt.Verifier {
-	v, err := rpt.New(rpt.Config{Issuer: issuer, Audience: "resource-server", Keys: s.Keys()})
+	v, err := rpt.New(rpt.Config{Issuer: issuer, Audience: "resource-server", Keys: s.Keys(), GrantMACKey: rpttest.MACKey})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -57,7 +58,7 @@ func TestAuthorize(t *testing.T) {
 		t.Errorf("binding %+v", g.Content)
 	}
 	// A bare string is accepted as one value too; the jti is not needed.
-	cl = rpttest.GrantClaims(incoming, nil)
+	cl = rpttest.Attest(rid, rpttest.GrantClaims(incoming, nil))
 	perm := map[string]any{"rsid": rid, "scopes": []string{"create"}, "claims": map[string]any{}}
 	for k, vals := range cl {
 		perm["claims"].(map[string]any)[k] = vals[0]
@@ -111,6 +112,14 @@ func TestAuthorizeInvariant(t *testing.T) {
 		{"two grant_id", set("grant_id", rpttest.NewGrantID(), rpttest.NewGrantID()), rpt.ReasonGrantUnbound},
 		{"short grant_id", set("grant_id", "abc"), rpt.ReasonGrantUnbound},
 		{"grant_id not BASE64URL", set("grant_id", strings.Repeat("+", 22)), rpt.ReasonGrantUnbound},
+		{"no grant_mac (claims copied by a road that skips the policy)", set("grant_mac"), rpt.ReasonGrantUnattested},
+		{"forged grant_mac", set("grant_mac", strings.Repeat("A", 43)), rpt.ReasonGrantUnattested},
+		{"grant_mac of another resource", func(c map[string][]string) { maps.Copy(c, rpttest.Attest("rid-carol", c)) }, rpt.ReasonGrantUnattested},
+		{"file name changed after the grant", func(c map[string][]string) {
+			a := rpttest.Attest(rid, c)
+			a["file_name"] = []string{"invoice.pdf"}
+			maps.Copy(c, a)
+		}, rpt.ReasonGrantUnattested},
 		// The first missing part is the one reported.
 		{"nothing at all", func(c map[string][]string) { clear(c) }, rpt.ReasonSenderUnverified},
 	}

@@ -54,7 +54,7 @@ func FuzzIncomingRequest(f *testing.F) {
 	}
 	f.Cleanup(func() { st.Close() })
 	signer := rpttest.New(asURI)
-	v, err := rpt.New(rpt.Config{Issuer: asURI, Audience: "resource-server", Keys: signer.Keys()})
+	v, err := rpt.New(rpt.Config{Issuer: asURI, Audience: "resource-server", Keys: signer.Keys(), GrantMACKey: rpttest.MACKey})
 	if err != nil {
 		f.Fatal(err)
 	}

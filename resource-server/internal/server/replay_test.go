@@ -40,7 +40,7 @@ func TestReplayPrecheckOnlyForLargeBodies(t *testing.T) {
 	t.Cleanup(func() { st.Close() })
 	counted := &lookupCounter{Store: st}
 	signer := rpttest.New(asURI)
-	v, _ := rpt.New(rpt.Config{Issuer: asURI, Audience: "resource-server", Keys: signer.Keys()})
+	v, _ := rpt.New(rpt.Config{Issuer: asURI, Audience: "resource-server", Keys: signer.Keys(), GrantMACKey: rpttest.MACKey})
 	s, err := New(Config{
 		Realm: "bar", ASURI: asURI, PublicURL: publicURL, IsUnknownOwner: func(error) bool { return false },
 		Store: counted, Protection: &fakeProt{}, Verifier: v, Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),

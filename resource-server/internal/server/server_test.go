@@ -107,7 +107,7 @@ func newEnv(t *testing.T, maxBody int64) *env {
 	}
 	t.Cleanup(func() { st.Close() })
 	signer := rpttest.New(asURI)
-	v, err := rpt.New(rpt.Config{Issuer: asURI, Audience: "resource-server", Keys: signer.Keys()})
+	v, err := rpt.New(rpt.Config{Issuer: asURI, Audience: "resource-server", Keys: signer.Keys(), GrantMACKey: rpttest.MACKey})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -707,7 +707,7 @@ func BenchmarkPost1KiB(b *testing.B) {
 	}
 	defer st.Close()
 	signer := rpttest.New(asURI)
-	v, _ := rpt.New(rpt.Config{Issuer: asURI, Audience: "resource-server", Keys: signer.Keys()})
+	v, _ := rpt.New(rpt.Config{Issuer: asURI, Audience: "resource-server", Keys: signer.Keys(), GrantMACKey: rpttest.MACKey})
 	s, err := New(Config{
 		Realm: "bar", ASURI: asURI, PublicURL: publicURL, IsUnknownOwner: func(error) bool { return false },
 		Store: st, Protection: &fakeProt{}, Verifier: v, Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
@@ -749,7 +749,7 @@ func BenchmarkPost1KiBParallel(b *testing.B) {
 	}
 	defer st.Close()
 	signer := rpttest.New(asURI)
-	v, _ := rpt.New(rpt.Config{Issuer: asURI, Audience: "resource-server", Keys: signer.Keys()})
+	v, _ := rpt.New(rpt.Config{Issuer: asURI, Audience: "resource-server", Keys: signer.Keys(), GrantMACKey: rpttest.MACKey})
 	s, err := New(Config{
 		Realm: "bar", ASURI: asURI, PublicURL: publicURL, IsUnknownOwner: func(error) bool { return false },
 		Store: st, Protection: &fakeProt{}, Verifier: v, Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),

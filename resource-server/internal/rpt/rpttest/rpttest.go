@@ -15,6 +15,7 @@ import (
 
 	"github.com/golang-jwt/jwt/v5"
 
+	"github.com/umawide/umawide/internal/grantmac"
 	"github.com/umawide/umawide/internal/jwk"
 	"github.com/umawide/umawide/internal/jwtverify"
 	"github.com/umawide/umawide/internal/uma"
@@ -89,7 +90,7 @@ func (s *Signer) RPT(perms []Perm, extra jwt.MapClaims) string {
 		}
 		m := map[string]any{"rsid": p.RSID, "rsname": "incoming:x", "scopes": scopes}
 		if p.Claims != nil {
-			m["claims"] = p.Claims
+			m["claims"] = Attest(p.RSID, p.Claims)
 		}
 		list = append(list, m)
 	}
@@ -101,6 +102,34 @@ func (s *Signer) RPT(perms []Perm, extra jwt.MapClaims) string {
 		}
 	}
 	return s.Sign(c)
+}
+
+// MACKey is the grant_mac key of the unit tests (the Resource Server's
+// client secret in a real deployment).
+var MACKey = []byte("resource-server-secret")
+
+// Attest adds grant_mac, as the claims-token policy would, to claims that
+// carry a grant_id and no grant_mac key; a grant_mac key with no values is
+// removed (an unattested permission), one with values is kept as given.
+func Attest(rsid string, claims map[string][]string) map[string][]string {
+	out := maps.Clone(claims)
+	if v, ok := out[grantmac.Claim]; ok {
+		if len(v) == 0 {
+			delete(out, grantmac.Claim)
+		}
+		return out
+	}
+	if _, ok := out[uma.ClaimGrantID]; !ok {
+		return out
+	}
+	one := map[string]string{}
+	for k, v := range out {
+		if len(v) == 1 {
+			one[k] = v[0]
+		}
+	}
+	out[grantmac.Claim] = []string{grantmac.Compute(MACKey, rsid, one)}
+	return out
 }
 
 // Sender of the permissions GrantClaims makes.
