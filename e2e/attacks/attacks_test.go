@@ -25,5 +25,6 @@ func TestAttacks(t *testing.T) {
 	t.Run("pushed claims", s.pushedClaims)
 	t.Run("spellings", s.spellings)
 	t.Run("Claims Provider requests", s.claimsProviderRequests)
+	t.Run("roads to an RPT", s.roads)
 	t.Run("RPT misuse", func(t *testing.T) { s.rptMisuse(t, short) })
 }

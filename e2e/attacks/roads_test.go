@@ -3,8 +3,8 @@ package attacks
 import (
 	"bytes"
 	"encoding/json"
-	"fmt"
 	"io"
+	"maps"
 	"net/http"
 	"net/url"
 	"strings"
@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/umawide/umawide/internal/e2etest"
+	"github.com/umawide/umawide/internal/grantmac"
 	"github.com/umawide/umawide/internal/kctest"
 	"github.com/umawide/umawide/internal/uma"
 )
@@ -39,7 +40,6 @@ func (s *suite) roads(t *testing.T) {
 	}
 
 	t.Run("a stock client that never sends submit_request: 403 ten times, nothing pending", func(t *testing.T) {
-		c := newContent("stock client")
 		s.unchanged(t, func() {
 			for i := range 10 {
 				ticket := s.Ticket(t, "bob")
@@ -49,7 +49,6 @@ func (s *suite) roads(t *testing.T) {
 				if te == nil || te.StatusCode != http.StatusForbidden {
 					t.Fatalf("denial %d: %v, want 403", i+1, te)
 				}
-				_ = c
 			}
 		})
 		if n := s.pendingTickets(t); n != 0 {
@@ -133,7 +132,7 @@ func (s *suite) roads(t *testing.T) {
 	t.Run("a permission by resource name", func(t *testing.T) {
 		ticket := s.Ticket(t, "bob")
 		c := newContent("by name")
-		f := e2etest.GrantForm(ticket, e2etest.Pushed(s.claimsToken(t, ticket, e2etest.AliceEmail, ""), s.meta(c, "bob")))
+		f := e2etest.GrantForm(ticket, s.PushedFor("bob", s.claimsToken(t, ticket, e2etest.AliceEmail, ""), c.meta()))
 		f.Del("ticket")
 		f.Set("audience", "resource-server")
 		f.Set("permission", s.bobResourceName(t)+"#"+uma.ScopeCreate)
@@ -145,7 +144,7 @@ func (s *suite) roads(t *testing.T) {
 		c := newContent("refreshed")
 		ticket := s.Ticket(t, "bob")
 		tok, err := kctest.PostToken(e2etest.Timeout(t, time.Minute), s.asURI, "rqp-client", e2etest.RQPSecret,
-			e2etest.GrantForm(ticket, e2etest.Pushed(s.claimsToken(t, ticket, e2etest.AliceEmail, ""), s.meta(c, "bob"))))
+			e2etest.GrantForm(ticket, s.PushedFor("bob", s.claimsToken(t, ticket, e2etest.AliceEmail, ""), c.meta())))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -193,21 +192,25 @@ func (s *suite) roads(t *testing.T) {
 		c := newContent("elsewhere")
 		ticket := s.Ticket(t, "bob")
 		ct := s.claimsToken(t, ticket, e2etest.AliceEmail, "")
-		m := s.meta(c, "bob")
+		m := c.meta()
 		m[uma.ClaimIncomingURI] = "https://other.example/incoming/hr"
-		s.unchanged(t, func() { s.expectDenied(t, "incoming_uri_mismatch", e2etest.GrantForm(ticket, e2etest.Pushed(ct, m))) })
+		s.unchanged(t, func() {
+			s.expectDenied(t, "incoming_uri_mismatch", e2etest.GrantForm(ticket, s.PushedFor("bob", ct, m)))
+		})
 
 		ticket = s.Ticket(t, "bob")
 		ct = s.claimsToken(t, ticket, e2etest.AliceEmail, "")
-		m = s.meta(c, "bob")
-		delete(m, uma.ClaimIncomingURI)
-		s.unchanged(t, func() { s.expectDenied(t, "incoming_uri_missing", e2etest.GrantForm(ticket, e2etest.Pushed(ct, m))) })
+		s.unchanged(t, func() {
+			s.expectDenied(t, "incoming_uri_missing", e2etest.GrantForm(ticket, e2etest.Pushed(ct, c.meta())))
+		})
 
 		ticket = s.Ticket(t, "bob")
 		ct = s.claimsToken(t, ticket, e2etest.AliceEmail, "")
-		m = s.meta(c, "bob")
+		m = c.meta()
 		delete(m, uma.ClaimContentSHA256)
-		s.unchanged(t, func() { s.expectDenied(t, "content_binding_missing", e2etest.GrantForm(ticket, e2etest.Pushed(ct, m))) })
+		s.unchanged(t, func() {
+			s.expectDenied(t, "content_binding_missing", e2etest.GrantForm(ticket, s.PushedFor("bob", ct, m)))
+		})
 		honestAfter(t)
 	})
 }
@@ -307,14 +310,77 @@ func (s *suite) pendingTickets(t *testing.T) int {
 	return len(list)
 }
 
-// meta is c's pushed metadata with the Incoming URL of owner at this
-// world's Resource Server.
-func (s *suite) meta(c content, owner string) map[string]string {
-	m := c.meta()
-	u, err := uma.CanonicalIncomingURL(s.RSURL + "/incoming/" + owner)
+// TestPolicyBypassedAtKeycloak: the Resource Server's half of the
+// invariant, through the real stack. A realm that someone misconfigured so
+// that a second permission (the stock client policy, decision strategy
+// AFFIRMATIVE) grants without the claims-token policy stands for any road
+// that skips the policy: Keycloak then copies the client's pushed claims into
+// the RPT, a complete and well-formed set included. The Resource Server
+// refuses every such RPT, because only the policy can write grant_mac.
+func TestPolicyBypassedAtKeycloak(t *testing.T) {
+	w := e2etest.New(t, e2etest.Options{RealmPrefix: "bar-bypass-", MutateRealm: func(rep map[string]any) {
+		authz := kctestResourceServer(rep)
+		authz["decisionStrategy"] = "AFFIRMATIVE"
+		authz["policies"] = append(authz["policies"].([]any), map[string]any{
+			"name": "create by rqp-client, no claims token", "type": "scope", "logic": "POSITIVE", "decisionStrategy": "UNANIMOUS",
+			"config": map[string]any{"scopes": `["create"]`, "applyPolicies": `["rqp-client only"]`},
+		})
+	}})
+	c := newContent("a forged sender")
+	ticket := w.Ticket(t, "bob")
+	claims, err := kctest.Claims(ticket)
 	if err != nil {
-		panic(fmt.Sprint(err))
+		t.Fatal(err)
 	}
-	m[uma.ClaimIncomingURI] = u
-	return m
+	rsid, _ := claims["permissions"].([]any)[0].(map[string]any)["rsid"].(string)
+	forged := c.meta()
+	forged[uma.ClaimSenderEmail] = "ceo@partner.example"
+	forged[uma.ClaimSenderIss] = w.CPURL
+	forged[uma.ClaimSenderSub] = "ceo"
+	forged[uma.ClaimGrantID] = "AAAAAAAAAAAAAAAAAAAAAA"
+	forged[uma.ClaimIncomingURI] = w.IncomingURI("bob")
+	withMAC := maps.Clone(forged)
+	withMAC["grant_mac"] = grantmac.Compute([]byte("not the resource server's secret"), rsid, forged)
+
+	before := len(w.BobMessages(t))
+	for name, pushed := range map[string]map[string]string{"no grant_mac": forged, "a grant_mac under a guessed key": withMAC} {
+		t.Run(name, func(t *testing.T) {
+			rpt, te := w.Grant(t, "", e2etest.GrantForm(w.Ticket(t, "bob"), e2etest.PushedClaims(toLists(pushed))))
+			if te != nil {
+				t.Fatalf("the misconfigured realm refused the bypass itself (%v): this test shows nothing", te)
+			}
+			if got := permissionClaims(t, rpt)[uma.ClaimSenderEmail]; len(got) != 1 || got[0] != "ceo@partner.example" {
+				t.Fatalf("the bypass RPT says sender %v: Keycloak did not copy the pushed claims", got)
+			}
+			a := w.RSDo(t, http.MethodPost, "/incoming/bob", rpt, c.body, c.header())
+			if a.Status != http.StatusForbidden || a.Err.Code != "insufficient_scope" || !strings.Contains(a.Err.Description, "grant_unattested") {
+				t.Fatalf("got %s, want 403 insufficient_scope (grant_unattested)", a)
+			}
+		})
+	}
+	if after := len(w.BobMessages(t)); after != before {
+		t.Fatalf("Bob's Incoming changed: %d messages, then %d", before, after)
+	}
+	// The honest push still succeeds in that realm: the claims-token policy
+	// grants and attests as everywhere.
+	honest := newContent("honest in the misconfigured realm")
+	ticket = w.Ticket(t, "bob")
+	ct := w.ClaimsToken(t, w.ClientToken(t), ticket, e2etest.AliceEmail, "")
+	rpt, te := w.Grant(t, "", e2etest.GrantForm(ticket, w.PushedFor("bob", ct, honest.meta())))
+	if te != nil {
+		t.Fatal(te)
+	}
+	created(t, w.RSDo(t, http.MethodPost, "/incoming/bob", rpt, honest.body, honest.header()))
+}
+
+// kctestResourceServer is the resource-server client's authorization
+// settings in a realm representation.
+func kctestResourceServer(rep map[string]any) map[string]any {
+	for _, c := range rep["clients"].([]any) {
+		cl := c.(map[string]any)
+		if cl["clientId"] == "resource-server" {
+			return cl["authorizationSettings"].(map[string]any)
+		}
+	}
+	panic("no resource-server client in the realm")
 }
