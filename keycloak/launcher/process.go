@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"log/slog"
 	"net"
 	"os"
 	"os/exec"
@@ -60,8 +61,13 @@ func CacheDir() (string, error) {
 }
 
 // Distribution returns the unpacked keycloak-quarkus-dist of Version, fetching
-// it with Maven on first use. Concurrent callers share one download.
+// it with Maven on first use (saying so on slog.Default()). Concurrent
+// callers share one download.
 func Distribution(ctx context.Context) (string, error) {
+	return distribution(ctx, slog.Default())
+}
+
+func distribution(ctx context.Context, log *slog.Logger) (string, error) {
 	cache, err := CacheDir()
 	if err != nil {
 		return "", err
@@ -81,14 +87,12 @@ func Distribution(ctx context.Context) (string, error) {
 	if _, err := os.Stat(filepath.Join(dist, "bin", "kc.sh")); err == nil {
 		return dist, nil // another process finished it while we waited
 	}
+	log.Info("preparing the Keycloak distribution (first use only)", "version", Version, "cache", cache)
 	dl := filepath.Join(cache, "download")
 	zipPath := filepath.Join(dl, "keycloak-quarkus-dist-"+Version+".zip")
 	if _, err := os.Stat(zipPath); err != nil {
-		artifact := "org.keycloak:keycloak-quarkus-dist:" + Version + ":zip"
-		cmd := exec.CommandContext(ctx, "mvn", "-q", "-B", "dependency:copy",
-			"-Dartifact="+artifact, "-DoutputDirectory="+dl)
-		if out, err := cmd.CombinedOutput(); err != nil {
-			return "", fmt.Errorf("launcher: downloading %s with mvn: %w\n%s", artifact, err, out)
+		if err := fetchDistribution(ctx, log, dl); err != nil {
+			return "", err
 		}
 	}
 	tmp, err := os.MkdirTemp(cache, "unpack-")
@@ -255,7 +259,7 @@ func startProcess(ctx context.Context, opts Options) (*Keycloak, error) {
 
 func startProcessOnce(ctx context.Context, opts Options) (*Keycloak, error) {
 	log := opts.Logger
-	dist, err := Distribution(ctx)
+	dist, err := distribution(ctx, log)
 	if err != nil {
 		return nil, err
 	}
