@@ -280,6 +280,14 @@ func startProcessOnce(ctx context.Context, opts Options) (*Keycloak, error) {
 			}
 		}
 	}
+	if opts.Cluster != nil && opts.Cluster.BindPort == 0 {
+		c := *opts.Cluster // the caller's options stay as given (a retry picks anew)
+		if c.BindPort, err = FreeClusterPort(); err != nil {
+			cleanup()
+			return nil, err
+		}
+		opts.Cluster = &c
+	}
 	logPath := opts.LogPath
 	if logPath == "" {
 		logPath = filepath.Join(home, "keycloak.log")
@@ -295,15 +303,7 @@ func startProcessOnce(ctx context.Context, opts Options) (*Keycloak, error) {
 	}
 	defer logFile.Close()
 
-	cmd := exec.Command(filepath.Join(home, "bin", "kc.sh"), "start-dev",
-		"--import-realm",
-		"--db=dev-mem",
-		"--http-host=127.0.0.1",
-		"--http-port="+strconv.Itoa(opts.HTTPPort),
-		"--http-management-port="+strconv.Itoa(opts.ManagementPort),
-		"--health-enabled=true",
-		"--metrics-enabled=true",
-	)
+	cmd := exec.Command(filepath.Join(home, "bin", "kc.sh"), processArgs(opts)...)
 	cmd.Dir = home
 	cmd.Stdout, cmd.Stderr = logFile, logFile
 	cmd.Env = append(os.Environ(),
@@ -312,6 +312,7 @@ func startProcessOnce(ctx context.Context, opts Options) (*Keycloak, error) {
 		"JAVA_OPTS_KC_HEAP=-Xms64m -Xmx"+opts.MaxHeap+" -XX:MaxMetaspaceSize=256m",
 		"JAVA_OPTS_APPEND="+strings.Join(strings.Fields(jvmMarkers()+" "+opts.JavaOpts+" "+os.Getenv("UMAWIDE_KEYCLOAK_JAVA_OPTS")), " "),
 	)
+	cmd.Env = append(cmd.Env, clusterEnv(opts.Cluster)...)
 	if persistentSessionsOff(os.Getenv, opts.Env) {
 		// A dev-mem database keeps nothing across restarts, so persisting
 		// user sessions buys nothing here and costs every uma-ticket grant a
