@@ -307,11 +307,23 @@ func serverArgs(data string, port int) []string {
 		"shared_buffers=32MB",
 		"log_min_messages=warning",
 	}
+	// The cluster name shows in the server's command line and process
+	// titles: .ci/run finds a server its run left behind by it.
+	settings = append(settings, "cluster_name="+ClusterName(os.Getenv("UMAWIDE_RUN_ID")))
 	args := []string{"-D", data}
 	for _, s := range settings {
 		args = append(args, "-c", s)
 	}
 	return args
+}
+
+// ClusterName names a server of the run runID (UMAWIDE_RUN_ID, as the
+// launcher marks its Keycloaks): umawide-<runID>, or umawide-test.
+func ClusterName(runID string) string {
+	if runID == "" {
+		return "umawide-test"
+	}
+	return "umawide-" + runID
 }
 
 // serverEnv is a small environment for the server: the test run's own

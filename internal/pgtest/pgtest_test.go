@@ -111,6 +111,10 @@ func TestStartServesTestDatabaseAndStopRemovesEverything(t *testing.T) {
 		t.Fatal("a wrong password was accepted")
 	}
 
+	cmdline, err := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", s.PID))
+	if err != nil || !strings.Contains(string(cmdline), "cluster_name="+ClusterName(os.Getenv("UMAWIDE_RUN_ID"))) {
+		t.Errorf("server command line %q lacks its cluster name (%v)", cmdline, err)
+	}
 	if os.Geteuid() == 0 {
 		if uid := processUID(t, s.PID); uid == 0 {
 			t.Fatal("the server runs as root")
