@@ -31,7 +31,7 @@ extension: $(EXTENSION_JAR) ## build the Keycloak extension (tests skipped)
 $(EXTENSION_JAR): $(shell find $(EXTENSION)/src/main $(EXTENSION)/pom.xml -type f 2>/dev/null)
 	$(MVN) -f $(EXTENSION)/pom.xml package -DskipTests
 
-test: test-java vet test-go ## run every test: Java unit tests, go vet, Go tests against one real Keycloak
+test: test-java vet test-go ## run every test: Java unit tests, go vet, Go tests against one real Keycloak and PostgreSQL
 
 test-java: ## the extension's unit tests (JUnit 5), then its JAR
 	$(MVN) -f $(EXTENSION)/pom.xml package
@@ -39,10 +39,15 @@ test-java: ## the extension's unit tests (JUnit 5), then its JAR
 vet:
 	$(GO) vet ./...
 
-# One Keycloak for the whole run: devstack exec starts it on free ports, sets
-# KEYCLOAK_URL for every test package and stops it when the tests end.
+# One Keycloak and one PostgreSQL for the whole run: devstack exec starts
+# them on free ports, sets KEYCLOAK_URL and UMAWIDE_TEST_DATABASE_URL for
+# every test package and stops them when the tests end. testreport prints
+# go test's usual progress, then every skipped test with its reason and the
+# counts; it fails when a test or a package failed.
 test-go:
-	$(GO) run ./devstack exec -- $(GO) test $(GO_TEST_FLAGS) ./...
+	@mkdir -p $(BIN)
+	$(GO) build -o $(BIN)/testreport ./internal/testreport
+	$(GO) run ./devstack exec -- $(GO) test -json $(GO_TEST_FLAGS) ./... | $(BIN)/testreport
 
 # The demo pushes as docs/PROTOCOL.md's defaults say: Keycloak on 8080, Claims
 # Provider on 8081, Resource Server on 8082 (all on 127.0.0.1).

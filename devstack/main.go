@@ -4,9 +4,11 @@
 //	devstack down     stop everything `up` started
 //	devstack status   say what runs where
 //	devstack exec -- CMD...
-//	                  start a private Keycloak on free ports, run CMD with
-//	                  KEYCLOAK_URL set to it, stop Keycloak, exit with CMD's status
-//	                  (`make test`: one Keycloak for every test package)
+//	                  start a private Keycloak on free ports and a private
+//	                  PostgreSQL server (internal/pgtest), run CMD with
+//	                  KEYCLOAK_URL and UMAWIDE_TEST_DATABASE_URL set to them,
+//	                  stop both, exit with CMD's status (`make test`: one
+//	                  Keycloak and one PostgreSQL for every test package)
 //
 // State and logs live in the run folder (-run-dir, UMAWIDE_RUN_DIR, default
 // <repo>/.run): logs/*.log, stack.json.
@@ -24,6 +26,7 @@ import (
 	"path/filepath"
 	"syscall"
 
+	"github.com/umawide/umawide/internal/pgtest"
 	"github.com/umawide/umawide/keycloak/launcher"
 )
 
@@ -89,14 +92,30 @@ func execWith(ctx context.Context, args []string) (int, error) {
 	if len(args) == 0 {
 		return 0, errors.New("exec: no command")
 	}
-	kc, err := launcher.Start(ctx, launcher.Options{})
-	if err != nil {
-		return 0, err
+	// PostgreSQL starts in a few seconds, Keycloak in tens: side by side.
+	type pgResult struct {
+		env []string
+		pg  *pgtest.Server
+		err error
+	}
+	pgDone := make(chan pgResult, 1)
+	go func() {
+		env, pg, err := startPostgres(ctx)
+		pgDone <- pgResult{env, pg, err}
+	}()
+	kc, kcErr := launcher.Start(ctx, launcher.Options{})
+	pgr := <-pgDone
+	defer func() { _ = pgr.pg.Stop(context.Background()) }()
+	if kcErr != nil {
+		return 0, kcErr
 	}
 	defer func() { _ = kc.Stop(context.Background()) }()
+	if pgr.err != nil {
+		return 0, pgr.err
+	}
 	cmd := exec.Command(args[0], args[1:]...)
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = os.Stdin, os.Stdout, os.Stderr
-	cmd.Env = append(os.Environ(), kcEnv(kc)...)
+	cmd.Env = append(append(os.Environ(), kcEnv(kc)...), pgr.env...)
 	// The child shares our process group: Ctrl-C reaches it directly; we only
 	// have to outlive it and then stop Keycloak. A SIGTERM to us is passed on.
 	signal.Ignore(os.Interrupt)
@@ -112,7 +131,7 @@ func execWith(ctx context.Context, args []string) (int, error) {
 		case <-done:
 		}
 	}()
-	err = cmd.Wait()
+	err := cmd.Wait()
 	var exit *exec.ExitError
 	if errors.As(err, &exit) {
 		return exit.ExitCode(), nil
@@ -121,6 +140,34 @@ func execWith(ctx context.Context, args []string) (int, error) {
 		return 0, err
 	}
 	return 0, nil
+}
+
+// DatabaseEnv is the PostgreSQL server (a superuser's URL) the store,
+// scale-out and cluster tests use; they skip, saying so, without it.
+const DatabaseEnv = "UMAWIDE_TEST_DATABASE_URL"
+
+// startPostgres starts a private PostgreSQL server for the tests and returns
+// the environment that points them to it. A server given in the environment
+// is used as it is; UMAWIDE_TEST_POSTGRES=off starts none; missing server
+// binaries are not an error (the tests that need them skip and say why).
+func startPostgres(ctx context.Context) ([]string, *pgtest.Server, error) {
+	if os.Getenv(DatabaseEnv) != "" {
+		slog.Info("PostgreSQL from the environment", "env", DatabaseEnv)
+		return nil, nil, nil
+	}
+	if os.Getenv("UMAWIDE_TEST_POSTGRES") == "off" {
+		slog.Warn("no PostgreSQL started (UMAWIDE_TEST_POSTGRES=off): its tests will skip")
+		return nil, nil, nil
+	}
+	pg, err := pgtest.Start(ctx, pgtest.Options{})
+	if errors.Is(err, pgtest.ErrNoServer) {
+		slog.Warn("no PostgreSQL started: its tests will skip", "err", err)
+		return nil, nil, nil
+	}
+	if err != nil {
+		return nil, nil, fmt.Errorf("devstack: private PostgreSQL (UMAWIDE_TEST_POSTGRES=off to run without it): %w", err)
+	}
+	return []string{DatabaseEnv + "=" + pg.URL(pgtest.Database)}, pg, nil
 }
 
 // kcEnv tells tests and tools where Keycloak is (launcher's external mode).

@@ -1,39 +1,69 @@
-// Package cluster tests the claims-token policy's replay protection across
-// the nodes of one Keycloak cluster, as compose.scale.yaml runs it (two
-// nodes, one PostgreSQL database, Infinispan over jdbc-ping): a claims
-// token's jti accepted at one node is refused at the other, and so is a
-// ticket that got an RPT at the other node.
+// Package cluster tests umawide on a Keycloak cluster as compose.scale.yaml
+// runs it: two Keycloak processes (`start`, one PostgreSQL database,
+// embedded Infinispan whose nodes find each other through the database:
+// jdbc-ping), one issuer for both (--hostname), a Resource Server next to
+// each node on one shared PostgreSQL database.
 //
-// Nobody starts a cluster for `make test` (two more Keycloaks on the CI
-// machine), so the test runs only when it is given one:
+// Under `make test` the test starts the cluster itself on the private
+// PostgreSQL server of the run (UMAWIDE_TEST_DATABASE_URL, internal/pgtest):
+// the launcher's Cluster option, each node on its own HTTP, management and
+// cluster ports on 127.0.0.1, the realm imported once through the first
+// node. It checks that
+//
+//   - a claims token's jti accepted at one node is refused at the other
+//     (jti_replayed), and a ticket that got an RPT at one node is refused at
+//     the other (ticket_reused): the policy's single-use store is the
+//     cluster's;
+//   - a ticket made at node A is granted at node B, and the RPT is accepted
+//     by the Resource Server next to node B (and the other way round);
+//   - an RPT used at one Resource Server is refused at the other;
+//   - Bob lists the same Incoming at both.
+//
+// Given two nodes of a running cluster instead,
 //
 //	UMAWIDE_TEST_KEYCLOAK_NODES=http://127.0.0.1:18080,http://127.0.0.1:18180 go test ./deploy/cluster
 //
-// with the nodes' admin in KEYCLOAK_ADMIN_USER / KEYCLOAK_ADMIN_PASSWORD
-// (default admin/admin) and the umawide extension loaded. docs/DEPLOYMENT.md
-// says how it was run.
+// (their admin in KEYCLOAK_ADMIN_USER / KEYCLOAK_ADMIN_PASSWORD, default
+// admin/admin, the umawide extension loaded), it runs the replay checks
+// against those.
 package cluster
 
 import (
+	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
+	"fmt"
+	"io"
 	"net/http"
 	"net/url"
 	"os"
 	"path/filepath"
+	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
+
 	"github.com/umawide/umawide/internal/kctest"
+	"github.com/umawide/umawide/internal/stack"
 	"github.com/umawide/umawide/internal/testcp"
 	"github.com/umawide/umawide/internal/uma"
 	"github.com/umawide/umawide/keycloak/launcher"
 )
 
-// NodesEnv lists the base URLs of the nodes of one Keycloak cluster.
-const NodesEnv = "UMAWIDE_TEST_KEYCLOAK_NODES"
+// Environment the test reads.
+const (
+	// NodesEnv lists the base URLs of the nodes of a running cluster.
+	NodesEnv = "UMAWIDE_TEST_KEYCLOAK_NODES"
+	// DatabaseEnv is a PostgreSQL server (a role that may create
+	// databases) to start a cluster on.
+	DatabaseEnv = "UMAWIDE_TEST_DATABASE_URL"
+)
 
 func env(name, def string) string {
 	if v := os.Getenv(name); v != "" {
@@ -54,7 +84,7 @@ func (n *node) url(path string) string { return n.kc.BaseURL + "/realms/" + n.re
 func (n *node) postJSON(t *testing.T, path string, body, out any) {
 	t.Helper()
 	data, _ := json.Marshal(body)
-	req, _ := http.NewRequest(http.MethodPost, n.url(path), strings.NewReader(string(data)))
+	req, _ := http.NewRequest(http.MethodPost, n.url(path), bytes.NewReader(data))
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("Authorization", "Bearer "+n.pat)
 	res, err := http.DefaultClient.Do(req)
@@ -70,57 +100,151 @@ func (n *node) postJSON(t *testing.T, path string, body, out any) {
 	}
 }
 
-func TestReplayRefusedAcrossNodes(t *testing.T) {
-	raw := os.Getenv(NodesEnv)
-	if raw == "" {
-		t.Skipf("claims-token replay across Keycloak nodes NOT tested: set %s to the base URLs of two nodes of one cluster", NodesEnv)
-	}
-	var nodes []*node
-	for _, u := range strings.Split(raw, ",") {
-		nodes = append(nodes, &node{kc: &launcher.Keycloak{
-			BaseURL: strings.TrimRight(strings.TrimSpace(u), "/"), Mode: launcher.ModeExternal,
-			AdminUser: env("KEYCLOAK_ADMIN_USER", "admin"), AdminPassword: env("KEYCLOAK_ADMIN_PASSWORD", "admin"),
-		}})
-	}
-	if len(nodes) < 2 {
-		t.Fatalf("%s names %d node(s), want two", NodesEnv, len(nodes))
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+// freshDatabase creates a database on the server of base, dropped when the
+// test ends (register it before starting what uses it).
+func freshDatabase(t *testing.T, base, prefix string) string {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
+	admin, err := pgx.Connect(ctx, base)
+	if err != nil {
+		t.Fatalf("%s: %v", DatabaseEnv, err)
+	}
+	name := prefix + kctest.RandomHex(6)
+	if _, err := admin.Exec(ctx, "CREATE DATABASE "+name); err != nil {
+		admin.Close(ctx)
+		t.Fatalf("create database (the role of %s must be allowed to): %v", DatabaseEnv, err)
+	}
+	admin.Close(ctx)
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		admin, err := pgx.Connect(ctx, base)
+		if err != nil {
+			t.Errorf("drop database %s: %v", name, err)
+			return
+		}
+		defer admin.Close(ctx)
+		if _, err := admin.Exec(ctx, "DROP DATABASE IF EXISTS "+name+" WITH (FORCE)"); err != nil {
+			t.Errorf("drop database %s: %v", name, err)
+		}
+	})
+	u, err := url.Parse(base)
+	if err != nil {
+		t.Fatal(err)
+	}
+	u.Path = "/" + name
+	return u.String()
+}
 
-	// A copy of realm bar trusting this test's Claims Provider, imported
-	// through node 0 (the admin REST API through the node's own address).
-	cp := testcp.New(t)
-	root, err := launcher.RepoRoot()
+// jdbc turns a postgres:// URL into Keycloak's JDBC URL, user and password.
+func jdbc(t *testing.T, pgURL string) (jdbcURL, user, password string) {
+	t.Helper()
+	u, err := url.Parse(pgURL)
 	if err != nil {
 		t.Fatal(err)
 	}
-	file, err := os.ReadFile(filepath.Join(launcher.RealmDir(root), "bar-realm.json"))
+	password, _ = u.User.Password()
+	return "jdbc:postgresql://" + u.Host + u.Path, u.User.Username(), password
+}
+
+// startCluster starts two Keycloak nodes on a fresh database: node A
+// imports the realm files into the empty database, node B joins it (as
+// compose.scale.yaml starts keycloak-2 once keycloak is healthy). Both
+// issue as node A's address.
+func startCluster(t *testing.T, base string) []*launcher.Keycloak {
+	t.Helper()
+	jdbcURL, user, password := jdbc(t, freshDatabase(t, base, "umawide_kc_"))
+	portA, err := launcher.FreePort()
 	if err != nil {
 		t.Fatal(err)
 	}
-	var rep map[string]any
-	if err := json.Unmarshal(launcher.ExpandPlaceholders(file, map[string]string{
-		"UMAWIDE_CLAIMS_PROVIDER_ISSUER":           cp.Issuer,
-		"UMAWIDE_CLAIMS_PROVIDER_JWKS_URI":         cp.JWKSURI(),
-		"UMAWIDE_CLAIMS_TOKEN_ALLOW_INSECURE_URLS": "true",
-	}), &rep); err != nil {
-		t.Fatal(err)
+	hostname := "http://127.0.0.1:" + strconv.Itoa(portA)
+	var nodes []*launcher.Keycloak
+	for i, port := range []int{portA, 0} {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
+		kc, err := launcher.Start(ctx, launcher.Options{
+			// Not the run's Keycloak (KEYCLOAK_URL), nor a container.
+			Mode:         launcher.ModeProcess,
+			HTTPPort:     port,
+			MaxHeap:      "512m",
+			StartTimeout: 10 * time.Minute,
+			Cluster: &launcher.Cluster{
+				DBURL: jdbcURL, DBUser: user, DBPassword: password,
+				Hostname: hostname, Production: true, SkipImport: i > 0,
+			},
+		})
+		cancel()
+		if err != nil {
+			t.Fatalf("cluster node %d: %v", i, err)
+		}
+		t.Cleanup(func() {
+			if err := kc.Stop(context.Background()); err != nil {
+				t.Errorf("stop node %d: %v", i, err)
+			}
+		})
+		t.Logf("node %d: %s (log %s)", i, kc.BaseURL, kc.LogPath)
+		nodes = append(nodes, kc)
 	}
-	realm := "bar-cluster-" + kctest.RandomHex(4)
-	rep["realm"] = realm
-	delete(rep, "id")
-	data, _ := json.Marshal(rep)
-	if err := nodes[0].kc.ImportRealm(ctx, data); err != nil {
+	return nodes
+}
+
+func TestCluster(t *testing.T) {
+	var kcs []*launcher.Keycloak
+	base := os.Getenv(DatabaseEnv)
+	if raw := os.Getenv(NodesEnv); raw != "" {
+		for _, u := range strings.Split(raw, ",") {
+			kcs = append(kcs, &launcher.Keycloak{
+				BaseURL: strings.TrimRight(strings.TrimSpace(u), "/"), Mode: launcher.ModeExternal,
+				AdminUser: env("KEYCLOAK_ADMIN_USER", "admin"), AdminPassword: env("KEYCLOAK_ADMIN_PASSWORD", "admin"),
+			})
+		}
+		if len(kcs) != 2 {
+			t.Fatalf("%s names %d node(s), want two", NodesEnv, len(kcs))
+		}
+		base = "" // the Resource Servers need the cluster's issuer setup: only on a cluster of our own
+	} else {
+		if base == "" {
+			t.Skipf("Keycloak cluster NOT tested: set %s (a PostgreSQL role that may create databases; make test starts one) or %s (two nodes of a running cluster)", DatabaseEnv, NodesEnv)
+		}
+		if testing.Short() {
+			t.Skip("Keycloak cluster NOT tested: -short (it starts two Keycloaks)")
+		}
+		kcs = startCluster(t, base)
+	}
+	c := setUp(t, kcs)
+	t.Run("replay refused across nodes", c.replay)
+	if base == "" {
+		return
+	}
+	t.Run("resource server per node", func(t *testing.T) { c.resourceServers(t, base) })
+}
+
+// clusterTest is one realm copy on the cluster, seen through each node.
+type clusterTest struct {
+	ctx        context.Context
+	cp         *testcp.Provider
+	nodes      []*node
+	realm      string
+	resourceID string
+}
+
+// setUp imports a copy of realm bar trusting this test's Claims Provider,
+// once, through node 0's admin REST API, and gets a PAT from each node.
+func setUp(t *testing.T, kcs []*launcher.Keycloak) *clusterTest {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
+	t.Cleanup(cancel)
+	c := &clusterTest{ctx: ctx, cp: testcp.New(t), realm: "bar-cluster-" + kctest.RandomHex(4)}
+	if err := kcs[0].ImportBarCopy(ctx, launcher.BarCopy{Name: c.realm, ClaimsProviderURL: c.cp.Issuer}); err != nil {
 		t.Fatalf("import through node 0: %v", err)
 	}
 	t.Cleanup(func() {
-		if err := nodes[0].kc.DeleteRealm(context.Background(), realm); err != nil {
-			t.Errorf("delete realm %s: %v", realm, err)
+		if err := kcs[0].DeleteRealm(context.Background(), c.realm); err != nil {
+			t.Errorf("delete realm %s: %v", c.realm, err)
 		}
 	})
-	for i, n := range nodes {
-		n.realm = realm
+	for i, kc := range kcs {
+		n := &node{kc: kc, realm: c.realm}
 		tok, err := kctest.ClientCredentials(ctx, n.url(""), "resource-server", "resource-server-secret", "")
 		if err != nil {
 			t.Fatalf("node %d: PAT: %v", i, err)
@@ -128,73 +252,253 @@ func TestReplayRefusedAcrossNodes(t *testing.T) {
 		n.pat = tok.AccessToken
 		claims, _ := kctest.Claims(tok.AccessToken)
 		n.issuer, _ = claims["iss"].(string)
+		c.nodes = append(c.nodes, n)
 	}
-	if nodes[0].issuer != nodes[1].issuer {
-		t.Fatalf("the nodes issue as %s and %s: one cluster has one issuer (KC_HOSTNAME)", nodes[0].issuer, nodes[1].issuer)
+	if c.nodes[0].issuer != c.nodes[1].issuer {
+		t.Fatalf("the nodes issue as %s and %s: one cluster has one issuer (KC_HOSTNAME)", c.nodes[0].issuer, c.nodes[1].issuer)
 	}
-	var resource struct {
-		ID string `json:"_id"`
-	}
-	nodes[0].postJSON(t, "/authz/protection/resource_set", map[string]any{
-		"name": uma.IncomingResourceName("bob"), "type": uma.ResourceTypeIncoming, "owner": "bob",
-		"ownerManagedAccess": true, "resource_scopes": []string{uma.ScopeCreate}, "uris": []string{uma.IncomingPath("bob")},
-	}, &resource)
+	return c
+}
 
-	ticket := func(n *node) string {
-		var tk struct {
-			Ticket string `json:"ticket"`
+func (c *clusterTest) ticket(t *testing.T, n *node) string {
+	t.Helper()
+	if c.resourceID == "" {
+		var resource struct {
+			ID string `json:"_id"`
 		}
-		n.postJSON(t, "/authz/protection/permission",
-			[]map[string]any{{"resource_id": resource.ID, "resource_scopes": []string{uma.ScopeCreate}}}, &tk)
-		return tk.Ticket
+		c.nodes[0].postJSON(t, "/authz/protection/resource_set", map[string]any{
+			"name": uma.IncomingResourceName("bob"), "type": uma.ResourceTypeIncoming, "owner": "bob",
+			"ownerManagedAccess": true, "resource_scopes": []string{uma.ScopeCreate}, "uris": []string{uma.IncomingPath("bob")},
+		}, &resource)
+		c.resourceID = resource.ID
 	}
-	claimsToken := func(ticket, jti string) string {
-		now := time.Now().Unix()
-		return cp.SignES256(testcp.Header("ES256", testcp.ECKID), map[string]any{
-			"iss": cp.Issuer, "sub": "alice-user-id", "aud": nodes[0].issuer, "iat": now, "exp": now + 120,
-			"jti": jti, "ticket_digest": uma.TicketDigest(ticket), "email": "alice@foo.example", "email_verified": true,
-		})
+	var tk struct {
+		Ticket string `json:"ticket"`
 	}
-	grant := func(n *node, ticket, claimsToken string) error {
-		ct, err := uma.PushedClaims{uma.ClaimClaimsToken: {claimsToken}}.Encode()
-		if err != nil {
-			t.Fatal(err)
-		}
-		_, err = kctest.PostToken(ctx, n.url(""), "rqp-client", "rqp-client-secret", url.Values{
-			"grant_type": {uma.GrantTypeUMATicket}, "ticket": {ticket}, "submit_request": {"false"},
-			"claim_token_format": {uma.ClaimTokenFormatJWT}, "claim_token": {ct},
-		})
-		return err
-	}
-	denied := func(err error) bool {
-		var te *kctest.TokenError
-		return errors.As(err, &te) && te.StatusCode == http.StatusForbidden
-	}
+	n.postJSON(t, "/authz/protection/permission",
+		[]map[string]any{{"resource_id": c.resourceID, "resource_scopes": []string{uma.ScopeCreate}}}, &tk)
+	return tk.Ticket
+}
 
-	// A claims token's jti: accepted at node 0, refused at node 1.
+// claimsToken is what the Claims Provider of foo.example would sign for
+// Alice, bound to ticket.
+func (c *clusterTest) claimsToken(ticket, jti string) string {
+	now := time.Now().Unix()
+	return c.cp.SignES256(testcp.Header("ES256", testcp.ECKID), map[string]any{
+		"iss": c.cp.Issuer, "sub": "alice-user-id", "aud": c.nodes[0].issuer, "iat": now, "exp": now + 120,
+		"jti": jti, "ticket_digest": uma.TicketDigest(ticket), "email": "alice@foo.example", "email_verified": true,
+	})
+}
+
+// grant runs the uma-ticket grant at node n; extra pushed claims (content
+// metadata) go with the claims token.
+func (c *clusterTest) grant(t *testing.T, n *node, ticket, claimsToken string, extra uma.PushedClaims) (string, error) {
+	t.Helper()
+	pushed := uma.PushedClaims{uma.ClaimClaimsToken: {claimsToken}}
+	for k, v := range extra {
+		pushed[k] = v
+	}
+	ct, err := pushed.Encode()
+	if err != nil {
+		t.Fatal(err)
+	}
+	tok, err := kctest.PostToken(c.ctx, n.url(""), "rqp-client", "rqp-client-secret", url.Values{
+		"grant_type": {uma.GrantTypeUMATicket}, "ticket": {ticket}, "submit_request": {"false"},
+		"claim_token_format": {uma.ClaimTokenFormatJWT}, "claim_token": {ct},
+	})
+	if err != nil {
+		return "", err
+	}
+	return tok.AccessToken, nil
+}
+
+func denied(err error) bool {
+	var te *kctest.TokenError
+	return errors.As(err, &te) && te.StatusCode == http.StatusForbidden
+}
+
+func (c *clusterTest) replay(t *testing.T) {
+	a, b := c.nodes[0], c.nodes[1]
+	// A claims token's jti: accepted at node A, refused at node B.
 	jti := kctest.RandomHex(16)
-	t1 := ticket(nodes[0])
-	if err := grant(nodes[0], t1, claimsToken(t1, jti)); err != nil {
-		t.Fatalf("grant at node 0: %v", err)
+	t1 := c.ticket(t, a)
+	if _, err := c.grant(t, a, t1, c.claimsToken(t1, jti), nil); err != nil {
+		t.Fatalf("grant at node A: %v", err)
 	}
-	t2 := ticket(nodes[1])
-	if err := grant(nodes[1], t2, claimsToken(t2, jti)); !denied(err) {
-		t.Fatalf("the same jti at node 1: %v, want 403 (jti_replayed)", err)
+	t2 := c.ticket(t, b)
+	if _, err := c.grant(t, b, t2, c.claimsToken(t2, jti), nil); !denied(err) {
+		t.Fatalf("the same jti at node B: %v, want 403 (jti_replayed)", err)
 	}
 
-	// A ticket: an RPT at node 1, then refused at node 0 (with a fresh jti).
-	t3 := ticket(nodes[0])
-	if err := grant(nodes[1], t3, claimsToken(t3, kctest.RandomHex(16))); err != nil {
-		t.Fatalf("grant at node 1: %v", err)
+	// A ticket made at node A: an RPT at node B, then refused at node A
+	// (with a fresh jti).
+	t3 := c.ticket(t, a)
+	if _, err := c.grant(t, b, t3, c.claimsToken(t3, kctest.RandomHex(16)), nil); err != nil {
+		t.Fatalf("node A's ticket granted at node B: %v", err)
 	}
-	if err := grant(nodes[0], t3, claimsToken(t3, kctest.RandomHex(16))); !denied(err) {
-		t.Fatalf("the same ticket at node 0: %v, want 403 (ticket_reused)", err)
+	if _, err := c.grant(t, a, t3, c.claimsToken(t3, kctest.RandomHex(16)), nil); !denied(err) {
+		t.Fatalf("the same ticket at node A: %v, want 403 (ticket_reused)", err)
 	}
 	// And a fresh ticket and jti still work at both.
-	for i, n := range nodes {
-		tk := ticket(n)
-		if err := grant(n, tk, claimsToken(tk, kctest.RandomHex(16))); err != nil {
+	for i, n := range c.nodes {
+		tk := c.ticket(t, n)
+		if _, err := c.grant(t, n, tk, c.claimsToken(tk, kctest.RandomHex(16)), nil); err != nil {
 			t.Fatalf("fresh grant at node %d: %v", i, err)
 		}
 	}
+}
+
+// resourceServers starts a Resource Server next to each node (its
+// Keycloak calls go to its own node; the issuer is the cluster's) on one
+// shared database, and runs the push flow across them.
+func (c *clusterTest) resourceServers(t *testing.T, base string) {
+	dbURL := freshDatabase(t, base, "umawide_rs_")
+	dir := t.TempDir()
+	bins, err := stack.Build(c.ctx, dir, "resource-server")
+	if err != nil {
+		t.Fatal(err)
+	}
+	issuer := c.nodes[0].issuer
+	var rs []*stack.Service
+	for i, n := range c.nodes {
+		port, err := launcher.FreePort()
+		if err != nil {
+			t.Fatal(err)
+		}
+		s, err := stack.Start(c.ctx, stack.ResourceServer{
+			Binary: bins["resource-server"], Listen: fmt.Sprintf("127.0.0.1:%d", port),
+			KeycloakURL: n.kc.BaseURL, Realm: c.realm, DatabaseURL: dbURL,
+			Extra:   []string{"-issuer", issuer},
+			LogPath: filepath.Join(dir, fmt.Sprintf("resource-server-%d.log", i)),
+		}.Spec())
+		if err != nil {
+			t.Fatalf("resource server next to node %d: %v", i, err)
+		}
+		t.Cleanup(func() {
+			if err := s.Stop(context.Background()); err != nil {
+				t.Errorf("stop resource server %d: %v", i, err)
+			}
+		})
+		rs = append(rs, s)
+	}
+	client := &http.Client{Timeout: time.Minute}
+	post := func(at, token string, body []byte) (int, http.Header, []byte) {
+		t.Helper()
+		req, err := http.NewRequestWithContext(c.ctx, http.MethodPost, at+uma.IncomingPath("bob"), bytes.NewReader(body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		req.Header.Set("Content-Type", "text/plain")
+		if token != "" {
+			req.Header.Set("Authorization", "Bearer "+token)
+		}
+		res, err := client.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer res.Body.Close()
+		data, _ := io.ReadAll(io.LimitReader(res.Body, 1<<20))
+		return res.StatusCode, res.Header, data
+	}
+	// push: the challenge at one Resource Server (its node makes the
+	// ticket), the grant at the given node, the RPT to the other
+	// Resource Server. Returns the message id and the RPT.
+	push := func(challengeAt int, grantAt *node, storeAt int, body []byte) (string, string) {
+		t.Helper()
+		status, header, data := post(rs[challengeAt].URL, "", body)
+		if status != http.StatusUnauthorized {
+			t.Fatalf("POST without token at resource server %d: %d %s", challengeAt, status, data)
+		}
+		ch, err := uma.ParseChallenge(header)
+		if err != nil {
+			t.Fatalf("challenge: %v", err)
+		}
+		if ch.ASURI != issuer {
+			t.Fatalf("as_uri %s, want the cluster's issuer %s", ch.ASURI, issuer)
+		}
+		sum := sha256.Sum256(body)
+		rpt, err := c.grant(t, grantAt, ch.Ticket, c.claimsToken(ch.Ticket, kctest.RandomHex(16)), uma.PushedClaims{
+			uma.ClaimContentSHA256: {hex.EncodeToString(sum[:])},
+			uma.ClaimContentLength: {strconv.Itoa(len(body))},
+			uma.ClaimContentType:   {"text/plain"},
+		})
+		if err != nil {
+			t.Fatalf("grant of resource server %d's ticket at %s: %v", challengeAt, grantAt.kc.BaseURL, err)
+		}
+		status, _, data = post(rs[storeAt].URL, rpt, body)
+		if status != http.StatusCreated {
+			t.Fatalf("POST with RPT at resource server %d: %d %s", storeAt, status, data)
+		}
+		var m struct {
+			ID string `json:"id"`
+		}
+		if err := json.Unmarshal(data, &m); err != nil || m.ID == "" {
+			t.Fatalf("201 body %s: %v", data, err)
+		}
+		return m.ID, rpt
+	}
+	body1 := []byte("pushed through node A's ticket, node B's grant, " + kctest.RandomHex(4))
+	id1, rpt1 := push(0, c.nodes[1], 1, body1)
+	body2 := []byte("pushed through node B's ticket, node A's grant, " + kctest.RandomHex(4))
+	id2, _ := push(1, c.nodes[0], 0, body2)
+
+	// The RPT used at Resource Server B is refused at Resource Server A.
+	if status, _, data := post(rs[0].URL, rpt1, body1); status != http.StatusForbidden && status != http.StatusUnauthorized {
+		t.Fatalf("an RPT used at resource server 1, again at resource server 0: %d %s, want a refusal", status, data)
+	}
+
+	// Bob logs in (at the cluster's frontend address, node A's: where
+	// --hostname sends every browser) and lists the same Incoming at both.
+	port, err := launcher.FreePort()
+	if err != nil {
+		t.Fatal(err)
+	}
+	login, err := kctest.LoginForTokens(c.ctx, kctest.CodeFlow{
+		Issuer: issuer, ClientID: "incoming-app",
+		RedirectURI: fmt.Sprintf("http://127.0.0.1:%d/", port), Scope: "openid",
+	}, "bob", "bob-password")
+	if err != nil {
+		t.Fatalf("bob's login: %v", err)
+	}
+	want := []string{id1, id2}
+	slices.Sort(want)
+	for i, s := range rs {
+		ids := list(t, c.ctx, client, s.URL, login.AccessToken)
+		slices.Sort(ids)
+		if !slices.Equal(ids, want) {
+			t.Fatalf("resource server %d lists %v, want %v", i, ids, want)
+		}
+	}
+}
+
+// list is Bob's listing of his Incoming at one Resource Server (ids).
+func list(t *testing.T, ctx context.Context, client *http.Client, base, token string) []string {
+	t.Helper()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, base+uma.IncomingPath("bob")+"/messages?limit=1000", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Authorization", "Bearer "+token)
+	res, err := client.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	data, _ := io.ReadAll(io.LimitReader(res.Body, 1<<20))
+	if res.StatusCode != http.StatusOK {
+		t.Fatalf("GET messages at %s: %d %s", base, res.StatusCode, data)
+	}
+	var out struct {
+		Messages []struct {
+			ID string `json:"id"`
+		} `json:"messages"`
+	}
+	if err := json.Unmarshal(data, &out); err != nil {
+		t.Fatal(err)
+	}
+	var ids []string
+	for _, m := range out.Messages {
+		ids = append(ids, m.ID)
+	}
+	return ids
 }

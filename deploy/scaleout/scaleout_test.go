@@ -2,8 +2,8 @@
 // runs it: several processes (the built binary, started as devstack starts
 // it) on one PostgreSQL database, behind one realm of a real Keycloak. It
 // needs a PostgreSQL server: UMAWIDE_TEST_DATABASE_URL (a role that may
-// create databases; .ci/services provides one). Each run gets its own
-// database, dropped at the end.
+// create databases; `make test` starts a private one, internal/pgtest). Each
+// run gets its own database, dropped at the end.
 package scaleout
 
 import (

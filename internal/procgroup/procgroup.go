@@ -24,10 +24,25 @@ import (
 // for the process: the parent-death signal fires when the thread that forked
 // the child exits, so that thread must live as long as the child.
 func Start(cmd *exec.Cmd, detached bool) (<-chan struct{}, error) {
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	var deathSignal syscall.Signal
 	if !detached {
-		cmd.SysProcAttr.Pdeathsig = syscall.SIGTERM
+		deathSignal = syscall.SIGTERM
 	}
+	return StartWithDeathSignal(cmd, deathSignal)
+}
+
+// StartWithDeathSignal is Start for a process that wants another signal than
+// SIGTERM when this process dies (PostgreSQL: SIGTERM is its "smart"
+// shutdown, which waits for every client; SIGINT ends it now); 0 detaches it.
+// A cmd.SysProcAttr that is already set (Credential: run as another user)
+// is kept; the kernel keeps the parent-death signal across that user change
+// because Go sets it after switching the user.
+func StartWithDeathSignal(cmd *exec.Cmd, deathSignal syscall.Signal) (<-chan struct{}, error) {
+	if cmd.SysProcAttr == nil {
+		cmd.SysProcAttr = &syscall.SysProcAttr{}
+	}
+	cmd.SysProcAttr.Setpgid = true
+	cmd.SysProcAttr.Pdeathsig = deathSignal
 	started := make(chan error, 1)
 	exited := make(chan struct{})
 	go func() {

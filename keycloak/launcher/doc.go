@@ -13,7 +13,13 @@
 //     downloaded once with mvn into a cache outside the source tree
 //     ($UMAWIDE_CACHE_DIR, default $XDG_CACHE_HOME/umawide or ~/.cache/umawide),
 //     copied into a private instance folder and started as a process with
-//     --db=dev-mem, free ports and a modest heap.
+//     --db=dev-mem, free ports and a modest heap. The first download says what
+//     it fetches (Maven's download lines) and how far it is.
+//
+// Options.Cluster starts a process instead as a node of a cluster on an
+// external PostgreSQL (cache ispn, jdbc-ping discovery, its own cluster port
+// on 127.0.0.1), as compose.scale.yaml runs Keycloak; deploy/cluster starts
+// two.
 //
 // UMAWIDE_KEYCLOAK_MODE=external|docker|process forces one of them.
 //

@@ -62,6 +62,9 @@ type Options struct {
 	StartTimeout time.Duration
 	// Logger receives progress; default slog.Default().
 	Logger *slog.Logger
+	// Cluster, in process mode, makes this Keycloak a node of a cluster on
+	// an external PostgreSQL (see Cluster); nil: a lone server on dev-mem.
+	Cluster *Cluster
 }
 
 // Keycloak is a running server.
@@ -124,6 +127,12 @@ func Start(ctx context.Context, opts Options) (*Keycloak, error) {
 	}
 	if mode == ModeExternal {
 		return external(ctx)
+	}
+	if opts.Cluster != nil && mode != ModeProcess {
+		return nil, fmt.Errorf("launcher: a cluster node runs in process mode, not %s", mode)
+	}
+	if err := opts.Cluster.check(); err != nil {
+		return nil, err
 	}
 	if err := opts.resolveFiles(); err != nil {
 		return nil, err

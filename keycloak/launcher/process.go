@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"log/slog"
 	"net"
 	"os"
 	"os/exec"
@@ -60,8 +61,13 @@ func CacheDir() (string, error) {
 }
 
 // Distribution returns the unpacked keycloak-quarkus-dist of Version, fetching
-// it with Maven on first use. Concurrent callers share one download.
+// it with Maven on first use (saying so on slog.Default()). Concurrent
+// callers share one download.
 func Distribution(ctx context.Context) (string, error) {
+	return distribution(ctx, slog.Default())
+}
+
+func distribution(ctx context.Context, log *slog.Logger) (string, error) {
 	cache, err := CacheDir()
 	if err != nil {
 		return "", err
@@ -81,14 +87,12 @@ func Distribution(ctx context.Context) (string, error) {
 	if _, err := os.Stat(filepath.Join(dist, "bin", "kc.sh")); err == nil {
 		return dist, nil // another process finished it while we waited
 	}
+	log.Info("preparing the Keycloak distribution (first use only)", "version", Version, "cache", cache)
 	dl := filepath.Join(cache, "download")
 	zipPath := filepath.Join(dl, "keycloak-quarkus-dist-"+Version+".zip")
 	if _, err := os.Stat(zipPath); err != nil {
-		artifact := "org.keycloak:keycloak-quarkus-dist:" + Version + ":zip"
-		cmd := exec.CommandContext(ctx, "mvn", "-q", "-B", "dependency:copy",
-			"-Dartifact="+artifact, "-DoutputDirectory="+dl)
-		if out, err := cmd.CombinedOutput(); err != nil {
-			return "", fmt.Errorf("launcher: downloading %s with mvn: %w\n%s", artifact, err, out)
+		if err := fetchDistribution(ctx, log, dl); err != nil {
+			return "", err
 		}
 	}
 	tmp, err := os.MkdirTemp(cache, "unpack-")
@@ -255,7 +259,7 @@ func startProcess(ctx context.Context, opts Options) (*Keycloak, error) {
 
 func startProcessOnce(ctx context.Context, opts Options) (*Keycloak, error) {
 	log := opts.Logger
-	dist, err := Distribution(ctx)
+	dist, err := distribution(ctx, log)
 	if err != nil {
 		return nil, err
 	}
@@ -276,6 +280,14 @@ func startProcessOnce(ctx context.Context, opts Options) (*Keycloak, error) {
 			}
 		}
 	}
+	if opts.Cluster != nil && opts.Cluster.BindPort == 0 {
+		c := *opts.Cluster // the caller's options stay as given (a retry picks anew)
+		if c.BindPort, err = FreeClusterPort(); err != nil {
+			cleanup()
+			return nil, err
+		}
+		opts.Cluster = &c
+	}
 	logPath := opts.LogPath
 	if logPath == "" {
 		logPath = filepath.Join(home, "keycloak.log")
@@ -291,15 +303,7 @@ func startProcessOnce(ctx context.Context, opts Options) (*Keycloak, error) {
 	}
 	defer logFile.Close()
 
-	cmd := exec.Command(filepath.Join(home, "bin", "kc.sh"), "start-dev",
-		"--import-realm",
-		"--db=dev-mem",
-		"--http-host=127.0.0.1",
-		"--http-port="+strconv.Itoa(opts.HTTPPort),
-		"--http-management-port="+strconv.Itoa(opts.ManagementPort),
-		"--health-enabled=true",
-		"--metrics-enabled=true",
-	)
+	cmd := exec.Command(filepath.Join(home, "bin", "kc.sh"), processArgs(opts)...)
 	cmd.Dir = home
 	cmd.Stdout, cmd.Stderr = logFile, logFile
 	cmd.Env = append(os.Environ(),
@@ -308,6 +312,7 @@ func startProcessOnce(ctx context.Context, opts Options) (*Keycloak, error) {
 		"JAVA_OPTS_KC_HEAP=-Xms64m -Xmx"+opts.MaxHeap+" -XX:MaxMetaspaceSize=256m",
 		"JAVA_OPTS_APPEND="+strings.Join(strings.Fields(jvmMarkers()+" "+opts.JavaOpts+" "+os.Getenv("UMAWIDE_KEYCLOAK_JAVA_OPTS")), " "),
 	)
+	cmd.Env = append(cmd.Env, clusterEnv(opts.Cluster)...)
 	if persistentSessionsOff(os.Getenv, opts.Env) {
 		// A dev-mem database keeps nothing across restarts, so persisting
 		// user sessions buys nothing here and costs every uma-ticket grant a
