@@ -6,6 +6,7 @@ import (
 	"errors"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -38,6 +39,8 @@ type fakeKC struct {
 	failUpdate   atomic.Bool
 	createDelay  time.Duration
 	staleIDs     map[string]bool
+	// permission tickets (shares) per resource id, as ids
+	shares map[string][]string
 }
 
 func newFake(t *testing.T) (*fakeKC, *httptest.Server) {
@@ -46,7 +49,7 @@ func newFake(t *testing.T) (*fakeKC, *httptest.Server) {
 		"dora":                       {ID: "u-dora", Username: "dora", Enabled: false},
 		"service-account-rqp-client": {ID: "u-sa", Username: "service-account-rqp-client", Enabled: true, ServiceAccountClientID: "rqp-client"},
 		"robot":                      {ID: "u-robot", Username: "robot", Enabled: true, ServiceAccountClientID: "robot"},
-	}, res: map[string]string{}, omas: map[string]bool{}, staleIDs: map[string]bool{}}
+	}, res: map[string]string{}, omas: map[string]bool{}, staleIDs: map[string]bool{}, shares: map[string][]string{}}
 	srv := httptest.NewServer(http.HandlerFunc(f.serve))
 	t.Cleanup(srv.Close)
 	return f, srv
@@ -154,6 +157,26 @@ func (f *fakeKC) serve(w http.ResponseWriter, r *http.Request) {
 		f.omas[strings.TrimPrefix(r.URL.Path, "/realms/bar/authz/protection/resource_set/")] = in.OwnerManagedAccess
 		f.mu.Unlock()
 		w.WriteHeader(http.StatusNoContent)
+	case r.Method == http.MethodGet && r.URL.Path == "/realms/bar/authz/protection/permission/ticket":
+		out := []map[string]any{}
+		f.mu.Lock()
+		for _, id := range f.shares[r.URL.Query().Get("resourceId")] {
+			out = append(out, map[string]any{"id": id, "resource": r.URL.Query().Get("resourceId"), "granted": true})
+		}
+		f.mu.Unlock()
+		json.NewEncoder(w).Encode(out)
+	case r.Method == http.MethodDelete && strings.HasPrefix(r.URL.Path, "/realms/bar/authz/protection/permission/ticket/"):
+		id := strings.TrimPrefix(r.URL.Path, "/realms/bar/authz/protection/permission/ticket/")
+		f.mu.Lock()
+		defer f.mu.Unlock()
+		for rid, ids := range f.shares {
+			if i := slices.Index(ids, id); i >= 0 {
+				f.shares[rid] = slices.Delete(ids, i, i+1)
+				w.WriteHeader(http.StatusNoContent)
+				return
+			}
+		}
+		http.Error(w, `{"error":"not_found"}`, http.StatusNotFound)
 	case r.Method == http.MethodPost && r.URL.Path == "/realms/bar/authz/protection/permission":
 		var in []struct {
 			ResourceID string              `json:"resource_id"`
@@ -419,10 +442,16 @@ func TestOwnerManagedResourceIsUpdated(t *testing.T) {
 	f, srv := newFake(t)
 	f.res["u-bob"] = "rid-old"
 	f.omas["rid-old"] = true
+	f.shares["rid-old"] = []string{"share-1", "share-2"}
+	f.shares["rid-other"] = []string{"share-3"}
 	c := newClient(t, srv.URL)
 	tk, o, err := c.Ticket(context.Background(), "bob", bobURL)
 	if err != nil || o.ResourceID != "rid-old" || tk != "ticket-for-rid-old" {
 		t.Fatalf("ticket %q %+v %v", tk, o, err)
+	}
+	// Shares made while it was owner-managed outlive the switch: gone.
+	if len(f.shares["rid-old"]) != 0 || len(f.shares["rid-other"]) != 1 {
+		t.Fatalf("permission tickets left: %v", f.shares)
 	}
 	if f.updates.Load() != 1 || f.omas["rid-old"] || f.creates.Load() != 0 {
 		t.Fatalf("%d updates (owner-managed now %v), %d creates; want 1, false, 0", f.updates.Load(), f.omas["rid-old"], f.creates.Load())
