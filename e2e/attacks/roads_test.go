@@ -39,6 +39,19 @@ func (s *suite) roads(t *testing.T) {
 		return m
 	}
 
+	// refusedFor: a grant with forged sender claims, sent with bearer's own
+	// token, is refused and leaves Bob's Incoming as it was.
+	refusedFor := func(t *testing.T, who, bearer string) {
+		t.Helper()
+		c := newContent("forged, as " + who)
+		s.unchanged(t, func() {
+			f := e2etest.GrantForm(s.Ticket(t, "bob"), e2etest.PushedClaims(toLists(forged(c))))
+			if a := s.bearerGrant(t, bearer, f); a.Status != http.StatusForbidden {
+				t.Fatalf("%s's grant with forged sender claims: %s, want 403", who, a)
+			}
+		})
+	}
+
 	t.Run("a stock client that never sends submit_request: 403 ten times, nothing pending", func(t *testing.T) {
 		s.unchanged(t, func() {
 			for i := range 10 {
@@ -85,13 +98,7 @@ func (s *suite) roads(t *testing.T) {
 		if share.Status/100 == 2 {
 			t.Errorf("Keycloak accepted a share of an Incoming: %s", share)
 		}
-		c := newContent("shared")
-		s.unchanged(t, func() {
-			f := e2etest.GrantForm(s.Ticket(t, "bob"), e2etest.PushedClaims(toLists(forged(c))))
-			if a := s.bearerGrant(t, carol, f); a.Status != http.StatusForbidden {
-				t.Fatalf("carol's grant after a share: %s, want 403", a)
-			}
-		})
+		refusedFor(t, "carol", carol)
 		honestAfter(t)
 	})
 
@@ -107,25 +114,12 @@ func (s *suite) roads(t *testing.T) {
 		if a.Status/100 == 2 {
 			t.Errorf("Keycloak's account API accepted a share of an Incoming: %s", a)
 		}
-		carol := s.userToken(t, "carol", s.carolPass)
-		c := newContent("shared by account")
-		s.unchanged(t, func() {
-			f := e2etest.GrantForm(s.Ticket(t, "bob"), e2etest.PushedClaims(toLists(forged(c))))
-			if a := s.bearerGrant(t, carol, f); a.Status != http.StatusForbidden {
-				t.Fatalf("carol's grant after an account share: %s, want 403", a)
-			}
-		})
+		refusedFor(t, "carol", s.userToken(t, "carol", s.carolPass))
 		honestAfter(t)
 	})
 
 	t.Run("the owner's own token", func(t *testing.T) {
-		c := newContent("bob to himself")
-		s.unchanged(t, func() {
-			f := e2etest.GrantForm(s.Ticket(t, "bob"), e2etest.PushedClaims(toLists(forged(c))))
-			if a := s.bearerGrant(t, s.CachedBobToken(t), f); a.Status != http.StatusForbidden {
-				t.Fatalf("Bob's own grant with pushed sender claims: %s, want 403", a)
-			}
-		})
+		refusedFor(t, "bob", s.CachedBobToken(t))
 		honestAfter(t)
 	})
 
