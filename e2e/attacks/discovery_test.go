@@ -269,7 +269,7 @@ func TestDiscoveryAttacks(t *testing.T) {
 	token := func(t *testing.T, domain string) (string, string) {
 		ticket := s.Ticket(t, "bob")
 		c := s.claims("https://"+domain, "alice@"+domain, ticket)
-		return ticket, e2etest.Pushed(dp.SignES256(testcp.Header("ES256", testcp.ECKID), c), nil)
+		return ticket, s.pushedBound(dp.SignES256(testcp.Header("ES256", testcp.ECKID), c))
 	}
 	// refused expects the policy's denial for domain within hangBound.
 	refused := func(t *testing.T, domain, reason string) {

@@ -39,7 +39,7 @@ func (s *suite) forged(t *testing.T) {
 	// deny pushes jws for ticket and expects the policy's reason.
 	deny := func(t *testing.T, ticket, jws, reason string) {
 		t.Helper()
-		s.unchanged(t, func() { s.expectDenied(t, reason, e2etest.GrantForm(ticket, e2etest.Pushed(jws, nil))) })
+		s.unchanged(t, func() { s.expectDenied(t, reason, e2etest.GrantForm(ticket, s.pushedBound(jws))) })
 	}
 	// partnerSigned is a partner token for a fresh ticket, claims edited.
 	partnerSigned := func(t *testing.T, edit func(c map[string]any)) (string, map[string]any) {
@@ -92,7 +92,7 @@ func (s *suite) forged(t *testing.T) {
 	t.Run("replay: a granted claims token with a new ticket, with its own ticket, a fresh token with the used ticket", func(t *testing.T) {
 		ticket := s.Ticket(t, "bob")
 		ct := s.claimsToken(t, ticket, e2etest.AliceEmail, "")
-		if _, te := s.Grant(t, "", e2etest.GrantForm(ticket, e2etest.Pushed(ct, nil))); te != nil {
+		if _, te := s.Grant(t, "", e2etest.GrantForm(ticket, s.pushedBound(ct))); te != nil {
 			t.Fatalf("honest grant: %v", te)
 		}
 		deny(t, s.Ticket(t, "bob"), ct, "ticket_digest_mismatch")
@@ -102,7 +102,7 @@ func (s *suite) forged(t *testing.T) {
 
 	t.Run("the same jti in a second token of the same issuer", func(t *testing.T) {
 		ticket, c := partnerSigned(t, func(map[string]any) {})
-		if _, te := s.Grant(t, "", e2etest.GrantForm(ticket, e2etest.Pushed(s.partner.SignES256(testcp.Header("ES256", testcp.ECKID), c), nil))); te != nil {
+		if _, te := s.Grant(t, "", e2etest.GrantForm(ticket, s.pushedBound(s.partner.SignES256(testcp.Header("ES256", testcp.ECKID), c)))); te != nil {
 			t.Fatalf("partner grant: %v", te)
 		}
 		jti := c["jti"]

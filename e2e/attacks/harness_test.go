@@ -76,6 +76,7 @@ func newSuiteWith(t *testing.T, kc *launcher.Keycloak, policy func(conf map[stri
 		users, _ := rep["users"].([]any)
 		rep["users"] = append(users, map[string]any{
 			"username": "carol", "enabled": true, "email": "carol@bar.example", "emailVerified": true,
+			"firstName": "Carol", "lastName": "Example", // else Keycloak's login asks her to complete her profile
 			"credentials": []any{map[string]any{"type": "password", "value": s.carolPass, "temporary": false}},
 		})
 		short := maps.Clone(e2etest.FindClient(rep, "rqp-client"))
@@ -262,6 +263,13 @@ func (s *suite) rptFor(t *testing.T, owner string, c content, email string) (rpt
 		t.Fatalf("honest grant refused: %v", te)
 	}
 	return rpt, ticket
+}
+
+// pushedBound is a claim_token for Bob's Incoming carrying claimsToken, a
+// well-formed content binding and the Incoming URL: the policy checks those
+// first, so its verdict on such a push is about the claims token itself.
+func (s *suite) pushedBound(claimsToken string) string {
+	return s.PushedFor("bob", claimsToken, newContent("bound").meta())
 }
 
 // post is step 9: the content with an RPT.

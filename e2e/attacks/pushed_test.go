@@ -54,10 +54,19 @@ func (s *suite) pushedClaims(t *testing.T) {
 		}
 	})
 
+	// bound is the honest binding and Incoming URL of c plus extra, as
+	// pushed claims next to ct.
+	bound := func(ct string, c content, extra map[string][]string) map[string][]string {
+		p := map[string][]string{uma.ClaimClaimsToken: {ct}, uma.ClaimIncomingURI: {s.IncomingURI("bob")},
+			uma.ClaimContentSHA256: {c.sha256()}, uma.ClaimContentLength: {fmt.Sprint(len(c.body))}}
+		maps.Copy(p, extra)
+		return p
+	}
+
 	t.Run("several values for the sender claims", func(t *testing.T) {
 		ticket, ct := valid(t)
-		rpt, te := s.Grant(t, "", e2etest.GrantForm(ticket, e2etest.PushedClaims(map[string][]string{uma.ClaimClaimsToken: {ct},
-			uma.ClaimSenderEmail: {"ceo@bar.example", e2etest.AliceEmail}, uma.ClaimSenderIss: {s.CPURL, s.partner.Issuer}})))
+		rpt, te := s.Grant(t, "", e2etest.GrantForm(ticket, e2etest.PushedClaims(bound(ct, newContent("several"), map[string][]string{
+			uma.ClaimSenderEmail: {"ceo@bar.example", e2etest.AliceEmail}, uma.ClaimSenderIss: {s.CPURL, s.partner.Issuer}}))))
 		if te != nil {
 			t.Fatal(te)
 		}
@@ -66,36 +75,47 @@ func (s *suite) pushedClaims(t *testing.T) {
 		}
 	})
 
-	t.Run("malformed content metadata and foreign claims are not in the RPT", func(t *testing.T) {
-		ticket, ct := valid(t)
+	// Issue 12: a malformed binding no longer gets an unbound RPT.
+	t.Run("malformed content binding", func(t *testing.T) {
 		sum := newContent("x").sha256()
-		rpt, te := s.Grant(t, "", e2etest.GrantForm(ticket, e2etest.PushedClaims(map[string][]string{uma.ClaimClaimsToken: {ct},
-			uma.ClaimContentSHA256: {strings.ToUpper(sum)},
-			uma.ClaimContentLength: {"01"},
-			uma.ClaimContentType:   {"text/plain\r\nX-Evil: yes"},
-			uma.ClaimFileName:      {"../../etc/passwd"},
-			"owner":                {"carol"}, "rsid": {"x"}, "scopes": {"create"}, "iss": {s.partner.Issuer}, "sub": {"x"},
-		})))
-		if te != nil {
-			t.Fatal(te)
-		}
-		if got := slices.Sorted(maps.Keys(permissionClaims(t, rpt))); !slices.Equal(got, []string{uma.ClaimSenderEmail, uma.ClaimSenderIss, uma.ClaimSenderSub}) {
-			t.Errorf("RPT claims %v, want only the sender's", permissionClaims(t, rpt))
-		}
 		for _, meta := range []map[string][]string{
-			{uma.ClaimContentLength: {"-1"}, uma.ClaimFileName: {"a\u202etxt.exe"}},
-			{uma.ClaimContentLength: {"1e3"}, uma.ClaimFileName: {".."}},
-			{uma.ClaimContentLength: {"99999999999999999999"}, uma.ClaimContentType: {"text/plain", "text/html"}},
-			{uma.ClaimContentSHA256: {sum, newContent("y").sha256()}, uma.ClaimFileName: {"a/b"}},
+			{uma.ClaimContentSHA256: {strings.ToUpper(sum)}},
+			{uma.ClaimContentLength: {"01"}},
+			{uma.ClaimContentLength: {"-1"}},
+			{uma.ClaimContentLength: {"1e3"}},
+			{uma.ClaimContentLength: {"99999999999999999999"}},
+			{uma.ClaimContentSHA256: {sum, newContent("y").sha256()}},
 		} {
 			ticket, ct := valid(t)
-			meta[uma.ClaimClaimsToken] = []string{ct}
-			rpt, te := s.Grant(t, "", e2etest.GrantForm(ticket, e2etest.PushedClaims(meta)))
+			s.unchanged(t, func() {
+				s.expectDenied(t, "content_binding_missing", e2etest.GrantForm(ticket, e2etest.PushedClaims(bound(ct, newContent("x"), meta))))
+			})
+		}
+	})
+
+	t.Run("malformed content type and file name and foreign claims are not in the RPT", func(t *testing.T) {
+		policys := []string{uma.ClaimContentLength, uma.ClaimContentSHA256, uma.ClaimGrantID, "grant_mac", uma.ClaimIncomingURI,
+			uma.ClaimSenderEmail, uma.ClaimSenderIss, uma.ClaimSenderSub}
+		for _, meta := range []map[string][]string{
+			{uma.ClaimContentType: {"text/plain\r\nX-Evil: yes"}, uma.ClaimFileName: {"../../etc/passwd"},
+				"owner": {"carol"}, "rsid": {"x"}, "scopes": {"create"}, "iss": {s.partner.Issuer}, "sub": {"x"},
+				uma.ClaimGrantID: {"AAAAAAAAAAAAAAAAAAAAAA"}, "grant_mac": {"forged"}},
+			{uma.ClaimFileName: {"a\u202etxt.exe"}},
+			{uma.ClaimFileName: {".."}},
+			{uma.ClaimContentType: {"text/plain", "text/html"}},
+			{uma.ClaimFileName: {"a/b"}},
+		} {
+			ticket, ct := valid(t)
+			rpt, te := s.Grant(t, "", e2etest.GrantForm(ticket, e2etest.PushedClaims(bound(ct, newContent("x"), meta))))
 			if te != nil {
 				t.Fatal(te)
 			}
-			if got := slices.Sorted(maps.Keys(permissionClaims(t, rpt))); len(got) != 3 {
-				t.Errorf("pushed %v: RPT claims %v, want only the sender's", meta, permissionClaims(t, rpt))
+			cl := permissionClaims(t, rpt)
+			if got := slices.Sorted(maps.Keys(cl)); !slices.Equal(got, policys) {
+				t.Errorf("pushed %v: RPT claims %v, want only the policy's %v", meta, cl, policys)
+			}
+			if g := cl[uma.ClaimGrantID]; len(g) != 1 || g[0] == "AAAAAAAAAAAAAAAAAAAAAA" {
+				t.Errorf("grant_id %v: the pushed one survived", g)
 			}
 		}
 	})
@@ -138,11 +158,11 @@ func (s *suite) pushedClaims(t *testing.T) {
 	})
 	t.Run("form fields twice", func(t *testing.T) {
 		ticket, ct := valid(t)
-		f := e2etest.GrantForm(ticket, e2etest.Pushed(ct, nil))
+		f := e2etest.GrantForm(ticket, s.pushedBound(ct))
 		f.Add("claim_token", e2etest.Pushed(ct, map[string]string{uma.ClaimSenderEmail: "ceo@bar.example"}))
 		s.unchanged(t, func() { s.expectDenied(t, "no_claim_token", f) })
 		ticket, ct = valid(t)
-		f = e2etest.GrantForm(ticket, e2etest.Pushed(ct, nil))
+		f = e2etest.GrantForm(ticket, s.pushedBound(ct))
 		f.Add("ticket", s.Ticket(t, "bob"))
 		s.unchanged(t, func() { s.expectDenied(t, "no_ticket", f) })
 	})
@@ -153,7 +173,7 @@ func (s *suite) pushedClaims(t *testing.T) {
 			t.Fatal(err)
 		}
 		rsid, _ := claims["permissions"].([]any)[0].(map[string]any)["rsid"].(string)
-		f := e2etest.GrantForm(ticket, e2etest.Pushed(ct, nil))
+		f := e2etest.GrantForm(ticket, s.pushedBound(ct))
 		f.Del("ticket")
 		f.Set("audience", "resource-server")
 		f.Set("permission", rsid+"#"+uma.ScopeCreate)
@@ -170,7 +190,7 @@ func (s *suite) pushedClaims(t *testing.T) {
 	})
 	t.Run("submit_request true: a pending request for the owner, no RPT", func(t *testing.T) {
 		ticket, ct := valid(t)
-		f := e2etest.GrantForm(ticket, e2etest.Pushed(ct+"x", nil))
+		f := e2etest.GrantForm(ticket, s.pushedBound(ct+"x"))
 		f.Set("submit_request", "true")
 		s.unchanged(t, func() {
 			_, te := s.Grant(t, "", f)
@@ -196,7 +216,7 @@ func (s *suite) pushedClaims(t *testing.T) {
 	})
 	t.Run("claim_token_format omitted: Keycloak takes claim_token for one of its ID tokens", func(t *testing.T) {
 		ticket, ct := valid(t)
-		f := e2etest.GrantForm(ticket, e2etest.Pushed(ct, nil))
+		f := e2etest.GrantForm(ticket, s.pushedBound(ct))
 		f.Del("claim_token_format")
 		keycloakRefuses(t, f, http.StatusBadRequest, "unauthorized_client")
 	})

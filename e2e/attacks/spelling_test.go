@@ -99,7 +99,7 @@ func (s *suite) spellings(t *testing.T) {
 		for _, email := range []string{"ALICE@FOO.EXAMPLE", "Alice@Foo.Example"} {
 			ticket := s.Ticket(t, "bob")
 			jws := s.claimsToken(t, ticket, email, "")
-			rpt, te := s.Grant(t, "", e2etest.GrantForm(ticket, e2etest.Pushed(jws, nil)))
+			rpt, te := s.Grant(t, "", e2etest.GrantForm(ticket, s.pushedBound(jws)))
 			if te != nil {
 				t.Fatalf("%s: %v", email, te)
 			}
@@ -127,12 +127,12 @@ func (s *suite) spellings(t *testing.T) {
 		} {
 			ticket := s.Ticket(t, "bob")
 			jws := s.partner.SignES256(testcp.Header("ES256", testcp.ECKID), s.claims(s.partner.Issuer, tc.email, ticket))
-			s.unchanged(t, func() { s.expectDenied(t, tc.reason, e2etest.GrantForm(ticket, e2etest.Pushed(jws, nil))) })
+			s.unchanged(t, func() { s.expectDenied(t, tc.reason, e2etest.GrantForm(ticket, s.pushedBound(jws))) })
 		}
 		// One spelling in the RPT: the lower-cased address.
 		ticket := s.Ticket(t, "bob")
 		jws := s.partner.SignES256(testcp.Header("ES256", testcp.ECKID), s.claims(s.partner.Issuer, "Alice@PARTNER.Example", ticket))
-		rpt, te := s.Grant(t, "", e2etest.GrantForm(ticket, e2etest.Pushed(jws, nil)))
+		rpt, te := s.Grant(t, "", e2etest.GrantForm(ticket, s.pushedBound(jws)))
 		if te != nil {
 			t.Fatal(te)
 		}
@@ -192,7 +192,7 @@ func (s *suite) spellings(t *testing.T) {
 				t.Errorf("GET %q as Bob: %s, want 404 or 400", target, a)
 			}
 		}
-		if a := s.raw(t, http.MethodGet, "/incoming/carol/messages", bob, nil); a.Status != 403 || a.Err.Code != "access_denied" {
+		if a := s.RSDo(t, http.MethodGet, "/incoming/carol/messages", s.CachedBobToken(t), nil, nil); a.Status != 403 || a.Err.Code != "access_denied" {
 			t.Errorf("Bob reads Carol's Incoming: %s, want 403 access_denied", a)
 		}
 	})

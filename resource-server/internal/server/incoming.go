@@ -223,7 +223,11 @@ func (s *Server) protectionFailed(c *gin.Context, o string, err error) {
 		return
 	}
 	if c.Request.Context().Err() != nil {
-		c.Abort() // the client went away
+		// The client went away (or half-closed its connection, which Go's
+		// server takes as the same): the check did not finish, and an
+		// unfinished check must never read as a success (gin would answer
+		// 200 for a handler that writes nothing).
+		s.fail(c, uma.NewError(http.StatusServiceUnavailable, uma.ErrUnavailable, "the request was canceled before the owner could be checked"), "canceled")
 		return
 	}
 	s.cfg.Logger.Error("no permission ticket from the authorization server", "owner", o, "err", err)
