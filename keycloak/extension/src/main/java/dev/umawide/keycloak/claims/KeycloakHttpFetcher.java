@@ -15,6 +15,7 @@ import org.apache.http.client.config.RequestConfig;
 import org.apache.http.client.methods.CloseableHttpResponse;
 import org.apache.http.client.methods.HttpGet;
 import org.apache.http.conn.DnsResolver;
+import org.apache.http.conn.util.InetAddressUtils;
 import org.apache.http.impl.client.CloseableHttpClient;
 import org.apache.http.impl.client.HttpClientBuilder;
 
@@ -27,7 +28,9 @@ import org.apache.http.impl.client.HttpClientBuilder;
  * reaches an address the guard approved, with the original host name for TLS SNI and
  * certificate checks, and the name is never resolved a second time (issue 12, finding 7). That
  * client trusts the JVM's default truststore (where Keycloak puts its {@code truststore-paths})
- * and uses no proxy: a proxy would resolve the name again. With {@code allowInsecureUrls}
+ * and uses no proxy: a proxy would resolve the name again. A host that is an address literal
+ * needs no resolution, so Keycloak's own client (its truststore and proxy mappings) fetches it
+ * after the guard's check. With {@code allowInsecureUrls}
  * (development only) nothing is checked and Keycloak's own client (its truststore and proxy
  * settings) is used.
  *
@@ -66,12 +69,24 @@ final class KeycloakHttpFetcher implements HttpFetcher {
     @Override
     public byte[] get(URI uri) throws IOException {
         InetAddress[] checked = guard.check(uri);
-        if (checked == null) {
+        if (checked == null || isAddressLiteral(uri.getHost())) {
+            // Insecure mode, or a host that is an address: no name is resolved, so nothing can
+            // change between the check and the connection, and Keycloak's own client (its
+            // truststore and proxy mappings) may carry the request.
             return fetch(client, uri);
         }
         try (CloseableHttpClient pinned = pinnedClient(uri.getHost(), checked)) {
             return fetch(pinned, uri);
         }
+    }
+
+    /** True for an IPv4 or IPv6 address literal (IPv6 in brackets as URIs write it). */
+    static boolean isAddressLiteral(String host) {
+        if (host == null) {
+            return false;
+        }
+        String bare = host.startsWith("[") && host.endsWith("]") ? host.substring(1, host.length() - 1) : host;
+        return InetAddressUtils.isIPv4Address(bare) || InetAddressUtils.isIPv6Address(bare);
     }
 
     /** A one-off client that can reach {@code host} only, at {@code addresses} only. */

@@ -128,6 +128,35 @@ class KeycloakHttpFetcherTest {
     }
 
     @Test
+    void addressLiterals() {
+        org.junit.jupiter.api.Assertions.assertTrue(KeycloakHttpFetcher.isAddressLiteral("192.0.2.1"));
+        org.junit.jupiter.api.Assertions.assertTrue(KeycloakHttpFetcher.isAddressLiteral("[2001:db8::1]"));
+        org.junit.jupiter.api.Assertions.assertFalse(KeycloakHttpFetcher.isAddressLiteral("cp.foo.example"));
+        org.junit.jupiter.api.Assertions.assertFalse(KeycloakHttpFetcher.isAddressLiteral("2130706433"));
+        org.junit.jupiter.api.Assertions.assertFalse(KeycloakHttpFetcher.isAddressLiteral("127.1"));
+        org.junit.jupiter.api.Assertions.assertFalse(KeycloakHttpFetcher.isAddressLiteral(null));
+    }
+
+    /** An address literal is checked and then fetched with Keycloak's client, resolving nothing. */
+    @Test
+    void addressLiteralGoesThroughKeycloaksClientAfterTheCheck() throws Exception {
+        AtomicInteger lookups = new AtomicInteger();
+        UrlGuard.Resolver counting = host -> {
+            lookups.incrementAndGet();
+            return InetAddress.getAllByName(host);
+        };
+        UrlGuard guard = new UrlGuard(false, counting, InetAddress::isLoopbackAddress, false);
+        KeycloakHttpFetcher f = new KeycloakHttpFetcher(client, guard, 500, 4096);
+        assertArrayEquals("{\"keys\":[]}".getBytes(StandardCharsets.UTF_8),
+                f.get(URI.create("http://127.0.0.1:" + server.getAddress().getPort() + "/jwks")));
+        assertEquals(1, hits.get());
+        UrlGuard strict = new UrlGuard(false, counting, a -> false, false);
+        assertThrows(IOException.class, () -> new KeycloakHttpFetcher(client, strict, 500, 4096)
+                .get(URI.create("http://127.0.0.1:" + server.getAddress().getPort() + "/jwks")));
+        assertEquals(1, hits.get(), "a refused address literal is never connected to");
+    }
+
+    @Test
     void pinnedClientReachesOnlyTheCheckedHost() throws Exception {
         InetAddress[] loopback = {InetAddress.getByName("127.0.0.1")};
         try (CloseableHttpClient pinned = KeycloakHttpFetcher.pinnedClient("jwks.invalid", loopback)) {
