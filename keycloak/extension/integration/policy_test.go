@@ -12,8 +12,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/umawide/umawide/internal/kctest"
 	"github.com/umawide/umawide/internal/grantmac"
+	"github.com/umawide/umawide/internal/kctest"
 	"github.com/umawide/umawide/internal/uma"
 )
 
