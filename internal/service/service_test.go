@@ -1,0 +1,261 @@
+package service
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/gin-gonic/gin"
+
+	"github.com/umawide/umawide/internal/uma"
+)
+
+var testTimeouts = Timeouts{ReadHeader: time.Second, Read: time.Minute, Write: time.Minute, Idle: time.Minute, Shutdown: time.Minute, MaxHeaderBytes: 8 << 10}
+
+type fixture struct {
+	svc   *Service
+	logs  *bytes.Buffer
+	ready error
+	calls atomic.Int32
+}
+
+func newFixture(t *testing.T, mod func(*Config)) *fixture {
+	t.Helper()
+	f := &fixture{logs: &bytes.Buffer{}}
+	cfg := Config{
+		Namespace: "test_svc",
+		Logger:    slog.New(slog.NewTextHandler(f.logs, nil)),
+		Ready: func(context.Context) error {
+			f.calls.Add(1)
+			return f.ready
+		},
+		Timeouts: testTimeouts,
+	}
+	if mod != nil {
+		mod(&cfg)
+	}
+	var err error
+	f.svc, err = New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.svc.Engine.GET("/panic", func(*gin.Context) { panic("boom") })
+	f.svc.Engine.GET("/abort", func(*gin.Context) { panic(http.ErrAbortHandler) })
+	f.svc.Engine.GET("/half", func(c *gin.Context) {
+		c.String(http.StatusOK, "partial")
+		panic("after the answer started")
+	})
+	return f
+}
+
+type answer struct {
+	status int
+	header http.Header
+	body   string
+}
+
+func (f *fixture) do(method, path string) answer {
+	w := httptest.NewRecorder()
+	f.svc.ServeHTTP(w, httptest.NewRequest(method, path, nil))
+	return answer{w.Code, w.Header(), w.Body.String()}
+}
+
+func (a answer) wantError(t *testing.T, status int, code string) {
+	t.Helper()
+	var e uma.Error
+	if a.status != status || json.Unmarshal([]byte(a.body), &e) != nil || e.Code != code {
+		t.Fatalf("got %d %s, want %d %s", a.status, a.body, status, code)
+	}
+}
+
+func TestNewRefusesIncompleteConfig(t *testing.T) {
+	ready := func(context.Context) error { return nil }
+	for _, c := range []Config{
+		{Ready: ready, Timeouts: testTimeouts},
+		{Namespace: "x", Timeouts: testTimeouts},
+		{Namespace: "x", Ready: ready},
+		{Namespace: "x", Ready: ready, Timeouts: Timeouts{ReadHeader: 1, Read: 1, Write: 1, Idle: 1, Shutdown: 1}},
+	} {
+		if _, err := New(c); err == nil {
+			t.Errorf("%+v accepted", c)
+		}
+	}
+}
+
+func TestHealthAndReadiness(t *testing.T) {
+	f := newFixture(t, nil)
+	if a := f.do(http.MethodGet, PathHealth); a.status != 200 || a.header.Get("Cache-Control") != "no-store" {
+		t.Fatalf("healthz %+v", a)
+	}
+	if a := f.do(http.MethodGet, PathReady); a.status != 200 || !strings.Contains(a.body, `"ready"`) {
+		t.Fatalf("readyz %+v", a)
+	}
+	f.ready = errors.New("database at 10.0.0.7 down")
+	a := f.do(http.MethodGet, PathReady)
+	a.wantError(t, 503, uma.ErrUnavailable)
+	if strings.Contains(a.body, "10.0.0.7") || !strings.Contains(f.logs.String(), "10.0.0.7") {
+		t.Fatalf("the cause must be logged, not answered: %s / %s", a.body, f.logs)
+	}
+	f.ready = uma.NewError(http.StatusServiceUnavailable, uma.ErrUnavailable, "no signing key loaded")
+	if a := f.do(http.MethodGet, PathReady); !strings.Contains(a.body, "no signing key loaded") {
+		t.Fatalf("a *uma.Error is the answer: %+v", a)
+	}
+	if n := f.calls.Load(); n != 3 {
+		t.Fatalf("%d checks for 3 probes without a cache", n)
+	}
+}
+
+func TestReadinessCache(t *testing.T) {
+	f := newFixture(t, func(c *Config) { c.ReadyCacheFor = time.Hour })
+	f.ready = errors.New("down")
+	for range 5 {
+		f.do(http.MethodGet, PathReady).wantError(t, 503, uma.ErrUnavailable)
+	}
+	if n := f.calls.Load(); n != 1 {
+		t.Fatalf("%d checks within the cache period", n)
+	}
+}
+
+func TestUnknownRoutesMethodsAndPanics(t *testing.T) {
+	var reasons []string
+	f := newFixture(t, func(c *Config) {
+		c.Fail = func(c *gin.Context, e *uma.Error, reason string) {
+			reasons = append(reasons, reason)
+			e.Write(c.Writer)
+			c.Abort()
+		}
+	})
+	f.do(http.MethodGet, "/nope").wantError(t, 404, uma.ErrNotFound)
+	f.do(http.MethodGet, PathHealth+"/").wantError(t, 404, uma.ErrNotFound)
+	f.do(http.MethodPost, PathHealth).wantError(t, 405, uma.ErrInvalidRequest)
+	f.do(http.MethodGet, "/panic").wantError(t, 500, uma.ErrServerError)
+	if a := f.do(http.MethodGet, "/half"); a.status != 200 || a.body != "partial" {
+		t.Fatalf("a panic after the answer started: %+v", a)
+	}
+	if strings.Join(reasons, ",") != "no_route,no_route,method,panic" {
+		t.Fatalf("reasons %v", reasons)
+	}
+	if !strings.Contains(f.logs.String(), "panic in handler") {
+		t.Fatal("panic not logged")
+	}
+	func() {
+		defer func() {
+			if v := recover(); v != http.ErrAbortHandler {
+				t.Fatalf("recovered %v, want http.ErrAbortHandler to go on", v)
+			}
+		}()
+		f.do(http.MethodGet, "/abort")
+	}()
+}
+
+func TestDefaultFailAndHeaders(t *testing.T) {
+	f := newFixture(t, nil)
+	a := f.do(http.MethodGet, "/nope")
+	a.wantError(t, 404, uma.ErrNotFound)
+	if a.header.Get("X-Content-Type-Options") != "nosniff" {
+		t.Fatalf("headers %v", a.header)
+	}
+}
+
+func TestMetricsAndRequestLog(t *testing.T) {
+	f := newFixture(t, nil)
+	f.do(http.MethodGet, PathHealth)
+	f.do(http.MethodGet, "/nope")
+	a := f.do(http.MethodGet, PathMetrics)
+	for _, want := range []string{
+		`test_svc_http_requests_total{code="200",method="GET",route="/healthz"} 1`,
+		`test_svc_http_requests_total{code="404",method="GET",route="unmatched"} 1`,
+		`test_svc_http_request_duration_seconds_count{route="/healthz",status="200"} 1`,
+		`go_goroutines`,
+	} {
+		if !strings.Contains(a.body, want) {
+			t.Errorf("metrics lack %s", want)
+		}
+	}
+	if !strings.Contains(f.logs.String(), "msg=request method=GET route=/healthz status=200") {
+		t.Fatalf("request log:\n%s", f.logs)
+	}
+}
+
+func TestHTTPServer(t *testing.T) {
+	hs := newFixture(t, nil).svc.HTTPServer("127.0.0.1:0")
+	if hs.ReadHeaderTimeout != time.Second || hs.ReadTimeout != time.Minute || hs.WriteTimeout != time.Minute ||
+		hs.IdleTimeout != time.Minute || hs.MaxHeaderBytes != 8<<10 || hs.ErrorLog == nil {
+		t.Fatalf("server %+v", hs)
+	}
+}
+
+// A request in flight when the context ends is answered; then Serve returns
+// and the listener is closed.
+func TestServeShutsDownGracefully(t *testing.T) {
+	f := newFixture(t, nil)
+	entered, release := make(chan struct{}), make(chan struct{})
+	f.svc.Engine.GET("/slow", func(c *gin.Context) {
+		close(entered)
+		<-release
+		c.String(http.StatusOK, "done")
+	})
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	served := make(chan error, 1)
+	go func() { served <- f.svc.Serve(ctx, l) }()
+
+	type result struct {
+		body string
+		err  error
+	}
+	got := make(chan result, 1)
+	go func() {
+		resp, err := http.Get("http://" + l.Addr().String() + "/slow")
+		if err != nil {
+			got <- result{err: err}
+			return
+		}
+		defer resp.Body.Close()
+		b, err := io.ReadAll(resp.Body)
+		got <- result{string(b), err}
+	}()
+	<-entered
+	cancel()
+	close(release)
+	if r := <-got; r.err != nil || r.body != "done" {
+		t.Fatalf("request in flight: %q, %v", r.body, r.err)
+	}
+	if err := <-served; err != nil {
+		t.Fatalf("Serve: %v", err)
+	}
+	if _, err := http.Get("http://" + l.Addr().String() + "/healthz"); err == nil {
+		t.Fatal("still serving after the shutdown")
+	}
+}
+
+func TestLogging(t *testing.T) {
+	var out bytes.Buffer
+	l, err := Logging{Level: "warn", Format: "json"}.New(&out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	l.Info("hidden")
+	l.Warn("shown")
+	if strings.Contains(out.String(), "hidden") || !strings.HasPrefix(out.String(), "{") {
+		t.Fatalf("log %q", out.String())
+	}
+	for _, bad := range []Logging{{Level: "loud", Format: "text"}, {Level: "info", Format: "xml"}} {
+		if _, err := bad.New(&out); err == nil {
+			t.Errorf("%+v accepted", bad)
+		}
+	}
+}
