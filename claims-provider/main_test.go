@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/umawide/umawide/claims-provider/internal/app"
+	"github.com/umawide/umawide/internal/flagenv"
 )
 
 func env(m map[string]string) func(string) (string, bool) {
@@ -23,6 +24,8 @@ func env(m map[string]string) func(string) (string, bool) {
 		return v, ok
 	}
 }
+
+func envName(flagName string) string { return flagenv.EnvName(EnvPrefix, flagName) }
 
 func TestDefaults(t *testing.T) {
 	o, err := parse(nil, env(nil), &bytes.Buffer{})
@@ -106,7 +109,7 @@ func TestSecretFile(t *testing.T) {
 		t.Error("empty secret file accepted")
 	}
 	big := filepath.Join(dir, "big")
-	_ = os.WriteFile(big, bytes.Repeat([]byte("x"), maxSecretFileBytes+1), 0o600)
+	_ = os.WriteFile(big, bytes.Repeat([]byte("x"), flagenv.MaxSecretFileBytes+1), 0o600)
 	if _, err := parse([]string{"-client-secret-file", big}, env(nil), &bytes.Buffer{}); err == nil {
 		t.Error("oversized secret file accepted")
 	}

@@ -51,8 +51,13 @@ func New(name, envPrefix, header string, out io.Writer) *Set {
 }
 
 // EnvName is the environment variable of a flag.
-func (s *Set) EnvName(flagName string) string {
-	return s.prefix + strings.ToUpper(strings.ReplaceAll(flagName, "-", "_"))
+func (s *Set) EnvName(flagName string) string { return EnvName(s.prefix, flagName) }
+
+// EnvName is the environment variable of a flag of a program whose
+// variables start with prefix: prefix and the flag name in upper case, '-'
+// as '_'.
+func EnvName(prefix, flagName string) string {
+	return prefix + strings.ToUpper(strings.ReplaceAll(flagName, "-", "_"))
 }
 
 // NoEnv marks a flag that has no environment variable.
