@@ -12,9 +12,18 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/umawide/umawide/internal/flagenv"
 )
 
-func env(m map[string]string) func(string) string { return func(k string) string { return m[k] } }
+func envName(flagName string) string { return flagenv.EnvName(envPrefix, flagName) }
+
+func env(m map[string]string) func(string) (string, bool) {
+	return func(k string) (string, bool) {
+		v, ok := m[k]
+		return v, ok
+	}
+}
 
 func TestFlagsAndEnvironment(t *testing.T) {
 	var out bytes.Buffer

@@ -68,6 +68,9 @@ type Config struct {
 	ReadyCacheFor time.Duration
 	// Timeouts of the HTTP server; each one zero is refused.
 	Timeouts Timeouts
+	// Middleware of the service's own runs after the skeleton's, for every
+	// route (the skeleton's too) and for unknown routes and methods.
+	Middleware []gin.HandlerFunc
 	// Fail answers a refusal of the skeleton's own (unknown route, method
 	// not allowed, panic) with e; default writes e and aborts. A service
 	// sets it to count its refusals by reason.
@@ -158,6 +161,7 @@ func New(cfg Config) (*Service, error) {
 		return nil, err
 	}
 	e.Use(s.observe, s.recover)
+	e.Use(cfg.Middleware...)
 	e.NoRoute(func(c *gin.Context) {
 		cfg.Fail(c, uma.NewError(http.StatusNotFound, uma.ErrNotFound, "no such endpoint"), ReasonNoRoute)
 	})

@@ -158,6 +158,28 @@ func TestUnknownRoutesMethodsAndPanics(t *testing.T) {
 	}()
 }
 
+// A service's middleware runs for every route, the skeleton's and unknown
+// ones too, after the skeleton's own.
+func TestMiddleware(t *testing.T) {
+	f := newFixture(t, func(c *Config) {
+		c.Middleware = []gin.HandlerFunc{func(c *gin.Context) {
+			if c.Request.URL.Query().Has("refuse") {
+				uma.NewError(http.StatusBadRequest, uma.ErrInvalidRequest, "refused").Write(c.Writer)
+				c.Abort()
+			}
+		}}
+	})
+	for _, path := range []string{PathHealth, PathReady, "/nope"} {
+		f.do(http.MethodGet, path+"?refuse").wantError(t, 400, uma.ErrInvalidRequest)
+	}
+	if a := f.do(http.MethodGet, PathHealth); a.status != 200 {
+		t.Fatalf("healthz %+v", a)
+	}
+	if !strings.Contains(f.do(http.MethodGet, PathMetrics).body, `test_svc_http_requests_total{code="400",method="GET",route="/healthz"} 1`) {
+		t.Fatal("a refusal by the service's middleware is not counted")
+	}
+}
+
 func TestDefaultFailAndHeaders(t *testing.T) {
 	f := newFixture(t, nil)
 	a := f.do(http.MethodGet, "/nope")

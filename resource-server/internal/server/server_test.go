@@ -239,6 +239,48 @@ func wantChallenge(t *testing.T, r resp, errCode string) uma.Challenge {
 	return ch
 }
 
+// Authorization of another scheme is no bearer credential (RFC 6750 section
+// 3.1): answered as a request without one. More than one Authorization
+// header is a malformed request: 400, no ticket.
+func TestAuthorizationSchemes(t *testing.T) {
+	e := newEnv(t, 0)
+	send := func(method, path string, auth ...string) resp {
+		req, _ := http.NewRequest(method, e.srv.URL+path, strings.NewReader("hello"))
+		for _, a := range auth {
+			req.Header.Add("Authorization", a)
+		}
+		res, err := e.srv.Client().Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer res.Body.Close()
+		b, _ := io.ReadAll(res.Body)
+		return resp{res.StatusCode, res.Header, b}
+	}
+	r := send(http.MethodPost, "/incoming/bob", "Basic cnFwOnNlY3JldA==")
+	wantChallenge(t, r, "")
+	if strings.Contains(r.header.Get("WWW-Authenticate"), "error=") || r.err().Code != "unauthorized" {
+		t.Fatalf("another scheme: %q %s", r.header.Get("WWW-Authenticate"), r.body)
+	}
+	r = send(http.MethodGet, "/incoming/bob/messages", "Basic cnFwOnNlY3JldA==")
+	if r.status != 401 || r.header.Get("WWW-Authenticate") != `Bearer realm="bar"` {
+		t.Fatalf("reader, another scheme: %d %q", r.status, r.header.Get("WWW-Authenticate"))
+	}
+	for _, path := range []string{"/incoming/bob", "/incoming/bob/messages"} {
+		method := http.MethodPost
+		if path != "/incoming/bob" {
+			method = http.MethodGet
+		}
+		r = send(method, path, "Bearer a", "Bearer b")
+		if r.status != 400 || r.err().Code != uma.ErrInvalidRequest || r.header.Get("WWW-Authenticate") != "" {
+			t.Fatalf("%s %s with two Authorization headers: %d %q %s", method, path, r.status, r.header.Get("WWW-Authenticate"), r.body)
+		}
+	}
+	if n := e.count("bob"); n != 0 {
+		t.Fatalf("%d messages stored", n)
+	}
+}
+
 func TestNoTokenGetsChallenge(t *testing.T) {
 	e := newEnv(t, 0)
 	r := e.post("bob", "", []byte("hello"), nil)
