@@ -48,6 +48,8 @@ type options struct {
 	rotate  bool
 	health  bool // the healthcheck subcommand
 	logging service.Logging
+	// ignored are the environment variables set but empty (flagenv).
+	ignored []string
 }
 
 func run(args []string, lookupEnv func(string) (string, bool), stdout, stderr io.Writer) int {
@@ -66,6 +68,9 @@ func run(args []string, lookupEnv func(string) (string, bool), stdout, stderr io
 	if err != nil {
 		fmt.Fprintf(stderr, "claims-provider: %v\n", err)
 		return 2
+	}
+	for _, name := range opts.ignored {
+		logger.Warn("environment variable set but empty: ignored, the flag keeps its default", "variable", name)
 	}
 	if opts.rotate {
 		cfg := opts.cfg
@@ -126,7 +131,7 @@ func parse(args []string, lookupEnv func(string) (string, bool), stderr io.Write
 	fs.StringVar(&c.Audience, "audience", "", "audience callers' access tokens must carry (default the client id)")
 	fs.Secret(&c.ClientSecret, "client-secret", "client secret")
 	var onBehalf, domains string
-	fs.StringVar(&onBehalf, "on-behalf-clients", "rqp-client", "comma-separated client ids that may ask with their own client-credentials token on a user's behalf (empty: none)")
+	fs.StringVar(&onBehalf, "on-behalf-clients", "rqp-client", "comma-separated client ids that may ask with their own client-credentials token on a user's behalf (\"-\": none)")
 	fs.StringVar(&domains, "domains", "foo.example", "comma-separated email domains this Claims Provider speaks for (published in discovery)")
 	fs.StringVar(&c.KeyDir, "key-dir", "claims-provider-keys", "directory of the signing keys (created with mode 0700; keys PKCS#8 PEM, mode 0600)")
 	fs.StringVar(&c.Alg, "alg", keys.ES256, "signing algorithm of new keys: ES256, RS256, PS256 or EdDSA (changing it needs a rotation)")
@@ -142,8 +147,11 @@ func parse(args []string, lookupEnv func(string) (string, bool), stderr io.Write
 	if err := fs.Parse(args, lookupEnv); err != nil {
 		return nil, err
 	}
+	o.ignored = fs.Ignored()
 	o.rotate = o.rotate || rotateCmd
-	c.OnBehalfClients = flagenv.List(onBehalf)
+	if onBehalf != "-" {
+		c.OnBehalfClients = flagenv.List(onBehalf)
+	}
 	c.Domains = flagenv.List(strings.ToLower(domains))
 	return o, nil
 }

@@ -52,6 +52,8 @@ type config struct {
 	databaseURL   string
 	maxBody       int64
 	logging       service.Logging
+	// ignored are the environment variables set but empty (flagenv).
+	ignored []string
 }
 
 func main() {
@@ -93,6 +95,7 @@ func parseFlags(args []string, lookupEnv func(string) (string, bool), out io.Wri
 	if err := fs.Parse(args, lookupEnv); err != nil {
 		return c, err
 	}
+	c.ignored = fs.Ignored()
 	if c.maxBody < 1 || c.maxBody > 1<<30 {
 		return c, fmt.Errorf("-max-body %d: want 1 to %d bytes", c.maxBody, 1<<30)
 	}
@@ -144,6 +147,9 @@ func run(ctx context.Context, args []string, lookupEnv func(string) (string, boo
 	logger, err := c.logging.New(os.Stderr)
 	if err != nil {
 		return err
+	}
+	for _, name := range c.ignored {
+		logger.Warn("environment variable set but empty: ignored, the flag keeps its default", "variable", name)
 	}
 	slog.SetDefault(logger)
 

@@ -18,12 +18,7 @@ import (
 
 func envName(flagName string) string { return flagenv.EnvName(envPrefix, flagName) }
 
-func env(m map[string]string) func(string) (string, bool) {
-	return func(k string) (string, bool) {
-		v, ok := m[k]
-		return v, ok
-	}
-}
+var env = flagenv.MapEnv
 
 func TestFlagsAndEnvironment(t *testing.T) {
 	var out bytes.Buffer

@@ -1,15 +1,17 @@
-// Package flagenv parses a service's command line the one way both umawide
-// services do: every flag has an environment variable (a prefix and the flag
-// name in upper case, '-' as '_') read when the flag is not on the command
-// line; -h lists each flag with its variable; a secret can be given by value
-// or in a file, never both.
+// Package flagenv parses a command line the one way umawide's programs do:
+// every flag has an environment variable (a prefix and the flag name in
+// upper case, '-' as '_') read when the flag is not on the command line.
+// Set is the services' flag set: -h lists each flag with its variable, and a
+// secret can be given by value or in a file, never both; the RqP client
+// uses ParseWithEnv under its own usage text.
 //
-// An environment variable that is set counts, even when empty: it sets the
-// flag to "" exactly as -name= would on the command line (so
-// CLAIMS_PROVIDER_ON_BEHALF_CLIENTS= allows no client, rather than falling
-// back to a default that allows one). Environment values are applied after
-// the command line is parsed, so -h shows the built-in defaults and never a
-// value from the environment.
+// An empty environment variable counts as unset: the flag keeps its default
+// (compose files and shells pass empty variables where they mean "not
+// given"). To say "none" where a default allows something, a flag takes a
+// value of its own ("-"). Set reports the empty variables it passed over
+// (Ignored), so that a service can log them. Environment values are applied
+// after the command line is parsed, so -h shows the built-in defaults and
+// never a value from the environment.
 package flagenv
 
 import (
@@ -17,12 +19,8 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"os"
 	"strings"
 )
-
-// MaxSecretFileBytes bounds a secret file.
-const MaxSecretFileBytes = 4 << 10
 
 // Set is a flag set with environment fallbacks. Define flags on its
 // FlagSet as usual, then call Parse.
@@ -32,12 +30,7 @@ type Set struct {
 	header  string
 	noEnv   map[string]bool
 	secrets []*secret
-}
-
-type secret struct {
-	p               *string
-	name, fileName  string
-	value, fromFile string
+	ignored []string
 }
 
 // New is an empty Set for the program name whose environment variables
@@ -63,41 +56,13 @@ func EnvName(prefix, flagName string) string {
 // NoEnv marks a flag that has no environment variable.
 func (s *Set) NoEnv(flagName string) { s.noEnv[flagName] = true }
 
-// Secret defines -name and -name-file for a secret: Parse stores in p the
-// value, or the trimmed content of the file (at most MaxSecretFileBytes, not
-// empty); both at once are refused. Neither has a default, so -h never shows
-// one.
-func (s *Set) Secret(p *string, name, usage string) {
-	sc := &secret{p: p, name: name, fileName: name + "-file"}
-	s.secrets = append(s.secrets, sc)
-	s.StringVar(&sc.value, name, "", usage+" (prefer -"+sc.fileName+" or the environment: command lines are visible to other users)")
-	s.StringVar(&sc.fromFile, sc.fileName, "", "file holding the "+strings.ReplaceAll(name, "-", " "))
-}
-
 // Parse parses args, then sets each flag not given from its environment
-// variable (looked up with lookupEnv, os.LookupEnv in main), then reads the
-// secrets. Extra arguments are refused. -h answers flag.ErrHelp.
+// variable (ParseWithEnv; lookupEnv is os.LookupEnv in main), then reads the
+// secrets. -h answers flag.ErrHelp.
 func (s *Set) Parse(args []string, lookupEnv func(string) (string, bool)) error {
-	if err := s.FlagSet.Parse(args); err != nil {
-		return err
-	}
-	if s.NArg() > 0 {
-		return fmt.Errorf("unexpected arguments %q", s.Args())
-	}
-	given := map[string]bool{}
-	s.Visit(func(f *flag.Flag) { given[f.Name] = true })
-	var errs []error
-	s.VisitAll(func(f *flag.Flag) {
-		if given[f.Name] || s.noEnv[f.Name] {
-			return
-		}
-		if v, ok := lookupEnv(s.EnvName(f.Name)); ok {
-			if err := s.Set(f.Name, v); err != nil {
-				errs = append(errs, fmt.Errorf("$%s: %w", s.EnvName(f.Name), err))
-			}
-		}
-	})
-	if err := errors.Join(errs...); err != nil {
+	ignored, err := ParseWithEnv(s.FlagSet, args, s.prefix, lookupEnv, func(name string) bool { return s.noEnv[name] })
+	s.ignored = ignored
+	if err != nil {
 		return err
 	}
 	for _, sc := range s.secrets {
@@ -108,42 +73,57 @@ func (s *Set) Parse(args []string, lookupEnv func(string) (string, bool)) error 
 	return nil
 }
 
-func (sc *secret) resolve() error {
-	switch {
-	case sc.value != "" && sc.fromFile != "":
-		return fmt.Errorf("give the %s once: -%s or -%s", strings.ReplaceAll(sc.name, "-", " "), sc.name, sc.fileName)
-	case sc.fromFile != "":
-		v, err := ReadSecretFile(sc.fromFile)
-		if err != nil {
-			return fmt.Errorf("-%s: %w", sc.fileName, err)
-		}
-		*sc.p = v
-	default:
-		*sc.p = sc.value
+// Ignored are the environment variables Parse passed over because they
+// were set but empty.
+func (s *Set) Ignored() []string { return s.ignored }
+
+// ParseWithEnv parses args with fs and refuses extra arguments; then it sets
+// each flag not given on the command line, and not excluded by noEnv (nil:
+// none is), from its environment variable when that is set and not empty
+// (Lookup). It returns the variables passed over for being empty.
+func ParseWithEnv(fs *flag.FlagSet, args []string, prefix string, lookupEnv func(string) (string, bool), noEnv func(string) bool) (ignored []string, err error) {
+	if err := fs.Parse(args); err != nil {
+		return nil, err
 	}
-	return nil
+	if fs.NArg() > 0 {
+		return nil, fmt.Errorf("unexpected arguments %q", fs.Args())
+	}
+	given := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { given[f.Name] = true })
+	var errs []error
+	fs.VisitAll(func(f *flag.Flag) {
+		if given[f.Name] || (noEnv != nil && noEnv(f.Name)) {
+			return
+		}
+		name := EnvName(prefix, f.Name)
+		v, ok := Lookup(lookupEnv, name)
+		if !ok {
+			if _, set := lookupEnv(name); set {
+				ignored = append(ignored, name)
+			}
+			return
+		}
+		if err := fs.Set(f.Name, v); err != nil {
+			errs = append(errs, fmt.Errorf("$%s: %w", name, err))
+		}
+	})
+	return ignored, errors.Join(errs...)
 }
 
-// ReadSecretFile reads a secret from a file: at most MaxSecretFileBytes,
-// white space around it trimmed, not empty.
-func ReadSecretFile(path string) (string, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return "", err
+// Lookup is the value of the environment variable name, ok only when it is
+// set and not empty: an empty variable counts as unset.
+func Lookup(lookupEnv func(string) (string, bool), name string) (string, bool) {
+	v, ok := lookupEnv(name)
+	return v, ok && v != ""
+}
+
+// MapEnv looks variables up in m, as os.LookupEnv does in the process's
+// environment: a fixed environment for tests.
+func MapEnv(m map[string]string) func(string) (string, bool) {
+	return func(name string) (string, bool) {
+		v, ok := m[name]
+		return v, ok
 	}
-	defer f.Close()
-	data, err := io.ReadAll(io.LimitReader(f, MaxSecretFileBytes+1))
-	if err != nil {
-		return "", fmt.Errorf("%s: %w", path, err)
-	}
-	if len(data) > MaxSecretFileBytes {
-		return "", fmt.Errorf("%s: larger than %d bytes", path, MaxSecretFileBytes)
-	}
-	v := strings.TrimSpace(string(data))
-	if v == "" {
-		return "", fmt.Errorf("%s is empty", path)
-	}
-	return v, nil
 }
 
 // List splits a comma-separated flag value into its non-empty, trimmed

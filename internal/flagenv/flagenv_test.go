@@ -4,20 +4,13 @@ import (
 	"bytes"
 	"errors"
 	"flag"
-	"os"
-	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
 	"time"
 )
 
-func env(m map[string]string) func(string) (string, bool) {
-	return func(k string) (string, bool) {
-		v, ok := m[k]
-		return v, ok
-	}
-}
+var env = MapEnv
 
 type conf struct {
 	listen, list, secret string
@@ -50,19 +43,21 @@ func TestFlagsWinOverTheEnvironment(t *testing.T) {
 	}
 }
 
-// An empty variable is a value, as -name= is: it never falls back to the
-// default.
-func TestEmptyVariableIsAValue(t *testing.T) {
+// An empty variable counts as unset: the default stays, and Ignored names
+// the variable.
+func TestEmptyVariableIsUnset(t *testing.T) {
 	s, c := newSet(&bytes.Buffer{})
-	if err := s.Parse(nil, env(map[string]string{"SVC_ON_BEHALF": ""})); err != nil {
+	if err := s.Parse(nil, env(map[string]string{"SVC_ON_BEHALF": "", "SVC_WAIT": "", "SVC_LISTEN": "0.0.0.0:3", "SVC_ONCE": ""})); err != nil {
 		t.Fatal(err)
 	}
-	if c.list != "" || len(List(c.list)) != 0 {
-		t.Fatalf("empty SVC_ON_BEHALF gave %q", c.list)
+	if c.list != "a,b" || c.wait != time.Second || c.listen != "0.0.0.0:3" {
+		t.Fatalf("%+v", c)
 	}
-	s, _ = newSet(&bytes.Buffer{})
-	if err := s.Parse(nil, env(map[string]string{"SVC_WAIT": ""})); err == nil || !strings.Contains(err.Error(), "SVC_WAIT") {
-		t.Fatalf("empty duration: %v", err)
+	if got := s.Ignored(); !slices.Equal(got, []string{"SVC_ON_BEHALF", "SVC_WAIT"}) {
+		t.Fatalf("ignored %v", got)
+	}
+	if v, ok := Lookup(env(map[string]string{"X": ""}), "X"); ok || v != "" {
+		t.Fatalf("Lookup of an empty variable: %q %v", v, ok)
 	}
 }
 
@@ -81,38 +76,6 @@ func TestErrors(t *testing.T) {
 		s, _ := newSet(&bytes.Buffer{})
 		if err := s.Parse(tc.args, env(tc.env)); err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("%q %v: %v, want an error about %s", tc.args, tc.env, err, tc.want)
-		}
-	}
-}
-
-func TestSecretFile(t *testing.T) {
-	dir := t.TempDir()
-	write := func(name string, data []byte) string {
-		p := filepath.Join(dir, name)
-		if err := os.WriteFile(p, data, 0o600); err != nil {
-			t.Fatal(err)
-		}
-		return p
-	}
-	good := write("good", []byte("  s3cret\n"))
-	for _, e := range []map[string]string{nil, {"SVC_CLIENT_SECRET_FILE": good}} {
-		s, c := newSet(&bytes.Buffer{})
-		args := []string{"-client-secret-file", good}
-		if e != nil {
-			args = nil
-		}
-		if err := s.Parse(args, env(e)); err != nil || c.secret != "s3cret" {
-			t.Fatalf("secret %q, %v", c.secret, err)
-		}
-	}
-	for _, bad := range []string{
-		write("empty", []byte("\n")),
-		write("big", bytes.Repeat([]byte("x"), MaxSecretFileBytes+1)),
-		filepath.Join(dir, "missing"),
-	} {
-		s, _ := newSet(&bytes.Buffer{})
-		if err := s.Parse([]string{"-client-secret-file", bad}, env(nil)); err == nil {
-			t.Errorf("%s accepted", bad)
 		}
 	}
 }

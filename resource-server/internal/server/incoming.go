@@ -93,15 +93,13 @@ func (s *Server) postMessage(c *gin.Context) {
 		return
 	}
 	tok, err := uma.BearerToken(r)
-	var be *uma.BearerError
-	if errors.As(err, &be) {
-		switch {
-		case be.Missing():
+	if be := (*uma.BearerError)(nil); errors.As(err, &be) {
+		// Malformed credentials, and a malformed request (two headers), are
+		// answered invalid_token with a ticket.
+		if be.Missing() {
 			s.challenge(c, o, incomingURL, "", "an RPT is required: ask as_uri for one with this ticket", "no_token")
-		case be.Code == uma.ErrInvalidToken:
+		} else {
 			s.challenge(c, o, incomingURL, uma.ErrInvalidToken, be.Description, uma.ErrInvalidToken)
-		default:
-			s.badAuthorization(c, be)
 		}
 		return
 	}
@@ -356,14 +354,9 @@ func (s *Server) reader(c *gin.Context) (string, bool) {
 	}
 	bearerChallenge := `Bearer realm="` + s.cfg.Realm + `"`
 	tok, err := uma.BearerToken(c.Request)
-	var be *uma.BearerError
-	if errors.As(err, &be) && be.Missing() {
+	if be := (*uma.BearerError)(nil); errors.As(err, &be) && be.Missing() {
 		c.Header("WWW-Authenticate", bearerChallenge)
 		s.fail(c, uma.NewError(http.StatusUnauthorized, "unauthorized", "a bearer token of the owner is required"), "reader_no_token")
-		return "", false
-	}
-	if be != nil && be.Code == uma.ErrInvalidRequest {
-		s.badAuthorization(c, be)
 		return "", false
 	}
 	var who rpt.Reader

@@ -203,12 +203,6 @@ func (s *Server) fail(c *gin.Context, e *uma.Error, reason string) {
 // ready: the store answers.
 func (s *Server) ready(ctx context.Context) error { return s.cfg.Store.Ping(ctx) }
 
-// badAuthorization answers a request whose Authorization is malformed as a
-// request (more than one header): 400 invalid_request, RFC 6750 section 3.1.
-func (s *Server) badAuthorization(c *gin.Context, be *uma.BearerError) {
-	s.fail(c, uma.NewError(be.Status(), be.Code, "%s", be.Description), "bad_authorization")
-}
-
 func (s *Server) readerAllowed(azp string) bool {
 	return len(s.cfg.ReaderClients) == 0 || slices.Contains(s.cfg.ReaderClients, azp)
 }
