@@ -55,9 +55,11 @@ type Config struct {
 	// Registry receives the metrics; default NewRegistry().
 	Registry *prometheus.Registry
 	Logger   *slog.Logger
-	// Ready is the readiness check of /readyz. A *uma.Error it returns is
-	// the answer as it is; any other error answers 503
-	// temporarily_unavailable "not ready" and is only logged.
+	// Ready is the readiness check of /readyz; every failure is logged. The
+	// first *uma.Error in its chain is the answer (wrap the cause with %w
+	// after it to log both); any other error answers 503
+	// temporarily_unavailable "not ready", keeping the cause out of the
+	// answer.
 	Ready func(ctx context.Context) error
 	// ReadyTimeout bounds one readiness check; default 5 seconds.
 	ReadyTimeout time.Duration
@@ -77,7 +79,7 @@ type Config struct {
 
 // Service is the skeleton of one service.
 type Service struct {
-	// Engine is the gin engine: the service adds its routes and middleware.
+	// Engine is the gin engine: the service adds its routes.
 	Engine   *gin.Engine
 	Registry *prometheus.Registry
 
