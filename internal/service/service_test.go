@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net"
@@ -110,8 +111,13 @@ func TestHealthAndReadiness(t *testing.T) {
 	if a := f.do(http.MethodGet, PathReady); !strings.Contains(a.body, "no signing key loaded") {
 		t.Fatalf("a *uma.Error is the answer: %+v", a)
 	}
-	if n := f.calls.Load(); n != 3 {
-		t.Fatalf("%d checks for 3 probes without a cache", n)
+	f.ready = fmt.Errorf("%w: %w", uma.NewError(http.StatusServiceUnavailable, uma.ErrUnavailable, "Keycloak does not answer"), errors.New("dial 10.0.0.8"))
+	if a := f.do(http.MethodGet, PathReady); !strings.Contains(a.body, "Keycloak does not answer") || strings.Contains(a.body, "10.0.0.8") ||
+		!strings.Contains(f.logs.String(), "10.0.0.8") {
+		t.Fatalf("a wrapped *uma.Error is the answer, its cause only logged: %+v", a)
+	}
+	if n := f.calls.Load(); n != 4 {
+		t.Fatalf("%d checks for 4 probes without a cache", n)
 	}
 }
 
