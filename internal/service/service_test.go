@@ -6,9 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -212,78 +210,5 @@ func TestMetricsAndRequestLog(t *testing.T) {
 	}
 	if !strings.Contains(f.logs.String(), "msg=request method=GET route=/healthz status=200") {
 		t.Fatalf("request log:\n%s", f.logs)
-	}
-}
-
-func TestHTTPServer(t *testing.T) {
-	hs := newFixture(t, nil).svc.HTTPServer("127.0.0.1:0")
-	if hs.ReadHeaderTimeout != time.Second || hs.ReadTimeout != time.Minute || hs.WriteTimeout != time.Minute ||
-		hs.IdleTimeout != time.Minute || hs.MaxHeaderBytes != 8<<10 || hs.ErrorLog == nil {
-		t.Fatalf("server %+v", hs)
-	}
-}
-
-// A request in flight when the context ends is answered; then Serve returns
-// and the listener is closed.
-func TestServeShutsDownGracefully(t *testing.T) {
-	f := newFixture(t, nil)
-	entered, release := make(chan struct{}), make(chan struct{})
-	f.svc.Engine.GET("/slow", func(c *gin.Context) {
-		close(entered)
-		<-release
-		c.String(http.StatusOK, "done")
-	})
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	served := make(chan error, 1)
-	go func() { served <- f.svc.Serve(ctx, l) }()
-
-	type result struct {
-		body string
-		err  error
-	}
-	got := make(chan result, 1)
-	go func() {
-		resp, err := http.Get("http://" + l.Addr().String() + "/slow")
-		if err != nil {
-			got <- result{err: err}
-			return
-		}
-		defer resp.Body.Close()
-		b, err := io.ReadAll(resp.Body)
-		got <- result{string(b), err}
-	}()
-	<-entered
-	cancel()
-	close(release)
-	if r := <-got; r.err != nil || r.body != "done" {
-		t.Fatalf("request in flight: %q, %v", r.body, r.err)
-	}
-	if err := <-served; err != nil {
-		t.Fatalf("Serve: %v", err)
-	}
-	if _, err := http.Get("http://" + l.Addr().String() + "/healthz"); err == nil {
-		t.Fatal("still serving after the shutdown")
-	}
-}
-
-func TestLogging(t *testing.T) {
-	var out bytes.Buffer
-	l, err := Logging{Level: "warn", Format: "json"}.New(&out)
-	if err != nil {
-		t.Fatal(err)
-	}
-	l.Info("hidden")
-	l.Warn("shown")
-	if strings.Contains(out.String(), "hidden") || !strings.HasPrefix(out.String(), "{") {
-		t.Fatalf("log %q", out.String())
-	}
-	for _, bad := range []Logging{{Level: "loud", Format: "text"}, {Level: "info", Format: "xml"}} {
-		if _, err := bad.New(&out); err == nil {
-			t.Errorf("%+v accepted", bad)
-		}
 	}
 }
