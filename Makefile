@@ -84,9 +84,9 @@ bench: extension ## full flow vs stock Keycloak UMA on the real stack, then the 
 FUZZTIME     ?= 30s
 FUZZ_TARGETS := \
 	./internal/uma:FuzzParseWWWAuthenticate ./internal/uma:FuzzDecodePushedClaims ./internal/uma:FuzzCanonicalIncomingURL \
-	./internal/uma:FuzzUnverifiedTicketClaims \
+	./internal/uma:FuzzUnverifiedTicketClaims ./internal/uma:FuzzBearerToken \
 	./internal/jwtverify:FuzzVerify \
-	./claims-provider/internal/server:FuzzClaimsTokenRequest ./claims-provider/internal/server:FuzzBearer \
+	./claims-provider/internal/server:FuzzClaimsTokenRequest \
 	./claims-provider/internal/provider:FuzzParseForm \
 	./resource-server/internal/server:FuzzIncomingRequest ./resource-server/internal/server:FuzzSafeFileName \
 	./resource-server/internal/owner:FuzzValid \

@@ -20,7 +20,6 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"log/slog"
 	"net"
 	"os"
 	"os/signal"
@@ -31,14 +30,13 @@ import (
 	"github.com/umawide/umawide/claims-provider/internal/app"
 	"github.com/umawide/umawide/claims-provider/internal/keys"
 	"github.com/umawide/umawide/claims-provider/internal/server"
+	"github.com/umawide/umawide/internal/flagenv"
 	"github.com/umawide/umawide/internal/healthcheck"
+	"github.com/umawide/umawide/internal/service"
 )
 
 // EnvPrefix prefixes every environment variable.
 const EnvPrefix = "CLAIMS_PROVIDER_"
-
-// maxSecretFileBytes bounds -client-secret-file.
-const maxSecretFileBytes = 4 << 10
 
 func main() {
 	os.Exit(run(os.Args[1:], os.LookupEnv, os.Stdout, os.Stderr))
@@ -46,11 +44,12 @@ func main() {
 
 // options are the parsed command line.
 type options struct {
-	cfg       app.Config
-	rotate    bool
-	health    bool // the healthcheck subcommand
-	logLevel  string
-	logFormat string
+	cfg     app.Config
+	rotate  bool
+	health  bool // the healthcheck subcommand
+	logging service.Logging
+	// ignored are the environment variables set but empty (flagenv).
+	ignored []string
 }
 
 func run(args []string, lookupEnv func(string) (string, bool), stdout, stderr io.Writer) int {
@@ -65,10 +64,13 @@ func run(args []string, lookupEnv func(string) (string, bool), stdout, stderr io
 	if opts.health {
 		return healthcheck.Run(context.Background(), opts.cfg.Listen, server.PathReady, stdout)
 	}
-	logger, err := newLogger(stderr, opts.logLevel, opts.logFormat)
+	logger, err := opts.logging.New(stderr)
 	if err != nil {
 		fmt.Fprintf(stderr, "claims-provider: %v\n", err)
 		return 2
+	}
+	for _, name := range opts.ignored {
+		logger.Warn("environment variable set but empty: ignored, the flag keeps its default", "variable", name)
 	}
 	if opts.rotate {
 		cfg := opts.cfg
@@ -100,10 +102,15 @@ func run(args []string, lookupEnv func(string) (string, bool), stdout, stderr io
 	return 0
 }
 
+const usage = `Usage:
+  claims-provider [flags]          serve
+  claims-provider rotate [flags]   new signing key (the old one stays published for -rotation-grace), then exit
+  claims-provider healthcheck [flags]  exit 0 when the server on -listen answers GET /readyz with 200 (container health check)
+`
+
 // parse reads flags, then environment variables for flags not given, then
-// the client secret file; it validates nothing beyond syntax (app.New does).
-// An environment variable that is set but empty sets the flag to "" (so
-// CLAIMS_PROVIDER_ON_BEHALF_CLIENTS= allows no client).
+// the client secret file (internal/flagenv); it validates nothing beyond
+// syntax (app.New does).
 func parse(args []string, lookupEnv func(string) (string, bool), stderr io.Writer) (*options, error) {
 	rotateCmd, healthCmd := false, false
 	if len(args) > 0 && args[0] == "rotate" {
@@ -113,9 +120,7 @@ func parse(args []string, lookupEnv func(string) (string, bool), stderr io.Write
 	}
 	o := &options{health: healthCmd}
 	c := &o.cfg
-	fs := flag.NewFlagSet("claims-provider", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	noEnv := map[string]bool{}
+	fs := flagenv.New("claims-provider", EnvPrefix, usage, stderr)
 
 	fs.StringVar(&c.Listen, "listen", "127.0.0.1:8081", "address to listen on (host:port)")
 	fs.StringVar(&c.Issuer, "issuer", "http://127.0.0.1:8081", "public URL of this Claims Provider: iss of its tokens, base of its endpoints")
@@ -124,11 +129,9 @@ func parse(args []string, lookupEnv func(string) (string, bool), stderr io.Write
 	fs.StringVar(&c.RealmIssuer, "realm-issuer", "", "iss of the realm's access tokens (default <keycloak-url>/realms/<realm>; set it when Keycloak's public hostname differs)")
 	fs.StringVar(&c.ClientID, "client-id", "claims-provider", "client id of this service's service account (realm-management query-users, view-users)")
 	fs.StringVar(&c.Audience, "audience", "", "audience callers' access tokens must carry (default the client id)")
-	var secret, secretFile string
-	fs.StringVar(&secret, "client-secret", "", "client secret (prefer -client-secret-file or the environment: command lines are visible to other users)")
-	fs.StringVar(&secretFile, "client-secret-file", "", "file holding the client secret")
+	fs.Secret(&c.ClientSecret, "client-secret", "client secret")
 	var onBehalf, domains string
-	fs.StringVar(&onBehalf, "on-behalf-clients", "rqp-client", "comma-separated client ids that may ask with their own client-credentials token on a user's behalf (empty: none)")
+	fs.StringVar(&onBehalf, "on-behalf-clients", "rqp-client", "comma-separated client ids that may ask with their own client-credentials token on a user's behalf (\"-\": none)")
 	fs.StringVar(&domains, "domains", "foo.example", "comma-separated email domains this Claims Provider speaks for (published in discovery)")
 	fs.StringVar(&c.KeyDir, "key-dir", "claims-provider-keys", "directory of the signing keys (created with mode 0700; keys PKCS#8 PEM, mode 0600)")
 	fs.StringVar(&c.Alg, "alg", keys.ES256, "signing algorithm of new keys: ES256, RS256, PS256 or EdDSA (changing it needs a rotation)")
@@ -138,111 +141,17 @@ func parse(args []string, lookupEnv func(string) (string, bool), stderr io.Write
 	fs.DurationVar(&c.KeycloakTimeout, "keycloak-timeout", 5*time.Second, "timeout of each call to Keycloak")
 	fs.DurationVar(&c.UserCacheTTL, "user-cache-ttl", app.DefaultUserCacheTTL, "how long a user found in Keycloak is kept for further claims tokens (0: ask Keycloak for every token; at most 5m)")
 	fs.BoolVar(&o.rotate, "rotate", false, "rotate the signing key and exit (same as the rotate subcommand; no environment variable)")
-	noEnv["rotate"] = true
-	fs.StringVar(&o.logLevel, "log-level", "info", "log level: debug, info, warn or error")
-	fs.StringVar(&o.logFormat, "log-format", "text", "log format: text or json")
+	fs.NoEnv("rotate")
+	o.logging.Flags(fs.FlagSet)
 
-	fs.Usage = func() {
-		out := fs.Output()
-		fmt.Fprintf(out, "Usage:\n  claims-provider [flags]          serve\n  claims-provider rotate [flags]   new signing key (the old one stays published for -rotation-grace), then exit\n  claims-provider healthcheck [flags]  exit 0 when the server on -listen answers GET /readyz with 200 (container health check)\n\nFlags (each also read from the environment variable shown; a flag on the command line wins):\n")
-		fs.VisitAll(func(f *flag.Flag) {
-			env := "no environment variable"
-			if !noEnv[f.Name] {
-				env = "$" + envName(f.Name)
-			}
-			def := ""
-			if f.DefValue != "" && f.DefValue != "false" {
-				def = fmt.Sprintf(" (default %q)", f.DefValue)
-			}
-			fmt.Fprintf(out, "  -%s  [%s]\n      %s%s\n", f.Name, env, f.Usage, def)
-		})
-	}
-	if err := fs.Parse(args); err != nil {
+	if err := fs.Parse(args, lookupEnv); err != nil {
 		return nil, err
 	}
-	if fs.NArg() > 0 {
-		return nil, fmt.Errorf("unexpected arguments %q", fs.Args())
-	}
-	given := map[string]bool{}
-	fs.Visit(func(f *flag.Flag) { given[f.Name] = true })
-	var envErr error
-	fs.VisitAll(func(f *flag.Flag) {
-		if given[f.Name] || noEnv[f.Name] || envErr != nil {
-			return
-		}
-		if v, ok := lookupEnv(envName(f.Name)); ok {
-			if err := fs.Set(f.Name, v); err != nil {
-				envErr = fmt.Errorf("$%s: %v", envName(f.Name), err)
-			}
-		}
-	})
-	if envErr != nil {
-		return nil, envErr
-	}
+	o.ignored = fs.Ignored()
 	o.rotate = o.rotate || rotateCmd
-
-	c.OnBehalfClients = splitList(onBehalf)
-	c.Domains = splitList(strings.ToLower(domains))
-	switch {
-	case secret != "" && secretFile != "":
-		return nil, errors.New("give the client secret once: -client-secret or -client-secret-file")
-	case secretFile != "":
-		s, err := readSecret(secretFile)
-		if err != nil {
-			return nil, err
-		}
-		c.ClientSecret = s
-	default:
-		c.ClientSecret = secret
+	if onBehalf != "-" {
+		c.OnBehalfClients = flagenv.List(onBehalf)
 	}
+	c.Domains = flagenv.List(strings.ToLower(domains))
 	return o, nil
-}
-
-func envName(flagName string) string {
-	return EnvPrefix + strings.ToUpper(strings.ReplaceAll(flagName, "-", "_"))
-}
-
-func splitList(s string) []string {
-	var out []string
-	for _, p := range strings.Split(s, ",") {
-		if p = strings.TrimSpace(p); p != "" {
-			out = append(out, p)
-		}
-	}
-	return out
-}
-
-func readSecret(path string) (string, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return "", fmt.Errorf("client secret file: %w", err)
-	}
-	defer f.Close()
-	data, err := io.ReadAll(io.LimitReader(f, maxSecretFileBytes+1))
-	if err != nil {
-		return "", fmt.Errorf("client secret file: %w", err)
-	}
-	if len(data) > maxSecretFileBytes {
-		return "", fmt.Errorf("client secret file %s: larger than %d bytes", path, maxSecretFileBytes)
-	}
-	s := strings.TrimSpace(string(data))
-	if s == "" {
-		return "", fmt.Errorf("client secret file %s is empty", path)
-	}
-	return s, nil
-}
-
-func newLogger(w io.Writer, level, format string) (*slog.Logger, error) {
-	var l slog.Level
-	if err := l.UnmarshalText([]byte(level)); err != nil {
-		return nil, fmt.Errorf("log-level %q: %v", level, err)
-	}
-	o := &slog.HandlerOptions{Level: l}
-	switch format {
-	case "text":
-		return slog.New(slog.NewTextHandler(w, o)), nil
-	case "json":
-		return slog.New(slog.NewJSONHandler(w, o)), nil
-	}
-	return nil, fmt.Errorf("log-format %q: want text or json", format)
 }

@@ -15,14 +15,12 @@ import (
 	"time"
 
 	"github.com/umawide/umawide/claims-provider/internal/app"
+	"github.com/umawide/umawide/internal/flagenv"
 )
 
-func env(m map[string]string) func(string) (string, bool) {
-	return func(k string) (string, bool) {
-		v, ok := m[k]
-		return v, ok
-	}
-}
+var env = flagenv.MapEnv
+
+func envName(flagName string) string { return flagenv.EnvName(EnvPrefix, flagName) }
 
 func TestDefaults(t *testing.T) {
 	o, err := parse(nil, env(nil), &bytes.Buffer{})
@@ -49,7 +47,8 @@ func TestEnvironmentAndFlags(t *testing.T) {
 		"CLAIMS_PROVIDER_ISSUER":            "https://cp.foo.example",
 		"CLAIMS_PROVIDER_CLIENT_SECRET":     "from-env",
 		"CLAIMS_PROVIDER_LIFETIME":          "60s",
-		"CLAIMS_PROVIDER_ON_BEHALF_CLIENTS": "",
+		"CLAIMS_PROVIDER_ON_BEHALF_CLIENTS": "-",
+		"CLAIMS_PROVIDER_AUDIENCE":          "", // empty: unset, the default stays
 		"CLAIMS_PROVIDER_DOMAINS":           "Foo.Example, sub.foo.example",
 		"CLAIMS_PROVIDER_ALG":               "EdDSA",
 		"CLAIMS_PROVIDER_ROTATE":            "true", // no environment variable for -rotate
@@ -66,7 +65,10 @@ func TestEnvironmentAndFlags(t *testing.T) {
 		t.Errorf("environment not applied: %+v", c)
 	}
 	if len(c.OnBehalfClients) != 0 {
-		t.Errorf("empty CLAIMS_PROVIDER_ON_BEHALF_CLIENTS must allow none: %v", c.OnBehalfClients)
+		t.Errorf("CLAIMS_PROVIDER_ON_BEHALF_CLIENTS=- must allow none: %v", c.OnBehalfClients)
+	}
+	if !slices.Equal(o.ignored, []string{"CLAIMS_PROVIDER_AUDIENCE"}) {
+		t.Errorf("ignored %v", o.ignored)
 	}
 	if !slices.Equal(c.Domains, []string{"foo.example", "sub.foo.example"}) {
 		t.Errorf("domains %v", c.Domains)
@@ -106,7 +108,7 @@ func TestSecretFile(t *testing.T) {
 		t.Error("empty secret file accepted")
 	}
 	big := filepath.Join(dir, "big")
-	_ = os.WriteFile(big, bytes.Repeat([]byte("x"), maxSecretFileBytes+1), 0o600)
+	_ = os.WriteFile(big, bytes.Repeat([]byte("x"), flagenv.MaxSecretFileBytes+1), 0o600)
 	if _, err := parse([]string{"-client-secret-file", big}, env(nil), &bytes.Buffer{}); err == nil {
 		t.Error("oversized secret file accepted")
 	}

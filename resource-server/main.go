@@ -4,7 +4,8 @@
 // reads configuration and wires the packages under resource-server/internal.
 //
 // Every flag has an environment fallback RESOURCE_SERVER_<NAME> (upper case,
-// '-' as '_'); a flag given on the command line wins. See README.md.
+// '-' as '_'); a flag given on the command line wins (internal/flagenv).
+// See README.md.
 //
 // "resource-server healthcheck [flags]" exits 0 when the server listening on
 // -listen answers GET /readyz with 200 (the container's health check).
@@ -17,16 +18,18 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"os"
 	"os/signal"
-	"strconv"
 	"strings"
 	"syscall"
 	"time"
 
+	"github.com/umawide/umawide/internal/flagenv"
 	"github.com/umawide/umawide/internal/healthcheck"
 	"github.com/umawide/umawide/internal/httpclient"
 	"github.com/umawide/umawide/internal/jwtverify"
+	"github.com/umawide/umawide/internal/service"
 	"github.com/umawide/umawide/resource-server/internal/protection"
 	"github.com/umawide/umawide/resource-server/internal/rpt"
 	"github.com/umawide/umawide/resource-server/internal/server"
@@ -36,24 +39,25 @@ import (
 const envPrefix = "RESOURCE_SERVER_"
 
 type config struct {
-	listen           string
-	publicURL        string
-	keycloakURL      string
-	realm            string
-	issuer           string
-	clientID         string
-	clientSecret     string
-	clientSecretFile string
-	rptAudience      string
-	readerClients    string
-	db               string
-	databaseURL      string
-	maxBody          int64
-	logLevel         string
+	listen        string
+	publicURL     string
+	keycloakURL   string
+	realm         string
+	issuer        string
+	clientID      string
+	clientSecret  string
+	rptAudience   string
+	readerClients string
+	db            string
+	databaseURL   string
+	maxBody       int64
+	logging       service.Logging
+	// ignored are the environment variables set but empty (flagenv).
+	ignored []string
 }
 
 func main() {
-	if err := run(context.Background(), os.Args[1:], os.Getenv, os.Stderr); err != nil {
+	if err := run(context.Background(), os.Args[1:], os.LookupEnv, os.Stderr); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			os.Exit(0)
 		}
@@ -62,68 +66,47 @@ func main() {
 	}
 }
 
-func envName(flagName string) string {
-	return envPrefix + strings.ToUpper(strings.ReplaceAll(flagName, "-", "_"))
-}
+const usage = `Usage: resource-server [flags]
+       resource-server healthcheck [flags]   exit 0 when the server on -listen answers GET /readyz with 200
 
-func parseFlags(args []string, getenv func(string) string, out io.Writer) (config, error) {
+Bob's UMA Resource Server: POST /incoming/{owner} (UMA challenge, RPT enforced, message stored),
+GET /incoming/{owner}/messages[/{id}] (owner's token), /healthz, /readyz, /metrics.
+`
+
+// parseFlags reads flags, then environment variables for flags not given,
+// then the client secret file (internal/flagenv), and derives the defaults
+// that depend on other flags.
+func parseFlags(args []string, lookupEnv func(string) (string, bool), out io.Writer) (config, error) {
 	var c config
-	type secretFlag struct {
-		p    *string
-		name string
-	}
-	var secrets []secretFlag
-	fs := flag.NewFlagSet("resource-server", flag.ContinueOnError)
-	fs.SetOutput(out)
-	str := func(p *string, name, def, usage string) {
-		if v := getenv(envName(name)); v != "" {
-			def = v
-		}
-		fs.StringVar(p, name, def, usage+" (env "+envName(name)+")")
-	}
-	str(&c.listen, "listen", "127.0.0.1:8082", "address to listen on")
-	str(&c.publicURL, "public-url", "", "this server's base URL as clients reach it, scheme://host[:port] without path (default http://<listen>): tickets carry, and RPTs must name, <public-url>/incoming/{owner}")
-	str(&c.keycloakURL, "keycloak-url", "http://127.0.0.1:8080", "Keycloak base URL this server calls (JWKS, protection API, admin API)")
-	str(&c.realm, "realm", "bar", "the owners' realm: its users own Incomings; realm attribute of the UMA challenge")
-	str(&c.issuer, "issuer", "", "the realm's issuer URL as clients see it: as_uri of the challenge and the iss tokens must carry (default <keycloak-url>/realms/<realm>)")
-	str(&c.clientID, "client-id", "resource-server", "this resource server's client id in the realm")
-	// Secrets: the environment value is applied after parsing, never shown
-	// as a default by -h.
-	secret := func(p *string, name, usage string) {
-		fs.StringVar(p, name, "", usage+" (env "+envName(name)+")")
-		secrets = append(secrets, secretFlag{p, name})
-	}
-	secret(&c.clientSecret, "client-secret", "its client secret (prefer -client-secret-file or the environment)")
-	str(&c.clientSecretFile, "client-secret-file", "", "file holding the client secret")
-	str(&c.rptAudience, "rpt-audience", "", "audience an RPT's aud must contain (default the client id; \"-\" skips the check)")
-	str(&c.readerClients, "reader-clients", "incoming-app", "comma-separated client ids (azp) whose tokens may read an Incoming; \"*\" allows any client of the realm")
-	str(&c.db, "db", "data/resource-server.db", "SQLite database file (created with its directory), used unless -database-url is set")
-	secret(&c.databaseURL, "database-url", "PostgreSQL URL (postgres://user:pass@host:5432/db); when set, messages are stored there instead of SQLite")
-	maxBody := strconv.Itoa(server.DefaultMaxBody)
-	str(&maxBody, "max-body", maxBody, "largest message body in bytes (413 beyond)")
-	str(&c.logLevel, "log-level", "info", "log level: debug, info, warn, error")
-	fs.Usage = func() {
-		fmt.Fprintf(out, "Usage: resource-server [flags]\n       resource-server healthcheck [flags]   exit 0 when the server on -listen answers GET /readyz with 200\n\nBob's UMA Resource Server: POST /incoming/{owner} (UMA challenge, RPT enforced, message stored),\nGET /incoming/{owner}/messages[/{id}] (owner's token), /healthz, /readyz, /metrics.\n\nFlags (each falls back to its environment variable):\n")
-		fs.PrintDefaults()
-	}
-	if err := fs.Parse(args); err != nil {
+	fs := flagenv.New("resource-server", envPrefix, usage, out)
+	fs.StringVar(&c.listen, "listen", "127.0.0.1:8082", "address to listen on")
+	fs.StringVar(&c.publicURL, "public-url", "", "this server's base URL as clients reach it, scheme://host[:port] without path (default http://<listen>): tickets carry, and RPTs must name, <public-url>/incoming/{owner}")
+	fs.StringVar(&c.keycloakURL, "keycloak-url", "http://127.0.0.1:8080", "Keycloak base URL this server calls (JWKS, protection API, admin API)")
+	fs.StringVar(&c.realm, "realm", "bar", "the owners' realm: its users own Incomings; realm attribute of the UMA challenge")
+	fs.StringVar(&c.issuer, "issuer", "", "the realm's issuer URL as clients see it: as_uri of the challenge and the iss tokens must carry (default <keycloak-url>/realms/<realm>)")
+	fs.StringVar(&c.clientID, "client-id", "resource-server", "this resource server's client id in the realm")
+	fs.Secret(&c.clientSecret, "client-secret", "its client secret")
+	fs.StringVar(&c.rptAudience, "rpt-audience", "", "audience an RPT's aud must contain (default the client id; \"-\" skips the check)")
+	fs.StringVar(&c.readerClients, "reader-clients", "incoming-app", "comma-separated client ids (azp) whose tokens may read an Incoming; \"*\" allows any client of the realm")
+	fs.StringVar(&c.db, "db", "data/resource-server.db", "SQLite database file (created with its directory), used unless -database-url is set")
+	fs.StringVar(&c.databaseURL, "database-url", "", "PostgreSQL URL (postgres://user:pass@host:5432/db; a secret: prefer the environment); when set, messages are stored there instead of SQLite")
+	fs.Int64Var(&c.maxBody, "max-body", server.DefaultMaxBody, "largest message body in bytes (413 beyond)")
+	c.logging.Flags(fs.FlagSet)
+	if err := fs.Parse(args, lookupEnv); err != nil {
 		return c, err
 	}
-	set := map[string]bool{}
-	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
-	for _, sf := range secrets {
-		if !set[sf.name] {
-			*sf.p = getenv(envName(sf.name))
+	c.ignored = fs.Ignored()
+	if c.maxBody < 1 || c.maxBody > 1<<30 {
+		return c, fmt.Errorf("-max-body %d: want 1 to %d bytes", c.maxBody, 1<<30)
+	}
+	for name, v := range map[string]string{"listen": c.listen, "keycloak-url": c.keycloakURL, "realm": c.realm, "client-id": c.clientID} {
+		if v == "" {
+			return c, fmt.Errorf("-%s is empty", name)
 		}
 	}
-	if fs.NArg() > 0 {
-		return c, fmt.Errorf("unexpected arguments %q", fs.Args())
+	if c.db == "" && c.databaseURL == "" {
+		return c, errors.New("-db is empty and no -database-url is set")
 	}
-	n, err := strconv.ParseInt(maxBody, 10, 64)
-	if err != nil || n < 1 || n > 1<<30 {
-		return c, fmt.Errorf("-max-body %q: want 1 to %d bytes", maxBody, 1<<30)
-	}
-	c.maxBody = n
 	if c.publicURL == "" {
 		c.publicURL = "http://" + c.listen
 	}
@@ -140,39 +123,34 @@ func parseFlags(args []string, getenv func(string) string, out io.Writer) (confi
 	} else if c.rptAudience == "-" {
 		c.rptAudience = ""
 	}
-	if c.clientSecretFile != "" {
-		data, err := os.ReadFile(c.clientSecretFile)
-		if err != nil {
-			return c, fmt.Errorf("-client-secret-file: %w", err)
-		}
-		c.clientSecret = strings.TrimSpace(string(data))
-	}
 	if c.clientSecret == "" {
-		return c, errors.New("a client secret is required: -client-secret-file, -client-secret or " + envName("client-secret"))
+		return c, errors.New("a client secret is required: -client-secret-file, -client-secret or " + flagenv.EnvName(envPrefix, "client-secret"))
 	}
 	return c, nil
 }
 
-func run(ctx context.Context, args []string, getenv func(string) string, out io.Writer) error {
+func run(ctx context.Context, args []string, lookupEnv func(string) (string, bool), out io.Writer) error {
 	health := len(args) > 0 && args[0] == "healthcheck"
 	if health {
 		args = args[1:]
 	}
-	c, err := parseFlags(args, getenv, out)
+	c, err := parseFlags(args, lookupEnv, out)
 	if err != nil {
 		return err
 	}
 	if health {
-		if healthcheck.Run(ctx, c.listen, "/readyz", out) != 0 {
+		if healthcheck.Run(ctx, c.listen, service.PathReady, out) != 0 {
 			return errors.New("not ready")
 		}
 		return nil
 	}
-	var level slog.Level
-	if err := level.UnmarshalText([]byte(c.logLevel)); err != nil {
-		return fmt.Errorf("-log-level: %w", err)
+	logger, err := c.logging.New(os.Stderr)
+	if err != nil {
+		return err
 	}
-	logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
+	for _, name := range c.ignored {
+		logger.Warn("environment variable set but empty: ignored, the flag keeps its default", "variable", name)
+	}
 	slog.SetDefault(logger)
 
 	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
@@ -231,21 +209,11 @@ func run(ctx context.Context, args []string, getenv func(string) string, out io.
 	cancel()
 
 	go srv.RunMaintenance(ctx, time.Hour)
-	hs := server.HTTPServer(c.listen, srv, server.DefaultTimeouts, logger)
-	errc := make(chan error, 1)
-	go func() { errc <- hs.ListenAndServe() }()
+	l, err := net.Listen("tcp", c.listen)
+	if err != nil {
+		return fmt.Errorf("listen: %w", err)
+	}
 	logger.Info("resource server listening", "addr", c.listen, "public_url", c.publicURL, "issuer", c.issuer, "keycloak", c.keycloakURL,
 		"realm", c.realm, "store", backend, "max_body", c.maxBody)
-	select {
-	case err := <-errc:
-		return err
-	case <-ctx.Done():
-	}
-	logger.Info("shutting down")
-	shut, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-	defer cancel()
-	if err := hs.Shutdown(shut); err != nil {
-		return fmt.Errorf("shutdown: %w", err)
-	}
-	return nil
+	return srv.Serve(ctx, l)
 }

@@ -12,9 +12,13 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/umawide/umawide/internal/flagenv"
 )
 
-func env(m map[string]string) func(string) string { return func(k string) string { return m[k] } }
+func envName(flagName string) string { return flagenv.EnvName(envPrefix, flagName) }
+
+var env = flagenv.MapEnv
 
 func TestFlagsAndEnvironment(t *testing.T) {
 	var out bytes.Buffer

@@ -171,8 +171,10 @@ func (s *suite) rptMisuse(t *testing.T, short shortRPT) {
 			hdr := c.header()
 			hdr["Authorization"] = []string{"Bearer " + rpt, "Bearer " + rpt}
 			expectChallenge(t, s.RSDo(t, http.MethodPost, "/incoming/bob", "", c.body, hdr), "invalid_token")
+			// Another scheme is no bearer credential (RFC 6750 3.1): the
+			// challenge of a request without one.
 			hdr["Authorization"] = []string{"Basic " + rpt}
-			expectChallenge(t, s.RSDo(t, http.MethodPost, "/incoming/bob", "", c.body, hdr), "invalid_token")
+			expectChallenge(t, s.RSDo(t, http.MethodPost, "/incoming/bob", "", c.body, hdr), "")
 			hdr["Authorization"] = []string{"Bearer " + rpt + strings.Repeat("A", 17<<10)}
 			expectChallenge(t, s.RSDo(t, http.MethodPost, "/incoming/bob", "", c.body, hdr), "invalid_token")
 			hdr["Authorization"] = []string{"Bearer " + rpt}

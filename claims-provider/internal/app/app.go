@@ -260,8 +260,9 @@ func New(cfg Config, logger *slog.Logger) (*App, error) {
 // Handler is the HTTP handler.
 func (a *App) Handler() http.Handler { return a.Server.Handler() }
 
-// Serve serves on l until ctx ends, then shuts down gracefully. It reloads
-// the keys on SIGHUP and every KeyReloadInterval.
+// Serve serves on l until ctx ends, then shuts down gracefully (the
+// skeleton's, internal/service). It reloads the keys on SIGHUP and every
+// KeyReloadInterval.
 func (a *App) Serve(ctx context.Context, l net.Listener) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
@@ -280,25 +281,9 @@ func (a *App) Serve(ctx context.Context, l net.Listener) error {
 		}
 	}()
 
-	hs := a.Server.HTTPServer(l.Addr().String())
-	errc := make(chan error, 1)
-	go func() { errc <- hs.Serve(l) }()
 	cur := a.Keys.Current()
 	a.log.Info("claims provider listening", "addr", l.Addr().String(), "issuer", a.cfg.Issuer,
 		"realm_issuer", a.cfg.RealmIssuer, "kid", cur.Kid, "alg", cur.Alg, "domains", a.cfg.Domains,
 		"on_behalf_clients", a.cfg.OnBehalfClients)
-	select {
-	case err := <-errc:
-		return err
-	case <-ctx.Done():
-	}
-	shutdownCtx, done := context.WithTimeout(context.Background(), 10*time.Second)
-	defer done()
-	if err := hs.Shutdown(shutdownCtx); err != nil {
-		return err
-	}
-	if err := <-errc; err != nil && !errors.Is(err, http.ErrServerClosed) {
-		return err
-	}
-	return nil
+	return a.Server.Serve(ctx, l)
 }

@@ -126,29 +126,3 @@ func checkIssued(t *testing.T, answer []byte, body string) {
 		t.Fatalf("issued %+v for the form %v", c, form)
 	}
 }
-
-// FuzzBearer: whatever Authorization headers come in, bearer either refuses
-// or returns one token68 credential of bounded length taken from the only
-// Bearer header.
-func FuzzBearer(f *testing.F) {
-	for _, s := range []string{"Bearer abc.def-ghi_jkl", "bearer x==", "Bearer  x", "Bearer a b", "Basic x", "Bearer ", "Bearer a=b", "Bearer x\nBearer y"} {
-		f.Add(s)
-	}
-	f.Fuzz(func(t *testing.T, v string) {
-		h := http.Header{"Authorization": strings.Split(v, "\n")}
-		tok, bad := bearer(h)
-		if bad != nil {
-			if tok != "" || bad.Status == 0 || bad.Code == "" {
-				t.Fatalf("refusal %+v with token %q", bad, tok)
-			}
-			return
-		}
-		if len(h["Authorization"]) != 1 || tok == "" || !isB64Token(tok) || len(v) > MaxAuthorizationBytes || !strings.HasSuffix(v, tok) {
-			t.Fatalf("accepted %q from %q", tok, v)
-		}
-		scheme, _, _ := strings.Cut(v, " ")
-		if !strings.EqualFold(scheme, "Bearer") {
-			t.Fatalf("accepted scheme %q", scheme)
-		}
-	})
-}

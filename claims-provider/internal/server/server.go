@@ -14,42 +14,46 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"mime"
+	"net"
 	"net/http"
 	"net/url"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/gin-gonic/gin"
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/collectors"
-	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/umawide/umawide/claims-provider/internal/caller"
 	"github.com/umawide/umawide/claims-provider/internal/keys"
 	"github.com/umawide/umawide/claims-provider/internal/provider"
 	"github.com/umawide/umawide/internal/jwk"
+	"github.com/umawide/umawide/internal/service"
 	"github.com/umawide/umawide/internal/uma"
 )
 
-// Paths served.
+// Paths served; health, readiness and metrics are the skeleton's
+// (internal/service).
 const (
 	PathClaimsToken = "/claims/token"
 	PathJWKS        = "/jwks"
-	PathHealth      = "/healthz"
-	PathReady       = "/readyz"
-	PathMetrics     = "/metrics"
+	PathHealth      = service.PathHealth
+	PathReady       = service.PathReady
+	PathMetrics     = service.PathMetrics
 )
 
 // DefaultMaxBodyBytes bounds a claims-token request body.
 const DefaultMaxBodyBytes = 64 << 10
 
-// MaxAuthorizationBytes bounds the Authorization header value.
-const MaxAuthorizationBytes = 16 << 10
+// DefaultTimeouts of the HTTP server: requests and answers are small.
+var DefaultTimeouts = service.Timeouts{
+	ReadHeader: 5 * time.Second, Read: 15 * time.Second, Write: 30 * time.Second, Idle: 60 * time.Second,
+	Shutdown: 10 * time.Second, MaxHeaderBytes: 32 << 10,
+}
 
 // Realm is the realm parameter of the Bearer challenges.
 const Realm = "claims-provider"
@@ -73,19 +77,16 @@ type Config struct {
 	ReadyCacheFor time.Duration
 	// MaxBodyBytes; default DefaultMaxBodyBytes.
 	MaxBodyBytes int64
-	Logger       *slog.Logger
+	// Timeouts of the HTTP server; default DefaultTimeouts.
+	Timeouts *service.Timeouts
+	Logger   *slog.Logger
 }
 
 // Server serves the Claims Provider's endpoints.
 type Server struct {
 	cfg     Config
-	engine  *gin.Engine
+	svc     *service.Service
 	metrics *Metrics
-
-	readyMu   sync.Mutex
-	readyErr  error
-	readyAt   time.Time
-	readyOnce bool
 }
 
 // New builds the server and its routes.
@@ -100,54 +101,39 @@ func New(cfg Config) (*Server, error) {
 	if cfg.ReadyCacheFor == 0 {
 		cfg.ReadyCacheFor = 5 * time.Second
 	}
+	if cfg.Timeouts == nil {
+		cfg.Timeouts = &DefaultTimeouts
+	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
-	gin.SetMode(gin.ReleaseMode)
 	s := &Server{cfg: cfg, metrics: NewMetrics()}
-	e := gin.New()
-	e.HandleMethodNotAllowed = true
-	e.RedirectTrailingSlash = false
-	e.RedirectFixedPath = false
-	if err := e.SetTrustedProxies(nil); err != nil {
+	svc, err := service.New(service.Config{
+		Namespace: "claims_provider", Registry: s.metrics.Registry, Logger: cfg.Logger,
+		Ready: s.ready, ReadyCacheFor: cfg.ReadyCacheFor, Timeouts: *cfg.Timeouts,
+	})
+	if err != nil {
 		return nil, err
 	}
-	e.Use(s.observe, s.recover)
-	e.POST(PathClaimsToken, s.claimsToken)
-	e.GET(uma.DiscoveryPath, s.discovery)
-	e.GET(PathJWKS, s.jwks)
-	e.GET(PathHealth, s.health)
-	e.GET(PathReady, s.ready)
-	e.GET(PathMetrics, gin.WrapH(promhttp.HandlerFor(s.metrics.Registry, promhttp.HandlerOpts{})))
-	e.NoRoute(func(c *gin.Context) {
-		writeError(c, uma.NewError(http.StatusNotFound, uma.ErrNotFound, "no such endpoint"))
-	})
-	e.NoMethod(func(c *gin.Context) {
-		writeError(c, uma.NewError(http.StatusMethodNotAllowed, uma.ErrInvalidRequest, "method not allowed"))
-	})
-	s.engine = e
+	svc.Engine.POST(PathClaimsToken, s.claimsToken)
+	svc.Engine.GET(uma.DiscoveryPath, s.discovery)
+	svc.Engine.GET(PathJWKS, s.jwks)
+	s.svc = svc
 	return s, nil
 }
 
 // Handler is the HTTP handler.
-func (s *Server) Handler() http.Handler { return s.engine }
+func (s *Server) Handler() http.Handler { return s.svc }
 
 // Metrics are the server's metrics.
 func (s *Server) Metrics() *Metrics { return s.metrics }
 
-// HTTPServer wraps the handler with timeouts and header bounds.
-func (s *Server) HTTPServer(addr string) *http.Server {
-	return &http.Server{
-		Addr:              addr,
-		Handler:           s.engine,
-		ReadHeaderTimeout: 5 * time.Second,
-		ReadTimeout:       15 * time.Second,
-		WriteTimeout:      30 * time.Second,
-		IdleTimeout:       60 * time.Second,
-		MaxHeaderBytes:    32 << 10,
-		ErrorLog:          slog.NewLogLogger(s.cfg.Logger.Handler(), slog.LevelWarn),
-	}
-}
+// HTTPServer is the handler behind an HTTP server with the configured
+// timeouts and header bound.
+func (s *Server) HTTPServer(addr string) *http.Server { return s.svc.HTTPServer(addr) }
+
+// Serve serves on l until ctx ends, then shuts down gracefully.
+func (s *Server) Serve(ctx context.Context, l net.Listener) error { return s.svc.Serve(ctx, l) }
 
 // TokenResponse is the answer of POST /claims/token.
 type TokenResponse struct {
@@ -166,7 +152,7 @@ func (s *Server) claimsToken(c *gin.Context) {
 		s.refuse(c, tooLarge(s.cfg.MaxBodyBytes), caller.Caller{})
 		return
 	}
-	raw, bad := bearer(r.Header)
+	raw, bad := bearer(r)
 	if bad != nil {
 		s.refuse(c, bad, caller.Caller{})
 		return
@@ -241,55 +227,24 @@ func tooLarge(limit int64) *provider.Refusal {
 // bearer takes the token from the one Authorization header (RFC 6750 2.1).
 // No header, or another scheme: 401 without error code (section 3.1). More
 // than one header: 400. A malformed token: 401 invalid_token.
-func bearer(h http.Header) (string, *provider.Refusal) {
-	values := h.Values("Authorization")
-	missing := &provider.Refusal{
-		Status: http.StatusUnauthorized, Code: uma.ErrInvalidToken, Reason: provider.ReasonMissingToken,
-		Description: "a bearer access token of the AuthN realm is required",
-	}
-	if len(values) == 0 {
-		return "", missing
-	}
-	if len(values) > 1 {
-		r := provider.BadRequest("more than one Authorization header")
-		return "", r
-	}
-	v := values[0]
-	scheme, token, _ := strings.Cut(v, " ")
-	if !strings.EqualFold(scheme, "Bearer") {
-		return "", missing
-	}
-	invalid := &provider.Refusal{
-		Status: http.StatusUnauthorized, Code: uma.ErrInvalidToken, Reason: provider.ReasonInvalidToken,
-		Description: "malformed bearer token",
-	}
-	token = strings.TrimLeft(token, " ")
-	if token == "" || len(v) > MaxAuthorizationBytes || !isB64Token(token) {
-		return "", invalid
-	}
-	return token, nil
-}
-
-// isB64Token: 1*( ALPHA / DIGIT / "-" / "." / "_" / "~" / "+" / "/" ) *"=".
-func isB64Token(s string) bool {
-	i := 0
-	for i < len(s) {
-		c := s[i]
-		if c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || strings.IndexByte("-._~+/", c) >= 0 {
-			i++
-			continue
+func bearer(r *http.Request) (string, *provider.Refusal) {
+	token, err := uma.BearerToken(r)
+	var be *uma.BearerError
+	switch {
+	case err == nil:
+		return token, nil
+	case !errors.As(err, &be) || be.Code == uma.ErrInvalidToken:
+		return "", &provider.Refusal{
+			Status: http.StatusUnauthorized, Code: uma.ErrInvalidToken, Reason: provider.ReasonInvalidToken,
+			Description: "malformed bearer token",
 		}
-		break
-	}
-	if i == 0 {
-		return false
-	}
-	for ; i < len(s); i++ {
-		if s[i] != '=' {
-			return false
+	case be.Missing():
+		return "", &provider.Refusal{
+			Status: http.StatusUnauthorized, Code: uma.ErrInvalidToken, Reason: provider.ReasonMissingToken,
+			Description: "a bearer access token of the AuthN realm is required",
 		}
 	}
-	return true
+	return "", provider.BadRequest(be.Description)
 }
 
 // readForm reads an application/x-www-form-urlencoded body of bounded size.
@@ -348,69 +303,17 @@ func (s *Server) jwks(c *gin.Context) {
 	c.Data(http.StatusOK, "application/jwk-set+json", data)
 }
 
-func (s *Server) health(c *gin.Context) {
-	c.Header("Cache-Control", "no-store")
-	writeJSON(c, http.StatusOK, map[string]string{"status": "ok"})
-}
-
-// ready checks (cached for ReadyCacheFor, so probes cannot hammer Keycloak)
-// that a signing key is loaded and Keycloak answers the service account.
-func (s *Server) ready(c *gin.Context) {
-	c.Header("Cache-Control", "no-store")
+// ready: a signing key is loaded and Keycloak answers the service account
+// (the skeleton caches the answer for ReadyCacheFor, so probes cannot
+// hammer Keycloak).
+func (s *Server) ready(ctx context.Context) error {
 	if s.cfg.Keys.Current() == nil {
-		writeError(c, uma.NewError(http.StatusServiceUnavailable, uma.ErrUnavailable, "no signing key loaded"))
-		return
+		return uma.NewError(http.StatusServiceUnavailable, uma.ErrUnavailable, "no signing key loaded")
 	}
-	if err := s.keycloakReady(c.Request.Context()); err != nil {
-		writeError(c, uma.NewError(http.StatusServiceUnavailable, uma.ErrUnavailable, "Keycloak does not answer the service account"))
-		return
+	if err := s.cfg.Ready(ctx); err != nil {
+		return fmt.Errorf("%w: %w", uma.NewError(http.StatusServiceUnavailable, uma.ErrUnavailable, "Keycloak does not answer the service account"), err)
 	}
-	writeJSON(c, http.StatusOK, map[string]string{"status": "ready", "kid": s.cfg.Keys.Current().Kid})
-}
-
-func (s *Server) keycloakReady(ctx context.Context) error {
-	s.readyMu.Lock()
-	defer s.readyMu.Unlock()
-	if s.readyOnce && time.Since(s.readyAt) < s.cfg.ReadyCacheFor {
-		return s.readyErr
-	}
-	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-	defer cancel()
-	err := s.cfg.Ready(ctx)
-	if err != nil {
-		s.cfg.Logger.Warn("not ready", "err", err)
-	}
-	s.readyErr, s.readyAt, s.readyOnce = err, time.Now(), true
-	return err
-}
-
-// recover turns a panic into a 500 with the JSON error body.
-func (s *Server) recover(c *gin.Context) {
-	defer func() {
-		if v := recover(); v != nil {
-			if v == http.ErrAbortHandler {
-				panic(v)
-			}
-			s.cfg.Logger.Error("panic in handler", "panic", v, "path", c.Request.URL.Path)
-			if !c.Writer.Written() {
-				writeError(c, uma.NewError(http.StatusInternalServerError, uma.ErrServerError, "internal error"))
-			}
-			c.Abort()
-		}
-	}()
-	c.Next()
-}
-
-// observe records the request duration by route and status.
-func (s *Server) observe(c *gin.Context) {
-	start := time.Now()
-	c.Header("X-Content-Type-Options", "nosniff")
-	c.Next()
-	route := c.FullPath()
-	if route == "" {
-		route = "unmatched"
-	}
-	s.metrics.Duration.WithLabelValues(route, strconv.Itoa(c.Writer.Status())).Observe(time.Since(start).Seconds())
+	return nil
 }
 
 func writeJSON(c *gin.Context, status int, v any) {
@@ -427,19 +330,20 @@ func writeError(c *gin.Context, e *uma.Error) {
 	c.Abort()
 }
 
-// Metrics of the Claims Provider, on a private registry.
+// Metrics of the Claims Provider, on a private registry; the request
+// metrics are the skeleton's (claims_provider_http_requests_total and
+// claims_provider_http_request_duration_seconds).
 type Metrics struct {
 	Registry *prometheus.Registry
 	Issued   *prometheus.CounterVec
 	Refusals *prometheus.CounterVec
-	Duration *prometheus.HistogramVec
 }
 
 // NewMetrics registers the metrics (and Go and process collectors) on a new
 // registry; every refusal reason starts at zero.
 func NewMetrics() *Metrics {
 	m := &Metrics{
-		Registry: prometheus.NewRegistry(),
+		Registry: service.NewRegistry(),
 		Issued: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "claims_provider_tokens_issued_total",
 			Help: "Claims tokens issued, by signing algorithm and caller kind (user or client).",
@@ -448,14 +352,8 @@ func NewMetrics() *Metrics {
 			Name: "claims_provider_refusals_total",
 			Help: "Claims-token requests refused, by reason.",
 		}, []string{"reason"}),
-		Duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
-			Name:    "claims_provider_http_request_duration_seconds",
-			Help:    "HTTP request latency, by route and status.",
-			Buckets: []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5},
-		}, []string{"route", "status"}),
 	}
-	m.Registry.MustRegister(m.Issued, m.Refusals, m.Duration,
-		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	m.Registry.MustRegister(m.Issued, m.Refusals)
 	for _, r := range provider.Reasons {
 		m.Refusals.WithLabelValues(r)
 	}

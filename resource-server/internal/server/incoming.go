@@ -92,13 +92,15 @@ func (s *Server) postMessage(c *gin.Context) {
 		s.fail(c, uma.NewError(http.StatusInternalServerError, uma.ErrServerError, "internal error"), "incoming_url")
 		return
 	}
-	tok, present, err := bearer(r)
-	if !present {
-		s.challenge(c, o, incomingURL, "", "an RPT is required: ask as_uri for one with this ticket", "no_token")
-		return
-	}
-	if err != nil {
-		s.challenge(c, o, incomingURL, uma.ErrInvalidToken, err.Error(), uma.ErrInvalidToken)
+	tok, err := uma.BearerToken(r)
+	if be := (*uma.BearerError)(nil); errors.As(err, &be) {
+		// Malformed credentials, and a malformed request (two headers), are
+		// answered invalid_token with a ticket.
+		if be.Missing() {
+			s.challenge(c, o, incomingURL, "", "an RPT is required: ask as_uri for one with this ticket", "no_token")
+		} else {
+			s.challenge(c, o, incomingURL, uma.ErrInvalidToken, be.Description, uma.ErrInvalidToken)
+		}
 		return
 	}
 	owner, err := s.cfg.Protection.Owner(c.Request.Context(), o)
@@ -351,8 +353,8 @@ func (s *Server) reader(c *gin.Context) (string, bool) {
 		return "", false
 	}
 	bearerChallenge := `Bearer realm="` + s.cfg.Realm + `"`
-	tok, present, err := bearer(c.Request)
-	if !present {
+	tok, err := uma.BearerToken(c.Request)
+	if be := (*uma.BearerError)(nil); errors.As(err, &be) && be.Missing() {
 		c.Header("WWW-Authenticate", bearerChallenge)
 		s.fail(c, uma.NewError(http.StatusUnauthorized, "unauthorized", "a bearer token of the owner is required"), "reader_no_token")
 		return "", false

@@ -3,8 +3,6 @@ package server
 import "github.com/prometheus/client_golang/prometheus"
 
 type metrics struct {
-	requests *prometheus.CounterVec
-	duration *prometheus.HistogramVec
 	refusals *prometheus.CounterVec
 	stored   prometheus.Counter
 	bytes    prometheus.Counter
@@ -13,13 +11,6 @@ type metrics struct {
 
 func newMetrics(reg prometheus.Registerer) *metrics {
 	m := &metrics{
-		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "umawide_rs_http_requests_total", Help: "HTTP requests by method, route and status.",
-		}, []string{"method", "route", "code"}),
-		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
-			Name: "umawide_rs_http_request_duration_seconds", Help: "HTTP request duration.",
-			Buckets: prometheus.DefBuckets,
-		}, []string{"method", "route"}),
 		refusals: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "umawide_rs_refusals_total", Help: "Requests refused, by reason.",
 		}, []string{"reason"}),
@@ -33,6 +24,6 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Name: "umawide_rs_uma_challenges_total", Help: "401 UMA challenges sent with a permission ticket.",
 		}),
 	}
-	reg.MustRegister(m.requests, m.duration, m.refusals, m.stored, m.bytes, m.tickets)
+	reg.MustRegister(m.refusals, m.stored, m.bytes, m.tickets)
 	return m
 }

@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"net/http"
 	"slices"
 	"strings"
@@ -16,9 +17,8 @@ import (
 
 	"github.com/gin-gonic/gin"
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/collectors"
-	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/umawide/umawide/internal/service"
 	"github.com/umawide/umawide/internal/uma"
 	"github.com/umawide/umawide/resource-server/internal/protection"
 	"github.com/umawide/umawide/resource-server/internal/rpt"
@@ -67,8 +67,10 @@ type Config struct {
 	Store      store.Store
 	Protection Protector
 	Verifier   Verifier
-	// Registry receives the metrics; default a new private registry.
+	// Registry receives the metrics; default service.NewRegistry().
 	Registry *prometheus.Registry
+	// Timeouts of the HTTP server; default DefaultTimeouts.
+	Timeouts *service.Timeouts
 	Logger   *slog.Logger
 	// Now is the clock; default time.Now.
 	Now func() time.Time
@@ -77,16 +79,19 @@ type Config struct {
 // DefaultMaxBody is the default message size limit.
 const DefaultMaxBody = 10 << 20
 
-// Bounds of request inputs.
-const (
-	MaxAuthorizationLen = 16 << 10
-	DefaultListLimit    = 100
-)
+// DefaultListLimit is the default page size of a listing.
+const DefaultListLimit = 100
+
+// DefaultTimeouts leave a 10 MiB upload two minutes.
+var DefaultTimeouts = service.Timeouts{
+	ReadHeader: 10 * time.Second, Read: 2 * time.Minute, Write: 2 * time.Minute, Idle: 2 * time.Minute,
+	Shutdown: 20 * time.Second, MaxHeaderBytes: 64 << 10,
+}
 
 // Server is the Resource Server's HTTP side.
 type Server struct {
 	cfg     Config
-	engine  *gin.Engine
+	svc     *service.Service
 	metrics *metrics
 }
 
@@ -101,9 +106,8 @@ func New(cfg Config) (*Server, error) {
 	if cfg.MaxBody <= 0 {
 		cfg.MaxBody = DefaultMaxBody
 	}
-	if cfg.Registry == nil {
-		cfg.Registry = prometheus.NewRegistry()
-		cfg.Registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	if cfg.Timeouts == nil {
+		cfg.Timeouts = &DefaultTimeouts
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
@@ -111,57 +115,30 @@ func New(cfg Config) (*Server, error) {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
+	if cfg.Registry == nil {
+		cfg.Registry = service.NewRegistry()
+	}
 	s := &Server{cfg: cfg, metrics: newMetrics(cfg.Registry)}
-
-	gin.SetMode(gin.ReleaseMode)
-	e := gin.New()
-	e.RedirectTrailingSlash = false
-	e.RedirectFixedPath = false
-	e.HandleMethodNotAllowed = true
-	e.RemoveExtraSlash = false
-	e.UseRawPath = false
-	e.Use(s.observe, s.recover, s.strictPath)
-	e.NoRoute(func(c *gin.Context) {
-		s.fail(c, uma.NewError(http.StatusNotFound, uma.ErrNotFound, "no such endpoint"), "no_route")
+	svc, err := service.New(service.Config{
+		Namespace: "umawide_rs", Registry: cfg.Registry, Logger: cfg.Logger,
+		Ready: s.ready, ReadyTimeout: 2 * time.Second, Timeouts: *cfg.Timeouts, Fail: s.fail,
+		Middleware: []gin.HandlerFunc{s.strictPath},
 	})
-	e.NoMethod(func(c *gin.Context) {
-		s.fail(c, uma.NewError(http.StatusMethodNotAllowed, uma.ErrInvalidRequest, "method not allowed"), "method")
-	})
-
-	e.POST("/incoming/:owner", s.postMessage)
-	e.GET("/incoming/:owner/messages", s.listMessages)
-	e.GET("/incoming/:owner/messages/:id", s.getMessage)
-	e.GET("/healthz", func(c *gin.Context) { c.JSON(http.StatusOK, gin.H{"status": "ok"}) })
-	e.GET("/readyz", s.ready)
-	e.GET("/metrics", gin.WrapH(promhttp.HandlerFor(cfg.Registry, promhttp.HandlerOpts{Registry: cfg.Registry})))
-	s.engine = e
+	if err != nil {
+		return nil, err
+	}
+	svc.Engine.POST("/incoming/:owner", s.postMessage)
+	svc.Engine.GET("/incoming/:owner/messages", s.listMessages)
+	svc.Engine.GET("/incoming/:owner/messages/:id", s.getMessage)
+	s.svc = svc
 	return s, nil
 }
 
 // ServeHTTP implements http.Handler.
-func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.engine.ServeHTTP(w, r) }
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.svc.ServeHTTP(w, r) }
 
-// Timeouts of the HTTP server.
-type Timeouts struct {
-	ReadHeader, Read, Write, Idle time.Duration
-}
-
-// DefaultTimeouts leave a 10 MiB upload two minutes.
-var DefaultTimeouts = Timeouts{ReadHeader: 10 * time.Second, Read: 2 * time.Minute, Write: 2 * time.Minute, Idle: 2 * time.Minute}
-
-// HTTPServer wraps h with timeouts and a header size limit.
-func HTTPServer(addr string, h http.Handler, t Timeouts, logger *slog.Logger) *http.Server {
-	return &http.Server{
-		Addr:              addr,
-		Handler:           h,
-		ReadHeaderTimeout: t.ReadHeader,
-		ReadTimeout:       t.Read,
-		WriteTimeout:      t.Write,
-		IdleTimeout:       t.Idle,
-		MaxHeaderBytes:    64 << 10,
-		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
-	}
-}
+// Serve serves on l until ctx ends, then shuts down gracefully.
+func (s *Server) Serve(ctx context.Context, l net.Listener) error { return s.svc.Serve(ctx, l) }
 
 // CheckPublicURL says whether u can be a Resource Server's public base URL:
 // absolute http or https, a host, no path, userinfo, query or fragment, and
@@ -205,35 +182,6 @@ func (s *Server) RunMaintenance(ctx context.Context, interval time.Duration) {
 	}
 }
 
-// --- middleware ---
-
-func (s *Server) observe(c *gin.Context) {
-	start := time.Now()
-	c.Next()
-	route := c.FullPath()
-	if route == "" {
-		route = "unmatched"
-	}
-	status := c.Writer.Status()
-	s.metrics.requests.WithLabelValues(c.Request.Method, route, fmt.Sprint(status)).Inc()
-	s.metrics.duration.WithLabelValues(c.Request.Method, route).Observe(time.Since(start).Seconds())
-	s.cfg.Logger.Info("request", "method", c.Request.Method, "route", route, "status", status,
-		"duration_ms", time.Since(start).Milliseconds(), "remote", c.Request.RemoteAddr)
-}
-
-func (s *Server) recover(c *gin.Context) {
-	defer func() {
-		if v := recover(); v != nil {
-			if v == http.ErrAbortHandler {
-				panic(v)
-			}
-			s.cfg.Logger.Error("panic in handler", "panic", fmt.Sprint(v))
-			s.fail(c, uma.NewError(http.StatusInternalServerError, uma.ErrServerError, "internal error"), "panic")
-		}
-	}()
-	c.Next()
-}
-
 // strictPath refuses percent-encoded paths: no owner name or message id needs
 // encoding, and decoding is where "b%6fb" and "bob" or "a%2fb" and "a/b"
 // would start to disagree.
@@ -252,45 +200,8 @@ func (s *Server) fail(c *gin.Context, e *uma.Error, reason string) {
 	c.Abort()
 }
 
-func (s *Server) ready(c *gin.Context) {
-	ctx, cancel := context.WithTimeout(c.Request.Context(), 2*time.Second)
-	defer cancel()
-	if err := s.cfg.Store.Ping(ctx); err != nil {
-		s.cfg.Logger.Warn("not ready", "err", err)
-		c.JSON(http.StatusServiceUnavailable, gin.H{"status": "unavailable", "store": "down"})
-		return
-	}
-	c.JSON(http.StatusOK, gin.H{"status": "ok", "store": "up"})
-}
-
-// bearer extracts a bearer token: ok false when there is no Authorization
-// header; err when it is not a well-formed bearer credential.
-func bearer(r *http.Request) (token string, ok bool, err error) {
-	vals := r.Header.Values("Authorization")
-	if len(vals) == 0 {
-		return "", false, nil
-	}
-	if len(vals) > 1 {
-		return "", true, errors.New("more than one Authorization header")
-	}
-	v := vals[0]
-	if len(v) > MaxAuthorizationLen {
-		return "", true, errors.New("Authorization header too long")
-	}
-	scheme, tok, found := strings.Cut(v, " ")
-	if !found || !strings.EqualFold(scheme, "Bearer") {
-		return "", true, errors.New("not a Bearer credential")
-	}
-	tok = strings.TrimLeft(tok, " ")
-	if tok == "" || strings.IndexFunc(tok, func(r rune) bool { return !isToken68(r) }) >= 0 {
-		return "", true, errors.New("malformed bearer token")
-	}
-	return tok, true, nil
-}
-
-func isToken68(r rune) bool {
-	return r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || strings.ContainsRune("-._~+/=", r)
-}
+// ready: the store answers.
+func (s *Server) ready(ctx context.Context) error { return s.cfg.Store.Ping(ctx) }
 
 func (s *Server) readerAllowed(azp string) bool {
 	return len(s.cfg.ReaderClients) == 0 || slices.Contains(s.cfg.ReaderClients, azp)

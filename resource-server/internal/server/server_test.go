@@ -239,6 +239,44 @@ func wantChallenge(t *testing.T, r resp, errCode string) uma.Challenge {
 	return ch
 }
 
+// Authorization of another scheme is no bearer credential (RFC 6750 section
+// 3.1): answered as a request without one. More than one Authorization
+// header: invalid_token (the Claims Provider answers 400 there).
+func TestAuthorizationSchemes(t *testing.T) {
+	e := newEnv(t, 0)
+	send := func(method, path string, auth ...string) resp {
+		req, _ := http.NewRequest(method, e.srv.URL+path, strings.NewReader("hello"))
+		for _, a := range auth {
+			req.Header.Add("Authorization", a)
+		}
+		res, err := e.srv.Client().Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer res.Body.Close()
+		b, _ := io.ReadAll(res.Body)
+		return resp{res.StatusCode, res.Header, b}
+	}
+	r := send(http.MethodPost, "/incoming/bob", "Basic cnFwOnNlY3JldA==")
+	wantChallenge(t, r, "")
+	if strings.Contains(r.header.Get("WWW-Authenticate"), "error=") || r.err().Code != "unauthorized" {
+		t.Fatalf("another scheme: %q %s", r.header.Get("WWW-Authenticate"), r.body)
+	}
+	r = send(http.MethodGet, "/incoming/bob/messages", "Basic cnFwOnNlY3JldA==")
+	if r.status != 401 || r.header.Get("WWW-Authenticate") != `Bearer realm="bar"` {
+		t.Fatalf("reader, another scheme: %d %q", r.status, r.header.Get("WWW-Authenticate"))
+	}
+	r = send(http.MethodPost, "/incoming/bob", "Bearer a", "Bearer b")
+	wantChallenge(t, r, uma.ErrInvalidToken)
+	r = send(http.MethodGet, "/incoming/bob/messages", "Bearer a", "Bearer b")
+	if r.status != 401 || r.header.Get("WWW-Authenticate") != `Bearer realm="bar", error="invalid_token"` {
+		t.Fatalf("reader, two Authorization headers: %d %q", r.status, r.header.Get("WWW-Authenticate"))
+	}
+	if n := e.count("bob"); n != 0 {
+		t.Fatalf("%d messages stored", n)
+	}
+}
+
 func TestNoTokenGetsChallenge(t *testing.T) {
 	e := newEnv(t, 0)
 	r := e.post("bob", "", []byte("hello"), nil)

@@ -13,6 +13,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/umawide/umawide/internal/flagenv"
 	"github.com/umawide/umawide/rqp-client/rqp"
 )
 
@@ -103,33 +104,14 @@ func newFlagSet(name, envPrefix, synopsis string, w io.Writer) *flagSet {
 	return f
 }
 
-func (f *flagSet) envName(flagName string) string {
-	return f.envPrefix + strings.ToUpper(strings.ReplaceAll(flagName, "-", "_"))
-}
+func (f *flagSet) envName(flagName string) string { return flagenv.EnvName(f.envPrefix, flagName) }
 
-// parse parses args, then fills every flag not given from its variable.
+// parse parses args, then fills every flag not given from its variable (an
+// empty one counts as unset), as the services do (internal/flagenv).
 func (f *flagSet) parse(args []string, getenv Env) error {
 	f.VisitAll(func(fl *flag.Flag) { fl.Usage += " [$" + f.envName(fl.Name) + "]" })
-	if err := f.Parse(args); err != nil {
-		return err
-	}
-	if f.NArg() > 0 {
-		return fmt.Errorf("unexpected arguments: %q", f.Args())
-	}
-	given := map[string]bool{}
-	f.Visit(func(fl *flag.Flag) { given[fl.Name] = true })
-	var errs []error
-	f.VisitAll(func(fl *flag.Flag) {
-		if given[fl.Name] {
-			return
-		}
-		if v, ok := getenv(f.envName(fl.Name)); ok && v != "" {
-			if err := f.Set(fl.Name, v); err != nil {
-				errs = append(errs, fmt.Errorf("$%s: %w", f.envName(fl.Name), err))
-			}
-		}
-	})
-	return errors.Join(errs...)
+	_, err := flagenv.ParseWithEnv(f.FlagSet, args, f.envPrefix, getenv, nil)
+	return err
 }
 
 // isSet reports whether a flag was given on the command line or by its
@@ -138,9 +120,7 @@ func (f *flagSet) isSet(name string, getenv Env) bool {
 	set := false
 	f.Visit(func(fl *flag.Flag) { set = set || fl.Name == name })
 	if !set {
-		if v, ok := getenv(f.envName(name)); ok && v != "" {
-			set = true
-		}
+		_, set = flagenv.Lookup(getenv, f.envName(name))
 	}
 	return set
 }
