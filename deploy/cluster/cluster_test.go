@@ -268,7 +268,7 @@ func (c *clusterTest) ticket(t *testing.T, n *node) string {
 		}
 		c.nodes[0].postJSON(t, "/authz/protection/resource_set", map[string]any{
 			"name": uma.IncomingResourceName("bob"), "type": uma.ResourceTypeIncoming, "owner": "bob",
-			"ownerManagedAccess": true, "resource_scopes": []string{uma.ScopeCreate}, "uris": []string{uma.IncomingPath("bob")},
+			"ownerManagedAccess": false, "resource_scopes": []string{uma.ScopeCreate}, "uris": []string{uma.IncomingPath("bob")},
 		}, &resource)
 		c.resourceID = resource.ID
 	}
@@ -276,7 +276,8 @@ func (c *clusterTest) ticket(t *testing.T, n *node) string {
 		Ticket string `json:"ticket"`
 	}
 	n.postJSON(t, "/authz/protection/permission",
-		[]map[string]any{{"resource_id": c.resourceID, "resource_scopes": []string{uma.ScopeCreate}}}, &tk)
+		[]map[string]any{{"resource_id": c.resourceID, "resource_scopes": []string{uma.ScopeCreate},
+			"claims": map[string][]string{uma.ClaimIncomingURI: {replayIncoming}}}}, &tk)
 	return tk.Ticket
 }
 
@@ -290,11 +291,22 @@ func (c *clusterTest) claimsToken(ticket, jti string) string {
 	})
 }
 
-// grant runs the uma-ticket grant at node n; extra pushed claims (content
-// metadata) go with the claims token.
+// replayIncoming is the Incoming URL the replay checks' tickets name (no
+// Resource Server takes part in them).
+const replayIncoming = "http://rs.cluster.invalid/incoming/bob"
+
+// grant runs the uma-ticket grant at node n as an honest client would: the
+// claims token, the Incoming URL the ticket names and a content binding;
+// extra pushed claims replace those.
 func (c *clusterTest) grant(t *testing.T, n *node, ticket, claimsToken string, extra uma.PushedClaims) (string, error) {
 	t.Helper()
-	pushed := uma.PushedClaims{uma.ClaimClaimsToken: {claimsToken}}
+	tc, err := uma.UnverifiedTicketClaims(ticket)
+	if err != nil || len(tc.IncomingURIs) != 1 {
+		t.Fatalf("ticket names %v: %v", tc.IncomingURIs, err)
+	}
+	empty := sha256.Sum256(nil)
+	pushed := uma.PushedClaims{uma.ClaimClaimsToken: {claimsToken}, uma.ClaimIncomingURI: {tc.IncomingURIs[0]},
+		uma.ClaimContentSHA256: {hex.EncodeToString(empty[:])}, uma.ClaimContentLength: {"0"}}
 	for k, v := range extra {
 		pushed[k] = v
 	}
@@ -360,13 +372,19 @@ func (c *clusterTest) resourceServers(t *testing.T, base string) {
 	}
 	issuer := c.nodes[0].issuer
 	var rs []*stack.Service
+	// Replicas behind one address share one public URL: the Incoming URL in
+	// their tickets and in the RPTs they accept.
+	var publicURL string
 	for i, n := range c.nodes {
 		port, err := launcher.FreePort()
 		if err != nil {
 			t.Fatal(err)
 		}
+		if publicURL == "" {
+			publicURL = fmt.Sprintf("http://127.0.0.1:%d", port)
+		}
 		s, err := stack.Start(c.ctx, stack.ResourceServer{
-			Binary: bins["resource-server"], Listen: fmt.Sprintf("127.0.0.1:%d", port),
+			Binary: bins["resource-server"], Listen: fmt.Sprintf("127.0.0.1:%d", port), PublicURL: publicURL,
 			KeycloakURL: n.kc.BaseURL, Realm: c.realm, DatabaseURL: dbURL,
 			Extra:   []string{"-issuer", issuer},
 			LogPath: filepath.Join(dir, fmt.Sprintf("resource-server-%d.log", i)),

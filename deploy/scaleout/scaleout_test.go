@@ -9,7 +9,9 @@ package scaleout
 import (
 	"bytes"
 	"context"
+	"crypto/rand"
 	"crypto/sha256"
+	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -25,6 +27,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/umawide/umawide/internal/grantmac"
 	"github.com/umawide/umawide/internal/kctest"
 	"github.com/umawide/umawide/internal/stack"
 	"github.com/umawide/umawide/internal/uma"
@@ -104,6 +107,10 @@ func freshDatabase(t *testing.T, base string) string {
 	return u.String()
 }
 
+// rsSecret is the resource-server client's secret in the realm copy: the
+// key of grant_mac.
+const rsSecret = "resource-server-secret"
+
 type env struct {
 	t      *testing.T
 	ctx    context.Context
@@ -131,13 +138,19 @@ func start(t *testing.T, base string) (*env, string) {
 	var wg sync.WaitGroup
 	errs := make([]error, replicas)
 	e.rs = make([]*stack.Service, replicas)
+	// Replicas behind one address share one public URL: the Incoming URL in
+	// their tickets and in the RPTs they accept.
+	var publicURL string
 	for i := range replicas {
 		port, err := launcher.FreePort()
 		if err != nil {
 			t.Fatal(err)
 		}
+		if publicURL == "" {
+			publicURL = fmt.Sprintf("http://127.0.0.1:%d", port)
+		}
 		spec := stack.ResourceServer{
-			Binary: bins["resource-server"], Listen: fmt.Sprintf("127.0.0.1:%d", port),
+			Binary: bins["resource-server"], Listen: fmt.Sprintf("127.0.0.1:%d", port), PublicURL: publicURL,
 			KeycloakURL: kc.BaseURL, Realm: realm, DatabaseURL: dbURL,
 			LogPath: filepath.Join(dir, fmt.Sprintf("resource-server-%d.log", i)),
 		}.Spec()
@@ -204,12 +217,23 @@ func (e *env) rpt(challengeAt string, body []byte) (string, error) {
 	if ch.ASURI != e.issuer {
 		return "", fmt.Errorf("as_uri %s, want %s", ch.ASURI, e.issuer)
 	}
-	claims := uma.PushedClaims{
+	// The stock policy copies pushed claims into the RPT: push what the
+	// claims-token policy would write (the Resource Server checks all of it).
+	tc, err := uma.UnverifiedTicketClaims(ch.Ticket)
+	if err != nil || len(tc.IncomingURIs) != 1 || len(tc.ResourceIDs) != 1 {
+		return "", fmt.Errorf("ticket %+v: %v", tc, err)
+	}
+	grantID := make([]byte, 16)
+	_, _ = rand.Read(grantID)
+	claims := uma.PushedClaims(grantmac.Attest([]byte(rsSecret), tc.ResourceIDs[0], map[string][]string{
 		uma.ClaimContentSHA256: {hexSum(body)},
 		uma.ClaimContentLength: {fmt.Sprint(len(body))},
 		uma.ClaimSenderEmail:   {"alice@foo.example"},
 		uma.ClaimSenderIss:     {"http://127.0.0.1:8081"},
-	}
+		uma.ClaimSenderSub:     {"a11ce"},
+		uma.ClaimIncomingURI:   {tc.IncomingURIs[0]},
+		uma.ClaimGrantID:       {base64.RawURLEncoding.EncodeToString(grantID)},
+	}))
 	ct, err := claims.Encode()
 	if err != nil {
 		return "", err

@@ -71,3 +71,20 @@ func Verify(key []byte, resourceID string, claims map[string]string) error {
 	}
 	return nil
 }
+
+// Attest returns a copy of claims, in the many-valued form of an RPT
+// permission's claims, with grant_mac over their single values, as the
+// claims-token policy writes it. For tests and tools that stand in for the
+// policy (a realm whose stock policy copies pushed claims).
+func Attest(key []byte, resourceID string, claims map[string][]string) map[string][]string {
+	one := make(map[string]string, len(claims))
+	out := make(map[string][]string, len(claims)+1)
+	for k, v := range claims {
+		out[k] = v
+		if len(v) == 1 {
+			one[k] = v[0]
+		}
+	}
+	out[Claim] = []string{Compute(key, resourceID, one)}
+	return out
+}

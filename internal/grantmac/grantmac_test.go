@@ -55,3 +55,17 @@ func TestVerify(t *testing.T) {
 		t.Error("no MAC verified")
 	}
 }
+
+func TestAttest(t *testing.T) {
+	many := map[string][]string{}
+	for k, v := range vector() {
+		many[k] = []string{v}
+	}
+	got := Attest([]byte("resource-server-secret"), "res-1", many)
+	if g := got[Claim]; len(g) != 1 || g[0] != "w7hDO8ogIRrFT3tD7908y0lGYvFs1TXpXsHlaqTJawA" {
+		t.Fatalf("grant_mac %v", g)
+	}
+	if _, ok := many[Claim]; ok {
+		t.Fatal("Attest changed its argument")
+	}
+}

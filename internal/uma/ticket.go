@@ -2,6 +2,7 @@ package uma
 
 import (
 	"bytes"
+	"cmp"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
@@ -26,6 +27,9 @@ type TicketClaims struct {
 	// Audience is the ticket's aud (a string or an array in JSON); Keycloak
 	// 26.5 sets it to the realm's issuer, the AS that will redeem the ticket.
 	Audience []string
+	// ResourceIDs are the rsid (Keycloak 26.5: "permissions") or id (older:
+	// "resources") of the ticket's permissions.
+	ResourceIDs []string
 	// IncomingURIs are the distinct values of the incoming_uri claim found
 	// in the ticket: in its top-level "claims" (where Keycloak 26.5 puts the
 	// claims a Resource Server sends with POST .../authz/protection/permission,
@@ -108,12 +112,17 @@ func UnverifiedTicketClaims(ticket string) (TicketClaims, error) {
 			continue
 		}
 		var perms []struct {
+			RSID   string          `json:"rsid"`
+			ID     string          `json:"id"`
 			Claims json.RawMessage `json:"claims"`
 		}
 		if err := json.Unmarshal(list.raw, &perms); err != nil {
 			return TicketClaims{}, fmt.Errorf("%w: %s is not an array of objects", ErrTicket, list.name)
 		}
 		for i, p := range perms {
+			if id := cmp.Or(p.RSID, p.ID); id != "" {
+				out.ResourceIDs = append(out.ResourceIDs, id)
+			}
 			if err := add(fmt.Sprintf("%s[%d].claims", list.name, i), p.Claims); err != nil {
 				return TicketClaims{}, err
 			}

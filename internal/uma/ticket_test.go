@@ -24,23 +24,23 @@ func TestUnverifiedTicketClaims(t *testing.T) {
 		{"keycloak", `{"exp":1796123343,"iat":1796123043,"permissions":[{"scopes":["create"],"rsid":"3c00e0a8-ef70-4d06-a9b1-72aec033c511"}],` +
 			`"claims":{"incoming_uri":["` + bob + `"]},"jti":"e500a7f8-ae7f-c9c6-86c6-2e03c53df0e2-1796123044997",` +
 			`"aud":"http://127.0.0.1:41977/realms/bar","sub":"7aefe07b-5dd7-4845-beec-cc9836516b10","azp":"resource-server"}`,
-			TicketClaims{Audience: []string{"http://127.0.0.1:41977/realms/bar"}, IncomingURIs: []string{bob}}},
+			TicketClaims{Audience: []string{"http://127.0.0.1:41977/realms/bar"}, ResourceIDs: []string{"3c00e0a8-ef70-4d06-a9b1-72aec033c511"}, IncomingURIs: []string{bob}}},
 		{"aud as an array", `{"aud":["a","b"],"claims":{"incoming_uri":["` + bob + `"]}}`,
 			TicketClaims{Audience: []string{"a", "b"}, IncomingURIs: []string{bob}}},
 		// Older Keycloaks' PermissionTicketToken: "resources".
 		{"resources", `{"resources":[{"id":"r1","scopes":["create"],"claims":{"incoming_uri":["` + bob + `"]}}]}`,
-			TicketClaims{IncomingURIs: []string{bob}}},
+			TicketClaims{ResourceIDs: []string{"r1"}, IncomingURIs: []string{bob}}},
 		{"iss and a string value", `{"iss":"http://as/realms/bar","claims":{"incoming_uri":"` + bob + `"}}`,
 			TicketClaims{Issuer: "http://as/realms/bar", IncomingURIs: []string{bob}}},
 		{"per permission", `{"permissions":[{"claims":{"incoming_uri":["` + bob + `"]}}]}`,
 			TicketClaims{IncomingURIs: []string{bob}}},
 		{"per resource, same as top level", `{"claims":{"incoming_uri":["` + bob + `"]},"resources":[{"id":"r","claims":{"incoming_uri":["` + bob + `"]}}]}`,
-			TicketClaims{IncomingURIs: []string{bob}}},
+			TicketClaims{ResourceIDs: []string{"r"}, IncomingURIs: []string{bob}}},
 		{"two values", `{"claims":{"incoming_uri":["` + bob + `","http://x/incoming/bob"]}}`,
 			TicketClaims{IncomingURIs: []string{bob, "http://x/incoming/bob"}}},
 		{"top level and permission differ", `{"claims":{"incoming_uri":["` + bob + `"]},"permissions":[{"claims":{"incoming_uri":["http://x/incoming/bob"]}}]}`,
 			TicketClaims{IncomingURIs: []string{bob, "http://x/incoming/bob"}}},
-		{"none", `{"resources":[{"id":"r1","scopes":["create"]}]}`, TicketClaims{}},
+		{"none", `{"resources":[{"id":"r1","scopes":["create"]}]}`, TicketClaims{ResourceIDs: []string{"r1"}}},
 		{"other claims only", `{"claims":{"other":["x"]}}`, TicketClaims{}},
 		{"nulls", `{"iss":null,"claims":null,"resources":null,"permissions":[{"claims":null}]}`, TicketClaims{}},
 	} {

@@ -130,13 +130,7 @@ func (r *realmEnv) grant(t *testing.T, ticket string, claims uma.PushedClaims) (
 	// grant_mac as the claims-token policy would write it, unless the test
 	// gave one (or none: a key with no values).
 	if _, given := claims[grantmac.Claim]; !given {
-		one := map[string]string{}
-		for k, v := range push {
-			if len(v) == 1 {
-				one[k] = v[0]
-			}
-		}
-		push.Set(grantmac.Claim, grantmac.Compute([]byte(rsSecret), ticketResourceID(t, ticket), one))
+		push = grantmac.Attest([]byte(rsSecret), ticketResourceID(t, ticket), push)
 	}
 	ct, err := push.Encode()
 	if err != nil {

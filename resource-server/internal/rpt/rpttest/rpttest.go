@@ -122,14 +122,7 @@ func Attest(rsid string, claims map[string][]string) map[string][]string {
 	if _, ok := out[uma.ClaimGrantID]; !ok {
 		return out
 	}
-	one := map[string]string{}
-	for k, v := range out {
-		if len(v) == 1 {
-			one[k] = v[0]
-		}
-	}
-	out[grantmac.Claim] = []string{grantmac.Compute(MACKey, rsid, one)}
-	return out
+	return grantmac.Attest(MACKey, rsid, out)
 }
 
 // Sender of the permissions GrantClaims makes.
