@@ -303,7 +303,7 @@ func dbMessages(t *testing.T, dbURL string) (map[string]string, int, int) {
 		t.Fatal(err)
 	}
 	var used, distinctSums int
-	if err := conn.QueryRow(ctx, `SELECT count(*) FROM used_tokens`).Scan(&used); err != nil {
+	if err := conn.QueryRow(ctx, `SELECT count(*) FROM used_grants`).Scan(&used); err != nil {
 		t.Fatal(err)
 	}
 	if err := conn.QueryRow(ctx, `SELECT count(DISTINCT sha256) FROM messages WHERE owner = $1`, owner).Scan(&distinctSums); err != nil {
