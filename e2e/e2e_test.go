@@ -20,7 +20,9 @@ import (
 
 	"github.com/umawide/umawide/internal/e2etest"
 	"github.com/umawide/umawide/internal/kctest"
+	"github.com/umawide/umawide/internal/keycloak"
 	"github.com/umawide/umawide/internal/uma"
+	"github.com/umawide/umawide/keycloak/launcher"
 	"github.com/umawide/umawide/rqp-client/rqp"
 )
 
@@ -375,7 +377,7 @@ func (w *world) badTickets(t *testing.T) {
 		form := url.Values{"grant_type": {uma.GrantTypeUMATicket}, "ticket": {ticket}, "submit_request": {"false"},
 			"claim_token_format": {uma.ClaimTokenFormatJWT}, "claim_token": {"e30"}}
 		_, err := kctest.PostToken(e2etest.Timeout(t, time.Minute), w.KC.IssuerURL(w.Realm), "rqp-client", e2etest.RQPSecret, form)
-		var te *kctest.TokenError
+		var te *keycloak.Error
 		if !errors.As(err, &te) || te.StatusCode != 403 || !strings.Contains(te.Body, `"invalid_ticket"`) {
 			t.Errorf("%s ticket: %v", name, err)
 		} else {
@@ -417,7 +419,7 @@ func (r *ticketRecorder) last() string {
 // the client starts over once with a fresh ticket (library, progress hook).
 func (w *world) expiredTicket(t *testing.T) {
 	realm := e2etest.ImportBar(t, w.KC, "bar-e2e-short-"+e2etest.RandomHex(4), w.CPURL, func(rep map[string]any) {
-		rs := e2etest.FindClient(rep, "resource-server")
+		rs := launcher.Client(rep, "resource-server")
 		attrs, _ := rs["attributes"].(map[string]any)
 		if attrs == nil {
 			attrs = map[string]any{}

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/umawide/umawide/internal/e2etest"
+	"github.com/umawide/umawide/internal/kctest"
 	"github.com/umawide/umawide/internal/uma"
 )
 
@@ -175,7 +176,7 @@ func TestRelayingResourceServer(t *testing.T) {
 	t.Run("a client that skipped the check gets no RPT", func(t *testing.T) {
 		// Bob's ticket as the relay hands it on, the honest claims for the
 		// content, and the Incoming Alice meant: incoming_uri of the relay.
-		mark := e2etest.MarkLog(e2etest.KeycloakLog(w.KC))
+		mark := kctest.MarkLog(kctest.KeycloakLog(w.KC))
 		ticket := w.Ticket(t, "bob")
 		ct := w.ClaimsToken(t, w.ClientToken(t), ticket, e2etest.AliceEmail, "")
 		form := e2etest.GrantForm(ticket, w.PushedFor("bob", ct, map[string]string{

@@ -2,7 +2,6 @@ package integration
 
 import (
 	"bytes"
-	"context"
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -195,15 +194,7 @@ func TestSetupScript(t *testing.T) {
 			"serviceAccountsEnabled": true, "standardFlowEnabled": false,
 		}},
 	}
-	data, _ := json.Marshal(rep)
-	if err := kc.ImportRealm(ctx, data); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		if err := kc.DeleteRealm(context.Background(), realm); err != nil {
-			t.Errorf("delete realm %s: %v", realm, err)
-		}
-	})
+	kctest.ImportRealm(t, kc, rep)
 
 	root, err := launcher.RepoRoot()
 	if err != nil {

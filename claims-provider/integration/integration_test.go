@@ -26,6 +26,7 @@ import (
 	"github.com/umawide/umawide/internal/jwk"
 	"github.com/umawide/umawide/internal/jwtverify"
 	"github.com/umawide/umawide/internal/kctest"
+	"github.com/umawide/umawide/internal/testhttp"
 	"github.com/umawide/umawide/internal/uma"
 	"github.com/umawide/umawide/keycloak/launcher"
 )
@@ -136,29 +137,18 @@ func (i *instance) post(t *testing.T, bearer string, form url.Values) answer {
 
 func (i *instance) postRaw(t *testing.T, bearer, contentType, body string) answer {
 	t.Helper()
-	req, _ := http.NewRequest(http.MethodPost, i.base+"/claims/token", strings.NewReader(body))
-	req.Header.Set("Content-Type", contentType)
-	if bearer != "" {
-		req.Header.Set("Authorization", "Bearer "+bearer)
-	}
-	return do(t, req)
+	return send(t, http.MethodPost, i.base+"/claims/token", bearer, []byte(body), http.Header{"Content-Type": {contentType}})
 }
 
 func (i *instance) get(t *testing.T, path string) answer {
 	t.Helper()
-	req, _ := http.NewRequest(http.MethodGet, i.base+path, nil)
-	return do(t, req)
+	return send(t, http.MethodGet, i.base+path, "", nil, nil)
 }
 
-func do(t *testing.T, req *http.Request) answer {
+func send(t *testing.T, method, u, bearer string, body []byte, hdr http.Header) answer {
 	t.Helper()
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	body, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
-	return answer{resp.StatusCode, resp.Header, body}
+	a := testhttp.Send(t, context.Background(), method, u, bearer, body, hdr)
+	return answer{a.Status, a.Header, a.Body}
 }
 
 // wantError checks the status and the JSON error body {"error","error_description"}.
@@ -603,7 +593,6 @@ func deleteClient(t *testing.T, clientID string) {
 // emails allowed (a copy of realm foo under a fresh name, deleted afterwards).
 func TestAmbiguousUser(t *testing.T) {
 	kc := kctest.Keycloak(t)
-	ctx := ctxT(t)
 	root, err := launcher.RepoRoot()
 	if err != nil {
 		t.Fatal(err)
@@ -626,15 +615,7 @@ func TestAmbiguousUser(t *testing.T) {
 		list = append(list, map[string]any{"username": n, "enabled": true, "email": "twin@foo.example", "emailVerified": true})
 	}
 	rep["users"] = list
-	data, _ := json.Marshal(rep)
-	if err := kc.ImportRealm(ctx, data); err != nil {
-		t.Fatalf("import %s: %v", realm, err)
-	}
-	t.Cleanup(func() {
-		if err := kc.DeleteRealm(context.Background(), realm); err != nil {
-			t.Errorf("delete realm %s: %v", realm, err)
-		}
-	})
+	kctest.ImportRealm(t, kc, rep)
 
 	cp := start(t, func(c *app.Config) { c.Realm = realm })
 	bar := kc.IssuerURL("bar")

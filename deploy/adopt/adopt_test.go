@@ -8,7 +8,6 @@ package adopt
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -29,19 +28,7 @@ func TestMain(m *testing.M) { kctest.Main(m) }
 // importRealm creates a realm that has users and nothing of umawide.
 func importRealm(t *testing.T, kc *launcher.Keycloak, name string, users ...map[string]any) {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
-	rep, _ := json.Marshal(map[string]any{"realm": name, "enabled": true, "users": users})
-	if err := kc.ImportRealm(ctx, rep); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-		defer cancel()
-		if err := kc.DeleteRealm(ctx, name); err != nil {
-			t.Errorf("delete realm %s: %v", name, err)
-		}
-	})
+	kctest.ImportRealm(t, kc, map[string]any{"realm": name, "enabled": true, "users": users})
 }
 
 func user(name, email, password string) map[string]any {

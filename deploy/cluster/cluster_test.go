@@ -50,8 +50,10 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/umawide/umawide/internal/kctest"
+	"github.com/umawide/umawide/internal/keycloak"
+	"github.com/umawide/umawide/internal/keycloak/protection"
 	"github.com/umawide/umawide/internal/stack"
-	"github.com/umawide/umawide/internal/testcp"
+	"github.com/umawide/umawide/internal/testclaimsprovider"
 	"github.com/umawide/umawide/internal/uma"
 	"github.com/umawide/umawide/keycloak/launcher"
 )
@@ -76,29 +78,10 @@ type node struct {
 	kc     *launcher.Keycloak
 	realm  string
 	issuer string // what this node puts into iss (KC_HOSTNAME)
-	pat    string
+	api    *protection.Client
 }
 
 func (n *node) url(path string) string { return n.kc.BaseURL + "/realms/" + n.realm + path }
-
-func (n *node) postJSON(t *testing.T, path string, body, out any) {
-	t.Helper()
-	data, _ := json.Marshal(body)
-	req, _ := http.NewRequest(http.MethodPost, n.url(path), bytes.NewReader(data))
-	req.Header.Set("Content-Type", "application/json")
-	req.Header.Set("Authorization", "Bearer "+n.pat)
-	res, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer res.Body.Close()
-	if res.StatusCode != http.StatusCreated && res.StatusCode != http.StatusOK {
-		t.Fatalf("POST %s: %s", path, res.Status)
-	}
-	if err := json.NewDecoder(res.Body).Decode(out); err != nil {
-		t.Fatal(err)
-	}
-}
 
 // freshDatabase creates a database on the server of base, dropped when the
 // test ends (register it before starting what uses it).
@@ -223,7 +206,7 @@ func TestCluster(t *testing.T) {
 // clusterTest is one realm copy on the cluster, seen through each node.
 type clusterTest struct {
 	ctx        context.Context
-	cp         *testcp.Provider
+	cp         *testclaimsprovider.Provider
 	nodes      []*node
 	realm      string
 	resourceID string
@@ -234,22 +217,15 @@ type clusterTest struct {
 func setUp(t *testing.T, kcs []*launcher.Keycloak) *clusterTest {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
 	t.Cleanup(cancel)
-	c := &clusterTest{ctx: ctx, cp: testcp.New(t), realm: "bar-cluster-" + kctest.RandomHex(4)}
-	if err := kcs[0].ImportBarCopy(ctx, launcher.BarCopy{Name: c.realm, ClaimsProviderURL: c.cp.Issuer}); err != nil {
-		t.Fatalf("import through node 0: %v", err)
-	}
-	t.Cleanup(func() {
-		if err := kcs[0].DeleteRealm(context.Background(), c.realm); err != nil {
-			t.Errorf("delete realm %s: %v", c.realm, err)
-		}
-	})
+	c := &clusterTest{ctx: ctx, cp: testclaimsprovider.New(t), realm: "bar-cluster-" + kctest.RandomHex(4)}
+	kctest.ImportBarCopy(t, kcs[0], launcher.BarCopy{Name: c.realm, ClaimsProviderURL: c.cp.Issuer})
 	for i, kc := range kcs {
 		n := &node{kc: kc, realm: c.realm}
 		tok, err := kctest.ClientCredentials(ctx, n.url(""), "resource-server", "resource-server-secret", "")
 		if err != nil {
 			t.Fatalf("node %d: PAT: %v", i, err)
 		}
-		n.pat = tok.AccessToken
+		n.api = kctest.ProtectionAPI(n.url(""), "resource-server", "resource-server-secret")
 		claims, _ := kctest.Claims(tok.AccessToken)
 		n.issuer, _ = claims["iss"].(string)
 		c.nodes = append(c.nodes, n)
@@ -263,29 +239,17 @@ func setUp(t *testing.T, kcs []*launcher.Keycloak) *clusterTest {
 func (c *clusterTest) ticket(t *testing.T, n *node) string {
 	t.Helper()
 	if c.resourceID == "" {
-		var resource struct {
-			ID string `json:"_id"`
-		}
-		c.nodes[0].postJSON(t, "/authz/protection/resource_set", map[string]any{
-			"name": uma.IncomingResourceName("bob"), "type": uma.ResourceTypeIncoming, "owner": "bob",
-			"ownerManagedAccess": false, "resource_scopes": []string{uma.ScopeCreate}, "uris": []string{uma.IncomingPath("bob")},
-		}, &resource)
-		c.resourceID = resource.ID
+		c.resourceID = kctest.RegisterIncoming(t, c.nodes[0].api, uma.IncomingResourceName("bob"), "bob", false).ID
 	}
-	var tk struct {
-		Ticket string `json:"ticket"`
-	}
-	n.postJSON(t, "/authz/protection/permission",
-		[]map[string]any{{"resource_id": c.resourceID, "resource_scopes": []string{uma.ScopeCreate},
-			"claims": map[string][]string{uma.ClaimIncomingURI: {replayIncoming}}}}, &tk)
-	return tk.Ticket
+	return kctest.TicketFor(t, n.api, protection.Permission{ResourceID: c.resourceID, Scopes: []string{uma.ScopeCreate},
+		Claims: map[string][]string{uma.ClaimIncomingURI: {replayIncoming}}})
 }
 
 // claimsToken is what the Claims Provider of foo.example would sign for
 // Alice, bound to ticket.
 func (c *clusterTest) claimsToken(ticket, jti string) string {
 	now := time.Now().Unix()
-	return c.cp.SignES256(testcp.Header("ES256", testcp.ECKID), map[string]any{
+	return c.cp.SignES256(testclaimsprovider.Header("ES256", testclaimsprovider.ECKID), map[string]any{
 		"iss": c.cp.Issuer, "sub": "alice-user-id", "aud": c.nodes[0].issuer, "iat": now, "exp": now + 120,
 		"jti": jti, "ticket_digest": uma.TicketDigest(ticket), "email": "alice@foo.example", "email_verified": true,
 	})
@@ -325,7 +289,7 @@ func (c *clusterTest) grant(t *testing.T, n *node, ticket, claimsToken string, e
 }
 
 func denied(err error) bool {
-	var te *kctest.TokenError
+	var te *keycloak.Error
 	return errors.As(err, &te) && te.StatusCode == http.StatusForbidden
 }
 

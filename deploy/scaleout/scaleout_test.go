@@ -16,7 +16,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
 	"net/url"
 	"os"
@@ -30,6 +29,7 @@ import (
 	"github.com/umawide/umawide/internal/grantmac"
 	"github.com/umawide/umawide/internal/kctest"
 	"github.com/umawide/umawide/internal/stack"
+	"github.com/umawide/umawide/internal/testhttp"
 	"github.com/umawide/umawide/internal/uma"
 	"github.com/umawide/umawide/keycloak/launcher"
 )
@@ -176,28 +176,16 @@ func start(t *testing.T, base string) (*env, string) {
 	return e, dbURL
 }
 
-type response struct {
-	status int
-	header http.Header
-	body   []byte
-}
-
-func (e *env) post(base, token string, body []byte) (response, error) {
+func (e *env) post(base, token string, body []byte) (testhttp.Response, error) {
 	req, err := http.NewRequestWithContext(e.ctx, http.MethodPost, base+uma.IncomingPath(owner), bytes.NewReader(body))
 	if err != nil {
-		return response{}, err
+		return testhttp.Response{}, err
 	}
 	req.Header.Set("Content-Type", "text/plain; charset=utf-8")
 	if token != "" {
 		req.Header.Set("Authorization", "Bearer "+token)
 	}
-	res, err := e.client.Do(req)
-	if err != nil {
-		return response{}, err
-	}
-	defer res.Body.Close()
-	data, err := io.ReadAll(io.LimitReader(res.Body, 1<<20))
-	return response{res.StatusCode, res.Header, data}, err
+	return testhttp.DoErr(e.client, req)
 }
 
 // rpt runs seed steps 1-2 at one replica and step 7 at Keycloak (stock
@@ -207,10 +195,10 @@ func (e *env) rpt(challengeAt string, body []byte) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	if r.status != http.StatusUnauthorized {
-		return "", fmt.Errorf("POST without token: %d %s", r.status, r.body)
+	if r.Status != http.StatusUnauthorized {
+		return "", fmt.Errorf("POST without token: %d %s", r.Status, r.Body)
 	}
-	ch, err := uma.ParseChallenge(r.header)
+	ch, err := uma.ParseChallenge(r.Header)
 	if err != nil {
 		return "", fmt.Errorf("challenge: %w", err)
 	}
@@ -262,12 +250,12 @@ func (e *env) store(postAt, token string, body []byte) (stored, error) {
 	if err != nil {
 		return stored{}, err
 	}
-	if r.status != http.StatusCreated {
-		return stored{}, fmt.Errorf("POST with RPT: %d %s", r.status, r.body)
+	if r.Status != http.StatusCreated {
+		return stored{}, fmt.Errorf("POST with RPT: %d %s", r.Status, r.Body)
 	}
 	var m stored
-	if err := json.Unmarshal(r.body, &m); err != nil || m.ID == "" {
-		return stored{}, fmt.Errorf("201 body %s: %v", r.body, err)
+	if err := json.Unmarshal(r.Body, &m); err != nil || m.ID == "" {
+		return stored{}, fmt.Errorf("201 body %s: %v", r.Body, err)
 	}
 	if m.SHA256 != hexSum(body) {
 		return stored{}, fmt.Errorf("stored sha256 %s, sent %s", m.SHA256, hexSum(body))
@@ -425,8 +413,8 @@ func TestReplicasShareOneDatabase(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if r.status != http.StatusUnauthorized || uma.ParseError(r.status, r.body).Code != uma.ErrInvalidToken {
-			t.Fatalf("RPT used at replica 0, again at replica 1: %d %s, want 401 invalid_token", r.status, r.body)
+		if r.Status != http.StatusUnauthorized || uma.ParseError(r.Status, r.Body).Code != uma.ErrInvalidToken {
+			t.Fatalf("RPT used at replica 0, again at replica 1: %d %s, want 401 invalid_token", r.Status, r.Body)
 		}
 	}
 
@@ -449,7 +437,7 @@ func TestReplicasShareOneDatabase(t *testing.T) {
 				defer rwg.Done()
 				<-startGun
 				r, err := e.post(s.URL, tok, body)
-				statuses[j], rerrs[j] = r.status, err
+				statuses[j], rerrs[j] = r.Status, err
 			}()
 		}
 		close(startGun)
@@ -480,28 +468,12 @@ func TestReplicasShareOneDatabase(t *testing.T) {
 // list is Bob's listing of his Incoming at one replica (ids, newest first).
 func (e *env) list(t *testing.T, base, token string) []string {
 	t.Helper()
-	req, err := http.NewRequestWithContext(e.ctx, http.MethodGet, base+uma.IncomingPath(owner)+"/messages?limit=1000", nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	req.Header.Set("Authorization", "Bearer "+token)
-	res, err := e.client.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer res.Body.Close()
-	data, _ := io.ReadAll(res.Body)
-	if res.StatusCode != http.StatusOK {
-		t.Fatalf("GET messages at %s: %d %s", base, res.StatusCode, data)
-	}
 	var out struct {
 		Messages []struct {
 			ID string `json:"id"`
 		} `json:"messages"`
 	}
-	if err := json.Unmarshal(data, &out); err != nil {
-		t.Fatal(err)
-	}
+	testhttp.GetJSON(t, e.ctx, base+uma.IncomingPath(owner)+"/messages?limit=1000", token, &out)
 	var ids []string
 	for _, m := range out.Messages {
 		ids = append(ids, m.ID)

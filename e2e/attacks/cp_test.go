@@ -9,7 +9,7 @@ import (
 
 	"github.com/umawide/umawide/internal/e2etest"
 	"github.com/umawide/umawide/internal/kctest"
-	"github.com/umawide/umawide/internal/testcp"
+	"github.com/umawide/umawide/internal/testclaimsprovider"
 	"github.com/umawide/umawide/internal/uma"
 )
 
@@ -86,11 +86,11 @@ func (s *suite) claimsProviderRequests(t *testing.T) {
 		claims, _ := kctest.Claims(login.AccessToken)
 		claims["email"] = "bob@bar.example"
 		t.Run("Alice's token with another email under her signature", func(t *testing.T) {
-			expect(t, s.CPDo(t, parts[0]+"."+testcp.Part(claims)+"."+parts[2], form("")), 401, "invalid_token")
+			expect(t, s.CPDo(t, parts[0]+"."+testclaimsprovider.Part(claims)+"."+parts[2], form("")), 401, "invalid_token")
 		})
 		t.Run("Alice's claims re-signed with alg none and HS256", func(t *testing.T) {
-			expect(t, s.CPDo(t, testcp.Unsigned(map[string]any{"alg": "none"}, claims), form("")), 401, "invalid_token")
-			expect(t, s.CPDo(t, testcp.SignHS256(map[string]any{"alg": "HS256"}, claims, []byte("claims-provider-secret")), form("")), 401, "invalid_token")
+			expect(t, s.CPDo(t, testclaimsprovider.Unsigned(map[string]any{"alg": "none"}, claims), form("")), 401, "invalid_token")
+			expect(t, s.CPDo(t, testclaimsprovider.SignHS256(map[string]any{"alg": "HS256"}, claims, []byte("claims-provider-secret")), form("")), 401, "invalid_token")
 		})
 	})
 	t.Run("the client-credentials variant", func(t *testing.T) {

@@ -27,7 +27,8 @@ import (
 
 	"github.com/umawide/umawide/internal/e2etest"
 	"github.com/umawide/umawide/internal/kctest"
-	"github.com/umawide/umawide/internal/testcp"
+	"github.com/umawide/umawide/internal/keycloak"
+	"github.com/umawide/umawide/internal/testclaimsprovider"
 	"github.com/umawide/umawide/internal/uma"
 	"github.com/umawide/umawide/keycloak/launcher"
 )
@@ -243,7 +244,7 @@ func TestDiscoveryAttacks(t *testing.T) {
 		conf["httpTimeoutMillis"] = fmt.Sprint(discoTimeout)
 		conf["jwksMinRefreshSeconds"] = "0"
 	})
-	dp := testcp.New(t) // the keys every discovered provider below signs with
+	dp := testclaimsprovider.New(t) // the keys every discovered provider below signs with
 	jwks := func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
 		_, _ = w.Write(jwksOf(dp))
@@ -269,7 +270,7 @@ func TestDiscoveryAttacks(t *testing.T) {
 	token := func(t *testing.T, domain string) (string, string) {
 		ticket := s.Ticket(t, "bob")
 		c := s.claims("https://"+domain, "alice@"+domain, ticket)
-		return ticket, s.pushedBound(dp.SignES256(testcp.Header("ES256", testcp.ECKID), c))
+		return ticket, s.pushedBound(dp.SignES256(testclaimsprovider.Header("ES256", testclaimsprovider.ECKID), c))
 	}
 	// refused expects the policy's denial for domain within hangBound.
 	refused := func(t *testing.T, domain, reason string) {
@@ -288,7 +289,7 @@ func TestDiscoveryAttacks(t *testing.T) {
 		c := newContent("found through discovery")
 		ticket := s.Ticket(t, "bob")
 		claims := s.claims("https://"+domain, "alice@"+domain, ticket)
-		rpt, te := s.Grant(t, "", e2etest.GrantForm(ticket, s.PushedFor("bob", dp.SignES256(testcp.Header("ES256", testcp.ECKID), claims), c.meta())))
+		rpt, te := s.Grant(t, "", e2etest.GrantForm(ticket, s.PushedFor("bob", dp.SignES256(testclaimsprovider.Header("ES256", testclaimsprovider.ECKID), claims), c.meta())))
 		if te != nil {
 			t.Fatalf("grant through discovery: %v (%d CONNECTs at the proxy)", te, h.connects.Load())
 		}
@@ -307,7 +308,7 @@ func TestDiscoveryAttacks(t *testing.T) {
 			"224.0.0.1", "255.255.255.255", // multicast, broadcast
 		} {
 			t.Run(domain, func(t *testing.T) {
-				mark := e2etest.MarkLog(s.kcLog)
+				mark := kctest.MarkLog(s.kcLog)
 				refused(t, domain, "discovery_failed")
 				// The guard refused before any connection: the failure is its
 				// IOException (or the name's UnknownHostException), never a
@@ -495,7 +496,7 @@ func TestDiscoveryAttacks(t *testing.T) {
 				defer wg.Done()
 				start := time.Now()
 				_, err := kctest.PostToken(ctx, s.asURI, "rqp-client", e2etest.RQPSecret, e2etest.GrantForm(ticket, ct))
-				var te *kctest.TokenError
+				var te *keycloak.Error
 				results <- result{domain, time.Since(start), errors.As(err, &te) && te.StatusCode == http.StatusForbidden}
 			}()
 		}
@@ -518,7 +519,7 @@ func TestDiscoveryAttacks(t *testing.T) {
 	})
 }
 
-func jwksOf(p *testcp.Provider) []byte {
-	data, _ := json.Marshal(map[string]any{"keys": []any{testcp.ECJWK(&p.EC.PublicKey, testcp.ECKID)}})
+func jwksOf(p *testclaimsprovider.Provider) []byte {
+	data, _ := json.Marshal(map[string]any{"keys": []any{testclaimsprovider.ECJWK(&p.EC.PublicKey, testclaimsprovider.ECKID)}})
 	return data
 }

@@ -17,7 +17,7 @@ import (
 
 	"github.com/umawide/umawide/internal/e2etest"
 	"github.com/umawide/umawide/internal/kctest"
-	"github.com/umawide/umawide/internal/testcp"
+	"github.com/umawide/umawide/internal/testclaimsprovider"
 	"github.com/umawide/umawide/internal/uma"
 	"github.com/umawide/umawide/keycloak/launcher"
 )
@@ -41,7 +41,7 @@ const (
 //   - rqp-short: a registration whose RPTs expire within seconds.
 type suite struct {
 	*e2etest.World
-	partner, attacker *testcp.Provider
+	partner, attacker *testclaimsprovider.Provider
 	asURI             string // the realm copy's issuer: as_uri and claims token aud
 	kcLog             string // Keycloak's log, "" where unreadable
 
@@ -57,10 +57,10 @@ func newSuite(t *testing.T) *suite { return newSuiteWith(t, nil, nil) }
 // policy, when set, replaces the claims-token policy's config of the realm
 // copy (which otherwise also trusts the partner for partner.example).
 func newSuiteWith(t *testing.T, kc *launcher.Keycloak, policy func(conf map[string]any)) *suite {
-	partner, attacker := testcp.New(t), testcp.New(t)
+	partner, attacker := testclaimsprovider.New(t), testclaimsprovider.New(t)
 	s := &suite{partner: partner, attacker: attacker, carolPass: "carol-" + e2etest.RandomHex(6)}
 	s.World = e2etest.New(t, e2etest.Options{KC: kc, RealmPrefix: "bar-atk-", MutateRealm: func(rep map[string]any) {
-		conf := e2etest.FindPolicy(rep, "claims-token")["config"].(map[string]any)
+		conf := launcher.Policy(rep, "claims-token")["config"].(map[string]any)
 		if policy != nil {
 			policy(conf)
 		} else {
@@ -79,13 +79,13 @@ func newSuiteWith(t *testing.T, kc *launcher.Keycloak, policy func(conf map[stri
 			"firstName": "Carol", "lastName": "Example", // else Keycloak's login asks her to complete her profile
 			"credentials": []any{map[string]any{"type": "password", "value": s.carolPass, "temporary": false}},
 		})
-		short := maps.Clone(e2etest.FindClient(rep, "rqp-client"))
+		short := maps.Clone(launcher.Client(rep, "rqp-client"))
 		short["clientId"] = shortClient
 		short["attributes"] = map[string]any{"access.token.lifespan": fmt.Sprint(shortLife)}
 		rep["clients"] = append(rep["clients"].([]any), short)
 	}})
 	s.asURI = s.KC.IssuerURL(s.Realm)
-	s.kcLog = e2etest.KeycloakLog(s.KC)
+	s.kcLog = kctest.KeycloakLog(s.KC)
 	if s.kcLog == "" {
 		t.Log("Keycloak's log is not readable here (set KEYCLOAK_LOG next to KEYCLOAK_URL): denial reasons are not checked")
 	}
@@ -192,7 +192,7 @@ func (s *suite) claimsToken(t *testing.T, ticket, email, audience string) string
 // one denial line with reason for this realm.
 func (s *suite) expectDenied(t *testing.T, reason string, form url.Values) {
 	t.Helper()
-	mark := e2etest.MarkLog(s.kcLog)
+	mark := kctest.MarkLog(s.kcLog)
 	rpt, te := s.Grant(t, "", form)
 	if te == nil {
 		t.Fatalf("got an RPT (%d characters), want 403 access_denied (%s)", len(rpt), reason)
@@ -205,16 +205,9 @@ func (s *suite) expectDenied(t *testing.T, reason string, form url.Values) {
 
 // expectReason checks, where Keycloak's log is readable, that the policy
 // logged exactly one denial with reason for this realm since mark.
-func (s *suite) expectReason(t *testing.T, mark e2etest.LogMark, reason string) {
+func (s *suite) expectReason(t *testing.T, mark kctest.LogMark, reason string) {
 	t.Helper()
-	if s.kcLog == "" {
-		return
-	}
-	needle := "claims-token policy denied: reason=" + reason + " realm=" + s.Realm + " "
-	if n := mark.WaitLines(10*time.Second, 1, needle); n != 1 {
-		t.Errorf("Keycloak's log has %d lines %q, want 1; the policy's lines: %q", n, needle,
-			mark.Lines("claims-token policy denied", "realm="+s.Realm+" "))
-	}
+	mark.ExpectDenial(t, 10*time.Second, reason, s.Realm)
 }
 
 // --- steps 9-10 ---

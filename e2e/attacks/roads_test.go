@@ -3,7 +3,6 @@ package attacks
 import (
 	"bytes"
 	"encoding/json"
-	"io"
 	"maps"
 	"net/http"
 	"net/url"
@@ -14,6 +13,7 @@ import (
 	"github.com/umawide/umawide/internal/e2etest"
 	"github.com/umawide/umawide/internal/grantmac"
 	"github.com/umawide/umawide/internal/kctest"
+	"github.com/umawide/umawide/internal/testhttp"
 	"github.com/umawide/umawide/internal/uma"
 )
 
@@ -247,11 +247,8 @@ func (s *suite) userToken(t *testing.T, user, password string) string {
 // (no client authentication), the way a user's app would.
 func (s *suite) bearerGrant(t *testing.T, bearer string, form url.Values) answer {
 	t.Helper()
-	req, _ := http.NewRequestWithContext(e2etest.Timeout(t, time.Minute), http.MethodPost,
-		s.asURI+"/protocol/openid-connect/token", strings.NewReader(form.Encode()))
-	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-	req.Header.Set("Authorization", "Bearer "+bearer)
-	return e2etest.Do(t, req)
+	return testhttp.Send(t, e2etest.Timeout(t, time.Minute), http.MethodPost, s.asURI+"/protocol/openid-connect/token", bearer,
+		[]byte(form.Encode()), http.Header{"Content-Type": {"application/x-www-form-urlencoded"}})
 }
 
 // protection calls the realm copy's protection API with the Resource
@@ -262,15 +259,12 @@ func (s *suite) protection(t *testing.T, method, path string, body any) answer {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var r io.Reader = http.NoBody
+	var data []byte
 	if body != nil {
-		data, _ := json.Marshal(body)
-		r = bytes.NewReader(data)
+		data, _ = json.Marshal(body)
 	}
-	req, _ := http.NewRequestWithContext(e2etest.Timeout(t, time.Minute), method, s.asURI+path, r)
-	req.Header.Set("Authorization", "Bearer "+pat.AccessToken)
-	req.Header.Set("Content-Type", "application/json")
-	return e2etest.Do(t, req)
+	return testhttp.Send(t, e2etest.Timeout(t, time.Minute), method, s.asURI+path, pat.AccessToken, data,
+		http.Header{"Content-Type": {"application/json"}})
 }
 
 // bobResourceID is the id of Bob's Incoming resource, read from a ticket.

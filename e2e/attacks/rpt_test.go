@@ -13,7 +13,7 @@ import (
 
 	"github.com/umawide/umawide/internal/e2etest"
 	"github.com/umawide/umawide/internal/kctest"
-	"github.com/umawide/umawide/internal/testcp"
+	"github.com/umawide/umawide/internal/testclaimsprovider"
 	"github.com/umawide/umawide/internal/uma"
 )
 
@@ -24,34 +24,10 @@ func (s *suite) stockRealmRPT(t *testing.T) string {
 	t.Helper()
 	realm := kctest.ImportStockBar(t, s.KC)
 	issuer := s.KC.IssuerURL(realm)
-	pat, err := kctest.ClientCredentials(e2etest.Timeout(t, time.Minute), issuer, "resource-server", "resource-server-secret", "")
-	if err != nil {
-		t.Fatal(err)
-	}
-	post := func(path string, body, out any) {
-		data, _ := json.Marshal(body)
-		req, _ := http.NewRequestWithContext(e2etest.Timeout(t, time.Minute), http.MethodPost, issuer+path, bytes.NewReader(data))
-		req.Header.Set("Authorization", "Bearer "+pat.AccessToken)
-		req.Header.Set("Content-Type", "application/json")
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer resp.Body.Close()
-		answer, _ := io.ReadAll(resp.Body)
-		if resp.StatusCode != http.StatusCreated || json.Unmarshal(answer, out) != nil {
-			t.Fatalf("POST %s: %d %s", path, resp.StatusCode, answer)
-		}
-	}
-	var res struct {
-		ID string `json:"_id"`
-	}
-	post("/authz/protection/resource_set", map[string]any{"name": uma.IncomingResourceName("bob"), "type": uma.ResourceTypeIncoming,
-		"owner": "bob", "ownerManagedAccess": true, "resource_scopes": []string{uma.ScopeCreate}, "uris": []string{"/incoming/bob"}}, &res)
-	var tk struct{ Ticket string }
-	post("/authz/protection/permission", []map[string]any{{"resource_id": res.ID, "resource_scopes": []string{uma.ScopeCreate}}}, &tk)
+	api := kctest.ProtectionAPI(issuer, "resource-server", "resource-server-secret")
+	ticket := kctest.Ticket(t, api, kctest.RegisterIncoming(t, api, uma.IncomingResourceName("bob"), "bob", true).ID)
 	tok, err := kctest.PostToken(e2etest.Timeout(t, time.Minute), issuer, "rqp-client", e2etest.RQPSecret,
-		e2etest.GrantForm(tk.Ticket, e2etest.PushedClaims(map[string][]string{uma.ClaimSenderEmail: {"ceo@bar.example"}, uma.ClaimSenderIss: {s.CPURL}})))
+		e2etest.GrantForm(ticket, e2etest.PushedClaims(map[string][]string{uma.ClaimSenderEmail: {"ceo@bar.example"}, uma.ClaimSenderIss: {s.CPURL}})))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -106,9 +82,9 @@ func (s *suite) rptMisuse(t *testing.T, short shortRPT) {
 		header := map[string]any{"alg": "RS256", "typ": "JWT"}
 		s.unchanged(t, func() {
 			for name, tok := range map[string]string{
-				"payload changed under the signature": parts[0] + "." + testcp.Part(claims) + "." + parts[2],
-				"re-signed with alg none":             testcp.Unsigned(map[string]any{"alg": "none", "typ": "JWT"}, claims),
-				"re-signed with HS256":                testcp.SignHS256(map[string]any{"alg": "HS256", "typ": "JWT"}, claims, []byte("resource-server-secret")),
+				"payload changed under the signature": parts[0] + "." + testclaimsprovider.Part(claims) + "." + parts[2],
+				"re-signed with alg none":             testclaimsprovider.Unsigned(map[string]any{"alg": "none", "typ": "JWT"}, claims),
+				"re-signed with HS256":                testclaimsprovider.SignHS256(map[string]any{"alg": "HS256", "typ": "JWT"}, claims, []byte("resource-server-secret")),
 				"re-signed with another RSA key":      s.attacker.SignRS256(header, claims),
 				"signature of another token":          parts[0] + "." + parts[1] + "." + strings.Split(s.CachedBobToken(t), ".")[2],
 				"truncated":                           parts[0] + "." + parts[1],

@@ -13,7 +13,7 @@ import (
 	"time"
 
 	"github.com/umawide/umawide/internal/e2etest"
-	"github.com/umawide/umawide/internal/testcp"
+	"github.com/umawide/umawide/internal/testclaimsprovider"
 	"github.com/umawide/umawide/internal/uma"
 )
 
@@ -126,12 +126,12 @@ func (s *suite) spellings(t *testing.T) {
 			{"alice@xn--prtner-2ua.example", "email_domain_not_trusted"},
 		} {
 			ticket := s.Ticket(t, "bob")
-			jws := s.partner.SignES256(testcp.Header("ES256", testcp.ECKID), s.claims(s.partner.Issuer, tc.email, ticket))
+			jws := s.partner.SignES256(testclaimsprovider.Header("ES256", testclaimsprovider.ECKID), s.claims(s.partner.Issuer, tc.email, ticket))
 			s.unchanged(t, func() { s.expectDenied(t, tc.reason, e2etest.GrantForm(ticket, s.pushedBound(jws))) })
 		}
 		// One spelling in the RPT: the lower-cased address.
 		ticket := s.Ticket(t, "bob")
-		jws := s.partner.SignES256(testcp.Header("ES256", testcp.ECKID), s.claims(s.partner.Issuer, "Alice@PARTNER.Example", ticket))
+		jws := s.partner.SignES256(testclaimsprovider.Header("ES256", testclaimsprovider.ECKID), s.claims(s.partner.Issuer, "Alice@PARTNER.Example", ticket))
 		rpt, te := s.Grant(t, "", e2etest.GrantForm(ticket, s.pushedBound(jws)))
 		if te != nil {
 			t.Fatal(te)

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/umawide/umawide/internal/e2etest"
+	"github.com/umawide/umawide/internal/kctest"
 	"github.com/umawide/umawide/rqp-client/rqp"
 )
 
@@ -31,10 +32,10 @@ func TestLoad(t *testing.T) {
 	showKeycloakLog(t)
 	w := newWorld(t)
 	warmUp(t, w)
-	marks := map[string]e2etest.LogMark{
-		"claims-provider": e2etest.MarkLog(w.CPSpec.LogPath),
-		"resource-server": e2etest.MarkLog(w.RSSpec.LogPath),
-		"keycloak":        e2etest.MarkLog(kc.LogPath),
+	marks := map[string]kctest.LogMark{
+		"claims-provider": kctest.MarkLog(w.CPSpec.LogPath),
+		"resource-server": kctest.MarkLog(w.RSSpec.LogPath),
+		"keycloak":        kctest.MarkLog(kc.LogPath),
 	}
 	ctx := e2etest.Timeout(t, 15*time.Minute)
 	c := client(t, w, nil)

@@ -1,19 +1,17 @@
 package e2etest
 
 import (
-	"bytes"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
-	"fmt"
-	"io"
 	"net/http"
 	"net/url"
-	"strings"
 	"testing"
 	"time"
 
 	"github.com/umawide/umawide/internal/kctest"
+	"github.com/umawide/umawide/internal/keycloak"
+	"github.com/umawide/umawide/internal/testhttp"
 	"github.com/umawide/umawide/internal/uma"
 )
 
@@ -21,50 +19,19 @@ import (
 // them or to change what a step sends.
 
 // Answer is an HTTP answer with its JSON error body, if any.
-type Answer struct {
-	Status int
-	Header http.Header
-	Body   []byte
-	Err    struct {
-		Code        string `json:"error"`
-		Description string `json:"error_description"`
-	}
-}
+type Answer = testhttp.Response
 
-func (a Answer) String() string { return fmt.Sprintf("%d %.300s", a.Status, a.Body) }
-
-// Do sends req and reads the answer (at most 1 MiB).
+// Do sends req and reads the answer.
 func Do(t testing.TB, req *http.Request) Answer {
 	t.Helper()
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	a := Answer{Status: resp.StatusCode, Header: resp.Header}
-	a.Body, _ = io.ReadAll(io.LimitReader(resp.Body, 1<<20))
-	_ = json.Unmarshal(a.Body, &a.Err)
-	return a
+	return testhttp.Do(t, nil, req)
 }
 
 // RSDo sends a request to the Resource Server; bearer, when set, goes into
 // Authorization.
 func (w *World) RSDo(t testing.TB, method, path, bearer string, body []byte, hdr http.Header) Answer {
 	t.Helper()
-	req, err := http.NewRequestWithContext(Timeout(t, time.Minute), method, w.RSURL+path, bytes.NewReader(body))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if body == nil {
-		req.Body = http.NoBody
-	}
-	for k, v := range hdr {
-		req.Header[k] = v
-	}
-	if bearer != "" {
-		req.Header.Set("Authorization", "Bearer "+bearer)
-	}
-	return Do(t, req)
+	return testhttp.Send(t, Timeout(t, time.Minute), method, w.RSURL+path, bearer, body, hdr)
 }
 
 // Ticket is steps 1-2: a POST to owner's Incoming without a token, and the
@@ -99,15 +66,8 @@ func (w *World) ClientToken(t testing.TB) string {
 // CPDo posts a claims-token request (step 5) to the Claims Provider.
 func (w *World) CPDo(t testing.TB, bearer string, form url.Values) Answer {
 	t.Helper()
-	req, err := http.NewRequestWithContext(Timeout(t, time.Minute), http.MethodPost, w.CPURL+"/claims/token", strings.NewReader(form.Encode()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-	if bearer != "" {
-		req.Header.Set("Authorization", "Bearer "+bearer)
-	}
-	return Do(t, req)
+	return testhttp.Send(t, Timeout(t, time.Minute), http.MethodPost, w.CPURL+"/claims/token", bearer,
+		[]byte(form.Encode()), http.Header{"Content-Type": {"application/x-www-form-urlencoded"}})
 }
 
 // ClaimsToken is steps 5-6: a claims token for email from the Claims
@@ -185,7 +145,7 @@ func GrantForm(ticket, claimToken string) url.Values {
 
 // Grant is step 7 as client (rqp-client when empty) at this world's AS: the
 // RPT, or Keycloak's refusal.
-func (w *World) Grant(t testing.TB, client string, form url.Values) (string, *kctest.TokenError) {
+func (w *World) Grant(t testing.TB, client string, form url.Values) (string, *keycloak.Error) {
 	t.Helper()
 	if client == "" {
 		client = "rqp-client"
@@ -194,7 +154,7 @@ func (w *World) Grant(t testing.TB, client string, form url.Values) (string, *kc
 	if err == nil {
 		return tok.AccessToken, nil
 	}
-	var te *kctest.TokenError
+	var te *keycloak.Error
 	if !errors.As(err, &te) {
 		t.Fatal(err)
 	}

@@ -13,7 +13,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
 	"net/url"
 	"os"
@@ -27,6 +26,7 @@ import (
 
 	"github.com/umawide/umawide/internal/kctest"
 	"github.com/umawide/umawide/internal/stack"
+	"github.com/umawide/umawide/internal/testhttp"
 	"github.com/umawide/umawide/keycloak/launcher"
 )
 
@@ -195,97 +195,12 @@ func ShowLog(t testing.TB, name, path string) {
 	}
 }
 
-// BarRep is bar-realm.json as a representation named name, its claims-token
-// policy trusting the Claims Provider at cpURL for foo.example (http on
-// loopback allowed).
-func BarRep(t testing.TB, name, cpURL string) map[string]any {
-	t.Helper()
-	root, err := launcher.RepoRoot()
-	if err != nil {
-		t.Fatal(err)
-	}
-	raw, err := os.ReadFile(filepath.Join(launcher.RealmDir(root), "bar-realm.json"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	raw = launcher.ExpandPlaceholders(raw, map[string]string{
-		"UMAWIDE_CLAIMS_PROVIDER_ISSUER":           cpURL,
-		"UMAWIDE_CLAIMS_PROVIDER_JWKS_URI":         cpURL + "/jwks",
-		"UMAWIDE_CLAIMS_TOKEN_ALLOW_INSECURE_URLS": "true",
-	})
-	var rep map[string]any
-	if err := json.Unmarshal(raw, &rep); err != nil {
-		t.Fatal(err)
-	}
-	rep["realm"] = name
-	delete(rep, "id")
-	// The copy must apply the claims-token policy to scope create, trusting
-	// this run's Claims Provider: check rather than assume.
-	pol := FindPolicy(rep, "claims-token")
-	if pol == nil {
-		t.Fatal("bar-realm.json has no claims-token policy")
-	}
-	conf, _ := pol["config"].(map[string]any)
-	if s, _ := conf["claimsProviders"].(string); !strings.Contains(s, cpURL+"/jwks") {
-		t.Fatalf("the claims-token policy does not trust %s: %v", cpURL, conf)
-	}
-	return rep
-}
-
-// ImportBar imports BarRep(name, cpURL), changed by mutate, and deletes the
-// realm when t ends.
+// ImportBar imports a copy of realm bar named name whose claims-token policy
+// trusts the Claims Provider at cpURL for foo.example (http on loopback
+// allowed), changed by mutate, and deletes the realm when t ends.
 func ImportBar(t testing.TB, kc *launcher.Keycloak, name, cpURL string, mutate func(rep map[string]any)) string {
 	t.Helper()
-	rep := BarRep(t, name, cpURL)
-	if mutate != nil {
-		mutate(rep)
-	}
-	ImportRealm(t, kc, rep)
-	return name
-}
-
-// ImportRealm imports a realm representation and deletes the realm when t
-// ends.
-func ImportRealm(t testing.TB, kc *launcher.Keycloak, rep map[string]any) {
-	t.Helper()
-	data, err := json.Marshal(rep)
-	if err != nil {
-		t.Fatal(err)
-	}
-	name, _ := rep["realm"].(string)
-	if err := kc.ImportRealm(Timeout(t, 2*time.Minute), data); err != nil {
-		t.Fatalf("importing realm %s: %v", name, err)
-	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-		defer cancel()
-		if err := kc.DeleteRealm(ctx, name); err != nil {
-			t.Errorf("deleting realm %s: %v", name, err)
-		}
-	})
-}
-
-// FindPolicy is the resource-server's first authorization policy of type typ.
-func FindPolicy(rep map[string]any, typ string) map[string]any {
-	authz, _ := FindClient(rep, "resource-server")["authorizationSettings"].(map[string]any)
-	policies, _ := authz["policies"].([]any)
-	for _, p := range policies {
-		if pol, _ := p.(map[string]any); pol["type"] == typ {
-			return pol
-		}
-	}
-	return nil
-}
-
-// FindClient is the realm representation's client clientID (nil if none).
-func FindClient(rep map[string]any, clientID string) map[string]any {
-	clients, _ := rep["clients"].([]any)
-	for _, c := range clients {
-		if client, _ := c.(map[string]any); client["clientId"] == clientID {
-			return client
-		}
-	}
-	return nil
+	return kctest.ImportBarCopy(t, kc, launcher.BarCopy{Name: name, ClaimsProviderURL: cpURL, Mutate: mutate})
 }
 
 // AddUser adds an enabled user with an email in domain (verified or not) to
@@ -417,18 +332,8 @@ func (w *World) CachedBobToken(t testing.TB) string {
 // BobGet reads from Bob's Incoming with his token.
 func (w *World) BobGet(t testing.TB, token, path string) ([]byte, http.Header) {
 	t.Helper()
-	req, _ := http.NewRequestWithContext(Timeout(t, time.Minute), http.MethodGet, w.RSURL+"/incoming/bob"+path, nil)
-	req.Header.Set("Authorization", "Bearer "+token)
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	body, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<20))
-	if resp.StatusCode != http.StatusOK {
-		t.Fatalf("GET %s as Bob: %s %s", path, resp.Status, body)
-	}
-	return body, resp.Header
+	a := testhttp.Get(t, Timeout(t, time.Minute), w.RSURL+"/incoming/bob"+path, token)
+	return a.Body, a.Header
 }
 
 // BobMessages lists Bob's Incoming as Bob sees it (at most 1000, newest
@@ -441,81 +346,4 @@ func (w *World) BobMessages(t testing.TB) []Message {
 		t.Fatal(err)
 	}
 	return list.Messages
-}
-
-// KeycloakLog is the path of Keycloak's log where this process can read it:
-// a Keycloak it started itself, or KEYCLOAK_LOG next to KEYCLOAK_URL (devstack
-// exec sets both); "" otherwise.
-func KeycloakLog(kc *launcher.Keycloak) string {
-	path := kc.LogPath
-	if path == "" {
-		path = os.Getenv("KEYCLOAK_LOG")
-	}
-	if path == "" {
-		return ""
-	}
-	if _, err := os.Stat(path); err != nil {
-		return ""
-	}
-	return path
-}
-
-// LogMark is a position in a log file: what was written after it can be
-// searched.
-type LogMark struct {
-	Path string
-	off  int64
-}
-
-// MarkLog marks the current end of the log at path ("" gives a mark that
-// finds nothing).
-func MarkLog(path string) LogMark {
-	m := LogMark{Path: path}
-	if fi, err := os.Stat(path); err == nil {
-		m.off = fi.Size()
-	}
-	return m
-}
-
-// Lines are the lines written after the mark that contain every needle.
-func (m LogMark) Lines(needles ...string) []string {
-	if m.Path == "" {
-		return nil
-	}
-	f, err := os.Open(m.Path)
-	if err != nil {
-		return nil
-	}
-	defer f.Close()
-	data, err := io.ReadAll(io.NewSectionReader(f, m.off, 1<<40))
-	if err != nil {
-		return nil
-	}
-	var out []string
-	for _, line := range strings.Split(string(data), "\n") {
-		all := true
-		for _, s := range needles {
-			if !strings.Contains(line, s) {
-				all = false
-				break
-			}
-		}
-		if all {
-			out = append(out, line)
-		}
-	}
-	return out
-}
-
-// WaitLines waits up to d for n lines with every needle after the mark and
-// returns how many there are.
-func (m LogMark) WaitLines(d time.Duration, n int, needles ...string) int {
-	deadline := time.Now().Add(d)
-	for {
-		got := len(m.Lines(needles...))
-		if got >= n || time.Now().After(deadline) {
-			return got
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
 }

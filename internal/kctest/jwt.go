@@ -9,8 +9,6 @@ import (
 	"strings"
 )
 
-func jsonUnmarshal(data []byte, v any) error { return json.Unmarshal(data, v) }
-
 // Claims decodes a JWT's payload WITHOUT verifying it: for tests that look at
 // what Keycloak issued, never for a decision.
 func Claims(token string) (map[string]any, error) {

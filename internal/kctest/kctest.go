@@ -10,6 +10,12 @@
 //
 // When `make test` runs, one Keycloak serves every package (KEYCLOAK_URL is set
 // by devstack exec); a package run alone starts its own.
+//
+// A suite of one part that needs a real Keycloak is a package named
+// integration next to that part (claims-provider/integration,
+// resource-server/integration, keycloak/extension/integration and
+// keycloak/integration for the realm files); the suites across parts are
+// under e2e/ and deploy/.
 package kctest
 
 import (

@@ -5,14 +5,11 @@ import (
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/base64"
-	"errors"
 	"fmt"
-	"io"
-	"net/http"
 	"net/url"
-	"strings"
 
 	"github.com/umawide/umawide/internal/formlogin"
+	"github.com/umawide/umawide/internal/keycloak/token"
 )
 
 // PKCE is an RFC 7636 verifier and its S256 challenge.
@@ -55,14 +52,8 @@ type CodeFlow struct {
 	Scope        string // e.g. "openid email claims-provider"
 }
 
-// TokenResponse is the token endpoint's answer.
-type TokenResponse struct {
-	AccessToken  string `json:"access_token"`
-	IDToken      string `json:"id_token"`
-	RefreshToken string `json:"refresh_token"`
-	ExpiresIn    int    `json:"expires_in"`
-	TokenType    string `json:"token_type"`
-}
+// TokenResponse is the token endpoint's answer (internal/keycloak/token's).
+type TokenResponse = token.Response
 
 // LoginForTokens runs the whole code flow for a user with a new browser and
 // returns the tokens: what Alice (or Bob) does in a real browser.
@@ -99,51 +90,13 @@ func LoginForTokens(ctx context.Context, f CodeFlow, username, password string) 
 	return PostToken(ctx, f.Issuer, f.ClientID, f.ClientSecret, form)
 }
 
-// ClientCredentials gets a client-credentials token.
+// ClientCredentials gets a client-credentials token at a realm's issuer.
 func ClientCredentials(ctx context.Context, issuer, clientID, secret, scope string) (*TokenResponse, error) {
-	form := url.Values{"grant_type": {"client_credentials"}}
-	if scope != "" {
-		form.Set("scope", scope)
-	}
-	return PostToken(ctx, issuer, clientID, secret, form)
-}
-
-// TokenError is a refusal of the token endpoint.
-type TokenError struct {
-	StatusCode int
-	Body       string
-}
-
-func (e *TokenError) Error() string {
-	return fmt.Sprintf("token endpoint: %d %s", e.StatusCode, e.Body)
+	return token.ClientCredentials(ctx, nil, token.Endpoint(issuer), clientID, secret, scope)
 }
 
 // PostToken posts a form to a realm's token endpoint, with basic client
-// authentication when secret is set.
+// authentication when secret is set. A refusal is a *keycloak.Error.
 func PostToken(ctx context.Context, issuer, clientID, secret string, form url.Values) (*TokenResponse, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, issuer+"/protocol/openid-connect/token", strings.NewReader(form.Encode()))
-	if err != nil {
-		return nil, err
-	}
-	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-	if secret != "" {
-		req.SetBasicAuth(url.QueryEscape(clientID), url.QueryEscape(secret))
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return nil, err
-	}
-	defer resp.Body.Close()
-	body, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
-	if resp.StatusCode != http.StatusOK {
-		return nil, &TokenError{StatusCode: resp.StatusCode, Body: string(body)}
-	}
-	var tok TokenResponse
-	if err := jsonUnmarshal(body, &tok); err != nil {
-		return nil, err
-	}
-	if tok.AccessToken == "" {
-		return nil, errors.New("kctest: token response without access_token")
-	}
-	return &tok, nil
+	return token.Request(ctx, nil, token.Endpoint(issuer), clientID, secret, form)
 }

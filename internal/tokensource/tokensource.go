@@ -1,22 +1,15 @@
 // Package tokensource keeps a service's own access token (the Resource
 // Server's PAT, the Claims Provider's service-account token): fetched once,
 // shared by concurrent callers, renewed before it expires, never fetched per
-// request.
+// request. Where the token comes from is the Fetch's business (client
+// credentials at Keycloak: token.ClientCredentialsFetch in
+// internal/keycloak/token).
 package tokensource
 
 import (
 	"context"
-	"encoding/json"
-	"errors"
-	"fmt"
-	"io"
-	"net/http"
-	"net/url"
-	"strings"
 	"sync"
 	"time"
-
-	"github.com/umawide/umawide/internal/httpclient"
 )
 
 // Fetch obtains a token and its lifetime.
@@ -87,58 +80,4 @@ func (c *Cache) Invalidate() {
 	c.mu.Lock()
 	c.token = ""
 	c.mu.Unlock()
-}
-
-// Error is a token endpoint's refusal.
-type Error struct {
-	StatusCode  int
-	Code        string `json:"error"`
-	Description string `json:"error_description"`
-}
-
-func (e *Error) Error() string {
-	return fmt.Sprintf("token endpoint: %d %s: %s", e.StatusCode, e.Code, e.Description)
-}
-
-// ErrUnreachable wraps transport failures: the token endpoint did not answer.
-var ErrUnreachable = errors.New("token endpoint unreachable")
-
-// ClientCredentials fetches with the OAuth 2.0 client-credentials grant,
-// authenticating with HTTP basic (RFC 6749 2.3.1). hc nil means an
-// httpclient.New client with a 10-second timeout.
-func ClientCredentials(tokenURL, clientID, secret string, hc *http.Client) Fetch {
-	if hc == nil {
-		hc = httpclient.New(10 * time.Second)
-	}
-	return func(ctx context.Context) (string, time.Duration, error) {
-		form := url.Values{"grant_type": {"client_credentials"}}
-		req, err := http.NewRequestWithContext(ctx, http.MethodPost, tokenURL, strings.NewReader(form.Encode()))
-		if err != nil {
-			return "", 0, err
-		}
-		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-		req.SetBasicAuth(url.QueryEscape(clientID), url.QueryEscape(secret))
-		resp, err := hc.Do(req)
-		if err != nil {
-			return "", 0, fmt.Errorf("%w: %w", ErrUnreachable, err)
-		}
-		defer resp.Body.Close()
-		body, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
-		if err != nil {
-			return "", 0, fmt.Errorf("%w: %w", ErrUnreachable, err)
-		}
-		if resp.StatusCode != http.StatusOK {
-			e := &Error{StatusCode: resp.StatusCode}
-			_ = json.Unmarshal(body, e)
-			return "", 0, e
-		}
-		var tok struct {
-			AccessToken string `json:"access_token"`
-			ExpiresIn   int64  `json:"expires_in"`
-		}
-		if err := json.Unmarshal(body, &tok); err != nil || tok.AccessToken == "" {
-			return "", 0, fmt.Errorf("token endpoint: malformed answer: %v", err)
-		}
-		return tok.AccessToken, time.Duration(tok.ExpiresIn) * time.Second, nil
-	}
 }

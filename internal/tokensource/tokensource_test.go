@@ -4,8 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net/http"
-	"net/http/httptest"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -57,33 +55,5 @@ func TestCacheRenewsBeforeExpiry(t *testing.T) {
 	c.Invalidate()
 	if tok, _ := c.Token(ctx); tok != "t3" {
 		t.Fatalf("after Invalidate: %s, want t3", tok)
-	}
-}
-
-func TestClientCredentials(t *testing.T) {
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		id, secret, ok := r.BasicAuth()
-		if r.FormValue("grant_type") != "client_credentials" || !ok || id != "rs" || secret != "s3cret" {
-			w.WriteHeader(http.StatusUnauthorized)
-			fmt.Fprint(w, `{"error":"unauthorized_client","error_description":"bad"}`)
-			return
-		}
-		fmt.Fprint(w, `{"access_token":"abc","expires_in":60}`)
-	}))
-	defer srv.Close()
-	ctx := context.Background()
-	tok, life, err := ClientCredentials(srv.URL, "rs", "s3cret", nil)(ctx)
-	if err != nil || tok != "abc" || life != time.Minute {
-		t.Fatalf("got %q %v %v", tok, life, err)
-	}
-	_, _, err = ClientCredentials(srv.URL, "rs", "wrong", nil)(ctx)
-	var e *Error
-	if !errors.As(err, &e) || e.StatusCode != 401 || e.Code != "unauthorized_client" {
-		t.Fatalf("refusal = %v", err)
-	}
-	srv.Close()
-	_, _, err = ClientCredentials(srv.URL, "rs", "s3cret", nil)(ctx)
-	if !errors.Is(err, ErrUnreachable) {
-		t.Fatalf("closed server: %v, want ErrUnreachable", err)
 	}
 }

@@ -1,5 +1,5 @@
 // Package users looks people up in the AuthN realm through Keycloak's admin
-// REST API (gocloak), with the Claims Provider's own service-account token:
+// REST API (internal/keycloak/admin), with the Claims Provider's own service-account token:
 // client credentials, cached and renewed before expiry, never fetched per
 // request. The service account needs realm-management's query-users and
 // view-users roles and nothing else.
@@ -9,17 +9,17 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
+	"net/url"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
-	"github.com/Nerzal/gocloak/v13"
-	"github.com/go-resty/resty/v2"
-
 	"github.com/umawide/umawide/internal/httpclient"
+	"github.com/umawide/umawide/internal/keycloak"
+	"github.com/umawide/umawide/internal/keycloak/admin"
+	"github.com/umawide/umawide/internal/keycloak/token"
 	"github.com/umawide/umawide/internal/tokensource"
 )
 
@@ -71,9 +71,8 @@ type Config struct {
 
 // Directory finds users by email.
 type Directory struct {
-	gc     *gocloak.GoCloak
-	realm  string
-	tokens *tokensource.Cache
+	admin *admin.Client
+	realm string
 
 	ttl     time.Duration
 	size    int
@@ -103,29 +102,23 @@ func New(cfg Config) (*Directory, error) {
 	if cfg.Transport == nil {
 		cfg.Transport = httpclient.Transport()
 	}
-	gc := gocloak.NewClient(cfg.BaseURL)
-	gc.RestyClient().
-		SetTimeout(cfg.Timeout).
-		SetRedirectPolicy(resty.NoRedirectPolicy()).
-		SetTransport(&limitTransport{base: cfg.Transport, max: cfg.MaxResponseBytes})
 	if cfg.CacheTTL < 0 {
 		return nil, errors.New("users: negative cache TTL")
 	}
 	if cfg.CacheSize <= 0 {
 		cfg.CacheSize = 10000
 	}
-	d := &Directory{gc: gc, realm: cfg.Realm, ttl: cfg.CacheTTL, size: cfg.CacheSize, now: time.Now, found: map[string]cachedUser{}}
-	clientID, secret, realm := cfg.ClientID, cfg.ClientSecret, cfg.Realm
-	d.tokens = tokensource.New(func(ctx context.Context) (string, time.Duration, error) {
-		jwt, err := gc.LoginClient(ctx, clientID, secret, realm)
-		if err != nil {
-			return "", 0, fmt.Errorf("service-account token of %s: %w", clientID, err)
-		}
-		if jwt.AccessToken == "" {
-			return "", 0, fmt.Errorf("service-account token of %s: empty answer", clientID)
-		}
-		return jwt.AccessToken, time.Duration(jwt.ExpiresIn) * time.Second, nil
-	}, tokensource.Options{})
+	// A redirect is an answer, not a place to send the token to.
+	hc := &http.Client{Transport: cfg.Transport, Timeout: cfg.Timeout,
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	base := strings.TrimRight(cfg.BaseURL, "/")
+	tokens := tokensource.New(token.ClientCredentialsFetch(hc, token.Endpoint(base+"/realms/"+url.PathEscape(cfg.Realm)),
+		cfg.ClientID, cfg.ClientSecret), tokensource.Options{})
+	d := &Directory{
+		admin: admin.New(admin.Config{KeycloakURL: base, Token: tokens, HTTP: keycloak.HTTP{Client: hc, MaxResponse: cfg.MaxResponseBytes}}),
+		realm: cfg.Realm,
+		ttl:   cfg.CacheTTL, size: cfg.CacheSize, now: time.Now, found: map[string]cachedUser{},
+	}
 	return d, nil
 }
 
@@ -179,45 +172,35 @@ func (d *Directory) Stats() (keycloak, cached int64) { return d.lookups.Load(), 
 
 // lookup asks Keycloak.
 func (d *Directory) lookup(ctx context.Context, email string) (User, error) {
-	var found []*gocloak.User
-	err := d.withToken(ctx, func(tok string) error {
-		var err error
-		// Two are enough to know the answer is ambiguous.
-		found, err = d.gc.GetUsers(ctx, tok, d.realm, gocloak.GetUsersParams{
-			Email:               gocloak.StringP(email),
-			Exact:               gocloak.BoolP(true),
-			BriefRepresentation: gocloak.BoolP(false),
-			Max:                 gocloak.IntP(2),
-		})
-		return err
-	})
+	// Two are enough to know the answer is ambiguous.
+	found, err := d.admin.Users(ctx, d.realm, admin.UserQuery{Email: email, Exact: true, Full: true, Max: 2})
 	if err != nil {
-		return User{}, err
+		return User{}, fmt.Errorf("%w: %w", ErrUnavailable, err)
 	}
 	if len(found) > 1 {
 		return User{}, ErrAmbiguous
 	}
-	if len(found) == 0 || found[0] == nil {
+	if len(found) == 0 {
 		return User{}, ErrNotFound
 	}
 	u := found[0]
-	if !strings.EqualFold(str(u.Email), email) || str(u.ID) == "" {
+	if !strings.EqualFold(u.Email, email) || u.ID == "" {
 		// Not what an exact query answers: refuse rather than guess.
 		return User{}, fmt.Errorf("%w: Keycloak answered a user with another email", ErrNotFound)
 	}
-	if str(u.ServiceAccountClientID) != "" || strings.HasPrefix(str(u.Username), "service-account-") {
+	if u.ServiceAccountClientID != "" || strings.HasPrefix(u.Username, "service-account-") {
 		return User{}, fmt.Errorf("%w: a service account", ErrNotFound)
 	}
-	if u.Enabled == nil || !*u.Enabled {
+	if !u.Enabled {
 		return User{}, ErrDisabled
 	}
 	return User{
-		ID:            str(u.ID),
-		Username:      str(u.Username),
-		Email:         str(u.Email),
-		EmailVerified: u.EmailVerified != nil && *u.EmailVerified,
-		FirstName:     str(u.FirstName),
-		LastName:      str(u.LastName),
+		ID:            u.ID,
+		Username:      u.Username,
+		Email:         u.Email,
+		EmailVerified: u.EmailVerified,
+		FirstName:     u.FirstName,
+		LastName:      u.LastName,
 	}, nil
 }
 
@@ -225,81 +208,8 @@ func (d *Directory) lookup(ctx context.Context, email string) (User, error) {
 // account's token (cached): the token is obtained, and a user count query
 // (query-users) succeeds.
 func (d *Directory) Ready(ctx context.Context) error {
-	return d.withToken(ctx, func(tok string) error {
-		_, err := d.gc.GetUserCount(ctx, tok, d.realm, gocloak.GetUsersParams{Max: gocloak.IntP(1)})
-		return err
-	})
-}
-
-// withToken runs call with the cached service-account token; when Keycloak
-// answers 401 (the token was revoked, or Keycloak restarted with new keys) it
-// drops the token and tries once more with a fresh one. Every failure wraps
-// ErrUnavailable.
-func (d *Directory) withToken(ctx context.Context, call func(tok string) error) error {
-	for attempt := 0; ; attempt++ {
-		tok, err := d.tokens.Token(ctx)
-		if err != nil {
-			return fmt.Errorf("%w: %w", ErrUnavailable, err)
-		}
-		err = call(tok)
-		if err == nil {
-			return nil
-		}
-		var apiErr *gocloak.APIError
-		if attempt == 0 && errors.As(err, &apiErr) && apiErr.Code == http.StatusUnauthorized {
-			d.tokens.Invalidate()
-			continue
-		}
+	if _, err := d.admin.UserCount(ctx, d.realm, admin.UserQuery{Max: 1}); err != nil {
 		return fmt.Errorf("%w: %w", ErrUnavailable, err)
 	}
+	return nil
 }
-
-func str(p *string) string {
-	if p == nil {
-		return ""
-	}
-	return *p
-}
-
-// limitTransport caps every response body: a larger answer fails the call.
-type limitTransport struct {
-	base http.RoundTripper
-	max  int64
-}
-
-func (t *limitTransport) RoundTrip(req *http.Request) (*http.Response, error) {
-	resp, err := t.base.RoundTrip(req)
-	if err != nil {
-		return nil, err
-	}
-	resp.Body = &limitedBody{rc: resp.Body, left: t.max}
-	return resp, nil
-}
-
-// ErrResponseTooLarge fails a read beyond the cap.
-var ErrResponseTooLarge = errors.New("users: Keycloak response too large")
-
-type limitedBody struct {
-	rc   io.ReadCloser
-	left int64
-}
-
-func (b *limitedBody) Read(p []byte) (int, error) {
-	if b.left <= 0 {
-		// One byte more tells a body of exactly the cap from a larger one.
-		var one [1]byte
-		n, err := b.rc.Read(one[:])
-		if n > 0 {
-			return 0, ErrResponseTooLarge
-		}
-		return 0, err
-	}
-	if int64(len(p)) > b.left {
-		p = p[:b.left]
-	}
-	n, err := b.rc.Read(p)
-	b.left -= int64(n)
-	return n, err
-}
-
-func (b *limitedBody) Close() error { return b.rc.Close() }

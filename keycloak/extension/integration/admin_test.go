@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/umawide/umawide/internal/kctest"
+	"github.com/umawide/umawide/internal/keycloak"
 	"github.com/umawide/umawide/keycloak/launcher"
 )
 
@@ -142,7 +143,7 @@ func TestAddPolicyThroughAdminAPI(t *testing.T) {
 	for _, cfg := range bad {
 		err := kc.Admin(ctx, http.MethodPost, authz+"/policy/claims-token",
 			policyRep{Name: "bad " + kctest.RandomHex(3), Logic: "POSITIVE", DecisionStrategy: "UNANIMOUS", Config: cfg}, nil)
-		var he *launcher.HTTPError
+		var he *keycloak.Error
 		if !errors.As(err, &he) || he.StatusCode != http.StatusBadRequest {
 			t.Errorf("config %v: %v, want 400", cfg, err)
 		}
@@ -164,7 +165,7 @@ func TestAddPolicyThroughAdminAPI(t *testing.T) {
 	}
 	// Update: a bad change is refused and leaves the policy as it was; a good one is stored.
 	read.Config["allowedAlgorithms"] = `["none"]`
-	var he *launcher.HTTPError
+	var he *keycloak.Error
 	if err := kc.Admin(ctx, http.MethodPut, authz+"/policy/claims-token/"+created.ID, read, nil); !errors.As(err, &he) || he.StatusCode != http.StatusBadRequest {
 		t.Fatalf("update with alg none: %v, want 400", err)
 	}

@@ -1,11 +1,9 @@
 package integration
 
 import (
-	"bufio"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
-	"os"
 	"regexp"
 	"slices"
 	"strconv"
@@ -60,7 +58,7 @@ func BenchmarkUMATicketGrant(b *testing.B) {
 		grant(policy)
 		grant(stock)
 	}
-	logStart := logSize(policy)
+	logStart := kctest.MarkLog(kctest.KeycloakLog(policy.kc))
 	var withPolicy, withStock []time.Duration
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
@@ -91,43 +89,15 @@ func median(ds []time.Duration) time.Duration {
 	return s[len(s)/2]
 }
 
-func logPath(f *realmFixture) string {
-	if f.kc.LogPath != "" {
-		return f.kc.LogPath
-	}
-	return os.Getenv("KEYCLOAK_LOG")
-}
-
-func logSize(f *realmFixture) int64 {
-	st, err := os.Stat(logPath(f))
-	if err != nil {
-		return -1
-	}
-	return st.Size()
-}
-
 var tookRe = regexp.MustCompile(`claims-token policy granted: realm=(\S+) .* took_us=(\d+)`)
 
 // policyMicros averages the policy's own took_us over the grants logged for
-// this realm since offset.
-func policyMicros(f *realmFixture, offset int64) (float64, int) {
-	if offset < 0 {
-		return 0, 0
-	}
-	file, err := os.Open(logPath(f))
-	if err != nil {
-		return 0, 0
-	}
-	defer file.Close()
-	if _, err := file.Seek(offset, 0); err != nil {
-		return 0, 0
-	}
+// this realm since mark.
+func policyMicros(f *realmFixture, mark kctest.LogMark) (float64, int) {
 	var total float64
 	n := 0
-	s := bufio.NewScanner(file)
-	s.Buffer(make([]byte, 64<<10), 1<<20)
-	for s.Scan() {
-		m := tookRe.FindStringSubmatch(s.Text())
+	for _, line := range mark.Lines("claims-token policy granted: realm=" + f.name + " ") {
+		m := tookRe.FindStringSubmatch(line)
 		if m == nil || m[1] != f.name {
 			continue
 		}

@@ -1,7 +1,6 @@
 package integration
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"crypto/sha256"
@@ -10,11 +9,9 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
 	"net/url"
 	"os"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -22,7 +19,9 @@ import (
 	"time"
 
 	"github.com/umawide/umawide/internal/kctest"
-	"github.com/umawide/umawide/internal/testcp"
+	"github.com/umawide/umawide/internal/keycloak"
+	"github.com/umawide/umawide/internal/keycloak/protection"
+	"github.com/umawide/umawide/internal/testclaimsprovider"
 	"github.com/umawide/umawide/internal/uma"
 	"github.com/umawide/umawide/keycloak/launcher"
 )
@@ -33,8 +32,8 @@ const (
 	resourceServerSecret = "resource-server-secret"
 	claimsTokenPolicy    = "claims token"
 	stockPolicy          = "rqp-client only"
-	ecKID                = testcp.ECKID
-	rsaKID               = testcp.RSAKID
+	ecKID                = testclaimsprovider.ECKID
+	rsaKID               = testclaimsprovider.RSAKID
 
 	// Issue 12's claim names (spelled here, not in internal/uma, which the
 	// client and Resource Server sides own).
@@ -62,16 +61,16 @@ var (
 )
 
 // claimsProvider is the test's Claims Provider: keys and a JWKS endpoint
-// (internal/testcp, shared with the end-to-end attack suite).
+// (internal/testclaimsprovider, shared with the end-to-end attack suite).
 type claimsProvider struct {
-	*testcp.Provider
+	*testclaimsprovider.Provider
 	issuer      string
 	jwksFetches *atomic.Int64
 }
 
 func newClaimsProvider(t testing.TB) *claimsProvider {
 	t.Helper()
-	p := testcp.New(t)
+	p := testclaimsprovider.New(t)
 	return &claimsProvider{Provider: p, issuer: p.Issuer, jwksFetches: &p.JWKSFetches}
 }
 
@@ -80,9 +79,9 @@ func (cp *claimsProvider) jwksURI() string { return cp.JWKSURI() }
 // rsaPublicPEM is what an alg-confusion attacker would use as an HMAC secret.
 func (cp *claimsProvider) rsaPublicPEM() []byte { return cp.RSAPublicPEM() }
 
-func b64(b []byte) string { return testcp.B64(b) }
+func b64(b []byte) string { return testclaimsprovider.B64(b) }
 
-func part(v any) string { return testcp.Part(v) }
+func part(v any) string { return testclaimsprovider.Part(v) }
 
 // signES256 signs header.payload with the provider's EC key (JWS R || S form).
 func (cp *claimsProvider) signES256(header, claims map[string]any) string {
@@ -94,18 +93,20 @@ func (cp *claimsProvider) signRS256(header, claims map[string]any) string {
 }
 
 func signHS256(header, claims map[string]any, secret []byte) string {
-	return testcp.SignHS256(header, claims, secret)
+	return testclaimsprovider.SignHS256(header, claims, secret)
 }
 
-func esHeader(kid string) map[string]any { return testcp.Header("ES256", kid) }
+func esHeader(kid string) map[string]any { return testclaimsprovider.Header("ES256", kid) }
 
 // realmFixture is a copy of realm bar with its own name, bob's Incoming
-// registered, and a PAT of resource-server.
+// registered, and the protection API with a PAT of resource-server (and the
+// PAT itself, for the tests that probe the API's raw answers).
 type realmFixture struct {
 	kc         *launcher.Keycloak
 	name       string
 	issuer     string
 	resourceID string
+	api        *protection.Client
 	pat        string
 }
 
@@ -121,80 +122,35 @@ func testCtx(t testing.TB) context.Context {
 func barCopy(t testing.TB, kc *launcher.Keycloak, cp *claimsProvider, stock bool) *realmFixture {
 	t.Helper()
 	ctx := testCtx(t)
-	root, err := launcher.RepoRoot()
-	if err != nil {
-		t.Fatal(err)
-	}
-	raw, err := os.ReadFile(filepath.Join(launcher.RealmDir(root), "bar-realm.json"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	vars := map[string]string{
-		"UMAWIDE_CLAIMS_PROVIDER_ISSUER":           cp.issuer,
-		"UMAWIDE_CLAIMS_PROVIDER_JWKS_URI":         cp.jwksURI(),
-		"UMAWIDE_CLAIMS_TOKEN_ALLOW_INSECURE_URLS": "true",
-	}
-	var rep map[string]any
-	if err := json.Unmarshal(launcher.ExpandPlaceholders(raw, vars), &rep); err != nil {
-		t.Fatal(err)
-	}
 	prefix := "bar-ct-"
 	if stock {
 		prefix = "bar-stock-"
 	}
-	name := prefix + kctest.RandomHex(4)
-	rep["realm"] = name
-	delete(rep, "id")
-	var applied string
-	for _, c := range rep["clients"].([]any) {
-		client := c.(map[string]any)
-		if client["clientId"] != "resource-server" {
-			continue
-		}
-		for _, p := range client["authorizationSettings"].(map[string]any)["policies"].([]any) {
-			pol := p.(map[string]any)
-			conf, _ := pol["config"].(map[string]any)
-			if pol["type"] == "scope" && conf["scopes"] == `["create"]` {
-				applied, _ = conf["applyPolicies"].(string)
-				if stock {
-					conf["applyPolicies"] = `["` + stockPolicy + `"]`
-				}
-			}
-		}
-	}
-	if applied != `["`+claimsTokenPolicy+`"]` {
-		t.Fatalf("bar-realm.json: the scope permission on create applies %s, want the claims-token policy %q", applied, claimsTokenPolicy)
-	}
-	rep["clients"] = append(rep["clients"].([]any), map[string]any{
-		"clientId":                  directClient,
-		"enabled":                   true,
-		"publicClient":              false,
-		"secret":                    directClientSecret,
-		"standardFlowEnabled":       false,
-		"directAccessGrantsEnabled": true,
-		"serviceAccountsEnabled":    false,
-		"attributes":                map[string]any{"standard.token.exchange.enabled": "true"},
-	})
-	rep["users"] = append(rep["users"].([]any), map[string]any{
-		"username": "carol", "enabled": true, "email": "carol@bar.example", "emailVerified": true,
-		"firstName": "Carol", "lastName": "Test",
-		"credentials": []any{map[string]any{"type": "password", "value": carolPassword, "temporary": false}},
-	})
-	data, _ := json.Marshal(rep)
-	if err := kc.ImportRealm(ctx, data); err != nil {
-		t.Fatalf("import realm %s: %v", name, err)
-	}
-	t.Cleanup(func() {
-		if err := kc.DeleteRealm(context.Background(), name); err != nil {
-			t.Errorf("delete realm %s: %v", name, err)
-		}
-	})
+	name := kctest.ImportBarCopy(t, kc, launcher.BarCopy{Name: prefix + kctest.RandomHex(4), Stock: stock, ClaimsProviderURL: cp.issuer,
+		Mutate: func(rep map[string]any) {
+			rep["clients"] = append(rep["clients"].([]any), map[string]any{
+				"clientId":                  directClient,
+				"enabled":                   true,
+				"publicClient":              false,
+				"secret":                    directClientSecret,
+				"standardFlowEnabled":       false,
+				"directAccessGrantsEnabled": true,
+				"serviceAccountsEnabled":    false,
+				"attributes":                map[string]any{"standard.token.exchange.enabled": "true"},
+			})
+			rep["users"] = append(rep["users"].([]any), map[string]any{
+				"username": "carol", "enabled": true, "email": "carol@bar.example", "emailVerified": true,
+				"firstName": "Carol", "lastName": "Test",
+				"credentials": []any{map[string]any{"type": "password", "value": carolPassword, "temporary": false}},
+			})
+		}})
 	f := &realmFixture{kc: kc, name: name, issuer: kc.IssuerURL(name)}
 	tok, err := kctest.ClientCredentials(ctx, f.issuer, "resource-server", resourceServerSecret, "")
 	if err != nil {
 		t.Fatalf("resource-server PAT: %v", err)
 	}
 	f.pat = tok.AccessToken
+	f.api = protection.New(protection.Config{Issuer: f.issuer, PAT: keycloak.StaticToken(f.pat)})
 	f.resourceID = f.register(t, uma.IncomingResourceName("bob"), false)
 	return f
 }
@@ -203,44 +159,7 @@ func barCopy(t testing.TB, kc *launcher.Keycloak, cp *claimsProvider, stock bool
 // Resource Server does; issue 12 registers them with ownerManagedAccess false.
 func (f *realmFixture) register(t testing.TB, name string, ownerManagedAccess bool) string {
 	t.Helper()
-	var created struct {
-		ID string `json:"_id"`
-	}
-	f.postJSON(t, "/authz/protection/resource_set", map[string]any{
-		"name":               name,
-		"type":               uma.ResourceTypeIncoming,
-		"owner":              "bob",
-		"ownerManagedAccess": ownerManagedAccess,
-		"resource_scopes":    []string{uma.ScopeCreate},
-		"uris":               []string{uma.IncomingPath("bob")},
-	}, &created)
-	if created.ID == "" {
-		t.Fatal("no resource id")
-	}
-	return created.ID
-}
-
-func (f *realmFixture) postJSON(t testing.TB, path string, body, out any) {
-	t.Helper()
-	data, _ := json.Marshal(body)
-	req, err := http.NewRequest(http.MethodPost, f.issuer+path, bytes.NewReader(data))
-	if err != nil {
-		t.Fatal(err)
-	}
-	req.Header.Set("Content-Type", "application/json")
-	req.Header.Set("Authorization", "Bearer "+f.pat)
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	answer, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
-	if resp.StatusCode != http.StatusCreated {
-		t.Fatalf("POST %s: %d %s", path, resp.StatusCode, answer)
-	}
-	if err := json.Unmarshal(answer, out); err != nil {
-		t.Fatalf("POST %s: %v", path, err)
-	}
+	return kctest.RegisterIncoming(t, f.api, name, "bob", ownerManagedAccess).ID
 }
 
 // ticket asks for a fresh permission ticket for bob's Incoming, scope create,
@@ -254,18 +173,7 @@ func (f *realmFixture) ticket(t testing.TB) string {
 // claims in the permission request (none when nil).
 func (f *realmFixture) ticketFor(t testing.TB, id string, claims map[string][]string) string {
 	t.Helper()
-	var tk struct {
-		Ticket string `json:"ticket"`
-	}
-	req := map[string]any{"resource_id": id, "resource_scopes": []string{uma.ScopeCreate}}
-	if claims != nil {
-		req["claims"] = claims
-	}
-	f.postJSON(t, "/authz/protection/permission", []map[string]any{req}, &tk)
-	if tk.Ticket == "" {
-		t.Fatal("no ticket")
-	}
-	return tk.Ticket
+	return kctest.TicketFor(t, f.api, protection.Permission{ResourceID: id, Scopes: []string{uma.ScopeCreate}, Claims: claims})
 }
 
 // claims is a valid claims token payload for ticket, as the Claims Provider
@@ -327,31 +235,11 @@ func (f *realmFixture) grant(ctx context.Context, ticket, claimToken string) (*k
 // reason when empty); -1 when the Keycloak log cannot be read (an external
 // server without KEYCLOAK_LOG).
 func (f *realmFixture) denials(reason string) int {
-	path := f.kc.LogPath
-	if path == "" {
-		path = os.Getenv("KEYCLOAK_LOG")
-	}
+	path := kctest.KeycloakLog(f.kc)
 	if path == "" {
 		return -1
 	}
-	file, err := os.Open(path)
-	if err != nil {
-		return -1
-	}
-	defer file.Close()
-	needle := "claims-token policy denied: reason=" + reason + " realm=" + f.name + " "
-	realm := " realm=" + f.name + " "
-	n := 0
-	s := bufio.NewScanner(file)
-	s.Buffer(make([]byte, 64<<10), 1<<20)
-	for s.Scan() {
-		line := s.Text()
-		if reason == "" && strings.Contains(line, "claims-token policy denied: reason=") && strings.Contains(line, realm) ||
-			strings.Contains(line, needle) {
-			n++
-		}
-	}
-	return n
+	return kctest.LogMark{Path: path}.Denials(reason, f.name)
 }
 
 // expectDenied asserts 403 access_denied and no RPT for the standard grant
@@ -380,31 +268,23 @@ func (f *realmFixture) expectDeniedForm(t *testing.T, form url.Values, reason st
 // with reason and that the log carries no part of claimToken.
 func (f *realmFixture) expectDeniedBy(t *testing.T, grant func() (*kctest.TokenResponse, error), claimToken, reason string) {
 	t.Helper()
-	before := f.denials(reason)
+	mark := kctest.MarkLog(kctest.KeycloakLog(f.kc))
 	tok, err := grant()
 	if err == nil {
 		t.Fatalf("got an RPT (%.40s...), want 403", tok.AccessToken)
 	}
-	var te *kctest.TokenError
+	var te *keycloak.Error
 	if !errors.As(err, &te) {
 		t.Fatalf("grant: %v", err)
 	}
 	if te.StatusCode != http.StatusForbidden || !strings.Contains(te.Body, `"access_denied"`) || strings.Contains(te.Body, "access_token") {
 		t.Fatalf("grant answered %d %s, want 403 access_denied without a token", te.StatusCode, te.Body)
 	}
-	if before < 0 {
+	if mark.Path == "" {
 		return
 	}
-	deadline := time.Now().Add(5 * time.Second)
-	for {
-		after := f.denials(reason)
-		if after == before+1 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("Keycloak log: %d denials with reason=%s for realm %s, want %d", after, reason, f.name, before+1)
-		}
-		time.Sleep(50 * time.Millisecond)
+	if !mark.ExpectDenial(t, 5*time.Second, reason, f.name) {
+		t.FailNow()
 	}
 	if f.logContains(claimToken) {
 		t.Fatal("Keycloak's log contains the pushed claim_token")
@@ -412,10 +292,7 @@ func (f *realmFixture) expectDeniedBy(t *testing.T, grant func() (*kctest.TokenR
 }
 
 func (f *realmFixture) logContains(s string) bool {
-	path := f.kc.LogPath
-	if path == "" {
-		path = os.Getenv("KEYCLOAK_LOG")
-	}
+	path := kctest.KeycloakLog(f.kc)
 	if path == "" || len(s) < 64 {
 		return false
 	}

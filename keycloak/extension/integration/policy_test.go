@@ -14,6 +14,7 @@ import (
 
 	"github.com/umawide/umawide/internal/grantmac"
 	"github.com/umawide/umawide/internal/kctest"
+	"github.com/umawide/umawide/internal/keycloak"
 	"github.com/umawide/umawide/internal/uma"
 )
 
@@ -289,7 +290,7 @@ func TestClaimsTokenPolicy(t *testing.T) {
 			go func() {
 				defer wg.Done()
 				_, err := f.grant(ctx, ticket, ct)
-				var te *kctest.TokenError
+				var te *keycloak.Error
 				switch {
 				case err == nil:
 					results <- result{ok: true}
@@ -354,7 +355,7 @@ func TestClaimsTokenPolicy(t *testing.T) {
 			if err == nil {
 				t.Fatalf("claim_token %q: got an RPT %.30s", ct, tok.AccessToken)
 			}
-			te, ok := err.(*kctest.TokenError)
+			te, ok := err.(*keycloak.Error)
 			if !ok || te.StatusCode != http.StatusBadRequest || !strings.Contains(te.Body, `"invalid_request"`) {
 				t.Fatalf("claim_token %q: %v, want Keycloak's 400 invalid_request", ct, err)
 			}

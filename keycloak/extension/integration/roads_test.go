@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
 	"net/url"
 	"slices"
@@ -14,6 +13,9 @@ import (
 	"testing"
 
 	"github.com/umawide/umawide/internal/kctest"
+	"github.com/umawide/umawide/internal/keycloak"
+	"github.com/umawide/umawide/internal/keycloak/token"
+	"github.com/umawide/umawide/internal/testhttp"
 	"github.com/umawide/umawide/internal/uma"
 )
 
@@ -202,7 +204,7 @@ func TestRoadsToAnRPT(t *testing.T) {
 		before := f.denials("")
 		ticket := f.ticketFor(t, legacy, map[string][]string{claimIncomingURI: {incomingURI}})
 		_, err := f.grant(ctx, ticket, honest(t, ticket))
-		var te *kctest.TokenError
+		var te *keycloak.Error
 		if !errors.As(err, &te) || te.StatusCode != http.StatusForbidden {
 			t.Fatalf("honest grant with a granted ticket left on the resource: %v, want 403", err)
 		}
@@ -341,29 +343,17 @@ func (f *realmFixture) userID(t testing.TB, user string) string {
 }
 
 // protection calls the protection API with the Resource Server's PAT and
-// returns status and body.
+// returns status and body: the raw answers the tests below probe.
 func (f *realmFixture) protection(t testing.TB, method, path string, body any) (int, string) {
 	t.Helper()
-	var rd io.Reader
+	var data []byte
+	var hdr http.Header
 	if body != nil {
-		data, _ := json.Marshal(body)
-		rd = strings.NewReader(string(data))
+		data, _ = json.Marshal(body)
+		hdr = http.Header{"Content-Type": {"application/json"}}
 	}
-	req, err := http.NewRequestWithContext(testCtx(t), method, f.issuer+path, rd)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if body != nil {
-		req.Header.Set("Content-Type", "application/json")
-	}
-	req.Header.Set("Authorization", "Bearer "+f.pat)
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	answer, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
-	return resp.StatusCode, string(answer)
+	a := testhttp.Send(t, testCtx(t), method, f.issuer+path, f.pat, data, hdr)
+	return a.Status, string(a.Body)
 }
 
 // permissionTickets lists permission tickets (pending or granted) through the
@@ -384,26 +374,7 @@ func (f *realmFixture) permissionTickets(t testing.TB, query string) []map[strin
 // bearerGrant runs a token request as the holder of a user's access token
 // (Authorization: Bearer, no client authentication), as a user of the realm can.
 func bearerGrant(ctx context.Context, issuer, bearer string, form url.Values) (*kctest.TokenResponse, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, issuer+"/protocol/openid-connect/token", strings.NewReader(form.Encode()))
-	if err != nil {
-		return nil, err
-	}
-	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-	req.Header.Set("Authorization", "Bearer "+bearer)
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return nil, err
-	}
-	defer resp.Body.Close()
-	body, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
-	if resp.StatusCode != http.StatusOK {
-		return nil, &kctest.TokenError{StatusCode: resp.StatusCode, Body: string(body)}
-	}
-	var tok kctest.TokenResponse
-	if err := json.Unmarshal(body, &tok); err != nil {
-		return nil, fmt.Errorf("token response: %w", err)
-	}
-	return &tok, nil
+	return token.RequestAs(ctx, nil, token.Endpoint(issuer), bearer, form)
 }
 
 // jwtPayload decodes a JWS payload's members (no signature check).

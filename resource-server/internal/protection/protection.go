@@ -21,24 +21,27 @@
 // within OwnerTTL at the latest) or Refresh or a refused ticket forgets it.
 // Unknown owners are remembered for a short while so that probing names
 // cannot flood Keycloak.
+//
+// The calls themselves are internal/keycloak's (admin, protection, token);
+// this package decides when to make them and what to remember.
 package protection
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"net/http"
 	"net/url"
-	"strconv"
 	"strings"
 	"sync"
 	"time"
 
 	"github.com/umawide/umawide/internal/httpclient"
+	"github.com/umawide/umawide/internal/keycloak"
+	"github.com/umawide/umawide/internal/keycloak/admin"
+	kcprotection "github.com/umawide/umawide/internal/keycloak/protection"
+	"github.com/umawide/umawide/internal/keycloak/token"
 	"github.com/umawide/umawide/internal/tokensource"
 	"github.com/umawide/umawide/internal/uma"
 )
@@ -77,11 +80,9 @@ type Config struct {
 
 // Client talks to the protection and admin APIs.
 type Client struct {
-	cfg      Config
-	hc       *http.Client
-	issuer   string // back-channel issuer URL: KeycloakURL/realms/{realm}
-	adminURL string
-	pat      *tokensource.Cache
+	cfg   Config
+	admin *admin.Client
+	api   *kcprotection.Client
 
 	mu      sync.Mutex
 	owners  map[string]cached    // username -> resolved owner
@@ -118,6 +119,35 @@ const (
 	maxTicketSize = 16 << 10
 )
 
+// pat is the PAT cache; a PAT that cannot be had is Keycloak's failure
+// (ErrUnreachable), whatever the token endpoint answered.
+type pat struct{ *tokensource.Cache }
+
+func (p pat) Token(ctx context.Context) (string, error) {
+	tok, err := p.Cache.Token(ctx)
+	if err != nil {
+		return "", fmt.Errorf("%w: PAT: %w", ErrUnreachable, err)
+	}
+	return tok, nil
+}
+
+// unreachable marks Keycloak's own failures (no answer, 5xx) ErrUnreachable.
+func unreachable(err error) error {
+	if errors.Is(err, keycloak.ErrUnreachable) && !errors.Is(err, ErrUnreachable) {
+		return fmt.Errorf("%w: %w", ErrUnreachable, err)
+	}
+	return err
+}
+
+// status is the HTTP status of Keycloak's refusal in err; 0 if none.
+func status(err error) int {
+	var ke *keycloak.Error
+	if errors.As(err, &ke) {
+		return ke.StatusCode
+	}
+	return 0
+}
+
 // New builds a Client; nothing is fetched yet.
 func New(cfg Config) (*Client, error) {
 	if cfg.KeycloakURL == "" || cfg.Realm == "" || cfg.ClientID == "" || cfg.ClientSecret == "" {
@@ -143,13 +173,12 @@ func New(cfg Config) (*Client, error) {
 	}
 	base := strings.TrimRight(cfg.KeycloakURL, "/")
 	issuer := base + "/realms/" + url.PathEscape(cfg.Realm)
+	p := pat{tokensource.New(token.ClientCredentialsFetch(cfg.HTTPClient, token.Endpoint(issuer),
+		cfg.ClientID, cfg.ClientSecret), tokensource.Options{})}
 	return &Client{
-		cfg:      cfg,
-		hc:       cfg.HTTPClient,
-		issuer:   issuer,
-		adminURL: base + "/admin/realms/" + url.PathEscape(cfg.Realm),
-		pat: tokensource.New(tokensource.ClientCredentials(issuer+"/protocol/openid-connect/token",
-			cfg.ClientID, cfg.ClientSecret, cfg.HTTPClient), tokensource.Options{}),
+		cfg:     cfg,
+		admin:   admin.New(admin.Config{KeycloakURL: base, Token: p, HTTP: keycloak.HTTP{Client: cfg.HTTPClient, MaxResponse: maxResponse}}),
+		api:     kcprotection.New(kcprotection.Config{Issuer: issuer, PAT: p, HTTP: keycloak.HTTP{Client: cfg.HTTPClient, MaxResponse: maxResponse}}),
 		owners:  map[string]cached{},
 		unknown: map[string]time.Time{},
 		calls:   map[string]*call{},
@@ -265,23 +294,15 @@ func (c *Client) lookupOrRegister(ctx context.Context, owner string, last *Owner
 	return Owner{UserID: userID, ResourceID: id}, nil
 }
 
-type userRep struct {
-	ID                     string `json:"id"`
-	Username               string `json:"username"`
-	Enabled                bool   `json:"enabled"`
-	ServiceAccountClientID string `json:"serviceAccountClientId"`
-}
-
 // maxUserIDLen bounds the user id taken from Keycloak (its ids are 36
 // characters; imported users may bring others).
 const maxUserIDLen = 255
 
 // userID is the id of the enabled, non-service-account user named owner.
 func (c *Client) userID(ctx context.Context, owner string) (string, error) {
-	q := url.Values{"username": {owner}, "exact": {"true"}, "max": {"5"}}
-	var users []userRep
-	if err := c.do(ctx, http.MethodGet, c.adminURL+"/users?"+q.Encode(), nil, http.StatusOK, &users); err != nil {
-		return "", fmt.Errorf("protection: user lookup: %w", err)
+	users, err := c.admin.Users(ctx, c.cfg.Realm, admin.UserQuery{Username: owner, Exact: true, Max: 5})
+	if err != nil {
+		return "", fmt.Errorf("protection: user lookup: %w", unreachable(err))
 	}
 	for _, u := range users {
 		if u.Username == owner && u.Enabled && u.ServiceAccountClientID == "" {
@@ -294,27 +315,16 @@ func (c *Client) userID(ctx context.Context, owner string) (string, error) {
 	return "", ErrUnknownOwner
 }
 
-type resourceRep struct {
-	ID                 string `json:"_id"`
-	Name               string `json:"name"`
-	Type               string `json:"type"`
-	OwnerManagedAccess bool   `json:"ownerManagedAccess"`
-	Owner              struct {
-		ID   string `json:"id"`
-		Name string `json:"name"`
-	} `json:"owner"`
-}
-
 // incomingRep is the representation of owner's Incoming, registered or
 // updated: never owner-managed.
-func incomingRep(owner, userID string) map[string]any {
-	return map[string]any{
-		"name":               uma.IncomingResourceName(userID),
-		"type":               uma.ResourceTypeIncoming,
-		"owner":              userID,
-		"ownerManagedAccess": false,
-		"resource_scopes":    []string{uma.ScopeCreate},
-		"uris":               []string{uma.IncomingPath(owner)},
+func incomingRep(owner, userID string) kcprotection.NewResource {
+	return kcprotection.NewResource{
+		Name:               uma.IncomingResourceName(userID),
+		Type:               uma.ResourceTypeIncoming,
+		Owner:              userID,
+		OwnerManagedAccess: false,
+		Scopes:             []string{uma.ScopeCreate},
+		URIs:               []string{uma.IncomingPath(owner)},
 	}
 }
 
@@ -322,10 +332,9 @@ func incomingRep(owner, userID string) map[string]any {
 // owner-managed is updated to not owner-managed first.
 func (c *Client) findResource(ctx context.Context, owner, userID string) (string, error) {
 	name := uma.IncomingResourceName(userID)
-	q := url.Values{"name": {name}, "exactName": {"true"}, "deep": {"true"}, "max": {"20"}}
-	var found []resourceRep
-	if err := c.do(ctx, http.MethodGet, c.issuer+"/authz/protection/resource_set?"+q.Encode(), nil, http.StatusOK, &found); err != nil {
-		return "", fmt.Errorf("protection: resource lookup: %w", err)
+	found, err := c.api.Resources(ctx, name, 20)
+	if err != nil {
+		return "", fmt.Errorf("protection: resource lookup: %w", unreachable(err))
 	}
 	for _, r := range found {
 		if r.Name != name || r.Owner.ID != userID || r.ID == "" {
@@ -342,9 +351,8 @@ func (c *Client) findResource(ctx context.Context, owner, userID string) (string
 			if err := c.deletePermissionTickets(ctx, r.ID); err != nil {
 				return "", err
 			}
-			if err := c.do(ctx, http.MethodPut, c.issuer+"/authz/protection/resource_set/"+url.PathEscape(r.ID),
-				incomingRep(owner, userID), http.StatusNoContent, nil); err != nil {
-				return "", fmt.Errorf("protection: making resource %s not owner-managed: %w", r.ID, err)
+			if err := c.api.UpdateResource(ctx, r.ID, incomingRep(owner, userID)); err != nil {
+				return "", fmt.Errorf("protection: making resource %s not owner-managed: %w", r.ID, unreachable(err))
 			}
 			if err := c.deletePermissionTickets(ctx, r.ID); err != nil {
 				return "", err
@@ -362,19 +370,16 @@ func (c *Client) findResource(ctx context.Context, owner, userID string) (string
 func (c *Client) deletePermissionTickets(ctx context.Context, resourceID string) error {
 	const page, maxPages = 100, 1000
 	for range maxPages {
-		q := url.Values{"resourceId": {resourceID}, "first": {"0"}, "max": {strconv.Itoa(page)}}
-		var tickets []struct {
-			ID string `json:"id"`
-		}
-		if err := c.do(ctx, http.MethodGet, c.issuer+"/authz/protection/permission/ticket?"+q.Encode(), nil, http.StatusOK, &tickets); err != nil {
-			return fmt.Errorf("protection: listing permission tickets of %s: %w", resourceID, err)
+		tickets, err := c.api.PermissionTickets(ctx, resourceID, 0, page)
+		if err != nil {
+			return fmt.Errorf("protection: listing permission tickets of %s: %w", resourceID, unreachable(err))
 		}
 		if len(tickets) == 0 {
 			return nil
 		}
-		for _, t := range tickets {
-			if err := c.do(ctx, http.MethodDelete, c.issuer+"/authz/protection/permission/ticket/"+url.PathEscape(t.ID), nil, http.StatusNoContent, nil); err != nil {
-				return fmt.Errorf("protection: deleting permission ticket %s of %s: %w", t.ID, resourceID, err)
+		for _, id := range tickets {
+			if err := c.api.DeletePermissionTicket(ctx, id); err != nil {
+				return fmt.Errorf("protection: deleting permission ticket %s of %s: %w", id, resourceID, unreachable(err))
 			}
 		}
 		c.cfg.Logger.Warn("permission tickets of a formerly owner-managed Incoming deleted", "resource_id", resourceID, "count", len(tickets))
@@ -385,17 +390,12 @@ func (c *Client) deletePermissionTickets(ctx context.Context, resourceID string)
 var errConflict = errors.New("protection: resource exists")
 
 func (c *Client) createResource(ctx context.Context, owner, userID string) (string, error) {
-	var created resourceRep
-	err := c.do(ctx, http.MethodPost, c.issuer+"/authz/protection/resource_set", incomingRep(owner, userID), http.StatusCreated, &created)
-	var se *statusError
-	if errors.As(err, &se) && se.status == http.StatusConflict {
+	created, err := c.api.CreateResource(ctx, incomingRep(owner, userID))
+	if status(err) == http.StatusConflict {
 		return "", errConflict
 	}
 	if err != nil {
-		return "", fmt.Errorf("protection: register resource: %w", err)
-	}
-	if created.ID == "" {
-		return "", errors.New("protection: register resource: no _id in the answer")
+		return "", fmt.Errorf("protection: register resource: %w", unreachable(err))
 	}
 	return created.ID, nil
 }
@@ -412,10 +412,9 @@ func (c *Client) Ticket(ctx context.Context, owner, incomingURL string) (ticket 
 			return "", Owner{}, err
 		}
 		ticket, err = c.ticket(ctx, o.ResourceID, incomingURL)
-		var se *statusError
-		if attempt == 0 && errors.As(err, &se) && (se.status == http.StatusBadRequest || se.status == http.StatusNotFound) {
+		if st := status(err); attempt == 0 && (st == http.StatusBadRequest || st == http.StatusNotFound) {
 			// The cached resource may have been deleted in Keycloak: look again.
-			c.cfg.Logger.Warn("permission ticket refused; forgetting the cached resource", "owner", owner, "status", se.status)
+			c.cfg.Logger.Warn("permission ticket refused; forgetting the cached resource", "owner", owner, "status", st)
 			c.Forget(owner)
 			continue
 		}
@@ -424,97 +423,16 @@ func (c *Client) Ticket(ctx context.Context, owner, incomingURL string) (ticket 
 }
 
 func (c *Client) ticket(ctx context.Context, resourceID, incomingURL string) (string, error) {
-	body := []map[string]any{{
-		"resource_id":     resourceID,
-		"resource_scopes": []string{uma.ScopeCreate},
-		"claims":          map[string][]string{uma.ClaimIncomingURI: {incomingURL}},
-	}}
-	var out struct {
-		Ticket string `json:"ticket"`
+	ticket, err := c.api.Ticket(ctx, kcprotection.Permission{
+		ResourceID: resourceID,
+		Scopes:     []string{uma.ScopeCreate},
+		Claims:     map[string][]string{uma.ClaimIncomingURI: {incomingURL}},
+	})
+	if err != nil {
+		return "", fmt.Errorf("protection: permission ticket: %w", unreachable(err))
 	}
-	if err := c.do(ctx, http.MethodPost, c.issuer+"/authz/protection/permission", body, http.StatusCreated, &out); err != nil {
-		return "", fmt.Errorf("protection: permission ticket: %w", err)
+	if len(ticket) > maxTicketSize {
+		return "", fmt.Errorf("protection: permission ticket: %d characters", len(ticket))
 	}
-	if out.Ticket == "" || len(out.Ticket) > maxTicketSize {
-		return "", fmt.Errorf("protection: permission ticket: %d characters", len(out.Ticket))
-	}
-	return out.Ticket, nil
-}
-
-type statusError struct {
-	status int
-	body   string
-}
-
-func (e *statusError) Error() string { return fmt.Sprintf("status %d: %.200s", e.status, e.body) }
-
-// patRefused says Keycloak refused the PAT itself (revoked, or signed with
-// keys it no longer has after a restart): the admin API answers 401, the
-// protection API 403 invalid_bearer_token.
-func patRefused(status int, body []byte) bool {
-	if status == http.StatusUnauthorized {
-		return true
-	}
-	var e struct {
-		Error string `json:"error"`
-	}
-	return status == http.StatusForbidden && json.Unmarshal(body, &e) == nil && e.Error == "invalid_bearer_token"
-}
-
-// do sends one call with the PAT; a refused PAT (patRefused) is renewed and
-// the call retried once.
-func (c *Client) do(ctx context.Context, method, u string, in any, want int, out any) error {
-	var payload []byte
-	if in != nil {
-		var err error
-		if payload, err = json.Marshal(in); err != nil {
-			return err
-		}
-	}
-	for attempt := 0; ; attempt++ {
-		pat, err := c.pat.Token(ctx)
-		if err != nil {
-			return fmt.Errorf("%w: PAT: %w", ErrUnreachable, err)
-		}
-		var body io.Reader
-		if payload != nil {
-			body = bytes.NewReader(payload)
-		}
-		req, err := http.NewRequestWithContext(ctx, method, u, body)
-		if err != nil {
-			return err
-		}
-		req.Header.Set("Authorization", "Bearer "+pat)
-		req.Header.Set("Accept", "application/json")
-		if payload != nil {
-			req.Header.Set("Content-Type", "application/json")
-		}
-		resp, err := c.hc.Do(req)
-		if err != nil {
-			return fmt.Errorf("%w: %w", ErrUnreachable, err)
-		}
-		data, err := io.ReadAll(io.LimitReader(resp.Body, maxResponse+1))
-		resp.Body.Close()
-		if err != nil {
-			return fmt.Errorf("%w: reading the answer: %w", ErrUnreachable, err)
-		}
-		if len(data) > maxResponse {
-			return fmt.Errorf("protection: answer longer than %d bytes", maxResponse)
-		}
-		switch {
-		case attempt == 0 && patRefused(resp.StatusCode, data):
-			c.pat.Invalidate()
-			continue
-		case resp.StatusCode >= 500:
-			return fmt.Errorf("%w: %w", ErrUnreachable, &statusError{resp.StatusCode, string(data)})
-		case resp.StatusCode != want:
-			return &statusError{resp.StatusCode, string(data)}
-		}
-		if out != nil {
-			if err := json.Unmarshal(data, out); err != nil {
-				return fmt.Errorf("protection: decoding the answer: %w", err)
-			}
-		}
-		return nil
-	}
+	return ticket, nil
 }

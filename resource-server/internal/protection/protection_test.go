@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/umawide/umawide/internal/keycloak/admin"
 	"github.com/umawide/umawide/internal/uma"
 )
 
@@ -21,7 +22,7 @@ import (
 type fakeKC struct {
 	t        *testing.T
 	mu       sync.Mutex
-	users    map[string]userRep
+	users    map[string]admin.User
 	res      map[string]string // owner's user id -> resource id
 	omas     map[string]bool   // resource ids registered owner-managed (by an earlier version)
 	updates  atomic.Int32
@@ -44,7 +45,7 @@ type fakeKC struct {
 }
 
 func newFake(t *testing.T) (*fakeKC, *httptest.Server) {
-	f := &fakeKC{t: t, users: map[string]userRep{
+	f := &fakeKC{t: t, users: map[string]admin.User{
 		"bob":                        {ID: "u-bob", Username: "bob", Enabled: true},
 		"dora":                       {ID: "u-dora", Username: "dora", Enabled: false},
 		"service-account-rqp-client": {ID: "u-sa", Username: "service-account-rqp-client", Enabled: true, ServiceAccountClientID: "rqp-client"},
@@ -95,7 +96,7 @@ func (f *fakeKC) serve(w http.ResponseWriter, r *http.Request) {
 		if r.URL.Query().Get("exact") != "true" {
 			f.t.Errorf("user query without exact=true: %s", r.URL)
 		}
-		var out []userRep
+		var out []admin.User
 		f.mu.Lock()
 		if u, ok := f.users[r.URL.Query().Get("username")]; ok {
 			out = append(out, u)
@@ -320,7 +321,7 @@ func TestUnknownOwnerForgottenAfterTTL(t *testing.T) {
 		t.Fatal(err)
 	}
 	f.mu.Lock()
-	f.users["carol"] = userRep{ID: "u-carol", Username: "carol", Enabled: true}
+	f.users["carol"] = admin.User{ID: "u-carol", Username: "carol", Enabled: true}
 	f.mu.Unlock()
 	time.Sleep(5 * time.Millisecond)
 	if _, err := c.Owner(context.Background(), "carol"); err != nil {
@@ -486,7 +487,7 @@ func TestRecreatedUserGetsOwnIncoming(t *testing.T) {
 		t.Fatalf("first bob %+v %v", first, err)
 	}
 	f.mu.Lock()
-	f.users["bob"] = userRep{ID: "u-bob-2", Username: "bob", Enabled: true}
+	f.users["bob"] = admin.User{ID: "u-bob-2", Username: "bob", Enabled: true}
 	f.mu.Unlock()
 	// Within OwnerTTL the cache answers, without calls.
 	gets := f.userGets.Load()
@@ -511,7 +512,7 @@ func TestRecreatedUserGetsOwnIncoming(t *testing.T) {
 	}
 	// Refresh looks up at once.
 	f.mu.Lock()
-	f.users["bob"] = userRep{ID: "u-bob-3", Username: "bob", Enabled: true}
+	f.users["bob"] = admin.User{ID: "u-bob-3", Username: "bob", Enabled: true}
 	f.mu.Unlock()
 	third, err := c.Refresh(context.Background(), "bob")
 	if err != nil || third.UserID != "u-bob-3" {

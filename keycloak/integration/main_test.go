@@ -1,4 +1,4 @@
-package realmtest
+package integration
 
 import (
 	"context"

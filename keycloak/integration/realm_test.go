@@ -1,12 +1,9 @@
-package realmtest
+package integration
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
 	"net/url"
 	"slices"
@@ -15,6 +12,9 @@ import (
 	"time"
 
 	"github.com/umawide/umawide/internal/kctest"
+	"github.com/umawide/umawide/internal/keycloak"
+	"github.com/umawide/umawide/internal/keycloak/admin"
+	"github.com/umawide/umawide/internal/testhttp"
 	"github.com/umawide/umawide/internal/uma"
 	"github.com/umawide/umawide/keycloak/launcher"
 )
@@ -44,7 +44,7 @@ func ctxT(t *testing.T) context.Context {
 
 func testUMAConfiguration(t *testing.T, kc *launcher.Keycloak) {
 	var conf map[string]any
-	getJSON(t, kc.IssuerURL("bar")+"/.well-known/uma2-configuration", "", &conf)
+	testhttp.GetJSON(t, ctxT(t), kc.IssuerURL("bar")+"/.well-known/uma2-configuration", "", &conf)
 	for _, k := range []string{"permission_endpoint", "token_endpoint", "resource_registration_endpoint"} {
 		v, _ := conf[k].(string)
 		if !strings.HasPrefix(v, kc.IssuerURL("bar")+"/") {
@@ -79,35 +79,12 @@ func testProtectionAndGrant(t *testing.T, kc *launcher.Keycloak) {
 	}
 
 	// Register bob's Incoming as the Resource Server will.
-	resource := map[string]any{
-		"name":               uma.IncomingResourceName("bob"),
-		"type":               uma.ResourceTypeIncoming,
-		"owner":              "bob",
-		"ownerManagedAccess": true,
-		"resource_scopes":    []string{uma.ScopeCreate},
-		"uris":               []string{uma.IncomingPath("bob")},
-	}
-	var created struct {
-		ID    string `json:"_id"`
-		Owner struct {
-			Name string `json:"name"`
-		} `json:"owner"`
-		OwnerManagedAccess bool `json:"ownerManagedAccess"`
-	}
-	postJSON(t, issuer+"/authz/protection/resource_set", pat.AccessToken, resource, http.StatusCreated, &created)
+	api := kctest.ProtectionAPI(issuer, "resource-server", rsSecret)
+	created := kctest.RegisterIncoming(t, api, uma.IncomingResourceName("bob"), "bob", true)
 	if created.ID == "" || created.Owner.Name != "bob" || !created.OwnerManagedAccess {
 		t.Fatalf("registered resource = %+v, want an owner-managed resource of bob", created)
 	}
-
-	var ticket struct {
-		Ticket string `json:"ticket"`
-	}
-	postJSON(t, issuer+"/authz/protection/permission", pat.AccessToken,
-		[]map[string]any{{"resource_id": created.ID, "resource_scopes": []string{uma.ScopeCreate}}},
-		http.StatusCreated, &ticket)
-	if ticket.Ticket == "" {
-		t.Fatal("no permission ticket")
-	}
+	ticket := kctest.Ticket(t, api, created.ID)
 
 	pushed := uma.PushedClaims{"k": {"v"}}
 	claimToken, err := pushed.Encode()
@@ -117,7 +94,7 @@ func testProtectionAndGrant(t *testing.T, kc *launcher.Keycloak) {
 	grant := func(clientID, secret, claimToken string) (*kctest.TokenResponse, error) {
 		return kctest.PostToken(ctx, issuer, clientID, secret, url.Values{
 			"grant_type":         {uma.GrantTypeUMATicket},
-			"ticket":             {ticket.Ticket},
+			"ticket":             {ticket},
 			"submit_request":     {"false"},
 			"claim_token_format": {uma.ClaimTokenFormatJWT},
 			"claim_token":        {claimToken},
@@ -182,21 +159,27 @@ func testClaimsProviderUserQuery(t *testing.T, kc *launcher.Keycloak) {
 	if err != nil {
 		t.Fatalf("claims-provider service-account token: %v", err)
 	}
-	var users []map[string]any
-	getJSON(t, kc.BaseURL+"/admin/realms/foo/users?exact=true&email="+url.QueryEscape("alice@foo.example"), tok.AccessToken, &users)
-	if len(users) != 1 || users[0]["username"] != "alice" || users[0]["emailVerified"] != true {
+	// The admin API as the Claims Provider's service account sees it.
+	api := admin.New(admin.Config{KeycloakURL: kc.BaseURL, Token: keycloak.StaticToken(tok.AccessToken)})
+	users, err := api.Users(ctx, "foo", admin.UserQuery{Email: "alice@foo.example", Exact: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(users) != 1 || users[0].Username != "alice" || !users[0].EmailVerified {
 		t.Fatalf("exact email query = %v, want alice with a verified email", users)
 	}
 	// Exact means exact: a prefix finds nobody.
-	getJSON(t, kc.BaseURL+"/admin/realms/foo/users?exact=true&email="+url.QueryEscape("alice@foo"), tok.AccessToken, &users)
+	if users, err = api.Users(ctx, "foo", admin.UserQuery{Email: "alice@foo", Exact: true}); err != nil {
+		t.Fatal(err)
+	}
 	if len(users) != 0 {
 		t.Fatalf("exact query for a prefix found %v", users)
 	}
 	// Least privilege: it can read users, not change them.
-	status := doStatus(t, http.MethodPost, kc.BaseURL+"/admin/realms/foo/users", tok.AccessToken,
-		map[string]any{"username": "mallory", "enabled": true})
-	if status != http.StatusForbidden {
-		t.Fatalf("claims-provider creating a user: %d, want 403", status)
+	var refused *keycloak.Error
+	err = api.Do(ctx, http.MethodPost, "/foo/users", map[string]any{"username": "mallory", "enabled": true}, nil)
+	if !errors.As(err, &refused) || refused.StatusCode != http.StatusForbidden {
+		t.Fatalf("claims-provider creating a user: %v, want 403", err)
 	}
 }
 
@@ -322,67 +305,11 @@ func hasClientRole(claims map[string]any, client, role string) bool {
 
 func wantStatus(t *testing.T, err error, status int) {
 	t.Helper()
-	var te *kctest.TokenError
+	var te *keycloak.Error
 	if !errors.As(err, &te) {
 		t.Fatalf("err = %v, want a token endpoint refusal %d", err, status)
 	}
 	if te.StatusCode != status {
 		t.Fatalf("status = %d (%s), want %d", te.StatusCode, te.Body, status)
 	}
-}
-
-func getJSON(t *testing.T, u, bearer string, out any) {
-	t.Helper()
-	req, _ := http.NewRequest(http.MethodGet, u, nil)
-	if bearer != "" {
-		req.Header.Set("Authorization", "Bearer "+bearer)
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	body, _ := io.ReadAll(resp.Body)
-	if resp.StatusCode != http.StatusOK {
-		t.Fatalf("GET %s: %s %s", u, resp.Status, body)
-	}
-	if err := json.Unmarshal(body, out); err != nil {
-		t.Fatalf("GET %s: %v", u, err)
-	}
-}
-
-func postJSON(t *testing.T, u, bearer string, in any, status int, out any) {
-	t.Helper()
-	data, _ := json.Marshal(in)
-	req, _ := http.NewRequest(http.MethodPost, u, bytes.NewReader(data))
-	req.Header.Set("Content-Type", "application/json")
-	req.Header.Set("Authorization", "Bearer "+bearer)
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	body, _ := io.ReadAll(resp.Body)
-	if resp.StatusCode != status {
-		t.Fatalf("POST %s: %s %s, want %d", u, resp.Status, body, status)
-	}
-	if out != nil {
-		if err := json.Unmarshal(body, out); err != nil {
-			t.Fatalf("POST %s: %v", u, err)
-		}
-	}
-}
-
-func doStatus(t *testing.T, method, u, bearer string, in any) int {
-	t.Helper()
-	data, _ := json.Marshal(in)
-	req, _ := http.NewRequest(method, u, bytes.NewReader(data))
-	req.Header.Set("Content-Type", "application/json")
-	req.Header.Set("Authorization", "Bearer "+bearer)
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp.Body.Close()
-	return resp.StatusCode
 }

@@ -1,10 +1,10 @@
-// Package testcp is a Claims Provider for tests: its own keys (P-256, RSA
+// Package testclaimsprovider is a Claims Provider for tests: its own keys (P-256, RSA
 // 2048, Ed25519), a JWKS and a discovery document served by an httptest
 // server, and signing of arbitrary JWS headers and claims with any of its
 // keys, with HMAC or with no signature at all. The extension's integration
 // tests sign well-formed claims tokens with it; the attack suite also forges
 // the ill-formed ones a real Claims Provider never issues.
-package testcp
+package testclaimsprovider
 
 import (
 	"crypto"

@@ -1,7 +1,6 @@
-package itest
+package integration
 
 import (
-	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -20,6 +19,8 @@ import (
 	"github.com/umawide/umawide/internal/grantmac"
 	"github.com/umawide/umawide/internal/jwtverify"
 	"github.com/umawide/umawide/internal/kctest"
+	kcprotection "github.com/umawide/umawide/internal/keycloak/protection"
+	"github.com/umawide/umawide/internal/testhttp"
 	"github.com/umawide/umawide/internal/uma"
 	"github.com/umawide/umawide/keycloak/launcher"
 	"github.com/umawide/umawide/resource-server/internal/protection"
@@ -189,42 +190,24 @@ func boundClaims(body []byte) uma.PushedClaims {
 	}
 }
 
-// pat is the resource server's protection API token, for the tests' own
-// look at Keycloak.
-func (r *realmEnv) pat(t *testing.T) string {
-	t.Helper()
-	tok, err := kctest.ClientCredentials(ctxT(t), r.issuer, "resource-server", rsSecret, "")
-	if err != nil {
-		t.Fatal(err)
-	}
-	return tok.AccessToken
+// protectionAPI is the resource server's protection API (its own PAT), for
+// the tests' own look at Keycloak.
+func (r *realmEnv) protectionAPI() *kcprotection.Client {
+	return kctest.ProtectionAPI(r.issuer, "resource-server", rsSecret)
 }
 
 // resourcesNamed lists the protection API's resources with this exact name.
 func (r *realmEnv) resourcesNamed(t *testing.T, name string) []string {
 	t.Helper()
-	q := url.Values{"name": {name}, "exactName": {"true"}}
-	var ids []string
-	r.getJSON(t, r.issuer+"/authz/protection/resource_set?"+q.Encode(), r.pat(t), &ids)
-	return ids
-}
-
-func (r *realmEnv) getJSON(t *testing.T, u, bearer string, out any) {
-	t.Helper()
-	req, _ := http.NewRequestWithContext(ctxT(t), http.MethodGet, u, nil)
-	req.Header.Set("Authorization", "Bearer "+bearer)
-	res, err := http.DefaultClient.Do(req)
+	found, err := r.protectionAPI().Resources(ctxT(t), name, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer res.Body.Close()
-	data, _ := io.ReadAll(res.Body)
-	if res.StatusCode != http.StatusOK {
-		t.Fatalf("GET %s: %s %s", u, res.Status, data)
+	var ids []string
+	for _, res := range found {
+		ids = append(ids, res.ID)
 	}
-	if err := json.Unmarshal(data, out); err != nil {
-		t.Fatal(err)
-	}
+	return ids
 }
 
 // rs is a Resource Server wired as main wires it, served in process.
@@ -309,27 +292,12 @@ func (r response) errorCode() string {
 
 func call(t *testing.T, method, u, token string, body []byte, hdr map[string]string) response {
 	t.Helper()
-	var rd io.Reader
-	if body != nil {
-		rd = bytes.NewReader(body)
-	}
-	req, err := http.NewRequestWithContext(ctxT(t), method, u, rd)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if token != "" {
-		req.Header.Set("Authorization", "Bearer "+token)
-	}
+	h := http.Header{}
 	for k, v := range hdr {
-		req.Header.Set(k, v)
+		h.Set(k, v)
 	}
-	res, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer res.Body.Close()
-	data, _ := io.ReadAll(res.Body)
-	return response{res.StatusCode, res.Header, data}
+	a := testhttp.Send(t, ctxT(t), method, u, token, body, h)
+	return response{a.Status, a.Header, a.Body}
 }
 
 // challenge posts without a token and returns the parsed 401 challenge.

@@ -1,4 +1,4 @@
-package itest
+package integration
 
 import (
 	"context"
@@ -231,16 +231,14 @@ func (r *realmEnv) rptWithoutCreate(t *testing.T, s *rs, owner string) string {
 		"name": "read in Incoming", "scopes": []string{"read"}, "policies": []string{stock}, "decisionStrategy": "UNANIMOUS",
 	}, nil)
 	must(t, err == nil, "read permission: %v", err)
-	pat := r.pat(t)
+	api := r.protectionAPI()
 	var res map[string]any
-	r.getJSON(t, r.issuer+"/authz/protection/resource_set/"+rid, pat, &res)
+	must(t, api.GetResource(ctx, rid, &res) == nil, "read resource %s", rid)
 	res["resource_scopes"] = []string{uma.ScopeCreate, "read"}
 	delete(res, "scopes")
-	putJSON(t, r.issuer+"/authz/protection/resource_set/"+rid, pat, res)
-	var ticket struct{ Ticket string }
-	postJSON(t, r.issuer+"/authz/protection/permission", pat,
-		[]map[string]any{{"resource_id": rid, "resource_scopes": []string{"read"}}}, &ticket)
-	tok := r.rpt(t, ticket.Ticket, nil)
+	must(t, api.UpdateResource(ctx, rid, res) == nil, "update resource %s", rid)
+	ticket := kctest.Ticket(t, api, rid, "read")
+	tok := r.rpt(t, ticket, nil)
 	c, _ := kctest.Claims(tok)
 	authzClaim, _ := c["authorization"].(map[string]any)
 	perms, _ := authzClaim["permissions"].([]any)
@@ -251,32 +249,6 @@ func (r *realmEnv) rptWithoutCreate(t *testing.T, s *rs, owner string) string {
 	}
 	must(t, len(perms) == 1, "permissions %v", perms)
 	return tok
-}
-
-func putJSON(t *testing.T, u, bearer string, in any) {
-	t.Helper()
-	sendJSON(t, http.MethodPut, u, bearer, in, nil)
-}
-
-func postJSON(t *testing.T, u, bearer string, in, out any) {
-	t.Helper()
-	sendJSON(t, http.MethodPost, u, bearer, in, out)
-}
-
-func sendJSON(t *testing.T, method, u, bearer string, in, out any) {
-	t.Helper()
-	data, _ := json.Marshal(in)
-	req, _ := http.NewRequestWithContext(ctxT(t), method, u, strings.NewReader(string(data)))
-	req.Header.Set("Content-Type", "application/json")
-	req.Header.Set("Authorization", "Bearer "+bearer)
-	res, err := http.DefaultClient.Do(req)
-	must(t, err == nil, "%s %s: %v", method, u, err)
-	defer res.Body.Close()
-	body, _ := io.ReadAll(res.Body)
-	must(t, res.StatusCode/100 == 2, "%s %s: %s %s", method, u, res.Status, body)
-	if out != nil {
-		must(t, json.Unmarshal(body, out) == nil, "%s %s: %s", method, u, body)
-	}
 }
 
 // TestConcurrentFirstRequests: 100 first requests for a new owner at once

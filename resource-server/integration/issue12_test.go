@@ -1,4 +1,4 @@
-package itest
+package integration
 
 import (
 	"encoding/json"
@@ -9,6 +9,8 @@ import (
 
 	"github.com/umawide/umawide/internal/grantmac"
 	"github.com/umawide/umawide/internal/kctest"
+	kcprotection "github.com/umawide/umawide/internal/keycloak/protection"
+	"github.com/umawide/umawide/internal/testhttp"
 	"github.com/umawide/umawide/internal/uma"
 	"github.com/umawide/umawide/resource-server/internal/rpt"
 	"github.com/umawide/umawide/resource-server/internal/server"
@@ -78,7 +80,7 @@ type resourceRep struct {
 func (r *realmEnv) resource(t *testing.T, id string) resourceRep {
 	t.Helper()
 	var rep resourceRep
-	r.getJSON(t, r.issuer+"/authz/protection/resource_set/"+id, r.pat(t), &rep)
+	must(t, r.protectionAPI().GetResource(ctxT(t), id, &rep) == nil, "resource %s", id)
 	return rep
 }
 
@@ -100,20 +102,26 @@ func TestIncomingsNotOwnerManaged(t *testing.T) {
 
 	r.createUser(t, "carol")
 	carolID := r.userID(t, "carol")
-	var created resourceRep
-	postJSON(t, r.issuer+"/authz/protection/resource_set", r.pat(t), map[string]any{
-		"name": "incoming:" + carolID, "type": uma.ResourceTypeIncoming, "owner": carolID, "ownerManagedAccess": true,
-		"resource_scopes": []string{uma.ScopeCreate}, "uris": []string{"/incoming/carol"},
-	}, &created)
+	api := r.protectionAPI()
+	created, err := api.CreateResource(ctxT(t), kcprotection.NewResource{
+		Name: "incoming:" + carolID, Type: uma.ResourceTypeIncoming, Owner: carolID, OwnerManagedAccess: true,
+		Scopes: []string{uma.ScopeCreate}, URIs: []string{"/incoming/carol"},
+	})
+	must(t, err == nil, "register carol's Incoming: %v", err)
 	must(t, r.resource(t, created.ID).OwnerManagedAccess, "set-up: not owner-managed")
 	// Carol shared it with bob while it was owner-managed: that share would
 	// outlive the switch and refuse every honest grant.
-	postJSON(t, r.issuer+"/authz/protection/permission/ticket", r.pat(t), map[string]any{
+	pat, err := kctest.ClientCredentials(ctxT(t), r.issuer, "resource-server", rsSecret, "")
+	must(t, err == nil, "PAT: %v", err)
+	share, _ := json.Marshal(map[string]any{
 		"resource": created.ID, "requesterName": "bob", "granted": true, "scopeName": uma.ScopeCreate,
-	}, nil)
+	})
+	a := testhttp.Send(t, ctxT(t), http.MethodPost, r.issuer+"/authz/protection/permission/ticket", pat.AccessToken,
+		share, http.Header{"Content-Type": {"application/json"}})
+	must(t, a.Status/100 == 2, "share: %s", a)
 	tickets := func() int {
-		var list []json.RawMessage
-		r.getJSON(t, r.issuer+"/authz/protection/permission/ticket?resourceId="+url.QueryEscape(created.ID), r.pat(t), &list)
+		list, err := api.PermissionTickets(ctxT(t), created.ID, 0, 100)
+		must(t, err == nil, "permission tickets: %v", err)
 		return len(list)
 	}
 	must(t, tickets() == 1, "set-up: the share is not there")
