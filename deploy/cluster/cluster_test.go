@@ -47,11 +47,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/jackc/pgx/v5"
-
 	"github.com/umawide/umawide/internal/kctest"
 	"github.com/umawide/umawide/internal/keycloak"
 	"github.com/umawide/umawide/internal/keycloak/protection"
+	"github.com/umawide/umawide/internal/pgtest"
 	"github.com/umawide/umawide/internal/stack"
 	"github.com/umawide/umawide/internal/testclaimsprovider"
 	"github.com/umawide/umawide/internal/uma"
@@ -83,43 +82,6 @@ type node struct {
 
 func (n *node) url(path string) string { return n.kc.BaseURL + "/realms/" + n.realm + path }
 
-// freshDatabase creates a database on the server of base, dropped when the
-// test ends (register it before starting what uses it).
-func freshDatabase(t *testing.T, base, prefix string) string {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	admin, err := pgx.Connect(ctx, base)
-	if err != nil {
-		t.Fatalf("%s: %v", DatabaseEnv, err)
-	}
-	name := prefix + kctest.RandomHex(6)
-	if _, err := admin.Exec(ctx, "CREATE DATABASE "+name); err != nil {
-		admin.Close(ctx)
-		t.Fatalf("create database (the role of %s must be allowed to): %v", DatabaseEnv, err)
-	}
-	admin.Close(ctx)
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-		defer cancel()
-		admin, err := pgx.Connect(ctx, base)
-		if err != nil {
-			t.Errorf("drop database %s: %v", name, err)
-			return
-		}
-		defer admin.Close(ctx)
-		if _, err := admin.Exec(ctx, "DROP DATABASE IF EXISTS "+name+" WITH (FORCE)"); err != nil {
-			t.Errorf("drop database %s: %v", name, err)
-		}
-	})
-	u, err := url.Parse(base)
-	if err != nil {
-		t.Fatal(err)
-	}
-	u.Path = "/" + name
-	return u.String()
-}
-
 // jdbc turns a postgres:// URL into Keycloak's JDBC URL, user and password.
 func jdbc(t *testing.T, pgURL string) (jdbcURL, user, password string) {
 	t.Helper()
@@ -137,7 +99,7 @@ func jdbc(t *testing.T, pgURL string) (jdbcURL, user, password string) {
 // issue as node A's address.
 func startCluster(t *testing.T, base string) []*launcher.Keycloak {
 	t.Helper()
-	jdbcURL, user, password := jdbc(t, freshDatabase(t, base, "umawide_kc_"))
+	jdbcURL, user, password := jdbc(t, pgtest.FreshDatabase(t, base, "umawide_kc_"))
 	portA, err := launcher.FreePort()
 	if err != nil {
 		t.Fatal(err)
@@ -328,7 +290,7 @@ func (c *clusterTest) replay(t *testing.T) {
 // Keycloak calls go to its own node; the issuer is the cluster's) on one
 // shared database, and runs the push flow across them.
 func (c *clusterTest) resourceServers(t *testing.T, base string) {
-	dbURL := freshDatabase(t, base, "umawide_rs_")
+	dbURL := pgtest.FreshDatabase(t, base, "umawide_rs_")
 	dir := t.TempDir()
 	bins, err := stack.Build(c.ctx, dir, "resource-server")
 	if err != nil {

@@ -28,6 +28,7 @@ import (
 
 	"github.com/umawide/umawide/internal/grantmac"
 	"github.com/umawide/umawide/internal/kctest"
+	"github.com/umawide/umawide/internal/pgtest"
 	"github.com/umawide/umawide/internal/stack"
 	"github.com/umawide/umawide/internal/testhttp"
 	"github.com/umawide/umawide/internal/uma"
@@ -69,44 +70,6 @@ func hexSum(b []byte) string {
 	return hex.EncodeToString(s[:])
 }
 
-// freshDatabase creates a database for this test on the server of base and
-// drops it when the test ends (after the processes using it are stopped:
-// register it before starting them).
-func freshDatabase(t *testing.T, base string) string {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	admin, err := pgx.Connect(ctx, base)
-	if err != nil {
-		t.Fatalf("%s: %v", DatabaseEnv, err)
-	}
-	name := "umawide_scaleout_" + kctest.RandomHex(6)
-	if _, err := admin.Exec(ctx, "CREATE DATABASE "+name); err != nil {
-		admin.Close(ctx)
-		t.Fatalf("create database (the role of %s must be allowed to): %v", DatabaseEnv, err)
-	}
-	admin.Close(ctx)
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-		defer cancel()
-		admin, err := pgx.Connect(ctx, base)
-		if err != nil {
-			t.Errorf("drop database %s: %v", name, err)
-			return
-		}
-		defer admin.Close(ctx)
-		if _, err := admin.Exec(ctx, "DROP DATABASE IF EXISTS "+name+" WITH (FORCE)"); err != nil {
-			t.Errorf("drop database %s: %v", name, err)
-		}
-	})
-	u, err := url.Parse(base)
-	if err != nil {
-		t.Fatal(err)
-	}
-	u.Path = "/" + name
-	return u.String()
-}
-
 // rsSecret is the resource-server client's secret in the realm copy: the
 // key of grant_mac.
 const rsSecret = "resource-server-secret"
@@ -126,7 +89,7 @@ func start(t *testing.T, base string) (*env, string) {
 	t.Cleanup(cancel)
 	kc := kctest.Keycloak(t)
 	realm := kctest.ImportStockBar(t, kc)
-	dbURL := freshDatabase(t, base)
+	dbURL := pgtest.FreshDatabase(t, base, "umawide_scaleout_")
 	dir := t.TempDir()
 	bins, err := stack.Build(ctx, dir, "resource-server")
 	if err != nil {
