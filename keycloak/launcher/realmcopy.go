@@ -69,6 +69,15 @@ func BarCopyJSON(c BarCopy) ([]byte, error) {
 	}
 	rep["realm"] = c.Name
 	delete(rep, "id")
+	// User ids are unique across realms: the file's fixed ones (bob's, so
+	// that a dev-mem Keycloak restarted re-imports the same Bob, whose
+	// Incoming is keyed by his id) go, and each copy gets fresh ones.
+	users, _ := rep["users"].([]any)
+	for _, u := range users {
+		if m, ok := u.(map[string]any); ok {
+			delete(m, "id")
+		}
+	}
 	perm := createPermission(rep)
 	if perm == nil {
 		return nil, errors.New("launcher: bar-realm.json has no scope permission on create")
