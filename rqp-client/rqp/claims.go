@@ -25,22 +25,13 @@ type ClaimsProvider struct {
 }
 
 // ClaimsTokenPath is where a Claims Provider issues claims tokens.
-const ClaimsTokenPath = "/claims/token"
+const ClaimsTokenPath = uma.ClaimsTokenPath
 
 // Bounds of a claims token answer.
 const (
 	maxClaimsTokenBytes = 16 << 10
 	maxDomainsListed    = 1000
 )
-
-// discoveryDoc is a Claims Provider's discovery document.
-type discoveryDoc struct {
-	Issuer         string   `json:"issuer"`
-	ClaimsEndpoint string   `json:"claims_endpoint"`
-	JWKSURI        string   `json:"jwks_uri"`
-	Domains        []string `json:"domains"`
-	Algs           []string `json:"signing_alg_values_supported"`
-}
 
 // claimsEndpoint finds where to ask: the configured URL, or discovery from
 // the email's domain. It says how it found it, for the progress detail.
@@ -79,7 +70,7 @@ func (c *Client) claimsEndpoint(ctx context.Context, email string) (string, stri
 		}
 		return "", "", se
 	}
-	var d discoveryDoc
+	var d uma.ClaimsProviderDiscovery
 	if err := decodeJSON(a.body, &d); err != nil {
 		return "", "", protocolError(ctx, step, ServiceClaimsProvider, u, a.resp.StatusCode, "discovery document: %v", err)
 	}
@@ -109,20 +100,13 @@ func (c *Client) claimsEndpoint(ctx context.Context, email string) (string, stri
 	return d.ClaimsEndpoint, "discovered for " + domain, nil
 }
 
-// claimsAnswer is the Claims Provider's answer (step 6).
-type claimsAnswer struct {
-	ClaimsToken string `json:"claims_token"`
-	TokenType   string `json:"token_type"`
-	ExpiresIn   int64  `json:"expires_in"`
-}
-
 // requestClaimsToken is step 5: POST the ticket digest, the audience and
 // (for a client token) the sender's email.
 func (c *Client) requestClaimsToken(ctx context.Context, endpoint, accessToken, digest, audience, email string) (*answer, *http.Request, *StepError) {
 	step := StepClaimsRequest
-	form := url.Values{"ticket_digest": {digest}, "audience": {audience}}
+	form := url.Values{uma.FormTicketDigest: {digest}, uma.FormAudience: {audience}}
 	if email != "" {
-		form.Set("email", email)
+		form.Set(uma.FormEmail, email)
 	}
 	req, err := http.NewRequest(http.MethodPost, endpoint, strings.NewReader(form.Encode()))
 	if err != nil {
@@ -144,12 +128,12 @@ func (c *Client) requestClaimsToken(ctx context.Context, endpoint, accessToken, 
 // checkClaimsToken is step 6: the answer's shape, and that the token is
 // bound to this ticket and addressed to this AS (a Claims Provider bug
 // would otherwise surface as an opaque denial at step 7).
-func checkClaimsToken(ctx context.Context, endpoint string, a *answer, digest, audience string) (*claimsAnswer, map[string]any, *StepError) {
+func checkClaimsToken(ctx context.Context, endpoint string, a *answer, digest, audience string) (*uma.ClaimsTokenResponse, map[string]any, *StepError) {
 	step := StepClaimsToken
 	bad := func(format string, args ...any) *StepError {
 		return protocolError(ctx, step, ServiceClaimsProvider, endpoint, a.resp.StatusCode, format, args...)
 	}
-	var ca claimsAnswer
+	var ca uma.ClaimsTokenResponse
 	if err := decodeJSON(a.body, &ca); err != nil {
 		return nil, nil, bad("claims token answer: %v", err)
 	}

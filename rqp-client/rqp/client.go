@@ -95,18 +95,7 @@ type Request struct {
 }
 
 // Receipt is the Resource Server's 201 answer (step 10).
-type Receipt struct {
-	ID          string `json:"id"`
-	Owner       string `json:"owner"`
-	SenderEmail string `json:"sender_email"`
-	SenderIss   string `json:"sender_iss"`
-	SenderSub   string `json:"sender_sub,omitempty"`
-	ContentType string `json:"content_type"`
-	FileName    string `json:"file_name,omitempty"`
-	Size        int64  `json:"size"`
-	SHA256      string `json:"sha256"`
-	ReceivedAt  string `json:"received_at"`
-}
+type Receipt = uma.Message
 
 // Result of a push that ended in 201 Created.
 type Result struct {

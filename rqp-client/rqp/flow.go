@@ -56,84 +56,173 @@ func (c *Client) dataRequest(to string, p *prepared, rpt string, sent *atomic.In
 	return req, nil
 }
 
+// attempt is one run of steps 1-10 (a push has at most two): what each step
+// hands on to the later ones. What outlives an attempt is in pushState.
+type attempt struct {
+	push   *pushState
+	result *Result
+	// unauthorized is step 1's answer (401), whose challenge step 2 reads.
+	unauthorized *answer
+	// challenge and registration: step 2's permission ticket and as_uri,
+	// and the client's registration there.
+	challenge    uma.Challenge
+	registration Registration
+	// tokenStatus is step 3's status ("200 OK", "cached", "reused"), which
+	// step 4 reports on.
+	tokenStatus string
+	// ticketDigest is sub-step 5.1's digest of the ticket.
+	ticketDigest string
+	// claimsAnswer is step 5's 200 answer, checked by step 6 into claims
+	// (the answer) and claimsTokenClaims (the claims token's payload).
+	claimsAnswer      *answer
+	claims            *uma.ClaimsTokenResponse
+	claimsTokenClaims map[string]any
+	// rpt is step 7's answer, the RPT of step 8.
+	rpt string
+	// post is step 9's request and its 201 answer, whose receipt step 10 reads.
+	postRequest *http.Request
+	post        *answer
+}
+
+// attempt runs the steps in order; each reports itself (Config.Progress) and
+// the first failure ends the attempt.
 func (c *Client) attempt(ctx context.Context, st *pushState) (*Result, *StepError) {
 	p := st.content
-	res := &Result{ContentSHA256: p.sha256, ContentLength: p.size, ContentType: p.typ, FileName: p.name}
+	at := &attempt{push: st, result: &Result{ContentSHA256: p.sha256, ContentLength: p.size, ContentType: p.typ, FileName: p.name}}
+	for _, step := range []func(context.Context, *attempt) *StepError{
+		c.step1RequestWithoutToken,
+		c.step2Challenge,
+		c.step3AccessTokenRequest,
+		c.step4AccessToken,
+		c.step5ClaimsTokenRequest,
+		c.step6ClaimsToken,
+		c.step7Grant,
+		c.step8RPT,
+		c.step9PostWithRPT,
+		c.step10Created,
+	} {
+		if se := step(ctx, at); se != nil {
+			return nil, se
+		}
+	}
+	return at.result, nil
+}
 
-	// 1. POST without a token.
+// step1RequestWithoutToken POSTs the data without a token; only a 401 goes
+// on (to step 2's challenge).
+func (c *Client) step1RequestWithoutToken(ctx context.Context, at *attempt) *StepError {
+	to, p := at.push.req.To, at.push.content
 	var sent atomic.Int64
-	req, err := c.dataRequest(st.req.To, p, "", &sent)
+	req, err := c.dataRequest(to, p, "", &sent)
 	if err != nil {
-		return nil, c.failed(ctx, &StepError{Step: StepRequest, Name: StepName(StepRequest), Service: ServiceResourceServer,
-			Kind: KindConfig, URL: redact(st.req.To), Err: err, Attempt: attemptOf(ctx)}, 0)
+		return c.failed(ctx, &StepError{Step: StepRequest, Name: StepName(StepRequest), Service: ServiceResourceServer,
+			Kind: KindConfig, URL: redact(to), Err: err, Attempt: attemptOf(ctx)}, 0)
 	}
 	a, se := c.do(ctx, StepRequest, ServiceResourceServer, req, c.cfg.UploadTimeout, maxJSONBytes)
 	if se != nil {
-		return nil, c.failed(ctx, se, 0)
+		return c.failed(ctx, se, 0)
 	}
-	res.FirstRequestBodyBytes = sent.Load()
+	at.result.FirstRequestBodyBytes = sent.Load()
 	switch {
 	case a.resp.StatusCode == http.StatusUnauthorized:
 	case a.resp.StatusCode/100 == 2:
-		return nil, c.failed(ctx, protocolError(ctx, StepRequest, ServiceResourceServer, st.req.To, a.resp.StatusCode,
+		return c.failed(ctx, protocolError(ctx, StepRequest, ServiceResourceServer, to, a.resp.StatusCode,
 			"the Resource Server accepted the data without a token: it does not protect this Incoming with UMA"), a.duration)
 	default:
-		return nil, c.failed(ctx, statusError(ctx, StepRequest, ServiceResourceServer, req, a), a.duration)
+		return c.failed(ctx, statusError(ctx, StepRequest, ServiceResourceServer, req, a), a.duration)
 	}
+	at.unauthorized = a
 	c.emit(ctx, StepRequest, true, a.resp.Status, a.duration,
-		fmt.Sprintf("POST %s without token; %d of %d content bytes sent (Expect: 100-continue)", redact(st.req.To), res.FirstRequestBodyBytes, p.size), nil)
+		fmt.Sprintf("POST %s without token; %d of %d content bytes sent (Expect: 100-continue)", redact(to), at.result.FirstRequestBodyBytes, p.size), nil)
+	return nil
+}
 
-	// 2. The UMA challenge.
+// step2Challenge reads the UMA challenge of step 1's 401, refuses one that
+// does not belong to this push's Incoming (challengeMatches:
+// challenge_mismatch) and finds the client's registration at its as_uri.
+func (c *Client) step2Challenge(ctx context.Context, at *attempt) *StepError {
 	t0 := time.Now()
-	ch, err := uma.ParseChallenge(a.resp.Header)
+	to, status := at.push.req.To, at.unauthorized.resp.StatusCode
+	ch, err := uma.ParseChallenge(at.unauthorized.resp.Header)
 	if err != nil {
-		return nil, c.failed(ctx, protocolError(ctx, StepChallenge, ServiceResourceServer, st.req.To, a.resp.StatusCode, "%v", err), time.Since(t0))
+		return c.failed(ctx, protocolError(ctx, StepChallenge, ServiceResourceServer, to, status, "%v", err), time.Since(t0))
 	}
 	if _, err := checkURL(ch.ASURI, c.cfg.AllowInsecureHTTP); err != nil {
-		return nil, c.failed(ctx, protocolError(ctx, StepChallenge, ServiceResourceServer, st.req.To, a.resp.StatusCode, "as_uri: %v", err), time.Since(t0))
+		return c.failed(ctx, protocolError(ctx, StepChallenge, ServiceResourceServer, to, status, "as_uri: %v", err), time.Since(t0))
 	}
 	if len(ch.Ticket) > maxTokenBytes {
-		return nil, c.failed(ctx, protocolError(ctx, StepChallenge, ServiceResourceServer, st.req.To, a.resp.StatusCode, "ticket of %d bytes", len(ch.Ticket)), time.Since(t0))
+		return c.failed(ctx, protocolError(ctx, StepChallenge, ServiceResourceServer, to, status, "ticket of %d bytes", len(ch.Ticket)), time.Since(t0))
 	}
 	// A challenge must belong to the Incoming this push goes to: a Resource
 	// Server that relays another one's challenge would otherwise get an RPT
 	// and the content to replay there. Nothing is sent for it.
-	if se := challengeMatches(ctx, st.req.To, ch); se != nil {
-		return nil, c.failed(ctx, se, time.Since(t0))
+	if se := challengeMatches(ctx, to, ch); se != nil {
+		return c.failed(ctx, se, time.Since(t0))
 	}
 	reg, ok := c.registration(ch.ASURI)
 	if !ok {
-		return nil, c.failed(ctx, &StepError{Step: StepChallenge, Name: StepName(StepChallenge), Service: ServiceAuthZ, Kind: KindConfig,
+		return c.failed(ctx, &StepError{Step: StepChallenge, Name: StepName(StepChallenge), Service: ServiceAuthZ, Kind: KindConfig,
 			URL: ch.ASURI, Attempt: attemptOf(ctx),
 			Err: fmt.Errorf("the Resource Server names the authorization server %s, and this client has no registration there", ch.ASURI)}, time.Since(t0))
 	}
-	res.ASURI = ch.ASURI
+	at.challenge, at.registration = ch, reg
+	at.result.ASURI = ch.ASURI
 	c.emit(ctx, StepChallenge, true, "ticket received", time.Since(t0),
 		fmt.Sprintf("UMA realm=%q as_uri=%s, ticket of %d characters", ch.Realm, ch.ASURI, len(ch.Ticket)), nil)
+	return nil
+}
 
-	// 3. The AuthN access token request (none when the token of the first
-	// attempt is still fresh, or a client-credentials token of an earlier push
-	// is kept).
-	t0 = time.Now()
-	status := "reused"
+// step3AccessTokenRequest gets the access token for the Claims Provider
+// (accessToken), or none when the token of the first attempt is still
+// fresh. A client-credentials token of an earlier push is kept (status
+// "cached").
+func (c *Client) step3AccessTokenRequest(ctx context.Context, at *attempt) *StepError {
+	t0 := time.Now()
+	st := at.push
 	if st.token != "" && time.Until(st.tokenExp) > 30*time.Second {
-		c.emit(ctx, StepAccessToken, true, status, time.Since(t0), "the access token of the first attempt is still valid", nil)
-	} else {
-		var detail string
-		var se *StepError
-		status, detail, se = c.accessToken(ctx, st)
-		if se != nil {
-			return nil, c.failed(ctx, se, time.Since(t0))
-		}
-		c.emit(ctx, StepAccessToken, true, status, time.Since(t0), detail, nil)
+		at.tokenStatus = "reused"
+		c.emit(ctx, StepAccessToken, true, at.tokenStatus, time.Since(t0), "the access token of the first attempt is still valid", nil)
+		return nil
 	}
+	return c.fetchAccessToken(ctx, at, "")
+}
 
-	// 4. The access token.
-	c.emitAccessToken(ctx, st, status)
+// fetchAccessToken is step 3's request; why prefixes its detail when it
+// is sent again.
+func (c *Client) fetchAccessToken(ctx context.Context, at *attempt, why string) *StepError {
+	t0 := time.Now()
+	status, detail, se := c.accessToken(ctx, at.push)
+	if se != nil {
+		return c.failed(ctx, se, time.Since(t0))
+	}
+	at.tokenStatus = status
+	c.emit(ctx, StepAccessToken, true, status, time.Since(t0), why+detail, nil)
+	return nil
+}
 
-	// 5. The claims token request, with 5.1 the ticket digest.
-	t0 = time.Now()
-	digest := uma.TicketDigest(ch.Ticket)
+// step4AccessToken reports the access token step 3 got: "received", or step
+// 3's status ("cached", "reused") when no request was sent. The token shows
+// only as its length.
+func (c *Client) step4AccessToken(ctx context.Context, at *attempt) *StepError {
+	t0 := time.Now()
+	st := at.push
+	status := "received"
+	if at.tokenStatus == "cached" || at.tokenStatus == "reused" {
+		status = at.tokenStatus
+	}
+	detail := fmt.Sprintf("access token of %d characters, expires in %s", len(st.token), time.Until(st.tokenExp).Round(time.Second))
+	c.emit(ctx, StepAccessTokenReturned, true, status, time.Since(t0), detail, nil)
+	return nil
+}
+
+// step5ClaimsTokenRequest computes 5.1, the ticket digest, finds the Claims
+// Provider (once per push) and asks it for a claims token
+// (requestClaimsToken). A cached client-credentials token it refuses (401)
+// is replaced once: steps 3 and 4 run again, then the request.
+func (c *Client) step5ClaimsTokenRequest(ctx context.Context, at *attempt) *StepError {
+	t0 := time.Now()
+	st := at.push
+	at.ticketDigest = uma.TicketDigest(at.challenge.Ticket)
 	if st.claimsEndpoint == "" {
 		email := st.req.Email
 		if email == "" {
@@ -141,30 +230,28 @@ func (c *Client) attempt(ctx context.Context, st *pushState) (*Result, *StepErro
 		}
 		ep, how, se := c.claimsEndpoint(ctx, email)
 		if se != nil {
-			return nil, c.failed(ctx, se, time.Since(t0))
+			return c.failed(ctx, se, time.Since(t0))
 		}
 		st.claimsEndpoint, st.claimsHow = ep, how
 	}
-	res.ClaimsEndpoint = st.claimsEndpoint
-	a, creq, se := c.requestClaimsToken(ctx, st.claimsEndpoint, st.token, digest, ch.ASURI, st.req.Email)
+	at.result.ClaimsEndpoint = st.claimsEndpoint
+	a, req, se := c.requestClaimsToken(ctx, st.claimsEndpoint, st.token, at.ticketDigest, at.challenge.ASURI, st.req.Email)
 	if se != nil && se.StatusCode == http.StatusUnauthorized && st.tokenCached {
 		// The Claims Provider refused the cached client-credentials token
 		// (revoked, or Keycloak's keys changed): forget it, get a new one
 		// and ask once more.
 		c.cc.drop(st.token)
 		st.token, st.tokenCached = "", false
-		t3 := time.Now()
-		status, detail, se3 := c.accessToken(ctx, st)
-		if se3 != nil {
-			return nil, c.failed(ctx, se3, time.Since(t3))
+		if se := c.fetchAccessToken(ctx, at, "the Claims Provider refused the cached token (401): "); se != nil {
+			return se
 		}
-		c.emit(ctx, StepAccessToken, true, status, time.Since(t3), "the Claims Provider refused the cached token (401): "+detail, nil)
-		c.emitAccessToken(ctx, st, status)
-		a, creq, se = c.requestClaimsToken(ctx, st.claimsEndpoint, st.token, digest, ch.ASURI, st.req.Email)
+		_ = c.step4AccessToken(ctx, at)
+		a, req, se = c.requestClaimsToken(ctx, st.claimsEndpoint, st.token, at.ticketDigest, at.challenge.ASURI, st.req.Email)
 	}
 	if se != nil {
-		return nil, c.failed(ctx, se, time.Since(t0))
+		return c.failed(ctx, se, time.Since(t0))
 	}
+	at.claimsAnswer = a
 	who := st.req.Email
 	switch {
 	case who != "":
@@ -174,44 +261,57 @@ func (c *Client) attempt(ctx context.Context, st *pushState) (*Result, *StepErro
 		who = "the logged-in user"
 	}
 	c.emit(ctx, StepClaimsRequest, true, a.resp.Status, time.Since(t0),
-		fmt.Sprintf("POST %s (%s) for %s, audience %s, ticket_digest %s", redact(creq.URL.String()), st.claimsHow, who, ch.ASURI, digest), nil)
+		fmt.Sprintf("POST %s (%s) for %s, audience %s, ticket_digest %s", redact(req.URL.String()), st.claimsHow, who, at.challenge.ASURI, at.ticketDigest), nil)
+	return nil
+}
 
-	// 6. The claims token.
-	t0 = time.Now()
-	ca, claims, se := checkClaimsToken(ctx, st.claimsEndpoint, a, digest, ch.ASURI)
+// step6ClaimsToken checks the Claims Provider's answer (checkClaimsToken):
+// a claims token bound to this ticket and addressed to this AS.
+func (c *Client) step6ClaimsToken(ctx context.Context, at *attempt) *StepError {
+	t0 := time.Now()
+	ct, claims, se := checkClaimsToken(ctx, at.push.claimsEndpoint, at.claimsAnswer, at.ticketDigest, at.challenge.ASURI)
 	if se != nil {
-		return nil, c.failed(ctx, se, time.Since(t0))
+		return c.failed(ctx, se, time.Since(t0))
 	}
+	at.claims, at.claimsTokenClaims = ct, claims
 	c.emit(ctx, StepClaimsToken, true, "bound to the ticket", time.Since(t0),
-		fmt.Sprintf("JWS of %d characters from %s: email %s, %s", len(ca.ClaimsToken), claimString(claims, "iss"), claimString(claims, "email"), expiresIn(claims)), nil)
+		fmt.Sprintf("JWS of %d characters from %s: email %s, %s", len(ct.ClaimsToken), claimString(claims, "iss"), claimString(claims, "email"), expiresIn(claims)), nil)
+	return nil
+}
 
-	// 7. The UMA grant with the pushed claims.
-	t0 = time.Now()
+// step7Grant asks the owner's authorization server for an RPT with the
+// uma-ticket grant, pushing the claims token, the content's metadata and the
+// Incoming URL. A refused ticket (invalid_ticket, expired_ticket,
+// invalid_grant) makes Push start over once with a fresh one.
+func (c *Client) step7Grant(ctx context.Context, at *attempt) *StepError {
+	t0 := time.Now()
+	p := at.push.content
 	pushed := uma.PushedClaims{}
-	pushed.Set(uma.ClaimClaimsToken, ca.ClaimsToken)
+	pushed.Set(uma.ClaimClaimsToken, at.claims.ClaimsToken)
 	pushed.Set(uma.ClaimContentSHA256, p.sha256)
 	pushed.Set(uma.ClaimContentLength, strconv.FormatInt(p.size, 10))
 	pushed.Set(uma.ClaimContentType, p.typ)
-	pushed.Set(uma.ClaimIncomingURI, st.req.To)
+	pushed.Set(uma.ClaimIncomingURI, at.push.req.To)
 	if p.name != "" {
 		pushed.Set(uma.ClaimFileName, p.name)
 	}
 	claimToken, err := pushed.Encode()
 	if err != nil {
-		return nil, c.failed(ctx, &StepError{Step: StepGrant, Name: StepName(StepGrant), Service: ServiceClient, Kind: KindConfig, Err: err, Attempt: attemptOf(ctx)}, time.Since(t0))
+		return c.failed(ctx, &StepError{Step: StepGrant, Name: StepName(StepGrant), Service: ServiceClient, Kind: KindConfig, Err: err, Attempt: attemptOf(ctx)}, time.Since(t0))
 	}
-	meta, se := c.metadata(ctx, StepGrant, ServiceAuthZ, ch.ASURI, umaConfigPath)
+	meta, se := c.metadata(ctx, StepGrant, ServiceAuthZ, at.challenge.ASURI, umaConfigPath)
 	if se != nil {
-		return nil, c.failed(ctx, se, time.Since(t0))
+		return c.failed(ctx, se, time.Since(t0))
 	}
 	form := url.Values{
-		"grant_type":         {uma.GrantTypeUMATicket},
-		"ticket":             {ch.Ticket},
-		"submit_request":     {"false"},
-		"claim_token_format": {uma.ClaimTokenFormatJWT},
-		"claim_token":        {claimToken},
+		uma.FormGrantType:        {uma.GrantTypeUMATicket},
+		uma.FormTicket:           {at.challenge.Ticket},
+		uma.FormSubmitRequest:    {"false"},
+		uma.FormClaimTokenFormat: {uma.ClaimTokenFormatJWT},
+		uma.FormClaimToken:       {claimToken},
 	}
-	tok, ta, _, se := c.tokenRequest(ctx, StepGrant, ServiceAuthZ, meta.TokenEndpoint, reg.ClientID, reg.ClientSecret, form)
+	reg := at.registration
+	tok, a, _, se := c.tokenRequest(ctx, StepGrant, ServiceAuthZ, meta.TokenEndpoint, reg.ClientID, reg.ClientSecret, form)
 	if se != nil {
 		if se.StatusCode == http.StatusForbidden && se.Kind == KindRefused {
 			se.Kind = KindDenied
@@ -223,73 +323,76 @@ func (c *Client) attempt(ctx context.Context, st *pushState) (*Result, *StepErro
 			// (and a claims token bound to it) may succeed.
 			se.retry = true
 		}
-		return nil, c.failed(ctx, se, time.Since(t0))
+		return c.failed(ctx, se, time.Since(t0))
 	}
-	c.emit(ctx, StepGrant, true, ta.resp.Status, time.Since(t0),
+	at.rpt = tok.AccessToken
+	c.emit(ctx, StepGrant, true, a.resp.Status, time.Since(t0),
 		fmt.Sprintf("POST %s as %s: pushed %s", redact(meta.TokenEndpoint), reg.ClientID, describePushed(pushed)), nil)
+	return nil
+}
 
-	// 8. The RPT.
-	t0 = time.Now()
-	detail := fmt.Sprintf("RPT of %d characters", len(tok.AccessToken))
-	if rc, err := unverifiedClaims(tok.AccessToken); err == nil {
+// step8RPT reports the RPT step 7 got (unverified: it is the Resource
+// Server's to check).
+func (c *Client) step8RPT(ctx context.Context, at *attempt) *StepError {
+	t0 := time.Now()
+	detail := fmt.Sprintf("RPT of %d characters", len(at.rpt))
+	if rc, err := unverifiedClaims(at.rpt); err == nil {
 		detail += ", " + expiresIn(rc) + describePermissions(rc)
 	}
 	c.emit(ctx, StepRPT, true, "received", time.Since(t0), detail, nil)
+	return nil
+}
 
-	// 9. POST with the RPT.
-	var sent9 atomic.Int64
-	req, err = c.dataRequest(st.req.To, p, tok.AccessToken, &sent9)
+// step9PostWithRPT POSTs the same data again with the RPT; only 201 Created
+// goes on.
+func (c *Client) step9PostWithRPT(ctx context.Context, at *attempt) *StepError {
+	to, p := at.push.req.To, at.push.content
+	var sent atomic.Int64
+	req, err := c.dataRequest(to, p, at.rpt, &sent)
 	if err != nil {
-		return nil, c.failed(ctx, &StepError{Step: StepPost, Name: StepName(StepPost), Service: ServiceResourceServer,
-			Kind: KindConfig, URL: redact(st.req.To), Err: err, Attempt: attemptOf(ctx)}, 0)
+		return c.failed(ctx, &StepError{Step: StepPost, Name: StepName(StepPost), Service: ServiceResourceServer,
+			Kind: KindConfig, URL: redact(to), Err: err, Attempt: attemptOf(ctx)}, 0)
 	}
-	a, se = c.do(ctx, StepPost, ServiceResourceServer, req, c.cfg.UploadTimeout, maxJSONBytes)
+	a, se := c.do(ctx, StepPost, ServiceResourceServer, req, c.cfg.UploadTimeout, maxJSONBytes)
 	if se != nil {
-		return nil, c.failed(ctx, se, 0)
+		return c.failed(ctx, se, 0)
 	}
 	if a.resp.StatusCode != http.StatusCreated {
 		se := statusError(ctx, StepPost, ServiceResourceServer, req, a)
 		if a.resp.StatusCode/100 == 2 {
 			se.Kind, se.Err = KindProtocol, fmt.Errorf("want 201 Created")
 		}
-		return nil, c.failed(ctx, se, a.duration)
+		return c.failed(ctx, se, a.duration)
 	}
+	at.postRequest, at.post = req, a
 	c.emit(ctx, StepPost, true, a.resp.Status, a.duration,
-		fmt.Sprintf("POST %s with the RPT; %d content bytes sent", redact(st.req.To), sent9.Load()), nil)
+		fmt.Sprintf("POST %s with the RPT; %d content bytes sent", redact(to), sent.Load()), nil)
+	return nil
+}
 
-	// 10. The receipt.
-	t0 = time.Now()
+// step10Created reads the receipt of step 9's 201 and checks it describes
+// the content sent.
+func (c *Client) step10Created(ctx context.Context, at *attempt) *StepError {
+	t0 := time.Now()
+	to, p, a, res := at.push.req.To, at.push.content, at.post, at.result
 	var rc Receipt
 	if err := decodeJSON(a.body, &rc); err != nil {
-		return nil, c.failed(ctx, protocolError(ctx, StepCreated, ServiceResourceServer, st.req.To, a.resp.StatusCode, "receipt: %v", err), time.Since(t0))
+		return c.failed(ctx, protocolError(ctx, StepCreated, ServiceResourceServer, to, a.resp.StatusCode, "receipt: %v", err), time.Since(t0))
 	}
 	if rc.ID == "" || rc.SHA256 != p.sha256 || rc.Size != p.size {
-		return nil, c.failed(ctx, protocolError(ctx, StepCreated, ServiceResourceServer, st.req.To, a.resp.StatusCode,
+		return c.failed(ctx, protocolError(ctx, StepCreated, ServiceResourceServer, to, a.resp.StatusCode,
 			"the receipt (id %q, %d bytes, sha256 %s) does not match what was sent (%d bytes, sha256 %s)",
 			clip(rc.ID, 100), rc.Size, clip(rc.SHA256, 64), p.size, p.sha256), time.Since(t0))
 	}
 	res.Receipt = rc
 	if loc := a.resp.Header.Get("Location"); loc != "" {
-		if u, err := req.URL.Parse(loc); err == nil {
+		if u, err := at.postRequest.URL.Parse(loc); err == nil {
 			res.Location = u.String()
 		}
 	}
 	c.emit(ctx, StepCreated, true, "stored", time.Since(t0),
 		fmt.Sprintf("message %s at %s, sender %s, sha256 %s", rc.ID, res.Location, rc.SenderEmail, rc.SHA256), nil)
-	return res, nil
-}
-
-// emitAccessToken reports step 4, the access token step 3 got: "received",
-// or step 3's status ("cached", "reused") when no request was sent. The
-// token shows only as its length.
-func (c *Client) emitAccessToken(ctx context.Context, st *pushState, status3 string) {
-	t0 := time.Now()
-	status := "received"
-	if status3 == "cached" || status3 == "reused" {
-		status = status3
-	}
-	detail := fmt.Sprintf("access token of %d characters, expires in %s", len(st.token), time.Until(st.tokenExp).Round(time.Second))
-	c.emit(ctx, StepAccessTokenReturned, true, status, time.Since(t0), detail, nil)
+	return nil
 }
 
 // accessToken is steps 3-4: client credentials, or the person's login. It
