@@ -231,10 +231,7 @@ func (f *stockFlow) push(ctx context.Context, data []byte) (s sample, err error)
 	if resp.StatusCode != http.StatusCreated {
 		return s, fmt.Errorf("step 9: %s %.200s", resp.Status, body)
 	}
-	var rc struct {
-		SHA256 string `json:"sha256"`
-		Size   int64  `json:"size"`
-	}
+	var rc uma.Message
 	if err := json.Unmarshal(body, &rc); err != nil || rc.SHA256 != digest || rc.Size != int64(len(data)) {
 		return s, fmt.Errorf("step 10: receipt %.200s does not match (%v)", body, err)
 	}

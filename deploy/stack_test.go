@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"github.com/umawide/umawide/internal/uma"
 	"io"
 	"net/http"
 	"os"
@@ -222,12 +223,7 @@ func runComposeStack(t *testing.T) {
 	}
 	out, err = runIn(ctx, tl.bins["rqp-client"], inbox, inboxEnv)
 	t.Logf("rqp-client %s\n%s", strings.Join(inbox, " "), out)
-	var listed struct {
-		Messages []struct {
-			SenderEmail string `json:"sender_email"`
-			SenderIss   string `json:"sender_iss"`
-		} `json:"messages"`
-	}
+	var listed uma.MessageList
 	if err != nil {
 		t.Fatalf("inbox: %v", err)
 	}

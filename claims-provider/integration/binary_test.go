@@ -157,7 +157,7 @@ func checkBinaryToken(t *testing.T, cp *instance, a answer, audience string) bin
 	if a.status != http.StatusOK {
 		t.Fatalf("answer %v", a)
 	}
-	var ans tokenAnswer
+	var ans uma.ClaimsTokenResponse
 	if err := json.Unmarshal(a.body, &ans); err != nil || ans.TokenType != uma.TokenTypeClaimsToken || ans.ExpiresIn != 120 {
 		t.Fatalf("answer %s (%v)", a.body, err)
 	}

@@ -259,12 +259,6 @@ func createUser(t *testing.T, realm string, rep map[string]any) userRep {
 
 // --- checking a claims token ---
 
-type tokenAnswer struct {
-	ClaimsToken string `json:"claims_token"`
-	TokenType   string `json:"token_type"`
-	ExpiresIn   int64  `json:"expires_in"`
-}
-
 // issued is a verified claims token.
 type issued struct {
 	claims issuer.Claims
@@ -282,7 +276,7 @@ func (i *instance) verify(t *testing.T, a answer, audience string) issued {
 	if a.header.Get("Cache-Control") != "no-store" {
 		t.Errorf("Cache-Control %q, want no-store", a.header.Get("Cache-Control"))
 	}
-	var ans tokenAnswer
+	var ans uma.ClaimsTokenResponse
 	if err := json.Unmarshal(a.body, &ans); err != nil {
 		t.Fatal(err)
 	}

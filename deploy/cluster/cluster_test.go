@@ -432,11 +432,7 @@ func list(t *testing.T, ctx context.Context, client *http.Client, base, token st
 	if res.StatusCode != http.StatusOK {
 		t.Fatalf("GET messages at %s: %d %s", base, res.StatusCode, data)
 	}
-	var out struct {
-		Messages []struct {
-			ID string `json:"id"`
-		} `json:"messages"`
-	}
+	var out uma.MessageList
 	if err := json.Unmarshal(data, &out); err != nil {
 		t.Fatal(err)
 	}

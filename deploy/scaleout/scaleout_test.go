@@ -202,26 +202,21 @@ func (e *env) rpt(challengeAt string, body []byte) (string, error) {
 	return tok.AccessToken, nil
 }
 
-type stored struct {
-	ID     string `json:"id"`
-	SHA256 string `json:"sha256"`
-}
-
 // store posts body with its RPT; it must be stored (201).
-func (e *env) store(postAt, token string, body []byte) (stored, error) {
+func (e *env) store(postAt, token string, body []byte) (uma.Message, error) {
 	r, err := e.post(postAt, token, body)
 	if err != nil {
-		return stored{}, err
+		return uma.Message{}, err
 	}
 	if r.Status != http.StatusCreated {
-		return stored{}, fmt.Errorf("POST with RPT: %d %s", r.Status, r.Body)
+		return uma.Message{}, fmt.Errorf("POST with RPT: %d %s", r.Status, r.Body)
 	}
-	var m stored
+	var m uma.Message
 	if err := json.Unmarshal(r.Body, &m); err != nil || m.ID == "" {
-		return stored{}, fmt.Errorf("201 body %s: %v", r.Body, err)
+		return uma.Message{}, fmt.Errorf("201 body %s: %v", r.Body, err)
 	}
 	if m.SHA256 != hexSum(body) {
-		return stored{}, fmt.Errorf("stored sha256 %s, sent %s", m.SHA256, hexSum(body))
+		return uma.Message{}, fmt.Errorf("stored sha256 %s, sent %s", m.SHA256, hexSum(body))
 	}
 	return m, nil
 }
@@ -280,7 +275,7 @@ func TestReplicasShareOneDatabase(t *testing.T) {
 	// 2 x 50 pushes at concurrency 8.
 	total := replicas * pushesEach
 	bodies := make([][]byte, total)
-	results := make([]stored, total)
+	results := make([]uma.Message, total)
 	errs := make([]error, total)
 	jobs := make(chan int)
 	var wg sync.WaitGroup
@@ -431,11 +426,7 @@ func TestReplicasShareOneDatabase(t *testing.T) {
 // list is Bob's listing of his Incoming at one replica (ids, newest first).
 func (e *env) list(t *testing.T, base, token string) []string {
 	t.Helper()
-	var out struct {
-		Messages []struct {
-			ID string `json:"id"`
-		} `json:"messages"`
-	}
+	var out uma.MessageList
 	testhttp.GetJSON(t, e.ctx, base+uma.IncomingPath(owner)+"/messages?limit=1000", token, &out)
 	var ids []string
 	for _, m := range out.Messages {

@@ -78,10 +78,8 @@ func (w *World) ClaimsToken(t testing.TB, bearer, ticket, email, audience string
 	if audience == "" {
 		audience = w.KC.IssuerURL(w.Realm)
 	}
-	a := w.CPDo(t, bearer, url.Values{"ticket_digest": {uma.TicketDigest(ticket)}, "audience": {audience}, "email": {email}})
-	var tok struct {
-		ClaimsToken string `json:"claims_token"`
-	}
+	a := w.CPDo(t, bearer, url.Values{uma.FormTicketDigest: {uma.TicketDigest(ticket)}, uma.FormAudience: {audience}, uma.FormEmail: {email}})
+	var tok uma.ClaimsTokenResponse
 	if a.Status != http.StatusOK || json.Unmarshal(a.Body, &tok) != nil || tok.ClaimsToken == "" {
 		t.Fatalf("claims token for %s: %s", email, a)
 	}
@@ -135,11 +133,11 @@ func (w *World) PushedFor(owner, claimsToken string, extra map[string]string) st
 // GrantForm is the uma-ticket grant form of step 7.
 func GrantForm(ticket, claimToken string) url.Values {
 	return url.Values{
-		"grant_type":         {uma.GrantTypeUMATicket},
-		"ticket":             {ticket},
-		"claim_token_format": {uma.ClaimTokenFormatJWT},
-		"claim_token":        {claimToken},
-		"submit_request":     {"false"},
+		uma.FormGrantType:        {uma.GrantTypeUMATicket},
+		uma.FormTicket:           {ticket},
+		uma.FormClaimTokenFormat: {uma.ClaimTokenFormatJWT},
+		uma.FormClaimToken:       {claimToken},
+		uma.FormSubmitRequest:    {"false"},
 	}
 }
 

@@ -13,6 +13,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/umawide/umawide/internal/uma"
 	"net/http"
 	"net/url"
 	"os"
@@ -285,17 +286,7 @@ func (w *World) PushArgs(file string, extra ...string) []string {
 }
 
 // Message is a stored message as the Resource Server lists it.
-type Message struct {
-	ID          string `json:"id"`
-	Owner       string `json:"owner"`
-	SenderEmail string `json:"sender_email"`
-	SenderIss   string `json:"sender_iss"`
-	SenderSub   string `json:"sender_sub"`
-	ContentType string `json:"content_type"`
-	FileName    string `json:"file_name"`
-	Size        int64  `json:"size"`
-	SHA256      string `json:"sha256"`
-}
+type Message = uma.Message
 
 // BobToken logs Bob in at the realm copy (incoming-app, code + PKCE), as a
 // browser would.
@@ -341,7 +332,7 @@ func (w *World) BobGet(t testing.TB, token, path string) ([]byte, http.Header) {
 func (w *World) BobMessages(t testing.TB) []Message {
 	t.Helper()
 	body, _ := w.BobGet(t, w.CachedBobToken(t), "/messages?limit=1000")
-	var list struct{ Messages []Message }
+	var list uma.MessageList
 	if err := json.Unmarshal(body, &list); err != nil {
 		t.Fatal(err)
 	}

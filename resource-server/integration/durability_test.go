@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"github.com/umawide/umawide/internal/uma"
 	"net/http"
 	"os"
 	"os/exec"
@@ -14,7 +15,6 @@ import (
 	"time"
 
 	"github.com/umawide/umawide/keycloak/launcher"
-	"github.com/umawide/umawide/resource-server/internal/server"
 )
 
 // TestDurabilityAfterSIGKILL builds the binary, runs it as a process, kills
@@ -67,7 +67,7 @@ func TestDurabilityAfterSIGKILL(t *testing.T) {
 	must(t, resp.status == 201, "POST: %d %s\n%s", resp.status, resp.body, logs())
 	must(t, cmd.Process.Signal(syscall.SIGKILL) == nil, "kill")
 	_ = cmd.Wait()
-	var m server.MessageJSON
+	var m uma.Message
 	must(t, json.Unmarshal(resp.body, &m) == nil, "%s", resp.body)
 
 	start()

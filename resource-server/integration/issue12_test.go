@@ -13,7 +13,6 @@ import (
 	"github.com/umawide/umawide/internal/testhttp"
 	"github.com/umawide/umawide/internal/uma"
 	"github.com/umawide/umawide/resource-server/internal/rpt"
-	"github.com/umawide/umawide/resource-server/internal/server"
 )
 
 // permissionClaims is the claims object of the RPT's only permission.
@@ -213,7 +212,7 @@ func TestRecreatedOwner(t *testing.T) {
 	body := []byte("for the first bob")
 	resp := call(t, http.MethodPost, s.url+"/incoming/bob", r.rpt(t, challenge(t, s.url, "bob").Ticket, boundClaims(body)), body, nil)
 	must(t, resp.status == 201, "push to the first bob: %d %s", resp.status, resp.body)
-	var m server.MessageJSON
+	var m uma.Message
 	must(t, json.Unmarshal(resp.body, &m) == nil, "%s", resp.body)
 	unusedOldRPT := r.rpt(t, challenge(t, s.url, "bob").Ticket, boundClaims(body))
 	oldBob := r.login(t, "bob", bobPassword)

@@ -18,7 +18,6 @@ import (
 	"github.com/umawide/umawide/internal/uma"
 	"github.com/umawide/umawide/keycloak/launcher"
 	"github.com/umawide/umawide/resource-server/internal/rpt/rpttest"
-	"github.com/umawide/umawide/resource-server/internal/server"
 )
 
 func TestMain(m *testing.M) { kctest.Main(m) }
@@ -49,7 +48,7 @@ func TestFlow(t *testing.T) {
 	// Steps 9-10.
 	resp = call(t, http.MethodPost, s.url+"/incoming/bob", tok, body, map[string]string{"Content-Type": "text/plain"})
 	must(t, resp.status == 201, "with RPT: %d %s", resp.status, resp.body)
-	var m server.MessageJSON
+	var m uma.Message
 	must(t, json.Unmarshal(resp.body, &m) == nil, "201 body %s", resp.body)
 	must(t, resp.header.Get("Location") == "/incoming/bob/messages/"+m.ID, "Location %q", resp.header.Get("Location"))
 	must(t, m.Owner == "bob" && m.SenderEmail == "alice@foo.example" && m.SenderIss == "http://127.0.0.1:8081" &&
@@ -67,7 +66,7 @@ func TestFlow(t *testing.T) {
 	// Bob reads.
 	bob := r.login(t, "bob", bobPassword)
 	resp = call(t, http.MethodGet, s.url+"/incoming/bob/messages", bob, nil, nil)
-	var list struct{ Messages []server.MessageJSON }
+	var list uma.MessageList
 	must(t, resp.status == 200 && json.Unmarshal(resp.body, &list) == nil, "list: %d %s", resp.status, resp.body)
 	must(t, len(list.Messages) == 1 && list.Messages[0] == m, "list %+v, want [%+v]", list.Messages, m)
 	resp = call(t, http.MethodGet, s.url+"/incoming/bob/messages/"+m.ID, bob, nil, nil)

@@ -31,7 +31,7 @@ func FuzzParseForm(f *testing.F) {
 			}
 			return
 		}
-		for _, k := range []string{FieldTicketDigest, FieldAudience, FieldEmail} {
+		for _, k := range []string{uma.FormTicketDigest, uma.FormAudience, uma.FormEmail} {
 			if len(form[k]) > 1 {
 				t.Fatalf("accepted %s given %d times", k, len(form[k]))
 			}
@@ -39,10 +39,10 @@ func FuzzParseForm(f *testing.F) {
 		if _, ok := form["access_token"]; ok {
 			t.Fatal("accepted access_token in the body")
 		}
-		if !uma.ValidTicketDigest(r.TicketDigest) || r.TicketDigest != form.Get(FieldTicketDigest) {
+		if !uma.ValidTicketDigest(r.TicketDigest) || r.TicketDigest != form.Get(uma.FormTicketDigest) {
 			t.Fatalf("ticket_digest %q", r.TicketDigest)
 		}
-		if r.Audience != form.Get(FieldAudience) || ValidAudience(r.Audience) != nil {
+		if r.Audience != form.Get(uma.FormAudience) || ValidAudience(r.Audience) != nil {
 			t.Fatalf("audience %q", r.Audience)
 		}
 		u, err := url.Parse(r.Audience)
@@ -52,8 +52,8 @@ func FuzzParseForm(f *testing.F) {
 		if r.Email == "" {
 			return
 		}
-		if r.Email != strings.ToLower(form.Get(FieldEmail)) || strings.ToLower(r.Email) != r.Email {
-			t.Fatalf("email %q from %q", r.Email, form.Get(FieldEmail))
+		if r.Email != strings.ToLower(form.Get(uma.FormEmail)) || strings.ToLower(r.Email) != r.Email {
+			t.Fatalf("email %q from %q", r.Email, form.Get(uma.FormEmail))
 		}
 		if strings.Count(r.Email, "@") != 1 || len(r.Email) > MaxEmailLength {
 			t.Fatalf("email %q", r.Email)

@@ -38,13 +38,6 @@ import (
 	"github.com/umawide/umawide/internal/uma"
 )
 
-// Form fields of POST /claims/token.
-const (
-	FieldTicketDigest = "ticket_digest"
-	FieldAudience     = "audience"
-	FieldEmail        = "email"
-)
-
 // Bounds of the form fields.
 const (
 	MaxAudienceLength = 1024
@@ -146,13 +139,13 @@ func ParseForm(form url.Values) (Request, *Refusal) {
 	}
 	var r Request
 	var bad *Refusal
-	if r.TicketDigest, bad = get(FieldTicketDigest); bad != nil {
+	if r.TicketDigest, bad = get(uma.FormTicketDigest); bad != nil {
 		return Request{}, bad
 	}
-	if r.Audience, bad = get(FieldAudience); bad != nil {
+	if r.Audience, bad = get(uma.FormAudience); bad != nil {
 		return Request{}, bad
 	}
-	if r.Email, bad = get(FieldEmail); bad != nil {
+	if r.Email, bad = get(uma.FormEmail); bad != nil {
 		return Request{}, bad
 	}
 	switch {

@@ -100,7 +100,7 @@ func wireRequest(auth, contentType, body string) (*http.Request, bool) {
 // body asked for.
 func checkIssued(t *testing.T, answer []byte, body string) {
 	t.Helper()
-	var resp TokenResponse
+	var resp uma.ClaimsTokenResponse
 	if err := json.Unmarshal(answer, &resp); err != nil || resp.TokenType != uma.TokenTypeClaimsToken {
 		t.Fatalf("200 with %q", answer)
 	}

@@ -39,7 +39,7 @@ import (
 // Paths served; health, readiness and metrics are the skeleton's
 // (internal/service).
 const (
-	PathClaimsToken = "/claims/token"
+	PathClaimsToken = uma.ClaimsTokenPath
 	PathJWKS        = "/jwks"
 	PathHealth      = service.PathHealth
 	PathReady       = service.PathReady
@@ -135,13 +135,6 @@ func (s *Server) HTTPServer(addr string) *http.Server { return s.svc.HTTPServer(
 // Serve serves on l until ctx ends, then shuts down gracefully.
 func (s *Server) Serve(ctx context.Context, l net.Listener) error { return s.svc.Serve(ctx, l) }
 
-// TokenResponse is the answer of POST /claims/token.
-type TokenResponse struct {
-	ClaimsToken string `json:"claims_token"`
-	TokenType   string `json:"token_type"`
-	ExpiresIn   int64  `json:"expires_in"`
-}
-
 func (s *Server) claimsToken(c *gin.Context) {
 	r := c.Request
 	ctx := r.Context()
@@ -181,7 +174,7 @@ func (s *Server) claimsToken(c *gin.Context) {
 	s.cfg.Logger.Info("claims token issued",
 		"caller", who.Kind.String(), "client", who.ClientID, "user", user.ID,
 		"aud", tok.Claims.Audience, "jti", tok.Claims.ID, "kid", tok.Kid, "alg", tok.Alg)
-	writeJSON(c, http.StatusOK, TokenResponse{
+	writeJSON(c, http.StatusOK, uma.ClaimsTokenResponse{
 		ClaimsToken: tok.Raw,
 		TokenType:   uma.TokenTypeClaimsToken,
 		ExpiresIn:   tok.ExpiresIn,
@@ -269,18 +262,9 @@ func readForm(c *gin.Context, limit int64) (url.Values, *provider.Refusal) {
 	return form, nil
 }
 
-// Discovery is the discovery document.
-type Discovery struct {
-	Issuer                    string   `json:"issuer"`
-	ClaimsEndpoint            string   `json:"claims_endpoint"`
-	JWKSURI                   string   `json:"jwks_uri"`
-	Domains                   []string `json:"domains"`
-	SigningAlgValuesSupported []string `json:"signing_alg_values_supported"`
-}
-
 func (s *Server) discovery(c *gin.Context) {
 	c.Header("Cache-Control", "public, max-age=300")
-	writeJSON(c, http.StatusOK, Discovery{
+	writeJSON(c, http.StatusOK, uma.ClaimsProviderDiscovery{
 		Issuer:                    s.cfg.Issuer,
 		ClaimsEndpoint:            s.cfg.Issuer + PathClaimsToken,
 		JWKSURI:                   s.cfg.Issuer + PathJWKS,

@@ -107,7 +107,7 @@ func FuzzIncomingRequest(f *testing.F) {
 		var e struct{ Error string }
 		switch rec.Code {
 		case http.StatusCreated:
-			var m MessageJSON
+			var m uma.Message
 			if err := json.Unmarshal(rec.Body.Bytes(), &m); err != nil {
 				t.Fatal(err)
 			}

@@ -24,21 +24,6 @@ import (
 // unreachableWarning is UMA 2.0 Grant 3.2.2's header value.
 const unreachableWarning = `199 - "UMA Authorization Server Unreachable"`
 
-// MessageJSON is a stored message as docs/PROTOCOL.md step 10 shows it (plus
-// file_name and sender_sub where known).
-type MessageJSON struct {
-	ID          string `json:"id"`
-	Owner       string `json:"owner"`
-	SenderEmail string `json:"sender_email"`
-	SenderIss   string `json:"sender_iss"`
-	SenderSub   string `json:"sender_sub,omitempty"`
-	ContentType string `json:"content_type"`
-	FileName    string `json:"file_name,omitempty"`
-	Size        int64  `json:"size"`
-	SHA256      string `json:"sha256"`
-	ReceivedAt  string `json:"received_at"`
-}
-
 // ReplayPrecheckBytes: an RPT of a spent grant is refused before the body
 // is read when the body is larger than this (or of unknown length); a
 // smaller body is read and the insert, which records the grant_id in the
@@ -47,9 +32,11 @@ type MessageJSON struct {
 // per message, which for small ones is more than reading them.
 const ReplayPrecheckBytes = 64 << 10
 
-// messageJSON shows m; owner is the username it was posted to.
-func messageJSON(m store.Message) MessageJSON {
-	return MessageJSON{
+// messageJSON shows m as the receipt of seed step 10 and the entries of the
+// message list (plus file_name and sender_sub where known); owner is the
+// username it was posted to.
+func messageJSON(m store.Message) uma.Message {
+	return uma.Message{
 		ID: m.ID, Owner: m.Owner, SenderEmail: m.SenderEmail, SenderIss: m.SenderIss, SenderSub: m.SenderSub,
 		ContentType: m.ContentType, FileName: m.FileName, Size: m.Size, SHA256: m.SHA256,
 		ReceivedAt: m.ReceivedAt.UTC().Format(time.RFC3339Nano),
@@ -410,12 +397,12 @@ func (s *Server) listMessages(c *gin.Context) {
 		s.storeFailed(c, err)
 		return
 	}
-	out := make([]MessageJSON, 0, len(list))
+	out := make([]uma.Message, 0, len(list))
 	for _, m := range list {
 		out = append(out, messageJSON(m))
 	}
 	c.Header("Cache-Control", "no-store")
-	c.JSON(http.StatusOK, gin.H{"messages": out})
+	c.JSON(http.StatusOK, uma.MessageList{Messages: out})
 }
 
 func (s *Server) getMessage(c *gin.Context) {

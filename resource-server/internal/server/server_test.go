@@ -341,7 +341,7 @@ func TestStoreWithRPT(t *testing.T) {
 	if r.status != http.StatusCreated {
 		t.Fatalf("status %d %s", r.status, r.body)
 	}
-	var m MessageJSON
+	var m uma.Message
 	if err := json.Unmarshal(r.body, &m); err != nil {
 		t.Fatal(err)
 	}
@@ -469,7 +469,7 @@ func TestRecreatedOwner(t *testing.T) {
 	if r.status != http.StatusCreated {
 		t.Fatalf("%d %s", r.status, r.body)
 	}
-	var m MessageJSON
+	var m uma.Message
 	json.Unmarshal(r.body, &m)
 	oldBob := e.signer.Reader("bob", "incoming-app", nil)
 
@@ -631,14 +631,14 @@ func TestReading(t *testing.T) {
 		if r.status != 201 {
 			t.Fatalf("%d %s", r.status, r.body)
 		}
-		var m MessageJSON
+		var m uma.Message
 		json.Unmarshal(r.body, &m)
 		ids = append(ids, m.ID)
 	}
 	bob := e.signer.Reader("bob", "incoming-app", nil)
 
 	r := e.do(http.MethodGet, "/incoming/bob/messages", bob, nil, nil)
-	var list struct{ Messages []MessageJSON }
+	var list uma.MessageList
 	if r.status != 200 || json.Unmarshal(r.body, &list) != nil || len(list.Messages) != 2 {
 		t.Fatalf("list: %d %s", r.status, r.body)
 	}

@@ -8,6 +8,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"github.com/umawide/umawide/internal/uma"
 	"io"
 	"net/http"
 	"os"
@@ -127,11 +128,8 @@ func TestPushVerboseJSON(t *testing.T) {
 	var out struct {
 		OK       bool
 		Location string
-		Message  struct {
-			ID, SHA256  string
-			SenderEmail string `json:"sender_email"`
-		}
-		Content struct {
+		Message  uma.Message
+		Content  struct {
 			SHA256, Type string
 			Length       int64
 		}
@@ -402,9 +400,7 @@ func TestInbox(t *testing.T) {
 	assertClean(t, r)
 
 	r = runCLI(t, env, "", append(base, "--json")...)
-	var list struct {
-		Messages []struct{ ID, SHA256 string }
-	}
+	var list uma.MessageList
 	if err := json.Unmarshal([]byte(r.stdout), &list); err != nil || len(list.Messages) != 1 || list.Messages[0].ID != id {
 		t.Errorf("JSON list %v: %s", err, r.stdout)
 	}

@@ -103,9 +103,7 @@ func inbox(ctx context.Context, args []string, sio IO) int {
 	if status != http.StatusOK {
 		return failf(statusExit(status), "GET %s: %s", list.String(), uma.ParseError(status, body).Error())
 	}
-	var msgs struct {
-		Messages []rqp.Receipt `json:"messages"`
-	}
+	var msgs uma.MessageList
 	if err := json.Unmarshal(body, &msgs); err != nil {
 		return failf(ExitProtocol, "GET %s: malformed list: %v", list.String(), err)
 	}
@@ -113,7 +111,7 @@ func inbox(ctx context.Context, args []string, sio IO) int {
 		enc := json.NewEncoder(sio.Stdout)
 		enc.SetIndent("", "  ")
 		if msgs.Messages == nil {
-			msgs.Messages = []rqp.Receipt{}
+			msgs.Messages = []uma.Message{}
 		}
 		_ = enc.Encode(msgs)
 		return ExitOK

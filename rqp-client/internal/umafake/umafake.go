@@ -439,12 +439,12 @@ func (s *Stack) umaGrant(w http.ResponseWriter, r *http.Request, realm string) {
 		return
 	}
 	f := r.PostForm
-	if f.Get("claim_token_format") != uma.ClaimTokenFormatJWT || f.Get("submit_request") != "false" {
+	if f.Get(uma.FormClaimTokenFormat) != uma.ClaimTokenFormatJWT || f.Get(uma.FormSubmitRequest) != "false" {
 		Error(w, 400, "invalid_request", "fake: claim_token_format and submit_request=false are required")
 		return
 	}
 	s.mu.Lock()
-	tk := s.tickets[f.Get("ticket")]
+	tk := s.tickets[f.Get(uma.FormTicket)]
 	s.mu.Unlock()
 	if tk == nil {
 		Error(w, 403, "invalid_ticket", "Ticket verification failed")
@@ -454,7 +454,7 @@ func (s *Stack) umaGrant(w http.ResponseWriter, r *http.Request, realm string) {
 		Error(w, 403, "invalid_ticket", "Invalid permission ticket.")
 		return
 	}
-	pushed, err := uma.DecodePushedClaims(f.Get("claim_token"))
+	pushed, err := uma.DecodePushedClaims(f.Get(uma.FormClaimToken))
 	if err != nil {
 		Error(w, 400, "invalid_request", "Invalid claims")
 		return
@@ -464,7 +464,7 @@ func (s *Stack) umaGrant(w http.ResponseWriter, r *http.Request, realm string) {
 	s.mu.Unlock()
 	ct := payload(pushed.Get(uma.ClaimClaimsToken))
 	deny := func() { Error(w, 403, "access_denied", "not_authorized") }
-	if ct == nil || ct["ticket_digest"] != uma.TicketDigest(f.Get("ticket")) || ct["aud"] != s.Issuer("bar") || ct["iss"] != s.CP.URL {
+	if ct == nil || ct["ticket_digest"] != uma.TicketDigest(f.Get(uma.FormTicket)) || ct["aud"] != s.Issuer("bar") || ct["iss"] != s.CP.URL {
 		deny()
 		return
 	}
@@ -508,9 +508,9 @@ func (s *Stack) claimsProvider(w http.ResponseWriter, r *http.Request) {
 		if s.hit("cp.discovery", w, r) {
 			return
 		}
-		writeJSON(w, 200, map[string]any{"issuer": s.CP.URL, "claims_endpoint": s.CP.URL + "/claims/token",
-			"jwks_uri": s.CP.URL + "/jwks", "domains": []string{TrustedDomain}, "signing_alg_values_supported": []string{"ES256"}})
-	case "/claims/token":
+		writeJSON(w, 200, uma.ClaimsProviderDiscovery{Issuer: s.CP.URL, ClaimsEndpoint: s.CP.URL + uma.ClaimsTokenPath,
+			JWKSURI: s.CP.URL + "/jwks", Domains: []string{TrustedDomain}, SigningAlgValuesSupported: []string{"ES256"}})
+	case uma.ClaimsTokenPath:
 		if s.hit("cp.token", w, r) {
 			return
 		}
@@ -535,7 +535,7 @@ func (s *Stack) claimsToken(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	f := r.PostForm
-	digest, aud, email := f.Get("ticket_digest"), f.Get("audience"), f.Get("email")
+	digest, aud, email := f.Get(uma.FormTicketDigest), f.Get(uma.FormAudience), f.Get(uma.FormEmail)
 	if !uma.ValidTicketDigest(digest) || aud == "" {
 		Error(w, 400, "invalid_request", "ticket_digest and audience are required")
 		return
@@ -561,7 +561,7 @@ func (s *Stack) claimsToken(w http.ResponseWriter, r *http.Request) {
 	s.mu.Unlock()
 	ct := JWT(map[string]any{"iss": s.CP.URL, "sub": AliceID, "aud": aud, "iat": now.Unix(), "exp": now.Add(ClaimsTokenTTL * time.Second).Unix(),
 		"jti": jti, "ticket_digest": digest, "email": email, "email_verified": true, "name": "Alice Liddell"})
-	writeJSON(w, 200, map[string]any{"claims_token": ct, "token_type": uma.TokenTypeClaimsToken, "expires_in": ClaimsTokenTTL})
+	writeJSON(w, 200, uma.ClaimsTokenResponse{ClaimsToken: ct, TokenType: uma.TokenTypeClaimsToken, ExpiresIn: ClaimsTokenTTL})
 }
 
 // --- Resource Server ---
@@ -696,10 +696,10 @@ func (s *Stack) post(w http.ResponseWriter, r *http.Request, owner string) {
 	writeJSON(w, 201, receipt(m, s.CP.URL))
 }
 
-func receipt(m Message, iss string) map[string]any {
-	return map[string]any{"id": m.ID, "owner": m.Owner, "sender_email": m.SenderEmail, "sender_iss": iss,
-		"content_type": m.ContentType, "file_name": m.FileName, "size": len(m.Body), "sha256": m.SHA256,
-		"received_at": time.Now().UTC().Format(time.RFC3339Nano)}
+func receipt(m Message, iss string) uma.Message {
+	return uma.Message{ID: m.ID, Owner: m.Owner, SenderEmail: m.SenderEmail, SenderIss: iss,
+		ContentType: m.ContentType, FileName: m.FileName, Size: int64(len(m.Body)), SHA256: m.SHA256,
+		ReceivedAt: time.Now().UTC().Format(time.RFC3339Nano)}
 }
 
 // reader: a realm-bar token of the owner from incoming-app.
