@@ -192,11 +192,11 @@ func (f *stockFlow) push(ctx context.Context, data []byte) (s sample, err error)
 		return s, err
 	}
 	form := url.Values{
-		"grant_type":         {uma.GrantTypeUMATicket},
-		"ticket":             {ch.Ticket},
-		"submit_request":     {"false"},
-		"claim_token_format": {uma.ClaimTokenFormatJWT},
-		"claim_token":        {ct},
+		uma.FormGrantType:        {uma.GrantTypeUMATicket},
+		uma.FormTicket:           {ch.Ticket},
+		uma.FormSubmitRequest:    {"false"},
+		uma.FormClaimTokenFormat: {uma.ClaimTokenFormatJWT},
+		uma.FormClaimToken:       {ct},
 	}
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, f.tokenEndpoint, strings.NewReader(form.Encode()))
 	if err != nil {

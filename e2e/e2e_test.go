@@ -374,8 +374,8 @@ func (w *world) badTickets(t *testing.T) {
 	}
 	tampered := parts[0] + "." + parts[1] + "." + strings.Repeat("A", len(parts[2]))
 	for name, ticket := range map[string]string{"garbage": "not-a-ticket", "bad signature": tampered} {
-		form := url.Values{"grant_type": {uma.GrantTypeUMATicket}, "ticket": {ticket}, "submit_request": {"false"},
-			"claim_token_format": {uma.ClaimTokenFormatJWT}, "claim_token": {"e30"}}
+		form := url.Values{uma.FormGrantType: {uma.GrantTypeUMATicket}, uma.FormTicket: {ticket}, uma.FormSubmitRequest: {"false"},
+			uma.FormClaimTokenFormat: {uma.ClaimTokenFormatJWT}, uma.FormClaimToken: {"e30"}}
 		_, err := kctest.PostToken(e2etest.Timeout(t, time.Minute), w.KC.IssuerURL(w.Realm), "rqp-client", e2etest.RQPSecret, form)
 		var te *keycloak.Error
 		if !errors.As(err, &te) || te.StatusCode != 403 || !strings.Contains(te.Body, `"invalid_ticket"`) {

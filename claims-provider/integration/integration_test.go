@@ -173,10 +173,10 @@ func wantError(t *testing.T, a answer, status int, code string) {
 func form(ticket, audience string, kv ...string) url.Values {
 	f := url.Values{}
 	if ticket != "" {
-		f.Set("ticket_digest", uma.TicketDigest(ticket))
+		f.Set(uma.FormTicketDigest, uma.TicketDigest(ticket))
 	}
 	if audience != "" {
-		f.Set("audience", audience)
+		f.Set(uma.FormAudience, audience)
 	}
 	for i := 0; i+1 < len(kv); i += 2 {
 		f.Set(kv[i], kv[i+1])
@@ -500,7 +500,7 @@ func TestRefusals(t *testing.T) {
 	t.Run("malformed ticket_digest", func(t *testing.T) {
 		d := uma.TicketDigest(newTicket())
 		for _, bad := range []string{d[:42], d + "A", d[:42] + "=", strings.Repeat("+", 43), newTicket()} {
-			f := url.Values{"ticket_digest": {bad}, "audience": {bar}}
+			f := url.Values{uma.FormTicketDigest: {bad}, uma.FormAudience: {bar}}
 			wantError(t, cp.post(t, alice, f), 400, uma.ErrInvalidRequest)
 		}
 	})

@@ -241,8 +241,8 @@ func (c *clusterTest) grant(t *testing.T, n *node, ticket, claimsToken string, e
 		t.Fatal(err)
 	}
 	tok, err := kctest.PostToken(c.ctx, n.url(""), "rqp-client", "rqp-client-secret", url.Values{
-		"grant_type": {uma.GrantTypeUMATicket}, "ticket": {ticket}, "submit_request": {"false"},
-		"claim_token_format": {uma.ClaimTokenFormatJWT}, "claim_token": {ct},
+		uma.FormGrantType: {uma.GrantTypeUMATicket}, uma.FormTicket: {ticket}, uma.FormSubmitRequest: {"false"},
+		uma.FormClaimTokenFormat: {uma.ClaimTokenFormatJWT}, uma.FormClaimToken: {ct},
 	})
 	if err != nil {
 		return "", err

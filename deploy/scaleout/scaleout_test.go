@@ -190,11 +190,11 @@ func (e *env) rpt(challengeAt string, body []byte) (string, error) {
 		return "", err
 	}
 	tok, err := kctest.PostToken(e.ctx, e.issuer, "rqp-client", rqpSecret, url.Values{
-		"grant_type":         {uma.GrantTypeUMATicket},
-		"ticket":             {ch.Ticket},
-		"submit_request":     {"false"},
-		"claim_token_format": {uma.ClaimTokenFormatJWT},
-		"claim_token":        {ct},
+		uma.FormGrantType:        {uma.GrantTypeUMATicket},
+		uma.FormTicket:           {ch.Ticket},
+		uma.FormSubmitRequest:    {"false"},
+		uma.FormClaimTokenFormat: {uma.ClaimTokenFormatJWT},
+		uma.FormClaimToken:       {ct},
 	})
 	if err != nil {
 		return "", fmt.Errorf("uma-ticket grant: %w", err)

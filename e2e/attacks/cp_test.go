@@ -30,9 +30,9 @@ func (s *suite) cpRequest(t *testing.T, hdr http.Header, body string) answer {
 func (s *suite) claimsProviderRequests(t *testing.T) {
 	ticket := s.Ticket(t, "bob")
 	form := func(email string) url.Values {
-		f := url.Values{"ticket_digest": {uma.TicketDigest(ticket)}, "audience": {s.asURI}}
+		f := url.Values{uma.FormTicketDigest: {uma.TicketDigest(ticket)}, uma.FormAudience: {s.asURI}}
 		if email != "" {
-			f.Set("email", email)
+			f.Set(uma.FormEmail, email)
 		}
 		return f
 	}
@@ -120,9 +120,9 @@ func (s *suite) claimsProviderRequests(t *testing.T) {
 			{"ticket_digest twice", http.Header{"Content-Type": {formCT}, "Authorization": {cc}}, good + "&ticket_digest=" + uma.TicketDigest("x"), 400, "invalid_request"},
 			{"email twice", http.Header{"Content-Type": {formCT}, "Authorization": {cc}}, good + "&email=dave%40foo.example", 400, "invalid_request"},
 			{"ticket_digest not 43 characters", http.Header{"Content-Type": {formCT}, "Authorization": {cc}}, strings.Replace(good, "ticket_digest=", "ticket_digest=A", 1), 400, "invalid_request"},
-			{"audience with user info", http.Header{"Content-Type": {formCT}, "Authorization": {cc}}, url.Values{"ticket_digest": {uma.TicketDigest(ticket)}, "audience": {"http://" + "alice@" + strings.TrimPrefix(s.asURI, "http://")}, "email": {e2etest.AliceEmail}}.Encode(), 400, "invalid_request"},
-			{"audience with a query", http.Header{"Content-Type": {formCT}, "Authorization": {cc}}, url.Values{"ticket_digest": {uma.TicketDigest(ticket)}, "audience": {s.asURI + "?x=1"}, "email": {e2etest.AliceEmail}}.Encode(), 400, "invalid_request"},
-			{"audience javascript:", http.Header{"Content-Type": {formCT}, "Authorization": {cc}}, url.Values{"ticket_digest": {uma.TicketDigest(ticket)}, "audience": {"javascript:alert(1)"}, "email": {e2etest.AliceEmail}}.Encode(), 400, "invalid_request"},
+			{"audience with user info", http.Header{"Content-Type": {formCT}, "Authorization": {cc}}, url.Values{uma.FormTicketDigest: {uma.TicketDigest(ticket)}, uma.FormAudience: {"http://" + "alice@" + strings.TrimPrefix(s.asURI, "http://")}, uma.FormEmail: {e2etest.AliceEmail}}.Encode(), 400, "invalid_request"},
+			{"audience with a query", http.Header{"Content-Type": {formCT}, "Authorization": {cc}}, url.Values{uma.FormTicketDigest: {uma.TicketDigest(ticket)}, uma.FormAudience: {s.asURI + "?x=1"}, uma.FormEmail: {e2etest.AliceEmail}}.Encode(), 400, "invalid_request"},
+			{"audience javascript:", http.Header{"Content-Type": {formCT}, "Authorization": {cc}}, url.Values{uma.FormTicketDigest: {uma.TicketDigest(ticket)}, uma.FormAudience: {"javascript:alert(1)"}, uma.FormEmail: {e2etest.AliceEmail}}.Encode(), 400, "invalid_request"},
 			{"a JSON body", http.Header{"Content-Type": {"application/json"}, "Authorization": {cc}}, `{"ticket_digest":"` + uma.TicketDigest(ticket) + `","audience":"` + s.asURI + `","email":"alice@foo.example"}`, 400, "invalid_request"},
 			{"a body over 64 KiB", http.Header{"Content-Type": {formCT}, "Authorization": {cc}}, good + "&pad=" + strings.Repeat("A", 65<<10), 413, "request_too_large"},
 			{"a malformed form", http.Header{"Content-Type": {formCT}, "Authorization": {cc}}, good + "&%zz", 400, "invalid_request"},

@@ -159,11 +159,11 @@ func (s *suite) pushedClaims(t *testing.T) {
 	t.Run("form fields twice", func(t *testing.T) {
 		ticket, ct := valid(t)
 		f := e2etest.GrantForm(ticket, s.pushedBound(ct))
-		f.Add("claim_token", e2etest.Pushed(ct, map[string]string{uma.ClaimSenderEmail: "ceo@bar.example"}))
+		f.Add(uma.FormClaimToken, e2etest.Pushed(ct, map[string]string{uma.ClaimSenderEmail: "ceo@bar.example"}))
 		s.unchanged(t, func() { s.expectDenied(t, "no_claim_token", f) })
 		ticket, ct = valid(t)
 		f = e2etest.GrantForm(ticket, s.pushedBound(ct))
-		f.Add("ticket", s.Ticket(t, "bob"))
+		f.Add(uma.FormTicket, s.Ticket(t, "bob"))
 		s.unchanged(t, func() { s.expectDenied(t, "no_ticket", f) })
 	})
 	t.Run("a permission asked for without a ticket", func(t *testing.T) {
@@ -174,8 +174,8 @@ func (s *suite) pushedClaims(t *testing.T) {
 		}
 		rsid, _ := claims["permissions"].([]any)[0].(map[string]any)["rsid"].(string)
 		f := e2etest.GrantForm(ticket, s.pushedBound(ct))
-		f.Del("ticket")
-		f.Set("audience", "resource-server")
+		f.Del(uma.FormTicket)
+		f.Set(uma.FormAudience, "resource-server")
 		f.Set("permission", rsid+"#"+uma.ScopeCreate)
 		s.unchanged(t, func() { s.expectDenied(t, "no_ticket", f) })
 	})
@@ -191,7 +191,7 @@ func (s *suite) pushedClaims(t *testing.T) {
 	t.Run("submit_request true: a pending request for the owner, no RPT", func(t *testing.T) {
 		ticket, ct := valid(t)
 		f := e2etest.GrantForm(ticket, s.pushedBound(ct+"x"))
-		f.Set("submit_request", "true")
+		f.Set(uma.FormSubmitRequest, "true")
 		s.unchanged(t, func() {
 			_, te := s.Grant(t, "", f)
 			if te == nil || te.StatusCode != http.StatusForbidden || !strings.Contains(te.Body, "request_submitted") {
@@ -217,7 +217,7 @@ func (s *suite) pushedClaims(t *testing.T) {
 	t.Run("claim_token_format omitted: Keycloak takes claim_token for one of its ID tokens", func(t *testing.T) {
 		ticket, ct := valid(t)
 		f := e2etest.GrantForm(ticket, s.pushedBound(ct))
-		f.Del("claim_token_format")
+		f.Del(uma.FormClaimTokenFormat)
 		keycloakRefuses(t, f, http.StatusBadRequest, "unauthorized_client")
 	})
 	t.Run("a pushed claim that is no array: Keycloak fails with 500 before any policy (keycloak/extension/README.md)", func(t *testing.T) {

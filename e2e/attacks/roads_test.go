@@ -57,7 +57,7 @@ func (s *suite) roads(t *testing.T) {
 			for i := range 10 {
 				ticket := s.Ticket(t, "bob")
 				f := e2etest.GrantForm(ticket, e2etest.PushedClaims(map[string][]string{uma.ClaimSenderEmail: {"ceo@partner.example"}}))
-				f.Del("submit_request") // Keycloak's default is true; its own Java client never sends it
+				f.Del(uma.FormSubmitRequest) // Keycloak's default is true; its own Java client never sends it
 				_, te := s.Grant(t, "", f)
 				if te == nil || te.StatusCode != http.StatusForbidden {
 					t.Fatalf("denial %d: %v, want 403", i+1, te)
@@ -76,7 +76,7 @@ func (s *suite) roads(t *testing.T) {
 		s.unchanged(t, func() {
 			ticket := s.Ticket(t, "bob")
 			f := e2etest.GrantForm(ticket, e2etest.PushedClaims(toLists(forged(c))))
-			f.Set("submit_request", "true")
+			f.Set(uma.FormSubmitRequest, "true")
 			a := s.bearerGrant(t, carol, f)
 			if a.Status != http.StatusForbidden {
 				t.Fatalf("carol's grant: %s, want 403", a)
@@ -127,8 +127,8 @@ func (s *suite) roads(t *testing.T) {
 		ticket := s.Ticket(t, "bob")
 		c := newContent("by name")
 		f := e2etest.GrantForm(ticket, s.PushedFor("bob", s.claimsToken(t, ticket, e2etest.AliceEmail, ""), c.meta()))
-		f.Del("ticket")
-		f.Set("audience", "resource-server")
+		f.Del(uma.FormTicket)
+		f.Set(uma.FormAudience, "resource-server")
 		f.Set("permission", s.bobResourceName(t)+"#"+uma.ScopeCreate)
 		s.unchanged(t, func() {
 			// Keycloak looks a name up among the resource server's own
@@ -179,7 +179,7 @@ func (s *suite) roads(t *testing.T) {
 			"subject_token":        {rpt},
 			"subject_token_type":   {"urn:ietf:params:oauth:token-type:access_token"},
 			"requested_token_type": {"urn:ietf:params:oauth:token-type:access_token"},
-			"audience":             {"resource-server"},
+			uma.FormAudience:       {"resource-server"},
 		})
 		if err != nil {
 			t.Logf("token exchange refused by Keycloak: %v", err)

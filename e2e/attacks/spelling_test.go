@@ -89,7 +89,7 @@ func (s *suite) spellings(t *testing.T) {
 			{"alice@bar.example", 403, "access_denied"},
 		} {
 			ticket := s.Ticket(t, "bob")
-			a := s.CPDo(t, s.aliceClientToken(t), url.Values{"ticket_digest": {uma.TicketDigest(ticket)}, "audience": {s.asURI}, "email": {tc.email}})
+			a := s.CPDo(t, s.aliceClientToken(t), url.Values{uma.FormTicketDigest: {uma.TicketDigest(ticket)}, uma.FormAudience: {s.asURI}, uma.FormEmail: {tc.email}})
 			if a.Status != tc.status || a.Err.Code != tc.code {
 				t.Errorf("email %q: %s, want %d %s", tc.email, a, tc.status, tc.code)
 			}

@@ -93,11 +93,11 @@ func testProtectionAndGrant(t *testing.T, kc *launcher.Keycloak) {
 	}
 	grant := func(clientID, secret, claimToken string) (*kctest.TokenResponse, error) {
 		return kctest.PostToken(ctx, issuer, clientID, secret, url.Values{
-			"grant_type":         {uma.GrantTypeUMATicket},
-			"ticket":             {ticket},
-			"submit_request":     {"false"},
-			"claim_token_format": {uma.ClaimTokenFormatJWT},
-			"claim_token":        {claimToken},
+			uma.FormGrantType:        {uma.GrantTypeUMATicket},
+			uma.FormTicket:           {ticket},
+			uma.FormSubmitRequest:    {"false"},
+			uma.FormClaimTokenFormat: {uma.ClaimTokenFormatJWT},
+			uma.FormClaimToken:       {claimToken},
 		})
 	}
 

@@ -138,11 +138,11 @@ func (r *realmEnv) grant(t *testing.T, ticket string, claims uma.PushedClaims) (
 		t.Fatal(err)
 	}
 	tok, err := kctest.PostToken(ctxT(t), r.issuer, "rqp-client", rqpSecret, url.Values{
-		"grant_type":         {uma.GrantTypeUMATicket},
-		"ticket":             {ticket},
-		"submit_request":     {"false"},
-		"claim_token_format": {uma.ClaimTokenFormatJWT},
-		"claim_token":        {ct},
+		uma.FormGrantType:        {uma.GrantTypeUMATicket},
+		uma.FormTicket:           {ticket},
+		uma.FormSubmitRequest:    {"false"},
+		uma.FormClaimTokenFormat: {uma.ClaimTokenFormatJWT},
+		uma.FormClaimToken:       {ct},
 	})
 	if err != nil {
 		return "", err

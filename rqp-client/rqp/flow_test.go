@@ -94,12 +94,12 @@ func TestPushClientCredentials(t *testing.T) {
 		t.Fatalf("%d claims requests", len(forms))
 	}
 	f := forms[0]
-	if f.Get("email") != umafake.AliceEmail || f.Get("audience") != s.Issuer("bar") || !uma.ValidTicketDigest(f.Get("ticket_digest")) {
+	if f.Get(uma.FormEmail) != umafake.AliceEmail || f.Get(uma.FormAudience) != s.Issuer("bar") || !uma.ValidTicketDigest(f.Get(uma.FormTicketDigest)) {
 		t.Errorf("claims request form %v", f)
 	}
 	// Step 7: the grant and the pushed claims.
 	as := s.ASForms()
-	if len(as) != 1 || uma.TicketDigest(as[0].Get("ticket")) != f.Get("ticket_digest") {
+	if len(as) != 1 || uma.TicketDigest(as[0].Get(uma.FormTicket)) != f.Get(uma.FormTicketDigest) {
 		t.Fatalf("grant forms %v; the claims token must be bound to the ticket sent", as)
 	}
 	p := s.Pushed()[0]
@@ -155,7 +155,7 @@ func TestPushLogin(t *testing.T) {
 	}
 	f := s.CPForms()[0]
 	if f.Has("email") {
-		t.Errorf("with a user token the client sent email %q it was not given", f.Get("email"))
+		t.Errorf("with a user token the client sent email %q it was not given", f.Get(uma.FormEmail))
 	}
 }
 
@@ -275,7 +275,7 @@ func TestNoRetryWhenDenied(t *testing.T) {
 	// for another domain is denied.
 	s.Hook("cp.token", func(w http.ResponseWriter, r *http.Request) bool {
 		_ = r.ParseForm()
-		tok := umafake.JWT(map[string]any{"iss": s.CP.URL, "aud": r.PostForm.Get("audience"), "ticket_digest": r.PostForm.Get("ticket_digest"),
+		tok := umafake.JWT(map[string]any{"iss": s.CP.URL, "aud": r.PostForm.Get(uma.FormAudience), "ticket_digest": r.PostForm.Get(uma.FormTicketDigest),
 			"email": "alice@evil.example", "email_verified": true, "exp": time.Now().Add(time.Minute).Unix()})
 		fmt.Fprintf(w, `{"claims_token":%q,"token_type":%q,"expires_in":60}`, tok, uma.TokenTypeClaimsToken)
 		return true
@@ -381,7 +381,7 @@ func TestRefusals(t *testing.T) {
 		{"claims token for another ticket", func(s *umafake.Stack, cfg *rqp.Config, req *rqp.Request) {
 			s.Hook("cp.token", func(w http.ResponseWriter, r *http.Request) bool {
 				_ = r.ParseForm()
-				tok := umafake.JWT(map[string]any{"aud": r.PostForm.Get("audience"), "ticket_digest": uma.TicketDigest("other")})
+				tok := umafake.JWT(map[string]any{"aud": r.PostForm.Get(uma.FormAudience), "ticket_digest": uma.TicketDigest("other")})
 				fmt.Fprintf(w, `{"claims_token":%q,"token_type":%q}`, tok, uma.TokenTypeClaimsToken)
 				return true
 			})
@@ -389,7 +389,7 @@ func TestRefusals(t *testing.T) {
 		{"claims token for another AS", func(s *umafake.Stack, cfg *rqp.Config, req *rqp.Request) {
 			s.Hook("cp.token", func(w http.ResponseWriter, r *http.Request) bool {
 				_ = r.ParseForm()
-				tok := umafake.JWT(map[string]any{"aud": "https://other.example", "ticket_digest": r.PostForm.Get("ticket_digest")})
+				tok := umafake.JWT(map[string]any{"aud": "https://other.example", "ticket_digest": r.PostForm.Get(uma.FormTicketDigest)})
 				fmt.Fprintf(w, `{"claims_token":%q,"token_type":%q}`, tok, uma.TokenTypeClaimsToken)
 				return true
 			})

@@ -32,7 +32,7 @@ const (
 // Alice's, bound to exactly the ticket_digest and audience of the body.
 // Seed corpus: testdata/fuzz/FuzzClaimsTokenRequest.
 func FuzzClaimsTokenRequest(f *testing.F) {
-	good := url.Values{"ticket_digest": {digest}, "audience": {asURI}}.Encode()
+	good := url.Values{uma.FormTicketDigest: {digest}, uma.FormAudience: {asURI}}.Encode()
 	f.Add("Bearer "+userTokenPlaceholder, "application/x-www-form-urlencoded", good)
 	f.Add("Bearer "+clientTokenPlaceholder, "application/x-www-form-urlencoded", good+"&email=alice%40foo.example")
 	f.Add("Bearer "+clientTokenPlaceholder, "application/x-www-form-urlencoded; charset=utf-8", good+"&email=ALICE%40FOO.EXAMPLE&x=1")
@@ -121,8 +121,8 @@ func checkIssued(t *testing.T, answer []byte, body string) {
 		t.Fatalf("200 for a body that is no form: %q", body)
 	}
 	if c.Subject != "alice-id" || c.Email != "alice@foo.example" || !c.EmailVerified || c.Issuer != cpIss ||
-		len(form["ticket_digest"]) != 1 || c.TicketDigest != form.Get("ticket_digest") ||
-		len(form["audience"]) != 1 || c.Audience != form.Get("audience") {
+		len(form["ticket_digest"]) != 1 || c.TicketDigest != form.Get(uma.FormTicketDigest) ||
+		len(form["audience"]) != 1 || c.Audience != form.Get(uma.FormAudience) {
 		t.Fatalf("issued %+v for the form %v", c, form)
 	}
 }

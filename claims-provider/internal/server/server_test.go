@@ -199,7 +199,7 @@ func (f *fixture) post(t *testing.T, token string, form url.Values) answer {
 }
 
 func goodForm() url.Values {
-	return url.Values{"ticket_digest": {digest}, "audience": {asURI}}
+	return url.Values{uma.FormTicketDigest: {digest}, uma.FormAudience: {asURI}}
 }
 
 func TestClaimsTokenIssued(t *testing.T) {
@@ -210,7 +210,7 @@ func TestClaimsTokenIssued(t *testing.T) {
 	}{
 		"user token": {f.realm.token(t, nil), goodForm()},
 		"client token": {f.realm.token(t, clientToken), url.Values{
-			"ticket_digest": {digest}, "audience": {asURI}, "email": {"alice@foo.example"}}},
+			uma.FormTicketDigest: {digest}, uma.FormAudience: {asURI}, uma.FormEmail: {"alice@foo.example"}}},
 	} {
 		t.Run(name, func(t *testing.T) {
 			a := f.post(t, tc.token, tc.form)
@@ -337,13 +337,13 @@ func TestBodyRefusals(t *testing.T) {
 			strings.NewReader("ticket_digest=%zz")).wantError(t, 400, uma.ErrInvalidRequest)
 	})
 	t.Run("missing ticket_digest", func(t *testing.T) {
-		f.post(t, tok, url.Values{"audience": {asURI}}).wantError(t, 400, uma.ErrInvalidRequest)
+		f.post(t, tok, url.Values{uma.FormAudience: {asURI}}).wantError(t, 400, uma.ErrInvalidRequest)
 	})
 	t.Run("malformed ticket_digest", func(t *testing.T) {
-		f.post(t, tok, url.Values{"ticket_digest": {digest[:40]}, "audience": {asURI}}).wantError(t, 400, uma.ErrInvalidRequest)
+		f.post(t, tok, url.Values{uma.FormTicketDigest: {digest[:40]}, uma.FormAudience: {asURI}}).wantError(t, 400, uma.ErrInvalidRequest)
 	})
 	t.Run("missing audience", func(t *testing.T) {
-		f.post(t, tok, url.Values{"ticket_digest": {digest}}).wantError(t, 400, uma.ErrInvalidRequest)
+		f.post(t, tok, url.Values{uma.FormTicketDigest: {digest}}).wantError(t, 400, uma.ErrInvalidRequest)
 	})
 }
 
@@ -351,7 +351,7 @@ func TestDecisionRefusals(t *testing.T) {
 	f := newFixture(t)
 	t.Run("email mismatch with a user token", func(t *testing.T) {
 		form := goodForm()
-		form.Set("email", "bob@foo.example")
+		form.Set(uma.FormEmail, "bob@foo.example")
 		a := f.post(t, f.realm.token(t, nil), form)
 		a.wantError(t, 403, uma.ErrAccessDenied)
 		if a.header.Get("WWW-Authenticate") != "" {
@@ -360,7 +360,7 @@ func TestDecisionRefusals(t *testing.T) {
 	})
 	t.Run("client not allowed on behalf", func(t *testing.T) {
 		form := goodForm()
-		form.Set("email", "alice@foo.example")
+		form.Set(uma.FormEmail, "alice@foo.example")
 		a := f.post(t, f.realm.token(t, func(c jwt.MapClaims) {
 			clientToken(c)
 			c["azp"], c["client_id"], c["preferred_username"] = "other", "other", "service-account-other"
@@ -372,7 +372,7 @@ func TestDecisionRefusals(t *testing.T) {
 	})
 	t.Run("unknown user", func(t *testing.T) {
 		form := goodForm()
-		form.Set("email", "nobody@foo.example")
+		form.Set(uma.FormEmail, "nobody@foo.example")
 		f.post(t, f.realm.token(t, clientToken), form).wantError(t, 403, uma.ErrAccessDenied)
 	})
 	t.Run("Keycloak unavailable", func(t *testing.T) {

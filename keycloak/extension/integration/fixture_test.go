@@ -223,11 +223,11 @@ func pushed(t testing.TB, claimsToken string, meta map[string]string) string {
 // grant runs the uma-ticket grant as the RqP client (seed step 7).
 func (f *realmFixture) grant(ctx context.Context, ticket, claimToken string) (*kctest.TokenResponse, error) {
 	return kctest.PostToken(ctx, f.issuer, "rqp-client", rqpClientSecret, url.Values{
-		"grant_type":         {uma.GrantTypeUMATicket},
-		"ticket":             {ticket},
-		"claim_token_format": {uma.ClaimTokenFormatJWT},
-		"claim_token":        {claimToken},
-		"submit_request":     {"false"},
+		uma.FormGrantType:        {uma.GrantTypeUMATicket},
+		uma.FormTicket:           {ticket},
+		uma.FormClaimTokenFormat: {uma.ClaimTokenFormatJWT},
+		uma.FormClaimToken:       {claimToken},
+		uma.FormSubmitRequest:    {"false"},
 	})
 }
 
@@ -248,11 +248,11 @@ func (f *realmFixture) denials(reason string) int {
 func (f *realmFixture) expectDenied(t *testing.T, ticket, claimToken, reason string) {
 	t.Helper()
 	f.expectDeniedForm(t, url.Values{
-		"grant_type":         {uma.GrantTypeUMATicket},
-		"ticket":             {ticket},
-		"claim_token_format": {uma.ClaimTokenFormatJWT},
-		"claim_token":        {claimToken},
-		"submit_request":     {"false"},
+		uma.FormGrantType:        {uma.GrantTypeUMATicket},
+		uma.FormTicket:           {ticket},
+		uma.FormClaimTokenFormat: {uma.ClaimTokenFormatJWT},
+		uma.FormClaimToken:       {claimToken},
+		uma.FormSubmitRequest:    {"false"},
 	}, reason)
 }
 
@@ -260,7 +260,7 @@ func (f *realmFixture) expectDeniedForm(t *testing.T, form url.Values, reason st
 	t.Helper()
 	f.expectDeniedBy(t, func() (*kctest.TokenResponse, error) {
 		return kctest.PostToken(testCtx(t), f.issuer, "rqp-client", rqpClientSecret, form)
-	}, form.Get("claim_token"), reason)
+	}, form.Get(uma.FormClaimToken), reason)
 }
 
 // expectDeniedBy asserts that grant answers 403 access_denied without a

@@ -390,12 +390,12 @@ func TestClaimsTokenPolicy(t *testing.T) {
 		ticket := f.ticket(t)
 		ct := pushed(t, cp.signES256(esHeader(ecKID), f.claims(cp, ticket)), nil)
 		f.expectDeniedForm(t, url.Values{
-			"grant_type":         {uma.GrantTypeUMATicket},
-			"audience":           {"resource-server"},
-			"permission":         {f.resourceID + "#create"},
-			"claim_token_format": {uma.ClaimTokenFormatJWT},
-			"claim_token":        {ct},
-			"submit_request":     {"false"},
+			uma.FormGrantType:        {uma.GrantTypeUMATicket},
+			uma.FormAudience:         {"resource-server"},
+			"permission":             {f.resourceID + "#create"},
+			uma.FormClaimTokenFormat: {uma.ClaimTokenFormatJWT},
+			uma.FormClaimToken:       {ct},
+			uma.FormSubmitRequest:    {"false"},
 		}, "no_ticket")
 	})
 }

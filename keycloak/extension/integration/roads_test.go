@@ -41,10 +41,10 @@ func TestRoadsToAnRPT(t *testing.T) {
 	}
 	ticketForm := func(ticket, claimToken string) url.Values {
 		return url.Values{
-			"grant_type":         {uma.GrantTypeUMATicket},
-			"ticket":             {ticket},
-			"claim_token_format": {uma.ClaimTokenFormatJWT},
-			"claim_token":        {claimToken},
+			uma.FormGrantType:        {uma.GrantTypeUMATicket},
+			uma.FormTicket:           {ticket},
+			uma.FormClaimTokenFormat: {uma.ClaimTokenFormatJWT},
+			uma.FormClaimToken:       {claimToken},
 			// no submit_request: Keycloak's own UMA client never sends it
 		}
 	}
