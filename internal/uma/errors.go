@@ -19,13 +19,22 @@ const (
 	ErrServerError       = "server_error"
 )
 
-// Error is the JSON error body every umawide service answers with, and the
-// error a client gets back for it: {"error": ..., "error_description": ...}.
+// Error is "the other side said no", in the spirit of oauth2.RetrieveError:
+// the JSON error body every umawide service answers with
+// ({"error": ..., "error_description": ...}) and the error every Go caller
+// gets back for a refusal, from a umawide service or from Keycloak (whose
+// keycloak.Error wraps one). Find it with errors.As: the RqP client's
+// *rqp.StepError yields the answer of the step that failed.
 type Error struct {
 	// StatusCode is the HTTP status it travels with.
-	StatusCode  int    `json:"-"`
+	StatusCode int `json:"-"`
+	// Code is the OAuth 2.0 / UMA error code ("access_denied"), or the
+	// status text when the body is not the JSON shape.
 	Code        string `json:"error"`
 	Description string `json:"error_description,omitempty"`
+	// Body is the answer's body as read (bounded by the reader), for logs
+	// and tests; empty for an Error built to be sent.
+	Body string `json:"-"`
 }
 
 // NewError builds an Error.
@@ -51,7 +60,7 @@ func (e *Error) Write(w http.ResponseWriter) {
 // ParseError reads an error body of the given status; a body that is not the
 // JSON shape still gives an Error carrying the status.
 func ParseError(status int, body []byte) *Error {
-	e := &Error{StatusCode: status}
+	e := &Error{StatusCode: status, Body: string(body)}
 	if json.Unmarshal(body, e) != nil || e.Code == "" {
 		e.Code = http.StatusText(status)
 		if len(body) > 200 {

@@ -4,6 +4,8 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+
+	"github.com/umawide/umawide/internal/uma"
 )
 
 // Kind classifies a failure so that a caller can tell the refusals of the
@@ -106,7 +108,10 @@ const (
 
 // StepError is every error Push returns: which step failed, at which
 // service, how (Kind), and what the service answered. Use errors.As to get
-// it and errors.Is with the Err* sentinels to test the kind.
+// it and errors.Is with the Err* sentinels to test the kind. Where a service
+// said no, errors.As also finds its answer as the wire's *uma.Error (status,
+// code, description and the body as read), as it does for every refusal in
+// umawide.
 type StepError struct {
 	// Step is the step number of docs/PROTOCOL.md (1-10); 0 before the flow starts
 	// (configuration, reading the content).
@@ -135,6 +140,9 @@ type StepError struct {
 
 	// retry marks an answer that asks for a fresh permission ticket.
 	retry bool
+	// answer is the service's refusal (StatusCode, Code and Description
+	// are copied from it), found by errors.As.
+	answer *uma.Error
 }
 
 func (e *StepError) Error() string {
@@ -194,6 +202,16 @@ func (e *StepError) summary() string {
 
 // Unwrap gives the cause.
 func (e *StepError) Unwrap() error { return e.Err }
+
+// As sets a **uma.Error target to the service's answer, where a service
+// said no.
+func (e *StepError) As(target any) bool {
+	if p, ok := target.(**uma.Error); ok && e.answer != nil {
+		*p = e.answer
+		return true
+	}
+	return false
+}
 
 // Is matches the sentinel of the error's Kind.
 func (e *StepError) Is(target error) bool {

@@ -289,6 +289,12 @@ func TestNoRetryWhenDenied(t *testing.T) {
 	if s.Count("as.token") != 1 || s.UnauthedPosts() != 1 || len(s.StoredMessages()) != 0 {
 		t.Errorf("AS asked %d times, %d posts, %d stored", s.Count("as.token"), s.UnauthedPosts(), len(s.StoredMessages()))
 	}
+	// The authorization server's answer, as the wire's one error type.
+	var answer *uma.Error
+	if !errors.As(err, &answer) || answer.StatusCode != 403 || answer.Code != "access_denied" ||
+		answer.Description != "not_authorized" || !strings.Contains(answer.Body, `"not_authorized"`) {
+		t.Errorf("errors.As(*uma.Error) = %+v", answer)
+	}
 	assertNoSecrets(t, "error", err.Error())
 }
 

@@ -160,6 +160,9 @@ func statusError(ctx context.Context, step int, service string, req *http.Reques
 	e := &StepError{Step: step, Name: StepName(step), Service: service, URL: redact(req.URL.String()),
 		StatusCode: a.resp.StatusCode, Attempt: attemptOf(ctx)}
 	if pe := uma.ParseError(a.resp.StatusCode, a.body); pe != nil {
+		if a.resp.StatusCode >= 400 {
+			e.answer = pe
+		}
 		if json.Valid(a.body) && pe.Code != http.StatusText(a.resp.StatusCode) {
 			e.Code, e.Description = clip(pe.Code, 100), clip(pe.Description, 300)
 		} else if len(a.body) > 0 {

@@ -8,6 +8,7 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"github.com/umawide/umawide/internal/uma"
 	"html"
 	"net"
 	"net/http"
@@ -175,6 +176,7 @@ func judgeCallback(q url.Values, state, issuer string, fail func(Kind, error) *S
 	if e := q.Get("error"); e != "" {
 		se := fail(KindLogin, errors.New("the AuthN server answered with an error"))
 		se.Code, se.Description = clip(e, 100), clip(q.Get("error_description"), 300)
+		se.answer = &uma.Error{Code: se.Code, Description: se.Description}
 		return callback{err: se}, http.StatusOK, "Login failed: " + se.Code + " " + se.Description
 	}
 	if iss := q.Get("iss"); iss != "" && strings.TrimSuffix(iss, "/") != strings.TrimSuffix(issuer, "/") {
