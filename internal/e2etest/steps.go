@@ -66,7 +66,7 @@ func (w *World) ClientToken(t testing.TB) string {
 // CPDo posts a claims-token request (step 5) to the Claims Provider.
 func (w *World) CPDo(t testing.TB, bearer string, form url.Values) Answer {
 	t.Helper()
-	return testhttp.Send(t, Timeout(t, time.Minute), http.MethodPost, w.CPURL+"/claims/token", bearer,
+	return testhttp.Send(t, Timeout(t, time.Minute), http.MethodPost, w.CPURL+uma.ClaimsTokenPath, bearer,
 		[]byte(form.Encode()), http.Header{"Content-Type": {"application/x-www-form-urlencoded"}})
 }
 
