@@ -35,6 +35,9 @@ type Error struct {
 	// Body is the answer's body as read (bounded by the reader), for logs
 	// and tests; empty for an Error built to be sent.
 	Body string `json:"-"`
+	// Method and URL (without query) of the request that got the answer,
+	// where the caller keeps them (Keycloak's APIs).
+	Method, URL string `json:"-"`
 }
 
 // NewError builds an Error.
@@ -43,6 +46,9 @@ func NewError(status int, code, format string, args ...any) *Error {
 }
 
 func (e *Error) Error() string {
+	if e.URL != "" {
+		return fmt.Sprintf("%s %s: %d %.300s", e.Method, e.URL, e.StatusCode, e.Body)
+	}
 	if e.Description == "" {
 		return fmt.Sprintf("%d %s", e.StatusCode, e.Code)
 	}

@@ -255,3 +255,14 @@ func TestParseWWWAuthenticateRefusals(t *testing.T) {
 		t.Errorf("%d parameters refused: %v", MaxChallengeParams, err)
 	}
 }
+
+func TestErrorOfARequest(t *testing.T) {
+	e := ParseError(403, []byte(`{"error":"access_denied","error_description":"not_authorized"}`))
+	e.Method, e.URL = http.MethodPost, "http://kc.test/realms/bar/protocol/openid-connect/token"
+	if got := e.Error(); got != `POST http://kc.test/realms/bar/protocol/openid-connect/token: 403 {"error":"access_denied","error_description":"not_authorized"}` {
+		t.Fatalf("Error() = %s", got)
+	}
+	if e.Code != ErrAccessDenied || e.Description != "not_authorized" {
+		t.Fatalf("parsed %+v", e)
+	}
+}
