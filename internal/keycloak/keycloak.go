@@ -34,6 +34,8 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+
+	"github.com/umawide/umawide/internal/uma"
 )
 
 // ErrUnreachable wraps the failures that are Keycloak's, not the caller's:
@@ -44,21 +46,13 @@ var ErrUnreachable = errors.New("keycloak: unreachable")
 // ErrResponseTooLarge is an answer longer than the call's bound.
 var ErrResponseTooLarge = errors.New("keycloak: response too large")
 
-// Error is an answer of Keycloak with another status than the one expected.
-// Code and Description are the OAuth 2.0 error fields ("error",
-// "error_description") where the body has them.
-type Error struct {
-	Method, URL string
-	StatusCode  int
-	Code        string
-	Description string
-	// Body is the whole answer (as bounded by the call).
-	Body string
-}
-
-func (e *Error) Error() string {
-	return fmt.Sprintf("%s %s: %d %.300s", e.Method, e.URL, e.StatusCode, e.Body)
-}
+// Error is an answer of Keycloak with another status than the one expected:
+// the wire's one refusal type, uma.Error, with the request's Method and URL
+// (without query), Code and Description (the OAuth 2.0 "error" and
+// "error_description" where the body has them) and Body, the whole answer as
+// bounded by the call. errors.As finds it as *keycloak.Error and as
+// *uma.Error alike.
+type Error = uma.Error
 
 // TokenSource hands out the bearer token of a call (tokensource.Cache
 // satisfies it); Invalidate drops a token Keycloak refused.
@@ -168,10 +162,7 @@ func Do(ctx context.Context, hc *http.Client, c Call) error {
 				continue
 			}
 			e := &Error{Method: c.Method, URL: redacted(req.URL), StatusCode: resp.StatusCode, Body: string(data)}
-			var oauth struct {
-				Code        string `json:"error"`
-				Description string `json:"error_description"`
-			}
+			var oauth uma.Error // its JSON is the OAuth 2.0 error body
 			if json.Unmarshal(data, &oauth) == nil {
 				e.Code, e.Description = oauth.Code, oauth.Description
 			}
