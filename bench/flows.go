@@ -3,7 +3,9 @@ package main
 import (
 	"bytes"
 	"context"
+	"crypto/rand"
 	"crypto/sha256"
+	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
@@ -15,6 +17,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/umawide/umawide/internal/grantmac"
 	"github.com/umawide/umawide/internal/uma"
 	"github.com/umawide/umawide/rqp-client/rqp"
 )
@@ -98,8 +101,9 @@ func (f *ourFlow) push(ctx context.Context, data []byte) (sample, error) {
 
 // stockFlow is the baseline: stock Keycloak UMA. The same ticket (steps 1-2),
 // the same uma-ticket grant (7-8) with the same content metadata pushed, but
-// the sender pushed as unsigned claims (sender_email, sender_iss) that a
-// stock client policy admits as they come, and no AuthN token or Claims
+// the sender pushed as unsigned claims (sender_email, sender_iss, and what
+// else the Resource Server requires, with a grant_mac the bench computes)
+// that a stock client policy admits as they come, and no AuthN token or Claims
 // Provider (3-6). The same POST with the RPT (9-10). HTTP through a client
 // configured as rqp's default.
 type stockFlow struct {
@@ -180,13 +184,27 @@ func (f *stockFlow) push(ctx context.Context, data []byte) (s sample, err error)
 
 	// 7-8: the RPT, unsigned pushed claims.
 	t0 = time.Now()
-	pushed := uma.PushedClaims{}
-	pushed.Set(uma.ClaimSenderEmail, f.senderEmail)
-	pushed.Set(uma.ClaimSenderIss, f.senderIs)
-	pushed.Set(uma.ClaimContentSHA256, digest)
-	pushed.Set(uma.ClaimContentLength, strconv.Itoa(len(data)))
-	pushed.Set(uma.ClaimContentType, contentType)
-	pushed.Set(uma.ClaimFileName, fileName)
+	// The Resource Server requires what the claims-token policy writes
+	// (issue 12): the stock client pushes all of it, unsigned, with the
+	// grant_mac the policy would compute (the bench knows the Resource
+	// Server's secret), so that both variants end in the same checks.
+	tc, err := uma.UnverifiedTicketClaims(ch.Ticket)
+	if err != nil || len(tc.IncomingURIs) != 1 || len(tc.ResourceIDs) != 1 {
+		return s, fmt.Errorf("step 2: ticket %+v: %v", tc, err)
+	}
+	var grantID [16]byte
+	_, _ = rand.Read(grantID[:])
+	pushed := uma.PushedClaims(grantmac.Attest([]byte(rsSecret), tc.ResourceIDs[0], map[string][]string{
+		uma.ClaimSenderEmail:   {f.senderEmail},
+		uma.ClaimSenderIss:     {f.senderIs},
+		uma.ClaimSenderSub:     {"stock-sender"},
+		uma.ClaimContentSHA256: {digest},
+		uma.ClaimContentLength: {strconv.Itoa(len(data))},
+		uma.ClaimContentType:   {contentType},
+		uma.ClaimFileName:      {fileName},
+		uma.ClaimIncomingURI:   {tc.IncomingURIs[0]},
+		uma.ClaimGrantID:       {base64.RawURLEncoding.EncodeToString(grantID[:])},
+	}))
 	ct, err := pushed.Encode()
 	if err != nil {
 		return s, err

@@ -50,6 +50,10 @@ import (
 // Demo secrets of the realm files (keycloak/realms).
 const rqpSecret = "rqp-client-secret"
 
+// rsSecret is the resource-server client's secret in the realm copies (the
+// import placeholder's default): the key of grant_mac.
+const rsSecret = "resource-server-secret"
+
 type options struct {
 	n, c, batch, warmup, size int
 	out                       string
