@@ -33,6 +33,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/umawide/umawide/internal/logtail"
 	"github.com/umawide/umawide/internal/procgroup"
 )
 
@@ -280,7 +281,7 @@ func startOnce(ctx context.Context, bin string, cred *syscall.Credential, log *s
 	s.PID = cmd.Process.Pid
 	log.Info("starting PostgreSQL", "version", s.Version, "port", s.Port, "dir", dir)
 	if err := s.waitReady(ctx); err != nil {
-		lastLines := tail(s.LogPath, 20)
+		lastLines := logtail.Tail(s.LogPath, 20)
 		_ = s.stopProcess(context.Background())
 		return nil, fmt.Errorf("pgtest: PostgreSQL did not become ready (log %s): %w\n%s", s.LogPath, err, lastLines)
 	}
@@ -438,16 +439,4 @@ func randomHex(n int) string {
 	b := make([]byte, n)
 	_, _ = rand.Read(b) // never fails (crypto/rand panics instead)
 	return hex.EncodeToString(b)
-}
-
-func tail(path string, lines int) string {
-	data, err := os.ReadFile(path)
-	if err != nil {
-		return ""
-	}
-	all := strings.Split(strings.TrimRight(string(data), "\n"), "\n")
-	if len(all) > lines {
-		all = all[len(all)-lines:]
-	}
-	return strings.Join(all, "\n")
 }

@@ -16,6 +16,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/umawide/umawide/internal/logtail"
 	"github.com/umawide/umawide/internal/procgroup"
 )
 
@@ -364,22 +365,10 @@ func startProcessOnce(ctx context.Context, opts Options) (*Keycloak, error) {
 			err = fmt.Errorf("%w: %w", errExitedEarly, err)
 		default:
 		}
-		lastLines := tail(logPath, 30) // read before Stop moves the log
+		lastLines := logtail.Tail(logPath, 30) // read before Stop moves the log
 		_ = kc.Stop(context.Background())
 		return nil, fmt.Errorf("launcher: Keycloak did not become ready (log %s): %w\n%s", logPath, err, lastLines)
 	}
 	log.Info("Keycloak ready", "url", kc.BaseURL)
 	return kc, nil
-}
-
-func tail(path string, lines int) string {
-	data, err := os.ReadFile(path)
-	if err != nil {
-		return ""
-	}
-	all := strings.Split(strings.TrimRight(string(data), "\n"), "\n")
-	if len(all) > lines {
-		all = all[len(all)-lines:]
-	}
-	return strings.Join(all, "\n")
 }
