@@ -243,10 +243,15 @@ func newClientInternal(cfg Config) *Client {
 }
 
 // registration finds the client's registration for an as_uri.
+// sameIssuer compares two issuer URLs as the client does everywhere: a
+// trailing slash aside, exactly.
+func sameIssuer(a, b string) bool {
+	return strings.TrimSuffix(a, "/") == strings.TrimSuffix(b, "/")
+}
+
 func (c *Client) registration(asURI string) (Registration, bool) {
-	norm := strings.TrimSuffix(asURI, "/")
 	for _, r := range c.cfg.Registrations {
-		if r.Issuer != "*" && strings.TrimSuffix(r.Issuer, "/") == norm {
+		if r.Issuer != "*" && sameIssuer(r.Issuer, asURI) {
 			return r, true
 		}
 	}

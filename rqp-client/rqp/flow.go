@@ -550,14 +550,14 @@ func challengeMatches(ctx context.Context, incoming string, ch uma.Challenge) *S
 	if got := tc.IncomingURIs[0]; got != incoming {
 		return mismatch("the permission ticket is for the Incoming %s, but this push goes to %s", clip(got, uma.MaxIncomingURL), incoming)
 	}
-	if tc.Issuer != "" && strings.TrimSuffix(tc.Issuer, "/") != strings.TrimSuffix(ch.ASURI, "/") {
+	if tc.Issuer != "" && !sameIssuer(tc.Issuer, ch.ASURI) {
 		return mismatch("the permission ticket was issued by %s, but the challenge names the authorization server %s (Incoming %s)",
 			clip(tc.Issuer, 600), ch.ASURI, incoming)
 	}
 	// Keycloak's tickets carry no iss but name the realm that redeems them in
 	// aud: a ticket for another AS than as_uri is another server's ticket.
 	if len(tc.Audience) > 0 && !slices.ContainsFunc(tc.Audience, func(a string) bool {
-		return strings.TrimSuffix(a, "/") == strings.TrimSuffix(ch.ASURI, "/")
+		return sameIssuer(a, ch.ASURI)
 	}) {
 		return mismatch("the permission ticket is for the authorization server %s, but the challenge names %s (Incoming %s)",
 			clip(strings.Join(tc.Audience, ", "), 600), ch.ASURI, incoming)

@@ -13,7 +13,6 @@ import (
 	"net"
 	"net/http"
 	"net/url"
-	"strings"
 	"sync"
 	"time"
 )
@@ -179,7 +178,7 @@ func judgeCallback(q url.Values, state, issuer string, fail func(Kind, error) *S
 		se.answer = &uma.Error{Code: se.Code, Description: se.Description}
 		return callback{err: se}, http.StatusOK, "Login failed: " + se.Code + " " + se.Description
 	}
-	if iss := q.Get("iss"); iss != "" && strings.TrimSuffix(iss, "/") != strings.TrimSuffix(issuer, "/") {
+	if iss := q.Get("iss"); iss != "" && !sameIssuer(iss, issuer) {
 		return callback{err: fail(KindLogin, fmt.Errorf("the redirect names issuer %q, want %q (mix-up attack?)", clip(iss, 200), issuer))},
 			http.StatusBadRequest, "Login refused: wrong issuer."
 	}

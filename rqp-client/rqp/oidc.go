@@ -64,7 +64,7 @@ func (c *Client) metadata(ctx context.Context, step int, service, issuer, path s
 	if err := decodeJSON(a.body, &m); err != nil {
 		return nil, protocolError(ctx, step, service, u, a.resp.StatusCode, "metadata: %v", err)
 	}
-	if strings.TrimSuffix(m.Issuer, "/") != strings.TrimSuffix(issuer, "/") {
+	if !sameIssuer(m.Issuer, issuer) {
 		return nil, protocolError(ctx, step, service, u, a.resp.StatusCode, "metadata names issuer %q, want %q", clip(m.Issuer, 200), issuer)
 	}
 	if _, err := checkURL(m.TokenEndpoint, c.cfg.AllowInsecureHTTP); err != nil {
