@@ -828,3 +828,26 @@ func cpuTime() time.Duration {
 	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
+
+// TestReaderCheckCanceled: a reader check that the client cuts short (a
+// canceled request, as Go's server makes it on a half-closed connection)
+// answers 503, never an empty 200, and shows nothing.
+func TestReaderCheckCanceled(t *testing.T) {
+	e := newEnv(t, DefaultMaxBody)
+	e.prot.down.Store(true) // the owner look-up fails, as a canceled call to Keycloak would
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	req := httptest.NewRequest(http.MethodGet, "/incoming/bob/messages", nil).WithContext(ctx)
+	req.Header.Set("Authorization", "Bearer "+e.signer.Reader("bob", "incoming-app", nil))
+	w := httptest.NewRecorder()
+	e.srv.Config.Handler.ServeHTTP(w, req)
+	var got uma.Error
+	if w.Code != http.StatusServiceUnavailable || json.Unmarshal(w.Body.Bytes(), &got) != nil || got.Code != uma.ErrUnavailable || strings.Contains(w.Body.String(), "messages\"") {
+		t.Fatalf("canceled reader check: %d %s, want 503 %s", w.Code, w.Body, uma.ErrUnavailable)
+	}
+	// The same request not canceled, Keycloak back: Bob reads his Incoming.
+	e.prot.down.Store(false)
+	if r := e.do(http.MethodGet, "/incoming/bob/messages", e.signer.Reader("bob", "incoming-app", nil), nil, nil); r.status != http.StatusOK {
+		t.Fatalf("honest read after: %d %s", r.status, r.body)
+	}
+}
