@@ -17,7 +17,7 @@ GO_TEST_FLAGS?= -count=1 -timeout 25m
 # The Go programs: one folder each, built into bin/.
 COMMANDS     := devstack $(patsubst %/main.go,%,$(wildcard claims-provider/main.go resource-server/main.go rqp-client/main.go))
 
-.PHONY: help build extension test test-java test-go vet e2e bench fuzz up down status logs demo demo-login clean
+.PHONY: help tools build extension test test-java test-go vet e2e bench fuzz up down status logs demo demo-login clean
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -31,7 +31,10 @@ extension: $(EXTENSION_JAR) ## build the Keycloak extension (tests skipped)
 $(EXTENSION_JAR): $(shell find $(EXTENSION)/src/main $(EXTENSION)/pom.xml -type f 2>/dev/null)
 	$(MVN) -f $(EXTENSION)/pom.xml package -DskipTests
 
-test: test-java vet test-go ## run every test: Java unit tests, go vet, Go tests against one real Keycloak and PostgreSQL
+test: tools test-java vet test-go ## run every test: Java unit tests, go vet, Go tests against one real Keycloak and PostgreSQL
+
+tools: ## install what the tests need and is missing (Debian packages, as root), say what is still missing
+	@bash .ci/tools
 
 test-java: ## the extension's unit tests (JUnit 5), then its JAR
 	$(MVN) -f $(EXTENSION)/pom.xml package
