@@ -38,6 +38,10 @@ import (
 
 const envPrefix = "RESOURCE_SERVER_"
 
+// maxMaxBody bounds -max-body (1 TiB): a body streams to storage whatever
+// its size, so the bound only catches a typing error.
+const maxMaxBody = 1 << 40
+
 type config struct {
 	listen        string
 	publicURL     string
@@ -51,6 +55,7 @@ type config struct {
 	db            string
 	databaseURL   string
 	maxBody       int64
+	quota         int64
 	logging       service.Logging
 	// ignored are the environment variables set but empty (flagenv).
 	ignored []string
@@ -70,7 +75,8 @@ const usage = `Usage: resource-server [flags]
        resource-server healthcheck [flags]   exit 0 when the server on -listen answers GET /readyz with 200
 
 Bob's UMA Resource Server: POST /incoming/{owner} (UMA challenge, RPT enforced, message stored),
-GET /incoming/{owner}/messages[/{id}] (owner's token), /healthz, /readyz, /metrics.
+GET /incoming/{owner}/messages[/{id}], DELETE /incoming/{owner}/messages/{id} (owner's token),
+/healthz, /readyz, /metrics.
 `
 
 // parseFlags reads flags, then environment variables for flags not given,
@@ -90,14 +96,18 @@ func parseFlags(args []string, lookupEnv func(string) (string, bool), out io.Wri
 	fs.StringVar(&c.readerClients, "reader-clients", "incoming-app", "comma-separated client ids (azp) whose tokens may read an Incoming; \"*\" allows any client of the realm")
 	fs.StringVar(&c.db, "db", "data/resource-server.db", "SQLite database file (created with its directory), used unless -database-url is set")
 	fs.StringVar(&c.databaseURL, "database-url", "", "PostgreSQL URL (postgres://user:pass@host:5432/db; a secret: prefer the environment); when set, messages are stored there instead of SQLite")
-	fs.Int64Var(&c.maxBody, "max-body", server.DefaultMaxBody, "largest message body in bytes (413 beyond)")
+	fs.Int64Var(&c.maxBody, "max-body", server.DefaultMaxBody, "largest message body in bytes (413 beyond); bodies stream to storage, so this bounds disk, not memory")
+	fs.Int64Var(&c.quota, "quota", server.DefaultQuota, "most bytes one owner's Incoming may hold (507 insufficient_storage beyond); 0 is no quota")
 	c.logging.Flags(fs.FlagSet)
 	if err := fs.Parse(args, lookupEnv); err != nil {
 		return c, err
 	}
 	c.ignored = fs.Ignored()
-	if c.maxBody < 1 || c.maxBody > 1<<30 {
-		return c, fmt.Errorf("-max-body %d: want 1 to %d bytes", c.maxBody, 1<<30)
+	if c.maxBody < 1 || c.maxBody > maxMaxBody {
+		return c, fmt.Errorf("-max-body %d: want 1 to %d bytes", c.maxBody, int64(maxMaxBody))
+	}
+	if c.quota < 0 {
+		return c, fmt.Errorf("-quota %d: want 0 (no quota) or more bytes", c.quota)
 	}
 	for name, v := range map[string]string{"listen": c.listen, "keycloak-url": c.keycloakURL, "realm": c.realm, "client-id": c.clientID} {
 		if v == "" {
@@ -193,7 +203,7 @@ func run(ctx context.Context, args []string, lookupEnv func(string) (string, boo
 		}
 	}
 	srv, err := server.New(server.Config{
-		Realm: c.realm, ASURI: c.issuer, PublicURL: c.publicURL, MaxBody: c.maxBody, ReaderClients: readers,
+		Realm: c.realm, ASURI: c.issuer, PublicURL: c.publicURL, MaxBody: c.maxBody, Quota: c.quota, ReaderClients: readers,
 		IsUnknownOwner: func(err error) bool { return errors.Is(err, protection.ErrUnknownOwner) },
 		Store:          st, Protection: prot, Verifier: verifier, Logger: logger,
 	})
@@ -214,6 +224,6 @@ func run(ctx context.Context, args []string, lookupEnv func(string) (string, boo
 		return fmt.Errorf("listen: %w", err)
 	}
 	logger.Info("resource server listening", "addr", c.listen, "public_url", c.publicURL, "issuer", c.issuer, "keycloak", c.keycloakURL,
-		"realm", c.realm, "store", backend, "max_body", c.maxBody)
+		"realm", c.realm, "store", backend, "max_body", c.maxBody, "quota", c.quota)
 	return srv.Serve(ctx, l)
 }

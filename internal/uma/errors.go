@@ -15,8 +15,11 @@ const (
 	ErrAccessDenied      = "access_denied"
 	ErrNotFound          = "not_found"
 	ErrTooLarge          = "request_too_large"
-	ErrUnavailable       = "temporarily_unavailable"
-	ErrServerError       = "server_error"
+	// ErrInsufficientStorage (507): the owner's storage quota would be
+	// exceeded (reason storage_quota_exceeded).
+	ErrInsufficientStorage = "insufficient_storage"
+	ErrUnavailable         = "temporarily_unavailable"
+	ErrServerError         = "server_error"
 )
 
 // Error is "the other side said no", in the spirit of oauth2.RetrieveError:

@@ -1,9 +1,6 @@
 package server
 
 import (
-	"bytes"
-	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"io"
 	"mime"
@@ -54,8 +51,11 @@ func (s *Server) ownerParam(c *gin.Context) (string, bool) {
 
 // postMessage is seed steps 1-2 (no RPT: 401 with a ticket) and 9-10 (RPT:
 // store, 201). Every refusal happens before the body is read, except those
-// that need the body (size beyond the limit without Content-Length, content
-// binding); nothing is stored for a refused request.
+// that need the body (a body longer than the bound content_length, the
+// content binding); nothing is stored for a refused request. The body
+// streams into the store while it is hashed and counted (store.Body), so
+// memory stays flat whatever its size; only when it matches the RPT's
+// binding does Insert make it visible and spend the grant, in one step.
 //
 // An RPT stores a message only when its permission for this owner's
 // Incoming names a verified sender, binds one content, names this Incoming's
@@ -120,6 +120,19 @@ func (s *Server) postMessage(c *gin.Context) {
 		s.fail(c, uma.NewError(http.StatusRequestEntityTooLarge, uma.ErrTooLarge, "message larger than %d bytes", s.cfg.MaxBody), "too_large")
 		return
 	}
+	if s.cfg.Quota > 0 {
+		// A fast refusal before the body is read; Insert checks again in
+		// its transaction, against pushes running at the same time.
+		usage, err := s.cfg.Store.Usage(c.Request.Context(), owner.UserID)
+		if err != nil {
+			s.storeFailed(c, err)
+			return
+		}
+		if usage+b.Length > s.cfg.Quota {
+			s.overQuota(c, o, b.Length)
+			return
+		}
+	}
 	if r.ContentLength < 0 || r.ContentLength > ReplayPrecheckBytes {
 		used, err := s.cfg.Store.GrantUsed(c.Request.Context(), grant.GrantID)
 		if err != nil {
@@ -138,35 +151,39 @@ func (s *Server) postMessage(c *gin.Context) {
 	}
 
 	// Only now is the body read (and a client that sent Expect: 100-continue
-	// is told to send it).
-	body, e := s.readBody(c, r)
-	if e != nil {
+	// is told to send it). Whatever happens before Insert, the deferred
+	// Discard removes what was written.
+	body := s.cfg.Store.NewBody(c.Request.Context())
+	defer body.Discard() //nolint:errcheck // logged by the store where it matters
+	if e := s.receive(c, r, body, b.Length); e != nil {
 		s.fail(c, e, "body")
 		return
 	}
-	sum := sha256.Sum256(body)
-	digest := hex.EncodeToString(sum[:])
-	if b.SHA256 != digest {
-		s.mismatch(c, "the body's SHA-256 differs from the content_sha256 bound to the RPT")
+	if body.Size() != b.Length {
+		s.mismatch(c, "the body has %d bytes, the RPT is bound to content_length %d", body.Size(), b.Length)
 		return
 	}
-	if int64(len(body)) != b.Length {
-		s.mismatch(c, "the body has %d bytes, the RPT is bound to content_length %d", len(body), b.Length)
+	digest := body.SHA256()
+	if b.SHA256 != digest {
+		s.mismatch(c, "the body's SHA-256 differs from the content_sha256 bound to the RPT")
 		return
 	}
 	m := store.Message{
 		ID: store.NewID(), OwnerID: owner.UserID, Owner: o,
 		SenderEmail: grant.Sender.Email, SenderIss: grant.Sender.Iss, SenderSub: grant.Sender.Sub,
 		ContentType: contentType, FileName: fileName,
-		Size: int64(len(body)), SHA256: digest, ReceivedAt: s.cfg.Now().UTC().Truncate(time.Microsecond), Body: body,
+		Size: body.Size(), SHA256: digest, ReceivedAt: s.cfg.Now().UTC().Truncate(time.Microsecond),
 	}
 	used := &store.UsedGrant{GrantID: grant.GrantID, ExpiresAt: grant.ExpiresAt}
-	if err := s.cfg.Store.Insert(c.Request.Context(), m, used); err != nil {
-		if errors.Is(err, store.ErrReplay) {
+	if err := s.cfg.Store.Insert(c.Request.Context(), m, body, used, s.cfg.Quota); err != nil {
+		switch {
+		case errors.Is(err, store.ErrReplay):
 			s.replayed(c, o, incomingURL, grant)
-			return
+		case errors.Is(err, store.ErrQuota):
+			s.overQuota(c, o, m.Size)
+		default:
+			s.storeFailed(c, err)
 		}
-		s.storeFailed(c, err)
 		return
 	}
 	s.metrics.stored.Inc()
@@ -223,6 +240,19 @@ func (s *Server) protectionFailed(c *gin.Context, o string, err error) {
 	c.Header("Warning", unreachableWarning)
 	s.fail(c, uma.NewError(http.StatusForbidden, uma.ErrUnavailable, "the UMA authorization server cannot be reached"), "as_unreachable")
 }
+
+// overQuota: the owner's stored bytes and this message would exceed the
+// quota. 507 (RFC 4918): the request is fine, the storage is not; nothing is
+// stored and the RPT is not spent.
+func (s *Server) overQuota(c *gin.Context, o string, size int64) {
+	s.cfg.Logger.Warn("message refused: the owner's storage quota is exhausted", "owner", o, "size", size, "quota", s.cfg.Quota, "reason", ReasonStorageQuota)
+	s.fail(c, uma.NewError(http.StatusInsufficientStorage, uma.ErrInsufficientStorage,
+		"the Incoming's storage quota of %d bytes would be exceeded (%s)", s.cfg.Quota, ReasonStorageQuota), ReasonStorageQuota)
+}
+
+// ReasonStorageQuota names the 507 refusal in its error_description and the
+// refusal metrics.
+const ReasonStorageQuota = "storage_quota_exceeded"
 
 func (s *Server) storeFailed(c *gin.Context, err error) {
 	s.cfg.Logger.Error("store", "err", err)
@@ -312,20 +342,65 @@ func SafeFileName(name string) (string, bool) {
 	return name, true
 }
 
-func (s *Server) readBody(c *gin.Context, r *http.Request) ([]byte, *uma.Error) {
-	rd := http.MaxBytesReader(c.Writer, r.Body, s.cfg.MaxBody)
-	var buf bytes.Buffer
-	if r.ContentLength > 0 {
-		buf.Grow(int(r.ContentLength))
-	}
-	if _, err := io.Copy(&buf, rd); err != nil {
-		var mbe *http.MaxBytesError
-		if errors.As(err, &mbe) {
-			return nil, uma.NewError(http.StatusRequestEntityTooLarge, uma.ErrTooLarge, "message larger than %d bytes", s.cfg.MaxBody)
+// copyBufferSize is the chunk a body moves in: large enough that a
+// multi-gigabyte body costs few calls into the store, small enough to be
+// nothing in memory.
+const copyBufferSize = 256 << 10
+
+// receive streams the request body into body, reading at most bound+1
+// bytes: one byte past the bound content_length already fails the binding,
+// so the rest is never read (nor stored). A body beyond the bound answers
+// 413 when the bound is the limit itself (a chunked body over -max-body),
+// else it is left to the caller's length check (403 content_mismatch).
+func (s *Server) receive(c *gin.Context, r *http.Request, body *store.Body, bound int64) *uma.Error {
+	rc := http.NewResponseController(c.Writer)
+	buf := make([]byte, min(bound+1, copyBufferSize))
+	src := &progressReader{r: io.LimitReader(r.Body, bound+1), extend: s.extendDeadlines(rc)}
+	if _, err := io.CopyBuffer(body, src, buf); err != nil {
+		if src.err == nil {
+			// The store failed, not the client.
+			s.cfg.Logger.Error("storing a body", "err", err)
+			return uma.NewError(http.StatusServiceUnavailable, uma.ErrUnavailable, "the message store is unavailable")
 		}
-		return nil, uma.NewError(http.StatusBadRequest, uma.ErrInvalidRequest, "reading the body failed")
+		return uma.NewError(http.StatusBadRequest, uma.ErrInvalidRequest, "reading the body failed")
 	}
-	return buf.Bytes(), nil
+	if body.Size() > bound && bound >= s.cfg.MaxBody {
+		return uma.NewError(http.StatusRequestEntityTooLarge, uma.ErrTooLarge, "message larger than %d bytes", s.cfg.MaxBody)
+	}
+	return nil
+}
+
+// progressReader reads a body and, as long as bytes keep coming, moves the
+// connection's deadlines on: the server's Read and Write timeouts then bound
+// the time without progress, not the time a body of many gigabytes takes.
+type progressReader struct {
+	r      io.Reader
+	extend func()
+	last   time.Time
+	err    error // the read error other than io.EOF, if any
+}
+
+func (p *progressReader) Read(b []byte) (int, error) {
+	if now := time.Now(); now.Sub(p.last) > time.Second {
+		p.last = now
+		p.extend()
+	}
+	n, err := p.r.Read(b)
+	if err != nil && err != io.EOF {
+		p.err = err
+	}
+	return n, err
+}
+
+// extendDeadlines returns a func that gives the connection another Read
+// and Write timeout from now (nothing where the writer cannot, as in
+// handler tests).
+func (s *Server) extendDeadlines(rc *http.ResponseController) func() {
+	return func() {
+		now := time.Now()
+		_ = rc.SetReadDeadline(now.Add(s.cfg.Timeouts.Read))
+		_ = rc.SetWriteDeadline(now.Add(s.cfg.Timeouts.Write))
+	}
 }
 
 // --- reading ---
@@ -405,12 +480,15 @@ func (s *Server) listMessages(c *gin.Context) {
 	c.JSON(http.StatusOK, uma.MessageList{Messages: out})
 }
 
+// getMessage serves a message's content as an attachment, streamed from
+// the store, with Range support (http.ServeContent: 206 for a range, 416
+// for one outside the content, 304 for a matching If-None-Match).
 func (s *Server) getMessage(c *gin.Context) {
 	o, ok := s.reader(c)
 	if !ok {
 		return
 	}
-	m, err := s.cfg.Store.Get(c.Request.Context(), o, c.Param("id"))
+	m, content, err := s.cfg.Store.Get(c.Request.Context(), o, c.Param("id"))
 	if errors.Is(err, store.ErrNotFound) {
 		s.fail(c, uma.NewError(http.StatusNotFound, uma.ErrNotFound, "no such message"), "no_message")
 		return
@@ -419,6 +497,7 @@ func (s *Server) getMessage(c *gin.Context) {
 		s.storeFailed(c, err)
 		return
 	}
+	defer content.Close()
 	name := m.FileName
 	if name == "" {
 		name = "message-" + m.ID
@@ -433,5 +512,40 @@ func (s *Server) getMessage(c *gin.Context) {
 	h.Set("Content-Security-Policy", "default-src 'none'; sandbox")
 	h.Set("Cache-Control", "private, no-store")
 	h.Set("ETag", `"`+m.SHA256+`"`)
-	c.Data(http.StatusOK, m.ContentType, m.Body)
+	h.Set("Content-Type", m.ContentType)
+	extend := s.extendDeadlines(http.NewResponseController(c.Writer))
+	http.ServeContent(c.Writer, c.Request, "", time.Time{}, &progressSeeker{Content: content, p: progressReader{r: content, extend: extend}})
+}
+
+// progressSeeker is a Content whose reads move the connection's deadlines
+// on (progressReader): a download of many gigabytes to a slow but live
+// client is not cut by the Write timeout.
+type progressSeeker struct {
+	store.Content
+	p progressReader
+}
+
+func (ps *progressSeeker) Read(b []byte) (int, error) { return ps.p.Read(b) }
+
+// deleteMessage removes one message of the owner (the reader checks of
+// listMessages): 204, or 404 for an id that is not his (another owner's or
+// none).
+func (s *Server) deleteMessage(c *gin.Context) {
+	o, ok := s.reader(c)
+	if !ok {
+		return
+	}
+	id := c.Param("id")
+	err := s.cfg.Store.Delete(c.Request.Context(), o, id)
+	if errors.Is(err, store.ErrNotFound) {
+		s.fail(c, uma.NewError(http.StatusNotFound, uma.ErrNotFound, "no such message"), "no_message")
+		return
+	}
+	if err != nil {
+		s.storeFailed(c, err)
+		return
+	}
+	s.cfg.Logger.Info("message deleted", "owner", c.Param("owner"), "owner_id", o, "id", id)
+	c.Header("Cache-Control", "no-store")
+	c.Status(http.StatusNoContent)
 }

@@ -56,8 +56,11 @@ type Config struct {
 	// uma.CanonicalIncomingURL(PublicURL + "/incoming/" + o), the
 	// incoming_uri of its tickets and the one an RPT must carry.
 	PublicURL string
-	// MaxBody is the largest message in bytes; default 10 MiB.
+	// MaxBody is the largest message in bytes; default DefaultMaxBody.
 	MaxBody int64
+	// Quota is the most bytes an owner's Incoming may hold (507 beyond);
+	// 0 is no quota.
+	Quota int64
 	// ReaderClients are the client ids (azp) whose tokens may read an
 	// Incoming; empty allows any client of the realm.
 	ReaderClients []string
@@ -76,13 +79,19 @@ type Config struct {
 	Now func() time.Time
 }
 
-// DefaultMaxBody is the default message size limit.
-const DefaultMaxBody = 10 << 20
+// DefaultMaxBody is the default message size limit (1 GiB): bodies stream
+// to storage, so the limit bounds disk use per message, not memory.
+const DefaultMaxBody = 1 << 30
+
+// DefaultQuota is the default storage quota of one owner's Incoming.
+const DefaultQuota = 10 << 30
 
 // DefaultListLimit is the default page size of a listing.
 const DefaultListLimit = 100
 
-// DefaultTimeouts leave a 10 MiB upload two minutes.
+// DefaultTimeouts: Read and Write bound the time a request's body or an
+// answer makes no progress (the handlers move the deadlines on while bytes
+// flow, so a large body is not cut for its size), and a whole small request.
 var DefaultTimeouts = service.Timeouts{
 	ReadHeader: 10 * time.Second, Read: 2 * time.Minute, Write: 2 * time.Minute, Idle: 2 * time.Minute,
 	Shutdown: 20 * time.Second, MaxHeaderBytes: 64 << 10,
@@ -130,6 +139,7 @@ func New(cfg Config) (*Server, error) {
 	svc.Engine.POST("/incoming/:owner", s.postMessage)
 	svc.Engine.GET("/incoming/:owner/messages", s.listMessages)
 	svc.Engine.GET("/incoming/:owner/messages/:id", s.getMessage)
+	svc.Engine.DELETE("/incoming/:owner/messages/:id", s.deleteMessage)
 	s.svc = svc
 	return s, nil
 }

@@ -363,9 +363,14 @@ func TestStoreWithRPT(t *testing.T) {
 			t.Errorf("response lacks %s", k)
 		}
 	}
-	got, err := e.store.Get(context.Background(), rpttest.UserID("bob"), m.ID)
-	if err != nil || string(got.Body) != string(body) || got.OwnerID != rpttest.UserID("bob") || got.Owner != "bob" {
-		t.Fatalf("stored %+v %v", got, err)
+	got, content, err := e.store.Get(context.Background(), rpttest.UserID("bob"), m.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	stored, _ := io.ReadAll(content)
+	content.Close()
+	if string(stored) != string(body) || got.OwnerID != rpttest.UserID("bob") || got.Owner != "bob" {
+		t.Fatalf("stored %+v %q", got, stored)
 	}
 	// Without content_type and file_name: the defaults.
 	body = []byte("second")

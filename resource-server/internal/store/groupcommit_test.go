@@ -81,10 +81,10 @@ func TestGroupCommitConcurrentInsertsDurable(t *testing.T) {
 	}
 	errs := make([]error, n+1)
 	var wg sync.WaitGroup
-	wg.Go(func() { errs[0] = h.s.Insert(ctx, msgs[0], used[0]) })
+	wg.Go(func() { errs[0] = insert(ctx, h.s, msgs[0], used[0]) })
 	<-h.entered // the committer holds the first insert's batch
 	for i := 1; i <= n; i++ {
-		wg.Go(func() { errs[i] = h.s.Insert(ctx, msgs[i], used[i]) })
+		wg.Go(func() { errs[i] = insert(ctx, h.s, msgs[i], used[i]) })
 	}
 	h.waitQueued(t, n)
 	h.release()
@@ -138,18 +138,20 @@ func TestGroupCommitEachJTIOnce(t *testing.T) {
 	for i := range 5 {
 		list = append(list, ins{msg("bob", []byte{'f', byte(i)}, t0), &UsedGrant{GrantID: "own-" + randomHex(6), ExpiresAt: t0.Add(time.Hour)}})
 	}
-	again := msg("bob", []byte("second with this id"), t0)
-	again.ID = dupID.ID
+	// Another message under the same id (its body the first's: insert
+	// finds bodies by id).
+	again := dupID
+	again.SenderSub = "other"
 	dupJTI := &UsedGrant{GrantID: "dup-" + randomHex(6), ExpiresAt: t0.Add(time.Hour)}
 	list = append(list, ins{again, dupJTI})
 
 	var wg sync.WaitGroup
 	var firstErr error
-	wg.Go(func() { firstErr = h.s.Insert(ctx, dupID, nil) })
+	wg.Go(func() { firstErr = insert(ctx, h.s, dupID, nil) })
 	<-h.entered
 	errs := make([]error, len(list))
 	for i, in := range list {
-		wg.Go(func() { errs[i] = h.s.Insert(ctx, in.m, in.used) })
+		wg.Go(func() { errs[i] = insert(ctx, h.s, in.m, in.used) })
 	}
 	h.waitQueued(t, len(list))
 	h.release()
@@ -196,13 +198,13 @@ func TestGroupCommitCancelledBeforeBatch(t *testing.T) {
 	h := openHeld(t)
 	ctx := context.Background()
 	var wg sync.WaitGroup
-	wg.Go(func() { _ = h.s.Insert(ctx, msg("bob", []byte("a"), t0), nil) })
+	wg.Go(func() { _ = insert(ctx, h.s, msg("bob", []byte("a"), t0), nil) })
 	<-h.entered
 	cctx, cancel := context.WithCancel(ctx)
 	gone := msg("bob", []byte("gone"), t0)
 	var goneErr error
 	wg.Go(func() {
-		goneErr = h.s.Insert(cctx, gone, &UsedGrant{GrantID: "gone-" + randomHex(4), ExpiresAt: t0.Add(time.Hour)})
+		goneErr = insert(cctx, h.s, gone, &UsedGrant{GrantID: "gone-" + randomHex(4), ExpiresAt: t0.Add(time.Hour)})
 	})
 	h.waitQueued(t, 1)
 	cancel()
@@ -211,7 +213,7 @@ func TestGroupCommitCancelledBeforeBatch(t *testing.T) {
 	if !errors.Is(goneErr, context.Canceled) {
 		t.Fatalf("cancelled insert: %v", goneErr)
 	}
-	if _, err := h.s.Get(ctx, "id-bob", gone.ID); !errors.Is(err, ErrNotFound) {
+	if _, _, err := h.s.Get(ctx, "id-bob", gone.ID); !errors.Is(err, ErrNotFound) {
 		t.Fatalf("the cancelled insert was stored (%v)", err)
 	}
 }
@@ -223,10 +225,10 @@ func TestGroupCommitClose(t *testing.T) {
 	var wg sync.WaitGroup
 	const n = 10
 	errs := make([]error, n)
-	wg.Go(func() { _ = h.s.Insert(ctx, msg("bob", []byte("a"), t0), nil) })
+	wg.Go(func() { _ = insert(ctx, h.s, msg("bob", []byte("a"), t0), nil) })
 	<-h.entered
 	for i := range n {
-		wg.Go(func() { errs[i] = h.s.Insert(ctx, msg("bob", []byte{byte(i)}, t0), nil) })
+		wg.Go(func() { errs[i] = insert(ctx, h.s, msg("bob", []byte{byte(i)}, t0), nil) })
 	}
 	h.waitQueued(t, n)
 	closed := make(chan error, 1)
@@ -242,7 +244,7 @@ func TestGroupCommitClose(t *testing.T) {
 			t.Fatalf("insert %d handed over before Close: %v", i, err)
 		}
 	}
-	if err := h.s.Insert(ctx, msg("bob", []byte("late"), t0), nil); !errors.Is(err, ErrClosed) {
+	if err := insert(ctx, h.s, msg("bob", []byte("late"), t0), nil); !errors.Is(err, ErrClosed) {
 		t.Fatalf("insert after Close: %v, want ErrClosed", err)
 	}
 	s2, err := OpenSQLite(ctx, h.path)

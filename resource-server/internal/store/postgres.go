@@ -1,6 +1,7 @@
 package store
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -29,6 +30,12 @@ BEGIN
 	END IF;
 	IF to_regclass('messages') IS NOT NULL THEN
 		ALTER TABLE messages ADD COLUMN IF NOT EXISTS owner_id TEXT;
+		ALTER TABLE messages ADD COLUMN IF NOT EXISTS body_oid OID;
+	END IF;
+	IF to_regclass('owner_usage') IS NULL AND to_regclass('messages') IS NOT NULL THEN
+		CREATE TABLE owner_usage (owner_id TEXT PRIMARY KEY, bytes BIGINT NOT NULL);
+		INSERT INTO owner_usage (owner_id, bytes)
+			SELECT owner_id, sum(size) FROM messages WHERE owner_id IS NOT NULL GROUP BY owner_id;
 	END IF;
 END $$;
 DROP INDEX IF EXISTS messages_owner_received;
@@ -48,7 +55,8 @@ CREATE TABLE IF NOT EXISTS messages (
 	sha256       TEXT        NOT NULL,
 	received_at  TIMESTAMPTZ NOT NULL,
 	body         BYTEA       NOT NULL,
-	owner_id     TEXT
+	owner_id     TEXT,
+	body_oid     OID
 );
 CREATE INDEX IF NOT EXISTS messages_owner_id_received ON messages (owner_id, received_at DESC, seq DESC);
 CREATE TABLE IF NOT EXISTS used_grants (
@@ -56,11 +64,25 @@ CREATE TABLE IF NOT EXISTS used_grants (
 	expires_at TIMESTAMPTZ NOT NULL
 );
 CREATE INDEX IF NOT EXISTS used_grants_expires ON used_grants (expires_at);
+CREATE TABLE IF NOT EXISTS owner_usage (
+	owner_id TEXT PRIMARY KEY,
+	bytes    BIGINT NOT NULL
+);
 `
 
 // Postgres is the store on a PostgreSQL server (pgx connection pool). The
 // database URL may carry any libpq parameter pgx knows, and runtime
 // parameters such as search_path.
+//
+// Content: a body up to InlineMax is the row's body column; a larger one is a
+// large object (body_oid), shared by every replica and streamed in and out
+// in chunks. The large object is created and written inside the transaction
+// that later inserts the row and the grant_id (opened when the body outgrows
+// InlineMax), so a refused, cut or crashed push rolls it back with
+// everything else: no large object exists without its row. Delete unlinks it
+// in the transaction that deletes the row. So there is no orphan to clean
+// up, and none is looked for (large objects are per database, not per
+// schema: a sweep could not tell another schema's from an orphan).
 type Postgres struct {
 	pool *pgxpool.Pool
 }
@@ -101,35 +123,111 @@ func migratePostgres(ctx context.Context, pool *pgxpool.Pool) error {
 	})
 }
 
+// NewBody implements Store: a body beyond InlineMax becomes a large object
+// in a transaction of ctx, which Insert commits with the row.
+func (p *Postgres) NewBody(ctx context.Context) *Body {
+	return newBody(func() (spill, error) {
+		tx, err := p.pool.Begin(ctx)
+		if err != nil {
+			return nil, err
+		}
+		los := tx.LargeObjects()
+		oid, err := los.Create(ctx, 0)
+		if err == nil {
+			var obj *pgx.LargeObject
+			if obj, err = los.Open(ctx, oid, pgx.LargeObjectModeWrite); err == nil {
+				return &loSpill{tx: tx, oid: oid, obj: obj}, nil
+			}
+		}
+		_ = tx.Rollback(context.WithoutCancel(ctx))
+		return nil, err
+	})
+}
+
+// loSpill is a body's large object and the transaction it lives in.
+type loSpill struct {
+	tx  pgx.Tx
+	oid uint32
+	obj *pgx.LargeObject
+}
+
+func (sp *loSpill) Write(b []byte) (int, error) { return sp.obj.Write(b) }
+
+// discard rolls the transaction back, and the large object with it. The
+// request's context may be canceled already (a cut connection): the
+// rollback must still be sent (else it happens when the pool notices).
+func (sp *loSpill) discard() error {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	return sp.tx.Rollback(ctx)
+}
+
 // Insert implements Store.
-func (p *Postgres) Insert(ctx context.Context, m Message, used *UsedGrant) error {
+func (p *Postgres) Insert(ctx context.Context, m Message, body *Body, used *UsedGrant, quota int64) error {
 	if err := validate(m, used); err != nil {
+		body.Discard()
 		return err
 	}
-	err := pgx.BeginFunc(ctx, p.pool, func(tx pgx.Tx) error {
-		if used != nil {
-			tag, err := tx.Exec(ctx, `INSERT INTO used_grants (grant_id, expires_at) VALUES ($1, $2) ON CONFLICT (grant_id) DO NOTHING`,
-				used.GrantID, used.ExpiresAt.UTC())
-			if err != nil {
-				return fmt.Errorf("store: record grant_id: %w", err)
-			}
-			if tag.RowsAffected() == 0 {
-				return ErrReplay
-			}
+	if err := checkBody(m, body); err != nil {
+		body.Discard()
+		return err
+	}
+	var err error
+	if body.sp == nil {
+		inline := body.inline.Bytes()
+		body.done = true
+		err = pgx.BeginFunc(ctx, p.pool, func(tx pgx.Tx) error { return insertPostgres(ctx, tx, m, inline, nil, used, quota) })
+	} else {
+		sp := body.sp.(*loSpill)
+		body.done = true
+		err = sp.obj.Close()
+		if err == nil {
+			err = insertPostgres(ctx, sp.tx, m, []byte{}, &sp.oid, used, quota)
 		}
-		if _, err := tx.Exec(ctx, `INSERT INTO messages
-			(id, owner_id, owner, sender_email, sender_iss, sender_sub, content_type, file_name, size, sha256, received_at, body)
-			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)`,
-			m.ID, m.OwnerID, m.Owner, m.SenderEmail, m.SenderIss, m.SenderSub, m.ContentType, m.FileName, m.Size, m.SHA256,
-			m.ReceivedAt.UTC().Truncate(time.Microsecond), nonNil(m.Body)); err != nil {
-			return fmt.Errorf("store: insert message: %w", err)
+		if err == nil {
+			err = sp.tx.Commit(ctx)
+		} else {
+			_ = sp.discard()
 		}
-		return nil
-	})
-	if err != nil && !errors.Is(err, ErrReplay) && !errors.Is(err, ErrInvalid) {
+	}
+	if err != nil && !errors.Is(err, ErrReplay) && !errors.Is(err, ErrInvalid) && !errors.Is(err, ErrQuota) {
 		return fmt.Errorf("store: PostgreSQL insert: %w", err)
 	}
 	return err
+}
+
+// insertPostgres records the grant_id (when there is one), the owner's usage
+// (refusing beyond the quota) and the message, in tx.
+func insertPostgres(ctx context.Context, tx pgx.Tx, m Message, inline []byte, oid *uint32, used *UsedGrant, quota int64) error {
+	if used != nil {
+		tag, err := tx.Exec(ctx, `INSERT INTO used_grants (grant_id, expires_at) VALUES ($1, $2) ON CONFLICT (grant_id) DO NOTHING`,
+			used.GrantID, used.ExpiresAt.UTC())
+		if err != nil {
+			return fmt.Errorf("store: record grant_id: %w", err)
+		}
+		if tag.RowsAffected() == 0 {
+			return ErrReplay
+		}
+	}
+	// The row lock on the owner's usage serializes concurrent pushes
+	// to one owner until commit: the quota holds for all of them.
+	var total int64
+	if err := tx.QueryRow(ctx, `INSERT INTO owner_usage (owner_id, bytes) VALUES ($1, $2)
+		ON CONFLICT (owner_id) DO UPDATE SET bytes = owner_usage.bytes + excluded.bytes RETURNING bytes`,
+		m.OwnerID, m.Size).Scan(&total); err != nil {
+		return fmt.Errorf("store: owner usage: %w", err)
+	}
+	if quota > 0 && total > quota {
+		return ErrQuota
+	}
+	if _, err := tx.Exec(ctx, `INSERT INTO messages
+		(id, owner_id, owner, sender_email, sender_iss, sender_sub, content_type, file_name, size, sha256, received_at, body, body_oid)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)`,
+		m.ID, m.OwnerID, m.Owner, m.SenderEmail, m.SenderIss, m.SenderSub, m.ContentType, m.FileName, m.Size, m.SHA256,
+		m.ReceivedAt.UTC().Truncate(time.Microsecond), nonNil(inline), oid); err != nil {
+		return fmt.Errorf("store: insert message: %w", err)
+	}
+	return nil
 }
 
 // GrantUsed implements Store.
@@ -151,7 +249,7 @@ func (p *Postgres) List(ctx context.Context, ownerID string, limit int) ([]Messa
 	defer rows.Close()
 	out := []Message{}
 	for rows.Next() {
-		m, err := scanPostgres(rows, false)
+		m, err := scanPostgres(rows)
 		if err != nil {
 			return nil, err
 		}
@@ -163,25 +261,103 @@ func (p *Postgres) List(ctx context.Context, ownerID string, limit int) ([]Messa
 	return out, nil
 }
 
-// Get implements Store.
-func (p *Postgres) Get(ctx context.Context, ownerID, id string) (Message, error) {
+// Get implements Store: a large object is read in a read-only, repeatable
+// read transaction (the snapshot of its row), which the Content's Close
+// ends.
+func (p *Postgres) Get(ctx context.Context, ownerID, id string) (Message, Content, error) {
 	if !ValidID(id) {
-		return Message{}, ErrNotFound
+		return Message{}, nil, ErrNotFound
 	}
-	row := p.pool.QueryRow(ctx, `SELECT `+listColumns+`, body FROM messages WHERE owner_id = $1 AND id = $2`, ownerID, id)
-	m, err := scanPostgres(row, true)
+	tx, err := p.pool.BeginTx(ctx, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly})
+	if err != nil {
+		return Message{}, nil, fmt.Errorf("store: get: %w", err)
+	}
+	keep := false
+	defer func() {
+		if !keep {
+			_ = tx.Rollback(context.WithoutCancel(ctx))
+		}
+	}()
+	var inline []byte
+	var oid *uint32
+	row := tx.QueryRow(ctx, `SELECT `+listColumns+`, body, body_oid FROM messages WHERE owner_id = $1 AND id = $2`, ownerID, id)
+	m, err := scanPostgres(row, &inline, &oid)
 	if errors.Is(err, pgx.ErrNoRows) {
-		return Message{}, ErrNotFound
+		return Message{}, nil, ErrNotFound
 	}
-	return m, err
+	if err != nil {
+		return Message{}, nil, err
+	}
+	if oid == nil {
+		return m, inlineContent{bytes.NewReader(inline)}, nil
+	}
+	los := tx.LargeObjects()
+	obj, err := los.Open(ctx, *oid, pgx.LargeObjectModeRead)
+	if err != nil {
+		return Message{}, nil, fmt.Errorf("store: content: %w", err)
+	}
+	keep = true
+	return m, &loContent{LargeObject: obj, tx: tx}, nil
 }
 
-func scanPostgres(sc scanner, withBody bool) (Message, error) {
-	var m Message
-	dest := []any{&m.ID, &m.OwnerID, &m.Owner, &m.SenderEmail, &m.SenderIss, &m.SenderSub, &m.ContentType, &m.FileName, &m.Size, &m.SHA256, &m.ReceivedAt}
-	if withBody {
-		dest = append(dest, &m.Body)
+// loContent is a large object being read and its transaction.
+type loContent struct {
+	*pgx.LargeObject
+	tx pgx.Tx
+}
+
+func (c *loContent) Close() error {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	return errors.Join(c.LargeObject.Close(), c.tx.Rollback(ctx))
+}
+
+// Delete implements Store: row, usage and large object in one transaction.
+func (p *Postgres) Delete(ctx context.Context, ownerID, id string) error {
+	if !ValidID(id) {
+		return ErrNotFound
 	}
+	err := pgx.BeginFunc(ctx, p.pool, func(tx pgx.Tx) error {
+		var size int64
+		var oid *uint32
+		err := tx.QueryRow(ctx, `DELETE FROM messages WHERE owner_id = $1 AND id = $2 RETURNING size, body_oid`, ownerID, id).Scan(&size, &oid)
+		if errors.Is(err, pgx.ErrNoRows) {
+			return ErrNotFound
+		}
+		if err != nil {
+			return err
+		}
+		if oid != nil {
+			los := tx.LargeObjects()
+			if err := los.Unlink(ctx, *oid); err != nil {
+				return fmt.Errorf("unlink content: %w", err)
+			}
+		}
+		_, err = tx.Exec(ctx, `UPDATE owner_usage SET bytes = bytes - $1 WHERE owner_id = $2`, size, ownerID)
+		return err
+	})
+	if err != nil && !errors.Is(err, ErrNotFound) {
+		return fmt.Errorf("store: delete: %w", err)
+	}
+	return err
+}
+
+// Usage implements Store.
+func (p *Postgres) Usage(ctx context.Context, ownerID string) (int64, error) {
+	var n int64
+	err := p.pool.QueryRow(ctx, `SELECT bytes FROM owner_usage WHERE owner_id = $1`, ownerID).Scan(&n)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return 0, nil
+	}
+	if err != nil {
+		return 0, fmt.Errorf("store: usage: %w", err)
+	}
+	return n, nil
+}
+
+func scanPostgres(sc scanner, more ...any) (Message, error) {
+	var m Message
+	dest := append([]any{&m.ID, &m.OwnerID, &m.Owner, &m.SenderEmail, &m.SenderIss, &m.SenderSub, &m.ContentType, &m.FileName, &m.Size, &m.SHA256, &m.ReceivedAt}, more...)
 	if err := sc.Scan(dest...); err != nil {
 		if errors.Is(err, pgx.ErrNoRows) {
 			return m, err
@@ -189,9 +365,6 @@ func scanPostgres(sc scanner, withBody bool) (Message, error) {
 		return m, fmt.Errorf("store: read message: %w", err)
 	}
 	m.ReceivedAt = m.ReceivedAt.UTC()
-	if withBody && m.Body == nil {
-		m.Body = []byte{}
-	}
 	return m, nil
 }
 

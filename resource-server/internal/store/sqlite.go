@@ -1,10 +1,13 @@
 package store
 
 import (
+	"bytes"
 	"context"
 	"database/sql"
 	"errors"
 	"fmt"
+	"io/fs"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
@@ -15,9 +18,12 @@ import (
 	_ "modernc.org/sqlite" // database/sql driver "sqlite", pure Go
 )
 
-// sqliteSchema: seq is the rowid (no AUTOINCREMENT: messages are never
-// deleted, so rowids only grow, and a commit need not write
-// sqlite_sequence); used_grants is keyed by grant_id alone (WITHOUT ROWID:
+// sqliteSchema: seq is the rowid (no AUTOINCREMENT: a commit need not write
+// sqlite_sequence; a deleted newest message may give its seq to the next
+// one, which is still newer than every other); body holds a body of up to
+// InlineMax bytes, body_file = 1 says the content is the file named by the id
+// in the content directory (body then empty); owner_usage keeps each owner's
+// stored bytes so that the quota check is one row, not a sum; used_grants is keyed by grant_id alone (WITHOUT ROWID:
 // one B-tree, not a table and its key index). Every page less is a WAL frame
 // less to write and fsync per message. Files created with an earlier schema
 // are migrated in place by migrateSQLite first.
@@ -35,7 +41,8 @@ CREATE TABLE IF NOT EXISTS messages (
 	sha256       TEXT    NOT NULL,
 	received_at  TEXT    NOT NULL,
 	body         BLOB    NOT NULL,
-	owner_id     TEXT
+	owner_id     TEXT,
+	body_file    INTEGER NOT NULL DEFAULT 0
 );
 CREATE INDEX IF NOT EXISTS messages_owner_id_received ON messages (owner_id, received_at DESC, seq DESC);
 CREATE TABLE IF NOT EXISTS used_grants (
@@ -43,6 +50,10 @@ CREATE TABLE IF NOT EXISTS used_grants (
 	expires_at TEXT NOT NULL
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS used_grants_expires ON used_grants (expires_at);
+CREATE TABLE IF NOT EXISTS owner_usage (
+	owner_id TEXT PRIMARY KEY,
+	bytes    INTEGER NOT NULL
+) WITHOUT ROWID;
 `
 
 // migrateSQLite brings a file of the earlier schema (owners keyed by
@@ -79,6 +90,19 @@ func migrateSQLite(ctx context.Context, w *sql.DB) error {
 		if _, err := tx.ExecContext(ctx, `DROP INDEX IF EXISTS messages_owner_received`); err != nil {
 			return err
 		}
+		bodyFile, err := has(`SELECT count(*) FROM pragma_table_info('messages') WHERE name = 'body_file'`)
+		if err != nil {
+			return err
+		}
+		if !bodyFile {
+			if _, err := tx.ExecContext(ctx, `ALTER TABLE messages ADD COLUMN body_file INTEGER NOT NULL DEFAULT 0`); err != nil {
+				return err
+			}
+		}
+	}
+	usage, err := has(`SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = 'owner_usage'`)
+	if err != nil {
+		return err
 	}
 	oldUsed, err := has(`SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = 'used_tokens'`)
 	if err != nil {
@@ -102,6 +126,13 @@ func migrateSQLite(ctx context.Context, w *sql.DB) error {
 	if _, err := tx.ExecContext(ctx, sqliteSchema); err != nil {
 		return err
 	}
+	if !usage {
+		// A file from before quotas: count what its owners store.
+		if _, err := tx.ExecContext(ctx, `INSERT INTO owner_usage (owner_id, bytes)
+			SELECT owner_id, sum(size) FROM messages WHERE owner_id IS NOT NULL GROUP BY owner_id`); err != nil {
+			return fmt.Errorf("owner_usage: %w", err)
+		}
+	}
 	return tx.Commit()
 }
 
@@ -116,10 +147,19 @@ func migrateSQLite(ctx context.Context, w *sql.DB) error {
 // a duplicate id rolls back its own savepoint, not the others'). Under
 // concurrent load this turns one fsync per message into one per batch;
 // alone, an insert commits at once, as before.
+//
+// Content: a body larger than InlineMax is written to a temporary file in
+// the content directory (the database path + ContentDirSuffix) as it
+// arrives; Insert fsyncs it, renames it to the message id, fsyncs the
+// directory and only then commits the row. So a committed row always has its
+// file; a crash before the commit leaves a file without a row (or a
+// temporary file), which OpenSQLite removes. Delete removes the row, then
+// the file, for the same reason.
 type SQLite struct {
 	w, r *sql.DB
+	dir  string // content directory
 
-	insGrant, insMsg *sql.Stmt
+	insGrant, insMsg, addUsage *sql.Stmt
 
 	queue   chan *insertReq
 	qmu     sync.RWMutex // held (read) while enqueuing, (write) by Close
@@ -139,11 +179,21 @@ const MaxBatch = 128
 var ErrClosed = errors.New("store: closed")
 
 type insertReq struct {
-	ctx  context.Context
-	m    Message
-	used *UsedGrant
-	done chan error
+	ctx    context.Context
+	m      Message
+	body   []byte // the inline body; nil when inFile
+	inFile bool
+	used   *UsedGrant
+	quota  int64
+	done   chan error
 }
+
+// ContentDirSuffix names the content directory of a SQLite database: the
+// database path with this suffix, next to it like SQLite's own -wal file.
+const ContentDirSuffix = "-content"
+
+// tmpPrefix starts the names of content files still being received.
+const tmpPrefix = "tmp-"
 
 // OpenSQLite opens (creating when missing) the database file at path, in
 // WAL mode with synchronous=FULL: a commit is on disk before Insert returns.
@@ -185,11 +235,17 @@ func OpenSQLite(ctx context.Context, path string) (*SQLite, error) {
 		w.Close()
 		return nil, fmt.Errorf("store: SQLite synchronous is %d (%v), want FULL (2)", syncMode, err)
 	}
-	s := &SQLite{w: w, queue: make(chan *insertReq, MaxBatch), stop: make(chan struct{}), stopped: make(chan struct{})}
+	s := &SQLite{w: w, dir: path + ContentDirSuffix, queue: make(chan *insertReq, MaxBatch), stop: make(chan struct{}), stopped: make(chan struct{})}
+	if err := s.cleanContent(ctx); err != nil {
+		w.Close()
+		return nil, err
+	}
 	if s.insGrant, err = w.PrepareContext(ctx, `INSERT INTO used_grants (grant_id, expires_at) VALUES (?, ?) ON CONFLICT (grant_id) DO NOTHING`); err == nil {
-		s.insMsg, err = w.PrepareContext(ctx, `INSERT INTO messages
-		(id, owner_id, owner, sender_email, sender_iss, sender_sub, content_type, file_name, size, sha256, received_at, body)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`)
+		if s.insMsg, err = w.PrepareContext(ctx, `INSERT INTO messages
+		(id, owner_id, owner, sender_email, sender_iss, sender_sub, content_type, file_name, size, sha256, received_at, body, body_file)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`); err == nil {
+			s.addUsage, err = w.PrepareContext(ctx, usageUpsert)
+		}
 	}
 	if err != nil {
 		w.Close()
@@ -206,18 +262,146 @@ func OpenSQLite(ctx context.Context, path string) (*SQLite, error) {
 	return s, nil
 }
 
-// Insert implements Store: it hands the insert to the committer and waits
-// for the transaction that holds it. An insert whose ctx ends before its
-// batch is written is not stored; once written, its answer is awaited.
-func (s *SQLite) Insert(ctx context.Context, m Message, used *UsedGrant) error {
+// usageUpsert adds a message's bytes to its owner's usage and returns the
+// new total (the quota check inside the insert's transaction).
+const usageUpsert = `INSERT INTO owner_usage (owner_id, bytes) VALUES (?, ?)
+	ON CONFLICT (owner_id) DO UPDATE SET bytes = bytes + excluded.bytes RETURNING bytes`
+
+// NewBody implements Store: a body beyond InlineMax goes to a temporary
+// file in the content directory.
+func (s *SQLite) NewBody(ctx context.Context) *Body {
+	return newBody(func() (spill, error) {
+		if err := os.MkdirAll(s.dir, 0o700); err != nil {
+			return nil, err
+		}
+		f, err := os.CreateTemp(s.dir, tmpPrefix+"*")
+		if err != nil {
+			return nil, err
+		}
+		return &fileSpill{f: f}, nil
+	})
+}
+
+// fileSpill is a body's temporary file.
+type fileSpill struct{ f *os.File }
+
+func (sp *fileSpill) Write(p []byte) (int, error) { return sp.f.Write(p) }
+
+func (sp *fileSpill) discard() error {
+	return errors.Join(sp.f.Close(), os.Remove(sp.f.Name()))
+}
+
+// Insert implements Store: a body in a file is made durable under its final
+// name first; then the insert goes to the committer, and Insert waits for
+// the transaction that holds it. An insert whose ctx ends before its batch
+// is written is not stored; once written, its answer is awaited.
+func (s *SQLite) Insert(ctx context.Context, m Message, body *Body, used *UsedGrant, quota int64) (err error) {
 	if err := validate(m, used); err != nil {
+		body.Discard()
 		return err
 	}
-	req := &insertReq{ctx: ctx, m: m, used: used, done: make(chan error, 1)}
+	if err := checkBody(m, body); err != nil {
+		body.Discard()
+		return err
+	}
+	req := &insertReq{ctx: ctx, m: m, used: used, quota: quota, done: make(chan error, 1)}
+	if body.sp == nil {
+		req.body = body.inline.Bytes()
+		body.done = true
+	} else {
+		final, perr := s.placeFile(body, m.ID)
+		if perr != nil {
+			return perr
+		}
+		req.inFile = true
+		defer func() {
+			if err != nil {
+				// Not committed: the file must not outlive its
+				// refusal. (A crash right here leaves it to the
+				// clean-up at the next start.)
+				if rmErr := os.Remove(final); rmErr != nil {
+					slog.Warn("store: removing the content of a message not stored", "file", final, "err", rmErr)
+				}
+			}
+		}()
+	}
 	if err := s.enqueue(req); err != nil {
 		return err
 	}
 	return <-req.done
+}
+
+// placeFile makes a spilled body durable under the message id: fsync the
+// temporary file, rename it, fsync the directory. The Body is spent.
+func (s *SQLite) placeFile(body *Body, id string) (string, error) {
+	sp := body.sp.(*fileSpill)
+	body.done = true
+	tmp := sp.f.Name()
+	final := filepath.Join(s.dir, id)
+	err := sp.f.Sync()
+	if cerr := sp.f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(tmp, final)
+	}
+	if err != nil {
+		_ = os.Remove(tmp)
+		return "", fmt.Errorf("store: content file: %w", err)
+	}
+	if err := syncDir(s.dir); err != nil {
+		_ = os.Remove(final)
+		return "", fmt.Errorf("store: content directory: %w", err)
+	}
+	return final, nil
+}
+
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	return errors.Join(d.Sync(), d.Close())
+}
+
+// cleanContent removes what a crash can leave in the content directory:
+// temporary files, and files whose message row was never committed (or was
+// deleted). It runs before the store serves anything.
+func (s *SQLite) cleanContent(ctx context.Context) error {
+	entries, err := os.ReadDir(s.dir)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("store: content directory: %w", err)
+	}
+	removed := 0
+	for _, e := range entries {
+		name := e.Name()
+		orphan := strings.HasPrefix(name, tmpPrefix)
+		if !orphan && ValidID(name) && e.Type().IsRegular() {
+			var one int
+			err := s.w.QueryRowContext(ctx, `SELECT 1 FROM messages WHERE id = ? AND body_file = 1`, name).Scan(&one)
+			if err != nil && !errors.Is(err, sql.ErrNoRows) {
+				return fmt.Errorf("store: content clean-up: %w", err)
+			}
+			orphan = errors.Is(err, sql.ErrNoRows)
+		} else if !orphan {
+			slog.Warn("store: unexpected entry in the content directory left alone", "dir", s.dir, "name", name)
+			continue
+		}
+		if orphan {
+			if err := os.Remove(filepath.Join(s.dir, name)); err != nil {
+				return fmt.Errorf("store: content clean-up: %w", err)
+			}
+			slog.Info("store: removed content without a message (an interrupted push or delete)", "dir", s.dir, "name", name)
+			removed++
+		}
+	}
+	if removed > 0 {
+		return syncDir(s.dir)
+	}
+	return nil
 }
 
 func (s *SQLite) enqueue(req *insertReq) error {
@@ -305,9 +489,9 @@ func (s *SQLite) writeBatch(batch []*insertReq) {
 		return
 	}
 	defer tx.Rollback() //nolint:errcheck // after Commit it is a no-op
-	grant, msg := tx.StmtContext(ctx, s.insGrant), tx.StmtContext(ctx, s.insMsg)
+	grant, msg, usage := tx.StmtContext(ctx, s.insGrant), tx.StmtContext(ctx, s.insMsg), tx.StmtContext(ctx, s.addUsage)
 	if len(live) == 1 {
-		if errs[0] = insertOne(ctx, grant, msg, live[0]); errs[0] != nil {
+		if errs[0] = insertOne(ctx, grant, msg, usage, live[0]); errs[0] != nil {
 			answer(nil)
 			return
 		}
@@ -317,7 +501,7 @@ func (s *SQLite) writeBatch(batch []*insertReq) {
 				answer(fmt.Errorf("store: savepoint: %w", err))
 				return
 			}
-			if errs[i] = insertOne(ctx, grant, msg, r); errs[i] != nil {
+			if errs[i] = insertOne(ctx, grant, msg, usage, r); errs[i] != nil {
 				if _, err := tx.ExecContext(ctx, `ROLLBACK TO ins`); err != nil {
 					answer(fmt.Errorf("store: rollback to savepoint: %w", err))
 					return
@@ -337,8 +521,9 @@ func (s *SQLite) writeBatch(batch []*insertReq) {
 	answer(nil)
 }
 
-// insertOne records the grant_id (when there is one) and the message.
-func insertOne(ctx context.Context, grant, msg *sql.Stmt, r *insertReq) error {
+// insertOne records the grant_id (when there is one), the owner's usage
+// (refusing beyond the quota) and the message.
+func insertOne(ctx context.Context, grant, msg, usage *sql.Stmt, r *insertReq) error {
 	m, used := r.m, r.used
 	if used != nil {
 		res, err := grant.ExecContext(ctx, used.GrantID, used.ExpiresAt.UTC().Format(timeFormat))
@@ -351,9 +536,16 @@ func insertOne(ctx context.Context, grant, msg *sql.Stmt, r *insertReq) error {
 			return ErrReplay
 		}
 	}
+	var total int64
+	if err := usage.QueryRowContext(ctx, m.OwnerID, m.Size).Scan(&total); err != nil {
+		return fmt.Errorf("store: owner usage: %w", err)
+	}
+	if r.quota > 0 && total > r.quota {
+		return ErrQuota
+	}
 	if _, err := msg.ExecContext(ctx,
 		m.ID, m.OwnerID, m.Owner, m.SenderEmail, m.SenderIss, m.SenderSub, m.ContentType, m.FileName, m.Size, m.SHA256,
-		m.ReceivedAt.UTC().Truncate(time.Microsecond).Format(timeFormat), nonNil(m.Body)); err != nil {
+		m.ReceivedAt.UTC().Truncate(time.Microsecond).Format(timeFormat), nonNil(r.body), r.inFile); err != nil {
 		return fmt.Errorf("store: insert message: %w", err)
 	}
 	return nil
@@ -394,7 +586,7 @@ func (s *SQLite) List(ctx context.Context, ownerID string, limit int) ([]Message
 	defer rows.Close()
 	out := []Message{}
 	for rows.Next() {
-		m, err := scanSQLite(rows, false)
+		m, err := scanSQLite(rows)
 		if err != nil {
 			return nil, err
 		}
@@ -407,27 +599,89 @@ func (s *SQLite) List(ctx context.Context, ownerID string, limit int) ([]Message
 }
 
 // Get implements Store.
-func (s *SQLite) Get(ctx context.Context, ownerID, id string) (Message, error) {
+func (s *SQLite) Get(ctx context.Context, ownerID, id string) (Message, Content, error) {
 	if !ValidID(id) {
-		return Message{}, ErrNotFound
+		return Message{}, nil, ErrNotFound
 	}
-	row := s.r.QueryRowContext(ctx, `SELECT `+listColumns+`, body FROM messages WHERE owner_id = ? AND id = ?`, ownerID, id)
-	m, err := scanSQLite(row, true)
+	var inline []byte
+	var inFile bool
+	row := s.r.QueryRowContext(ctx, `SELECT `+listColumns+`, body, body_file FROM messages WHERE owner_id = ? AND id = ?`, ownerID, id)
+	m, err := scanSQLite(row, &inline, &inFile)
 	if errors.Is(err, sql.ErrNoRows) {
-		return Message{}, ErrNotFound
+		return Message{}, nil, ErrNotFound
 	}
-	return m, err
+	if err != nil {
+		return Message{}, nil, err
+	}
+	if !inFile {
+		return m, inlineContent{bytes.NewReader(inline)}, nil
+	}
+	// A Delete may remove the file after this row was read: then the
+	// message is gone, as if it had been deleted first.
+	f, err := os.Open(filepath.Join(s.dir, id))
+	if errors.Is(err, fs.ErrNotExist) {
+		return Message{}, nil, ErrNotFound
+	}
+	if err != nil {
+		return Message{}, nil, fmt.Errorf("store: content: %w", err)
+	}
+	return m, f, nil
+}
+
+// Delete implements Store: the row and the usage in one transaction, then
+// the file (a crash in between leaves an orphan the next start removes).
+func (s *SQLite) Delete(ctx context.Context, ownerID, id string) error {
+	if !ValidID(id) {
+		return ErrNotFound
+	}
+	tx, err := s.w.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("store: delete: %w", err)
+	}
+	defer tx.Rollback() //nolint:errcheck // after Commit it is a no-op
+	var size int64
+	var inFile bool
+	err = tx.QueryRowContext(ctx, `DELETE FROM messages WHERE owner_id = ? AND id = ? RETURNING size, body_file`, ownerID, id).Scan(&size, &inFile)
+	if errors.Is(err, sql.ErrNoRows) {
+		return ErrNotFound
+	}
+	if err != nil {
+		return fmt.Errorf("store: delete: %w", err)
+	}
+	if _, err := tx.ExecContext(ctx, `UPDATE owner_usage SET bytes = bytes - ? WHERE owner_id = ?`, size, ownerID); err != nil {
+		return fmt.Errorf("store: delete: owner usage: %w", err)
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("store: delete: commit: %w", err)
+	}
+	if inFile {
+		if err := os.Remove(filepath.Join(s.dir, id)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			// The message is gone; its file is an orphan now.
+			slog.Warn("store: content of a deleted message not removed (removed at the next start)", "id", id, "err", err)
+		}
+	}
+	return nil
+}
+
+// Usage implements Store.
+func (s *SQLite) Usage(ctx context.Context, ownerID string) (int64, error) {
+	var n int64
+	err := s.r.QueryRowContext(ctx, `SELECT bytes FROM owner_usage WHERE owner_id = ?`, ownerID).Scan(&n)
+	if errors.Is(err, sql.ErrNoRows) {
+		return 0, nil
+	}
+	if err != nil {
+		return 0, fmt.Errorf("store: usage: %w", err)
+	}
+	return n, nil
 }
 
 type scanner interface{ Scan(dest ...any) error }
 
-func scanSQLite(sc scanner, withBody bool) (Message, error) {
+func scanSQLite(sc scanner, more ...any) (Message, error) {
 	var m Message
 	var received string
-	dest := []any{&m.ID, &m.OwnerID, &m.Owner, &m.SenderEmail, &m.SenderIss, &m.SenderSub, &m.ContentType, &m.FileName, &m.Size, &m.SHA256, &received}
-	if withBody {
-		dest = append(dest, &m.Body)
-	}
+	dest := append([]any{&m.ID, &m.OwnerID, &m.Owner, &m.SenderEmail, &m.SenderIss, &m.SenderSub, &m.ContentType, &m.FileName, &m.Size, &m.SHA256, &received}, more...)
 	if err := sc.Scan(dest...); err != nil {
 		if errors.Is(err, sql.ErrNoRows) {
 			return m, err
@@ -439,9 +693,6 @@ func scanSQLite(sc scanner, withBody bool) (Message, error) {
 		return m, fmt.Errorf("store: received_at %q: %w", received, err)
 	}
 	m.ReceivedAt = t
-	if withBody && m.Body == nil {
-		m.Body = []byte{}
-	}
 	return m, nil
 }
 
@@ -475,5 +726,5 @@ func (s *SQLite) Close() error {
 	}
 	close(s.stop)
 	<-s.stopped
-	return errors.Join(s.insGrant.Close(), s.insMsg.Close(), s.r.Close(), s.w.Close())
+	return errors.Join(s.insGrant.Close(), s.insMsg.Close(), s.addUsage.Close(), s.r.Close(), s.w.Close())
 }

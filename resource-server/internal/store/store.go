@@ -13,6 +13,18 @@
 // for it (a refreshed RPT has a new jti but the same permission claims),
 // across restarts and replicas sharing the database.
 //
+// Content: a body arrives as a Body (hashed and counted as it is written;
+// up to InlineMax bytes in memory and then in the row, beyond that streamed
+// to a file next to the SQLite database or a PostgreSQL large object) and is
+// read back as a Content (io.ReadSeeker: Range requests). Memory stays flat
+// whatever the size. Insert makes the content, the row and the spent grant
+// visible in one step; a refused or abandoned body leaves nothing (see
+// SQLite and Postgres for how each backend keeps that across crashes).
+//
+// Quota: each owner's stored bytes are kept in owner_usage, updated in the
+// transaction of every insert and delete; Insert refuses with ErrQuota what
+// would go beyond the quota it is given.
+//
 // Owners: messages are keyed by the owner's Keycloak user id (owner_id); the
 // owner column keeps the username the message was posted to, for display.
 // Rows stored before owners were keyed by id have no owner_id: they stay in
@@ -31,7 +43,8 @@ import (
 	"time"
 )
 
-// Message is one stored message. Body is only filled by Get.
+// Message is one stored message's metadata; its body is a Body on the way
+// in and a Content on the way out.
 type Message struct {
 	ID string
 	// OwnerID is the owner's Keycloak user id: List and Get select on it.
@@ -46,7 +59,6 @@ type Message struct {
 	Size        int64
 	SHA256      string // lower-case hex of the body's SHA-256
 	ReceivedAt  time.Time
-	Body        []byte
 }
 
 // UsedGrant marks a grant as spent: its grant_id, remembered until
@@ -62,23 +74,41 @@ var (
 	ErrNotFound = errors.New("store: message not found")
 	ErrReplay   = errors.New("store: RPT already used for a message")
 	ErrInvalid  = errors.New("store: invalid message")
+	// ErrQuota: the owner's stored bytes plus this message would exceed
+	// the quota given to Insert.
+	ErrQuota = errors.New("store: storage quota exceeded")
 )
 
 // Store is the storage of Incoming messages.
 type Store interface {
-	// Insert stores m durably. When used is not nil its grant_id is recorded
-	// in the same transaction, and a grant_id recorded before makes Insert
-	// fail with ErrReplay and store nothing.
-	Insert(ctx context.Context, m Message, used *UsedGrant) error
+	// NewBody starts receiving a body; ctx bounds the storage work it does
+	// before Insert (a PostgreSQL large object lives in a transaction of
+	// that context).
+	NewBody(ctx context.Context) *Body
+	// Insert stores m with its body durably, in one transaction: the row,
+	// the content (or the reference to it) and, when used is not nil, its
+	// grant_id. A grant_id recorded before makes Insert fail with ErrReplay;
+	// when quota > 0 and the owner's stored bytes with this message would
+	// exceed it, Insert fails with ErrQuota (checked in the transaction, so
+	// concurrent pushes cannot overshoot it together). A failed Insert
+	// stores nothing and discards the body; m.Size and m.SHA256 must be the
+	// body's.
+	Insert(ctx context.Context, m Message, body *Body, used *UsedGrant, quota int64) error
 	// GrantUsed says whether a grant_id is recorded (a fast refusal before a
 	// body is read; Insert stays the authority).
 	GrantUsed(ctx context.Context, grantID string) (bool, error)
 	// List returns at most limit messages of the owner with this user id,
 	// newest first, without bodies.
 	List(ctx context.Context, ownerID string, limit int) ([]Message, error)
-	// Get returns one message of the owner with this user id, with its body,
-	// or ErrNotFound.
-	Get(ctx context.Context, ownerID, id string) (Message, error)
+	// Get returns one message of the owner with this user id and its
+	// content, which the caller must close, or ErrNotFound.
+	Get(ctx context.Context, ownerID, id string) (Message, Content, error)
+	// Delete removes one message of the owner with this user id (row first,
+	// then its content: a crash between leaves content without a row, which
+	// the next start removes), or answers ErrNotFound.
+	Delete(ctx context.Context, ownerID, id string) error
+	// Usage is the bytes stored for the owner with this user id.
+	Usage(ctx context.Context, ownerID string) (int64, error)
 	// PruneUsedGrants forgets grant_ids whose RPT expired before t.
 	PruneUsedGrants(ctx context.Context, before time.Time) (int64, error)
 	// Ping checks the database answers.
@@ -130,8 +160,8 @@ func validate(m Message, used *UsedGrant) error {
 		return fmt.Errorf("%w: content type", ErrInvalid)
 	case len(m.FileName) > MaxFileNameLen:
 		return fmt.Errorf("%w: file name too long", ErrInvalid)
-	case m.Size != int64(len(m.Body)):
-		return fmt.Errorf("%w: size %d for a body of %d bytes", ErrInvalid, m.Size, len(m.Body))
+	case m.Size < 0:
+		return fmt.Errorf("%w: size %d", ErrInvalid, m.Size)
 	case !sha256Pattern.MatchString(m.SHA256):
 		return fmt.Errorf("%w: sha256", ErrInvalid)
 	case m.ReceivedAt.IsZero():
@@ -150,7 +180,8 @@ func clampLimit(limit int) int {
 	return limit
 }
 
-// Open opens PostgreSQL when databaseURL is set, else SQLite at sqlitePath.
+// Open opens PostgreSQL when databaseURL is set, else SQLite at sqlitePath
+// (content files in sqlitePath + ContentDirSuffix).
 func Open(ctx context.Context, sqlitePath, databaseURL string) (Store, error) {
 	if databaseURL != "" {
 		return OpenPostgres(ctx, databaseURL)
