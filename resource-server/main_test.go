@@ -14,6 +14,7 @@ import (
 	"testing"
 
 	"github.com/umawide/umawide/internal/flagenv"
+	"github.com/umawide/umawide/resource-server/internal/server"
 )
 
 func envName(flagName string) string { return flagenv.EnvName(envPrefix, flagName) }
@@ -27,12 +28,13 @@ func TestFlagsAndEnvironment(t *testing.T) {
 		"RESOURCE_SERVER_REALM":         "ignored",
 		"RESOURCE_SERVER_KEYCLOAK_URL":  "http://kc:8080/",
 		"RESOURCE_SERVER_MAX_BODY":      "2048",
+		"RESOURCE_SERVER_QUOTA":         "0",
 		"RESOURCE_SERVER_DATABASE_URL":  "postgres://u:pw@h/db",
 	}), &out)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if c.realm != "bar2" || c.clientSecret != "s3cret" || c.keycloakURL != "http://kc:8080" || c.maxBody != 2048 ||
+	if c.realm != "bar2" || c.clientSecret != "s3cret" || c.keycloakURL != "http://kc:8080" || c.maxBody != 2048 || c.quota != 0 ||
 		c.publicURL != "http://127.0.0.1:8082" ||
 		c.issuer != "http://kc:8080/realms/bar2" || c.rptAudience != "resource-server" || c.databaseURL != "postgres://u:pw@h/db" {
 		t.Fatalf("config %+v", c)
@@ -50,6 +52,11 @@ func TestFlagsAndEnvironment(t *testing.T) {
 	if c, err = parseFlags([]string{"-client-secret", "x", "-listen", "[::1]:9000"}, env(nil), &out); err != nil || c.publicURL != "http://[::1]:9000" {
 		t.Fatalf("default public URL: %+v %v", c, err)
 	}
+	// Bodies stream: no cap below 64 GiB; the quota defaults on.
+	if c, err = parseFlags([]string{"-client-secret", "x", "-max-body", "68719476736"}, env(nil), &out); err != nil ||
+		c.maxBody != 64<<30 || c.quota != server.DefaultQuota || server.DefaultMaxBody != 1<<30 {
+		t.Fatalf("64 GiB limit: %+v %v", c, err)
+	}
 	file := filepath.Join(t.TempDir(), "secret")
 	os.WriteFile(file, []byte("from-file\n"), 0o600)
 	if c, err = parseFlags([]string{"-client-secret-file", file}, env(nil), &out); err != nil || c.clientSecret != "from-file" {
@@ -63,6 +70,7 @@ func TestFlagErrors(t *testing.T) {
 		{}, // no secret
 		{"-client-secret", "x", "-max-body", "0"},
 		{"-client-secret", "x", "-max-body", "ten"},
+		{"-client-secret", "x", "-quota", "-1"},
 		{"-client-secret", "x", "extra"},
 		{"-client-secret-file", "/nonexistent/secret"},
 		// A public URL must be canonical, without path, query or userinfo.
@@ -94,7 +102,7 @@ func TestHelpDocumentsEveryFlagAndHidesSecrets(t *testing.T) {
 		t.Fatal("-h shows a secret")
 	}
 	for _, f := range []string{"listen", "public-url", "keycloak-url", "realm", "issuer", "client-id", "client-secret", "client-secret-file",
-		"rpt-audience", "reader-clients", "db", "database-url", "max-body", "log-level"} {
+		"rpt-audience", "reader-clients", "db", "database-url", "max-body", "quota", "log-level"} {
 		if !strings.Contains(help, "-"+f+" ") || !strings.Contains(help, envName(f)) {
 			t.Errorf("-h does not document -%s / %s", f, envName(f))
 		}

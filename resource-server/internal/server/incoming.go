@@ -151,20 +151,25 @@ func (s *Server) postMessage(c *gin.Context) {
 	}
 
 	// Only now is the body read (and a client that sent Expect: 100-continue
-	// is told to send it). Whatever happens before Insert, the deferred
-	// Discard removes what was written.
+	// is told to send it). A refusal discards what was written before it
+	// answers, so that a client sees nothing left once it has the answer
+	// (and an honest retry finds the Incoming as before); the deferred
+	// Discard covers the rest (Insert discards on failure itself).
 	body := s.cfg.Store.NewBody(c.Request.Context())
-	defer body.Discard() //nolint:errcheck // logged by the store where it matters
+	defer s.discard(body)
 	if e := s.receive(c, r, body, b.Length); e != nil {
+		s.discard(body)
 		s.fail(c, e, "body")
 		return
 	}
 	if body.Size() != b.Length {
+		s.discard(body)
 		s.mismatch(c, "the body has %d bytes, the RPT is bound to content_length %d", body.Size(), b.Length)
 		return
 	}
 	digest := body.SHA256()
 	if b.SHA256 != digest {
+		s.discard(body)
 		s.mismatch(c, "the body's SHA-256 differs from the content_sha256 bound to the RPT")
 		return
 	}
@@ -340,6 +345,13 @@ func SafeFileName(name string) (string, bool) {
 		}
 	}
 	return name, true
+}
+
+// discard drops a body not stored (nothing once it was inserted).
+func (s *Server) discard(b *store.Body) {
+	if err := b.Discard(); err != nil {
+		s.cfg.Logger.Error("removing a body not stored (the store's clean-up at the next start removes it)", "err", err)
+	}
 }
 
 // copyBufferSize is the chunk a body moves in: large enough that a

@@ -97,11 +97,18 @@ type env struct {
 	signer *rpttest.Signer
 	store  store.Store
 	prot   *fakeProt
+	// handler is the server under srv (for requests that need no network);
+	// contentDir its SQLite store's content files.
+	handler    *Server
+	contentDir string
 }
 
-func newEnv(t *testing.T, maxBody int64) *env {
+func newEnv(t *testing.T, maxBody int64) *env { return newEnvQuota(t, maxBody, 0) }
+
+func newEnvQuota(t *testing.T, maxBody, quota int64) *env {
 	t.Helper()
-	st, err := store.OpenSQLite(context.Background(), filepath.Join(t.TempDir(), "rs.db"))
+	db := filepath.Join(t.TempDir(), "rs.db")
+	st, err := store.OpenSQLite(context.Background(), db)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -113,7 +120,7 @@ func newEnv(t *testing.T, maxBody int64) *env {
 	}
 	prot := &fakeProt{}
 	s, err := New(Config{
-		Realm: "bar", ASURI: asURI, PublicURL: publicURL, MaxBody: maxBody, ReaderClients: []string{"incoming-app"},
+		Realm: "bar", ASURI: asURI, PublicURL: publicURL, MaxBody: maxBody, Quota: quota, ReaderClients: []string{"incoming-app"},
 		IsUnknownOwner: func(err error) bool { return errors.Is(err, errUnknown) },
 		Store:          st, Protection: prot, Verifier: v,
 		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
@@ -123,7 +130,7 @@ func newEnv(t *testing.T, maxBody int64) *env {
 	}
 	srv := httptest.NewServer(s)
 	t.Cleanup(srv.Close)
-	return &env{t: t, srv: srv, signer: signer, store: st, prot: prot}
+	return &env{t: t, srv: srv, signer: signer, store: st, prot: prot, handler: s, contentDir: db + store.ContentDirSuffix}
 }
 
 // countingBody counts the bytes the client transport actually read (sent).
