@@ -307,3 +307,67 @@ func TestDeleteMessage(t *testing.T) {
 		t.Fatalf("usage %d %v", u, err)
 	}
 }
+
+// slowReader hands out its data a chunk per tick.
+type slowReader struct {
+	data  []byte
+	chunk int
+	tick  time.Duration
+	left  int // of the current chunk
+}
+
+func (s *slowReader) Read(p []byte) (int, error) {
+	if len(s.data) == 0 {
+		return 0, io.EOF
+	}
+	if s.left == 0 {
+		time.Sleep(s.tick)
+		s.left = s.chunk
+	}
+	n := copy(p[:min(len(p), s.left)], s.data)
+	s.data, s.left = s.data[n:], s.left-n
+	return n, nil
+}
+
+// A body, and a download, that take longer than the server's Read and
+// Write timeouts but keep making progress are not cut: the deadlines bound
+// the time without progress, not the size.
+func TestSlowTransfersOutliveTimeouts(t *testing.T) {
+	e := newEnvConfig(t, func(c *Config) {
+		to := DefaultTimeouts
+		to.Read, to.Write = time.Second, time.Second
+		c.Timeouts = &to
+	})
+	body := randomBytes(16 << 20)
+	req, _ := http.NewRequest(http.MethodPost, e.srv.URL+"/incoming/bob", &slowReader{data: body, chunk: 1 << 20, tick: 200 * time.Millisecond})
+	req.ContentLength = int64(len(body))
+	req.Header.Set("Authorization", "Bearer "+e.signer.RPT(bound("rid-bob", body, nil), nil))
+	res, err := e.srv.Client().Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	data, _ := io.ReadAll(res.Body)
+	res.Body.Close()
+	id := e.messageID(resp{res.StatusCode, res.Header, data})
+
+	req, _ = http.NewRequest(http.MethodGet, e.srv.URL+"/incoming/bob/messages/"+id, nil)
+	req.Header.Set("Authorization", "Bearer "+e.signer.Reader("bob", "incoming-app", nil))
+	res, err = e.srv.Client().Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	var got bytes.Buffer
+	buf := make([]byte, 1<<20)
+	for {
+		time.Sleep(200 * time.Millisecond)
+		n, err := io.ReadFull(res.Body, buf)
+		got.Write(buf[:n])
+		if err != nil {
+			break
+		}
+	}
+	if !bytes.Equal(got.Bytes(), body) {
+		t.Fatalf("slow download: %d of %d bytes, equal %v", got.Len(), len(body), bytes.Equal(got.Bytes(), body))
+	}
+}

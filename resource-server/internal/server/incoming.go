@@ -367,7 +367,7 @@ const copyBufferSize = 256 << 10
 func (s *Server) receive(c *gin.Context, r *http.Request, body *store.Body, bound int64) *uma.Error {
 	rc := http.NewResponseController(c.Writer)
 	buf := make([]byte, min(bound+1, copyBufferSize))
-	src := &progressReader{r: io.LimitReader(r.Body, bound+1), extend: s.extendDeadlines(rc)}
+	src := s.progress(io.LimitReader(r.Body, bound+1), rc)
 	if _, err := io.CopyBuffer(body, src, buf); err != nil {
 		if src.err == nil {
 			// The store failed, not the client.
@@ -388,12 +388,14 @@ func (s *Server) receive(c *gin.Context, r *http.Request, body *store.Body, boun
 type progressReader struct {
 	r      io.Reader
 	extend func()
-	last   time.Time
-	err    error // the read error other than io.EOF, if any
+	// every is how often the deadlines move on: well within the timeouts.
+	every time.Duration
+	last  time.Time
+	err   error // the read error other than io.EOF, if any
 }
 
 func (p *progressReader) Read(b []byte) (int, error) {
-	if now := time.Now(); now.Sub(p.last) > time.Second {
+	if now := time.Now(); now.Sub(p.last) >= p.every {
 		p.last = now
 		p.extend()
 	}
@@ -404,15 +406,16 @@ func (p *progressReader) Read(b []byte) (int, error) {
 	return n, err
 }
 
-// extendDeadlines returns a func that gives the connection another Read
-// and Write timeout from now (nothing where the writer cannot, as in
-// handler tests).
-func (s *Server) extendDeadlines(rc *http.ResponseController) func() {
-	return func() {
+// progress wraps r in a progressReader that gives the connection another
+// Read and Write timeout from now, a few times per timeout (nothing where
+// the writer cannot, as in handler tests).
+func (s *Server) progress(r io.Reader, rc *http.ResponseController) *progressReader {
+	t := s.cfg.Timeouts
+	return &progressReader{r: r, every: min(time.Second, t.Read/4, t.Write/4), extend: func() {
 		now := time.Now()
-		_ = rc.SetReadDeadline(now.Add(s.cfg.Timeouts.Read))
-		_ = rc.SetWriteDeadline(now.Add(s.cfg.Timeouts.Write))
-	}
+		_ = rc.SetReadDeadline(now.Add(t.Read))
+		_ = rc.SetWriteDeadline(now.Add(t.Write))
+	}}
 }
 
 // --- reading ---
@@ -525,8 +528,7 @@ func (s *Server) getMessage(c *gin.Context) {
 	h.Set("Cache-Control", "private, no-store")
 	h.Set("ETag", `"`+m.SHA256+`"`)
 	h.Set("Content-Type", m.ContentType)
-	extend := s.extendDeadlines(http.NewResponseController(c.Writer))
-	http.ServeContent(c.Writer, c.Request, "", time.Time{}, &progressSeeker{Content: content, p: progressReader{r: content, extend: extend}})
+	http.ServeContent(c.Writer, c.Request, "", time.Time{}, &progressSeeker{Content: content, p: s.progress(content, http.NewResponseController(c.Writer))})
 }
 
 // progressSeeker is a Content whose reads move the connection's deadlines
@@ -534,7 +536,7 @@ func (s *Server) getMessage(c *gin.Context) {
 // client is not cut by the Write timeout.
 type progressSeeker struct {
 	store.Content
-	p progressReader
+	p *progressReader
 }
 
 func (ps *progressSeeker) Read(b []byte) (int, error) { return ps.p.Read(b) }

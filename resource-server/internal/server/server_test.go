@@ -103,9 +103,16 @@ type env struct {
 	contentDir string
 }
 
-func newEnv(t *testing.T, maxBody int64) *env { return newEnvQuota(t, maxBody, 0) }
+func newEnv(t *testing.T, maxBody int64) *env {
+	return newEnvConfig(t, func(c *Config) { c.MaxBody = maxBody })
+}
 
 func newEnvQuota(t *testing.T, maxBody, quota int64) *env {
+	return newEnvConfig(t, func(c *Config) { c.MaxBody, c.Quota = maxBody, quota })
+}
+
+// newEnvConfig: a server whose Config set changes.
+func newEnvConfig(t *testing.T, set func(*Config)) *env {
 	t.Helper()
 	db := filepath.Join(t.TempDir(), "rs.db")
 	st, err := store.OpenSQLite(context.Background(), db)
@@ -119,16 +126,21 @@ func newEnvQuota(t *testing.T, maxBody, quota int64) *env {
 		t.Fatal(err)
 	}
 	prot := &fakeProt{}
-	s, err := New(Config{
-		Realm: "bar", ASURI: asURI, PublicURL: publicURL, MaxBody: maxBody, Quota: quota, ReaderClients: []string{"incoming-app"},
+	cfg := Config{
+		Realm: "bar", ASURI: asURI, PublicURL: publicURL, ReaderClients: []string{"incoming-app"},
 		IsUnknownOwner: func(err error) bool { return errors.Is(err, errUnknown) },
 		Store:          st, Protection: prot, Verifier: v,
 		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
-	})
+	}
+	set(&cfg)
+	s, err := New(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := httptest.NewServer(s)
+	srv := httptest.NewUnstartedServer(s)
+	// The server's own timeouts, as Serve sets them.
+	srv.Config.ReadTimeout, srv.Config.WriteTimeout = s.cfg.Timeouts.Read, s.cfg.Timeouts.Write
+	srv.Start()
 	t.Cleanup(srv.Close)
 	return &env{t: t, srv: srv, signer: signer, store: st, prot: prot, handler: s, contentDir: db + store.ContentDirSuffix}
 }
