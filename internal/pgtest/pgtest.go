@@ -47,6 +47,11 @@ const (
 	UserEnv = "UMAWIDE_POSTGRES_USER"
 )
 
+// DatabaseEnv names the environment variable with the URL of the
+// PostgreSQL server (a superuser's) that `devstack exec` started for the
+// tests; the tests that need one skip, saying so, without it.
+const DatabaseEnv = "UMAWIDE_TEST_DATABASE_URL"
+
 // Fixed names of the server's superuser and of the database created for the
 // tests (the tests create their own databases and schemas beside it).
 const (

@@ -20,6 +20,7 @@ type rsProcess struct {
 	t                  *testing.T
 	bin, dir, db, base string
 	args               []string
+	env                []string // added to the environment
 	cmd                *exec.Cmd
 	logf               *os.File
 }
@@ -65,7 +66,7 @@ func newRSProcess(t *testing.T, r *realmEnv, extra ...string) *rsProcess {
 func (p *rsProcess) start() {
 	p.t.Helper()
 	cmd := exec.Command(p.bin, p.args...)
-	cmd.Env = append(os.Environ(), "RESOURCE_SERVER_CLIENT_SECRET=") // only the file
+	cmd.Env = append(append(os.Environ(), "RESOURCE_SERVER_CLIENT_SECRET="), p.env...) // the secret only from the file
 	logf, err := os.OpenFile(filepath.Join(p.dir, "rs.log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
 	must(p.t, err == nil, "%v", err)
 	cmd.Stdout, cmd.Stderr = logf, logf

@@ -85,7 +85,16 @@ CREATE TABLE IF NOT EXISTS owner_usage (
 // schema: a sweep could not tell another schema's from an orphan).
 type Postgres struct {
 	pool *pgxpool.Pool
+	// content holds the transactions that live as long as a large body
+	// travels (a push's large object, a download): a pool of its own, so
+	// that slow transfers never take the connections that inserts, lists
+	// and readiness checks need.
+	content *pgxpool.Pool
 }
+
+// ContentConns bounds the connections of the content pool: large pushes and
+// downloads of large objects in flight at once per replica (more wait).
+const ContentConns = 16
 
 // OpenPostgres connects and creates the schema when missing.
 func OpenPostgres(ctx context.Context, databaseURL string) (*Postgres, error) {
@@ -105,7 +114,14 @@ func OpenPostgres(ctx context.Context, databaseURL string) (*Postgres, error) {
 		pool.Close()
 		return nil, err
 	}
-	return &Postgres{pool: pool}, nil
+	ccfg := cfg.Copy()
+	ccfg.MaxConns = ContentConns
+	content, err := pgxpool.NewWithConfig(ctx, ccfg)
+	if err != nil {
+		pool.Close()
+		return nil, fmt.Errorf("store: PostgreSQL content pool: %w", err)
+	}
+	return &Postgres{pool: pool, content: content}, nil
 }
 
 func migratePostgres(ctx context.Context, pool *pgxpool.Pool) error {
@@ -127,7 +143,7 @@ func migratePostgres(ctx context.Context, pool *pgxpool.Pool) error {
 // in a transaction of ctx, which Insert commits with the row.
 func (p *Postgres) NewBody(ctx context.Context) *Body {
 	return newBody(func() (spill, error) {
-		tx, err := p.pool.Begin(ctx)
+		tx, err := p.content.Begin(ctx)
 		if err != nil {
 			return nil, err
 		}
@@ -268,7 +284,7 @@ func (p *Postgres) Get(ctx context.Context, ownerID, id string) (Message, Conten
 	if !ValidID(id) {
 		return Message{}, nil, ErrNotFound
 	}
-	tx, err := p.pool.BeginTx(ctx, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly})
+	tx, err := p.content.BeginTx(ctx, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly})
 	if err != nil {
 		return Message{}, nil, fmt.Errorf("store: get: %w", err)
 	}
@@ -388,5 +404,6 @@ func (p *Postgres) Ping(ctx context.Context) error {
 // Close implements Store.
 func (p *Postgres) Close() error {
 	p.pool.Close()
+	p.content.Close()
 	return nil
 }
