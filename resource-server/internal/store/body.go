@@ -94,9 +94,9 @@ func (b *Body) Size() int64 { return b.n }
 func (b *Body) SHA256() string { return hex.EncodeToString(b.h.Sum(nil)) }
 
 // Discard drops the body and removes whatever it stored. It does nothing
-// after a successful Insert (or a second call).
+// after a successful Insert, a second call, or on nil.
 func (b *Body) Discard() error {
-	if b.done {
+	if b == nil || b.done {
 		return nil
 	}
 	b.done = true

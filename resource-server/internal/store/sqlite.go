@@ -150,7 +150,7 @@ func migrateSQLite(ctx context.Context, w *sql.DB) error {
 //
 // Content: a body larger than InlineMax is written to a temporary file in
 // the content directory (the database path + ContentDirSuffix) as it
-// arrives; Insert fsyncs it, renames it to the message id, fsyncs the
+// arrives; Insert fsyncs it, names it by the message id, fsyncs the
 // directory and only then commits the row. So a committed row always has its
 // file; a crash before the commit leaves a file without a row (or a
 // temporary file), which OpenSQLite removes. Delete removes the row, then
@@ -332,7 +332,10 @@ func (s *SQLite) Insert(ctx context.Context, m Message, body *Body, used *UsedGr
 }
 
 // placeFile makes a spilled body durable under the message id: fsync the
-// temporary file, rename it, fsync the directory. The Body is spent.
+// temporary file, give it its final name, fsync the directory. The name is
+// given by a hard link, not a rename: a link never replaces an existing
+// file, so not even an id collision could swap another message's content.
+// The Body is spent.
 func (s *SQLite) placeFile(body *Body, id string) (string, error) {
 	sp := body.sp.(*fileSpill)
 	body.done = true
@@ -343,10 +346,13 @@ func (s *SQLite) placeFile(body *Body, id string) (string, error) {
 		err = cerr
 	}
 	if err == nil {
-		err = os.Rename(tmp, final)
+		err = os.Link(tmp, final)
+	}
+	if rmErr := os.Remove(tmp); err == nil && rmErr != nil {
+		// The temporary name stays to the clean-up at the next start.
+		slog.Warn("store: removing a temporary content file", "file", tmp, "err", rmErr)
 	}
 	if err != nil {
-		_ = os.Remove(tmp)
 		return "", fmt.Errorf("store: content file: %w", err)
 	}
 	if err := syncDir(s.dir); err != nil {

@@ -401,6 +401,25 @@ func testDuplicateID(t *testing.T, open func() Store) {
 	if ok, _ := s.GrantUsed(ctx, used.GrantID); ok {
 		t.Fatal("jti recorded although its message was not stored")
 	}
+	// A large message under a taken id leaves the first one's content as
+	// it was.
+	large := msg("bob", bigBody(InlineMax+10), t0)
+	if err := insert(ctx, s, large, nil); err != nil {
+		t.Fatal(err)
+	}
+	other := large
+	other.SenderSub = "other"
+	otherBody := bigBody(InlineMax + 10)
+	sum := sha256.Sum256(otherBody)
+	other.SHA256 = hex.EncodeToString(sum[:])
+	b, _ := BodyOf(ctx, s, otherBody)
+	if err := s.Insert(ctx, other, b, nil, 0); err == nil {
+		t.Fatal("second large message with the same id stored")
+	}
+	v, _ := testBodies.Load(large.ID)
+	if _, got, err := get(ctx, s, "id-bob", large.ID); err != nil || !bytes.Equal(got, v.([]byte)) {
+		t.Fatalf("the first message's content after a duplicate id: %v, equal %v", err, bytes.Equal(got, v.([]byte)))
+	}
 }
 
 func testReopen(t *testing.T, open func() Store) {
@@ -794,7 +813,7 @@ func testConcurrentQuota(t *testing.T, open func() Store) {
 }
 
 // TestSQLiteOrphansCleaned: what a crash can leave in the content directory
-// (a temporary file; a file renamed but whose row never committed; the file
+// (a temporary file; a file named by its id but whose row never committed; the file
 // of a deleted row) is removed when the store opens, and the content of
 // stored messages is kept.
 func TestSQLiteOrphansCleaned(t *testing.T) {
