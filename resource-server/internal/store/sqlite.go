@@ -240,6 +240,18 @@ func OpenSQLite(ctx context.Context, path string) (*SQLite, error) {
 		w.Close()
 		return nil, err
 	}
+	// The content directory exists, durably (its entry in the data
+	// directory fsynced), before any file in it is counted on.
+	if err := os.Mkdir(s.dir, 0o700); err == nil {
+		err = syncDir(filepath.Dir(s.dir))
+		if err != nil {
+			w.Close()
+			return nil, fmt.Errorf("store: content directory: %w", err)
+		}
+	} else if !errors.Is(err, fs.ErrExist) {
+		w.Close()
+		return nil, fmt.Errorf("store: content directory: %w", err)
+	}
 	if s.insGrant, err = w.PrepareContext(ctx, `INSERT INTO used_grants (grant_id, expires_at) VALUES (?, ?) ON CONFLICT (grant_id) DO NOTHING`); err == nil {
 		if s.insMsg, err = w.PrepareContext(ctx, `INSERT INTO messages
 		(id, owner_id, owner, sender_email, sender_iss, sender_sub, content_type, file_name, size, sha256, received_at, body, body_file)
@@ -271,9 +283,6 @@ const usageUpsert = `INSERT INTO owner_usage (owner_id, bytes) VALUES (?, ?)
 // file in the content directory.
 func (s *SQLite) NewBody(ctx context.Context) *Body {
 	return newBody(func() (spill, error) {
-		if err := os.MkdirAll(s.dir, 0o700); err != nil {
-			return nil, err
-		}
 		f, err := os.CreateTemp(s.dir, tmpPrefix+"*")
 		if err != nil {
 			return nil, err
