@@ -108,6 +108,7 @@ func runSuite(t *testing.T, b backend) {
 		{"delete", testDelete},
 		{"quota", testQuota},
 		{"concurrent pushes cannot overshoot the quota", testConcurrentQuota},
+		{"usage counted for a database from before quotas", testUsageBackfill},
 		{"ping", func(t *testing.T, open func() Store) {
 			if err := open().Ping(context.Background()); err != nil {
 				t.Fatal(err)
@@ -847,5 +848,34 @@ func TestSQLiteOrphansCleaned(t *testing.T) {
 	}
 	if _, got, err := get(ctx, s, "id-bob", kept.ID); err != nil || !bytes.Equal(got, body) {
 		t.Fatalf("kept message: %v", err)
+	}
+}
+
+// testUsageBackfill: a database whose messages were stored before
+// owner_usage existed gets each owner's usage counted when it opens.
+func testUsageBackfill(t *testing.T, open func() Store) {
+	s := open()
+	ctx := context.Background()
+	for _, m := range []Message{msg("bob", make([]byte, 10), t0), msg("bob", bigBody(InlineMax+1), t0), msg("carol", make([]byte, 7), t0)} {
+		if err := insert(ctx, s, m, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var err error
+	switch s := s.(type) {
+	case *SQLite:
+		_, err = s.w.ExecContext(ctx, `DROP TABLE owner_usage`)
+	case *Postgres:
+		_, err = s.pool.Exec(ctx, `DROP TABLE owner_usage`)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	s = open()
+	for owner, want := range map[string]int64{"id-bob": 10 + InlineMax + 1, "id-carol": 7, "id-nobody": 0} {
+		if got, err := s.Usage(ctx, owner); err != nil || got != want {
+			t.Errorf("usage of %s after the upgrade: %d %v, want %d", owner, got, err, want)
+		}
 	}
 }
