@@ -92,6 +92,12 @@ type Request struct {
 	// Config.Progress, on the goroutine that called Push: it tells the
 	// steps of concurrent pushes on one Client apart.
 	Progress func(Event)
+	// Transfer, if set, is told how far hashing the content and each upload
+	// of it have come (every MiB and at the end of a pass). Hashing reports
+	// on the goroutine that called Push, an upload on the HTTP transport's
+	// goroutine that writes the body: keep it quick, and synchronise with
+	// Progress if both print.
+	Transfer func(Transfer)
 }
 
 // Receipt is the Resource Server's 201 answer (step 10).
@@ -285,7 +291,7 @@ func (c *Client) Push(ctx context.Context, r Request) (*Result, error) {
 			return nil, configError("%w", err)
 		}
 	}
-	p, err := prepare(r.Content)
+	p, err := prepare(r.Content, newTransferMeter(r.Transfer, PhaseHash, 0, 1, sizeOf(r.Content)))
 	if err != nil {
 		return nil, configError("content: %w", err)
 	}
@@ -306,6 +312,14 @@ func (c *Client) Push(ctx context.Context, r Request) (*Result, error) {
 		}
 		return nil, se
 	}
+}
+
+// sizeOf is the content's size, 0 without content (prepare refuses it).
+func sizeOf(c *Content) int64 {
+	if c == nil {
+		return 0
+	}
+	return c.Size
 }
 
 // pushState is kept across the (at most two) attempts of one push.

@@ -100,7 +100,9 @@ func (p *prepared) contentDisposition() string {
 	return mime.FormatMediaType("attachment", map[string]string{"filename": p.name})
 }
 
-func prepare(c *Content) (*prepared, error) {
+// prepare checks, types and hashes c; meter (may be nil) is told how far
+// hashing has come.
+func prepare(c *Content, meter *transferMeter) (*prepared, error) {
 	if c == nil || c.Data == nil {
 		return nil, errors.New("no content")
 	}
@@ -116,7 +118,11 @@ func prepare(c *Content) (*prepared, error) {
 		p.name = name
 	}
 	h := sha256.New()
-	n, err := io.Copy(h, io.NewSectionReader(c.Data, 0, c.Size))
+	var src io.Reader = io.NewSectionReader(c.Data, 0, c.Size)
+	if meter != nil {
+		src = meteredReader{r: src, m: meter}
+	}
+	n, err := io.Copy(h, src)
 	if err != nil {
 		return nil, fmt.Errorf("reading the content: %w", err)
 	}

@@ -16,22 +16,33 @@ import (
 	"github.com/umawide/umawide/internal/uma"
 )
 
-// countingReader counts what the transport read of a body.
+// countingReader counts what the transport read of a body, and reports it
+// to the push's Transfer callback (meter, nil without one).
 type countingReader struct {
-	r io.Reader
-	n *atomic.Int64
+	r     io.Reader
+	n     *atomic.Int64
+	meter *transferMeter
 }
 
 func (c countingReader) Read(p []byte) (int, error) {
 	n, err := c.r.Read(p)
 	c.n.Add(int64(n))
+	c.meter.add(n)
 	return n, err
 }
 
 // dataRequest builds the POST of the content (steps 1 and 9), with
 // Expect: 100-continue so the body waits for the server's go-ahead.
-func (c *Client) dataRequest(to string, p *prepared, rpt string, sent *atomic.Int64) (*http.Request, error) {
-	newBody := func() io.ReadCloser { return io.NopCloser(countingReader{r: p.body(), n: sent}) }
+// transfer, if set, is told how far the body has been sent (a fresh pass
+// for each body the transport asks for).
+func (c *Client) dataRequest(to string, p *prepared, rpt string, sent *atomic.Int64, transfer func() *transferMeter) (*http.Request, error) {
+	newBody := func() io.ReadCloser {
+		var m *transferMeter
+		if transfer != nil {
+			m = transfer()
+		}
+		return io.NopCloser(countingReader{r: p.body(), n: sent, meter: m})
+	}
 	req, err := http.NewRequest(http.MethodPost, to, newBody())
 	if err != nil {
 		return nil, err
@@ -54,6 +65,18 @@ func (c *Client) dataRequest(to string, p *prepared, rpt string, sent *atomic.In
 		req.Header.Set("Authorization", "Bearer "+rpt)
 	}
 	return req, nil
+}
+
+// uploadMeter makes the meter of one upload of the content in step 1 or 9,
+// nil when the push has no Transfer callback.
+func uploadMeter(ctx context.Context, at *attempt, step int) func() *transferMeter {
+	fn := at.push.req.Transfer
+	if fn == nil {
+		return nil
+	}
+	return func() *transferMeter {
+		return newTransferMeter(fn, PhaseUpload, step, attemptOf(ctx), at.push.content.size)
+	}
 }
 
 // attempt is one run of steps 1-10 (a push has at most two): what each step
@@ -113,7 +136,7 @@ func (c *Client) attempt(ctx context.Context, st *pushState) (*Result, *StepErro
 func (c *Client) step1RequestWithoutToken(ctx context.Context, at *attempt) *StepError {
 	to, p := at.push.req.To, at.push.content
 	var sent atomic.Int64
-	req, err := c.dataRequest(to, p, "", &sent)
+	req, err := c.dataRequest(to, p, "", &sent, uploadMeter(ctx, at, StepRequest))
 	if err != nil {
 		return c.failed(ctx, &StepError{Step: StepRequest, Name: StepName(StepRequest), Service: ServiceResourceServer,
 			Kind: KindConfig, URL: redact(to), Err: err, Attempt: attemptOf(ctx)}, 0)
@@ -348,7 +371,7 @@ func (c *Client) step8RPT(ctx context.Context, at *attempt) *StepError {
 func (c *Client) step9PostWithRPT(ctx context.Context, at *attempt) *StepError {
 	to, p := at.push.req.To, at.push.content
 	var sent atomic.Int64
-	req, err := c.dataRequest(to, p, at.rpt, &sent)
+	req, err := c.dataRequest(to, p, at.rpt, &sent, uploadMeter(ctx, at, StepPost))
 	if err != nil {
 		return c.failed(ctx, &StepError{Step: StepPost, Name: StepName(StepPost), Service: ServiceResourceServer,
 			Kind: KindConfig, URL: redact(to), Err: err, Attempt: attemptOf(ctx)}, 0)

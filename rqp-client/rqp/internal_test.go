@@ -67,7 +67,7 @@ func rawServer(t *testing.T, wait time.Duration) (string, <-chan string, <-chan 
 
 func TestExpectContinueHoldsTheBodyBack(t *testing.T) {
 	const size = 1 << 20
-	p, err := prepare(BytesContent(bytes.Repeat([]byte("x"), size), "big.bin"))
+	p, err := prepare(BytesContent(bytes.Repeat([]byte("x"), size), "big.bin"), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -79,7 +79,7 @@ func TestExpectContinueHoldsTheBodyBack(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			u, heads, counts := rawServer(t, 300*time.Millisecond)
 			var read atomic.Int64
-			req, err := c.dataRequest(u, p, "", &read)
+			req, err := c.dataRequest(u, p, "", &read, nil)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -380,7 +380,7 @@ func TestPrepareContent(t *testing.T) {
 		{"short data", &Content{Data: bytes.NewReader([]byte("ab")), Size: 3}, "", "", true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			p, err := prepare(tc.c)
+			p, err := prepare(tc.c, nil)
 			if tc.wantErr {
 				if err == nil {
 					t.Fatalf("accepted: %+v", p)
@@ -395,7 +395,7 @@ func TestPrepareContent(t *testing.T) {
 			}
 		})
 	}
-	p, _ := prepare(BytesContent([]byte("x"), "Größe \"1\".txt"))
+	p, _ := prepare(BytesContent([]byte("x"), "Größe \"1\".txt"), nil)
 	if cd := p.contentDisposition(); !strings.HasPrefix(cd, "attachment; filename*=utf-8''Gr%C3%B6%C3%9Fe") {
 		t.Errorf("Content-Disposition %q", cd)
 	}
@@ -468,4 +468,70 @@ func TestCCCacheRenewal(t *testing.T) {
 	if _, _, ok := c.get(); ok {
 		t.Fatal("dropped token returned")
 	}
+}
+
+func TestTransferReportsHashingAndUploadSeparately(t *testing.T) {
+	const size = 3*transferEvery + transferEvery/2
+	var got []Transfer
+	record := func(tr Transfer) { got = append(got, tr) }
+	p, err := prepare(BytesContent(bytes.Repeat([]byte("y"), size), "big.bin"), newTransferMeter(record, PhaseHash, 0, 1, size))
+	if err != nil {
+		t.Fatal(err)
+	}
+	check := func(phase Phase, step int) {
+		t.Helper()
+		if len(got) != 4 {
+			t.Fatalf("%v: %d reports, want 4 (every MiB and the end): %+v", phase, len(got), got)
+		}
+		for i, tr := range got {
+			if tr.Phase != phase || tr.Step != step || tr.Total != size || tr.Attempt != 1 {
+				t.Fatalf("report %d: %+v", i, tr)
+			}
+			if i > 0 && tr.Done <= got[i-1].Done {
+				t.Fatalf("report %d went back: %+v", i, got)
+			}
+			if tr.Final != (i == len(got)-1) {
+				t.Fatalf("report %d: Final %v", i, tr.Final)
+			}
+		}
+		if last := got[len(got)-1]; last.Done != size {
+			t.Fatalf("last report %+v, want all %d bytes", last, size)
+		}
+	}
+	check(PhaseHash, 0)
+
+	got = nil
+	at := &attempt{push: &pushState{req: Request{Transfer: record}, content: p}}
+	var sent atomic.Int64
+	c := newClientInternal(Config{})
+	req, err := c.dataRequest("http://127.0.0.1:1/incoming/bob", p, "rpt", &sent, uploadMeter(withAttempt(context.Background(), 1), at, StepPost))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := io.Copy(io.Discard, req.Body); err != nil {
+		t.Fatal(err)
+	}
+	check(PhaseUpload, StepPost)
+
+	// A body the transport asks for again (a redirect, a retry) is a new pass.
+	got = nil
+	body, err := req.GetBody()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := io.Copy(io.Discard, body); err != nil {
+		t.Fatal(err)
+	}
+	check(PhaseUpload, StepPost)
+	if sent.Load() != 2*size {
+		t.Fatalf("counted %d bytes sent, want %d", sent.Load(), 2*size)
+	}
+}
+
+func TestNoTransferCallbackNoMeter(t *testing.T) {
+	if m := newTransferMeter(nil, PhaseHash, 0, 1, 10); m != nil {
+		t.Fatal("a meter without a callback")
+	}
+	var m *transferMeter
+	m.add(5) // nil-safe: pushes without a callback pay nothing
 }

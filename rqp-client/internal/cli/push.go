@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"net/url"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/umawide/umawide/rqp-client/rqp"
@@ -36,6 +37,7 @@ type pushFlags struct {
 	asIssuer, asID, asSec             string
 	claimsProvider, discoveryBase     string
 	contentType, name                 string
+	progress                          string
 	maxStdin                          int64
 	timeout, uploadTimeout            time.Duration
 	insecure, jsonOut, verbose, quiet bool
@@ -69,6 +71,7 @@ func push(ctx context.Context, args []string, sio IO) int {
 	fs.BoolVar(&f.jsonOut, "json", false, "print the result (or the failure) as JSON on standard output")
 	fs.BoolVar(&f.verbose, "v", false, "verbose: details of every step (never tokens or secrets)")
 	fs.BoolVar(&f.quiet, "q", false, "quiet: no step lines, only the result or the one-line failure")
+	fs.StringVar(&f.progress, "progress", progressAuto, "progress of hashing and of each upload (bytes, rate, time left) on standard error: auto (content of 8 MiB or more, standard error a terminal, not -q), always or never")
 	if err := fs.parse(args, sio.Getenv); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return ExitOK
@@ -134,9 +137,18 @@ func push(ctx context.Context, args []string, sio IO) int {
 		content.Name = f.name
 	}
 	content.Type = f.contentType
+	show, err := wantProgress(f.progress, f.quiet, sio.Stderr, content.Size)
+	if err != nil {
+		return fail("%v", err)
+	}
 
 	out.start(f.to, content)
-	res, err := client.Push(ctx, rqp.Request{To: f.to, Content: content, Email: f.email})
+	req := rqp.Request{To: f.to, Content: content, Email: f.email}
+	if show {
+		out.bar = &progressLine{w: sio.Stderr, now: time.Now}
+		req.Transfer = out.transfer
+	}
+	res, err := client.Push(ctx, req)
 	if err != nil {
 		return out.failure(err)
 	}
@@ -150,6 +162,24 @@ type reporter struct {
 	sio                  IO
 	json, verbose, quiet bool
 	steps                []stepJSON
+	// mu serialises what goes to stderr: an upload reports its progress
+	// from the HTTP transport's goroutine.
+	mu  sync.Mutex
+	bar *progressLine // nil: no progress shown
+}
+
+// transfer shows the progress of hashing or an upload (Request.Transfer).
+func (r *reporter) transfer(t rqp.Transfer) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.bar.update(t)
+}
+
+// endProgress erases a progress line left open; call with mu held.
+func (r *reporter) endProgress() {
+	if r.bar != nil {
+		r.bar.clear()
+	}
 }
 
 type stepJSON struct {
@@ -179,6 +209,9 @@ func (r *reporter) start(to string, c *rqp.Content) {
 }
 
 func (r *reporter) step(ev rqp.Event) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.endProgress()
 	r.steps = append(r.steps, stepJSON{Attempt: ev.Attempt, Step: ev.Step, Name: ev.Name, OK: ev.OK, Status: ev.Status,
 		DurationMS: ms(ev.Duration), Detail: ev.Detail, Retry: ev.Retry})
 	if r.quiet {
@@ -239,6 +272,9 @@ type errorJSON struct {
 }
 
 func (r *reporter) success(res *rqp.Result) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.endProgress()
 	if r.json {
 		n := res.FirstRequestBodyBytes
 		r.writeJSON(pushResultJSON{OK: true, Attempts: res.Attempts, Location: res.Location, Message: &res.Receipt,
@@ -258,6 +294,9 @@ func (r *reporter) success(res *rqp.Result) {
 // failure reports an error of the flow (or of rqp.New) and returns the exit
 // status of its kind.
 func (r *reporter) failure(err error) int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.endProgress()
 	code := exitStatus(err)
 	if r.json {
 		ej := &errorJSON{Kind: "failure", Message: oneLine(err.Error()), ExitStatus: code}
