@@ -115,6 +115,7 @@ public final class ClaimsTokenPolicyProvider implements PolicyProvider {
 
             List<String> dropped = PermissionClaims.rewrite(evaluation.getPermission(), grant, macKey);
             evaluation.grant();
+            PolicyMetrics.record(true, System.nanoTime() - started);
             if (LOG.isDebugEnabled()) {
                 LOG.debugf("claims-token policy granted: realm=%s policy=%s iss=%s dropped_claims=%s took_us=%d", realmName,
                         policyName, LogSafe.clip(grant.sender().issuer()), LogSafe.clip(dropped.toString()),
@@ -123,6 +124,7 @@ public final class ClaimsTokenPolicyProvider implements PolicyProvider {
             return null;
         } catch (Denied d) {
             deny(evaluation, d.reason(), d.detail(), realmName, policyName);
+            PolicyMetrics.record(false, System.nanoTime() - started);
             return d.reason();
         } catch (Throwable t) {
             if (t instanceof VirtualMachineError) {
@@ -130,6 +132,7 @@ public final class ClaimsTokenPolicyProvider implements PolicyProvider {
             }
             // Exception messages may quote the input: log only the type.
             deny(evaluation, Reason.INTERNAL_ERROR, t.getClass().getName(), realmName, policyName);
+            PolicyMetrics.record(false, System.nanoTime() - started);
             return Reason.INTERNAL_ERROR;
         }
     }

@@ -161,6 +161,25 @@ class ClaimsTokenPolicyProviderTest {
     }
 
     @Test
+    void recordsItsOwnTimeByOutcomeInKeycloaksMetricsRegistry() {
+        io.micrometer.core.instrument.simple.SimpleMeterRegistry registry = new io.micrometer.core.instrument.simple.SimpleMeterRegistry();
+        io.micrometer.core.instrument.Metrics.addRegistry(registry);
+        try {
+            String jws = f.sign(f.claims());
+            assertNull(provider.decide(request(jws).evaluation(permission(jws))));
+            assertEquals(Reason.JTI_REPLAYED, provider.decide(request(jws).evaluation(permission(jws))));
+            assertEquals(Reason.JTI_REPLAYED, provider.decide(request(jws).evaluation(permission(jws))));
+            io.micrometer.core.instrument.Timer grant = registry.get(PolicyMetrics.NAME).tag("outcome", "grant").timer();
+            io.micrometer.core.instrument.Timer deny = registry.get(PolicyMetrics.NAME).tag("outcome", "deny").timer();
+            assertEquals(1, grant.count());
+            assertEquals(2, deny.count());
+            assertTrue(grant.totalTime(java.util.concurrent.TimeUnit.NANOSECONDS) > 0);
+        } finally {
+            io.micrometer.core.instrument.Metrics.removeRegistry(registry);
+        }
+    }
+
+    @Test
     void noResourceServerSecretIsDeniedBeforeAnythingIsConsumed() {
         String jws = f.sign(f.claims());
         Request r = request(jws);
