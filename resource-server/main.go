@@ -56,6 +56,7 @@ type config struct {
 	databaseURL   string
 	maxBody       int64
 	quota         int64
+	pprofListen   string
 	logging       service.Logging
 	// ignored are the environment variables set but empty (flagenv).
 	ignored []string
@@ -98,6 +99,7 @@ func parseFlags(args []string, lookupEnv func(string) (string, bool), out io.Wri
 	fs.StringVar(&c.databaseURL, "database-url", "", "PostgreSQL URL (postgres://user:pass@host:5432/db; a secret: prefer the environment); when set, messages are stored there instead of SQLite")
 	fs.Int64Var(&c.maxBody, "max-body", server.DefaultMaxBody, "largest message body in bytes (413 beyond); bodies stream to storage, so this bounds disk, not memory")
 	fs.Int64Var(&c.quota, "quota", server.DefaultQuota, "most bytes one owner's Incoming may hold (507 insufficient_storage beyond); 0 is no quota")
+	fs.StringVar(&c.pprofListen, "pprof-listen", "", "serve Go's runtime profiles (/debug/pprof/) on this loopback address, e.g. 127.0.0.1:6060, for make bench; empty: off")
 	c.logging.Flags(fs.FlagSet)
 	if err := fs.Parse(args, lookupEnv); err != nil {
 		return c, err
@@ -113,6 +115,9 @@ func parseFlags(args []string, lookupEnv func(string) (string, bool), out io.Wri
 		if v == "" {
 			return c, fmt.Errorf("-%s is empty", name)
 		}
+	}
+	if err := service.CheckProfilingAddr(c.pprofListen); err != nil {
+		return c, fmt.Errorf("-pprof-listen: %w", err)
 	}
 	if c.db == "" && c.databaseURL == "" {
 		return c, errors.New("-db is empty and no -database-url is set")
@@ -218,6 +223,9 @@ func run(ctx context.Context, args []string, lookupEnv func(string) (string, boo
 	}
 	cancel()
 
+	if _, err := service.ServeProfiling(ctx, c.pprofListen, logger); err != nil {
+		return err
+	}
 	go srv.RunMaintenance(ctx, time.Hour)
 	l, err := net.Listen("tcp", c.listen)
 	if err != nil {
