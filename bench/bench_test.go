@@ -1,7 +1,9 @@
 package main
 
 import (
+	"bytes"
 	"os"
+	"strings"
 	"testing"
 	"time"
 )
@@ -124,14 +126,21 @@ http_server_requests_seconds_count{method="POST",outcome="SUCCESS",status="200",
 http_server_requests_seconds_sum{method="POST",outcome="SUCCESS",status="200",uri="/realms/{realm}/protocol/{protocol}/token"} 0.5
 jvm_gc_pause_seconds_sum{action="end of minor GC",cause="G1 Evacuation Pause",gc="G1 Young Generation"} 1.0
 jvm_memory_used_bytes{area="heap",id="G1 Eden Space"} 1.0E7
+umawide_claims_token_policy_seconds_count{outcome="grant"} 5.0
+umawide_claims_token_policy_seconds_sum{outcome="grant"} 0.005
+umawide_claims_token_policy_seconds_max{outcome="grant"} 0.004
 `))
 	after := parseMetrics([]byte(`http_server_requests_seconds_count{method="POST",outcome="SUCCESS",status="200",uri="/realms/{realm}/protocol/{protocol}/token"} 30.0
 http_server_requests_seconds_sum{method="POST",outcome="SUCCESS",status="200",uri="/realms/{realm}/protocol/{protocol}/token"} 1.5
 http_server_requests_seconds_count{method="POST",outcome="SUCCESS",status="201",uri="/realms/{realm}/authz/protection/permission"} 10.0
 http_server_requests_seconds_sum{method="POST",outcome="SUCCESS",status="201",uri="/realms/{realm}/authz/protection/permission"} 0.2
 jvm_gc_pause_seconds_sum{action="end of minor GC",cause="G1 Evacuation Pause",gc="G1 Young Generation"} 1.25
+umawide_claims_token_policy_seconds_count{outcome="grant"} 15.0
+umawide_claims_token_policy_seconds_sum{outcome="grant"} 0.009
+umawide_claims_token_policy_seconds_count{outcome="deny"} 2.0
+umawide_claims_token_policy_seconds_sum{outcome="deny"} 0.001
 `))
-	if len(before) != 3 {
+	if len(before) != 5 {
 		t.Fatalf("kept %v", before)
 	}
 	var d kcDelta
@@ -143,6 +152,23 @@ jvm_gc_pause_seconds_sum{action="end of minor GC",cause="G1 Evacuation Pause",gc
 	if eps[1].PerFlow != 1 || eps[1].MsPerRequest != 20 || d.gcSeconds != 0.25 {
 		t.Fatalf("%+v gc %v", eps, d.gcSeconds)
 	}
+	// The policy: 10 grants that took 4 ms together, 2 denials.
+	if ms, n := d.policyMs("grant"); ms != 0.4 || n != 10 {
+		t.Fatalf("policy grant %v ms x %v", ms, n)
+	}
+	if ms, n := d.policyMs("deny"); ms != 0.5 || n != 2 {
+		t.Fatalf("policy deny %v ms x %v", ms, n)
+	}
+}
+
+func TestParseGoAllocs(t *testing.T) {
+	b, n, ok := parseGoAllocs([]byte("# HELP go_memstats_alloc_bytes_total x\ngo_memstats_alloc_bytes_total 1.5e+06\ngo_memstats_mallocs_total 2000\ngo_memstats_frees_total 10\n"))
+	if !ok || b != 1.5e6 || n != 2000 {
+		t.Fatalf("%v %v %v", b, n, ok)
+	}
+	if _, _, ok := parseGoAllocs([]byte("go_memstats_alloc_bytes_total 1\n")); ok {
+		t.Fatal("half the counters accepted")
+	}
 }
 
 func TestEvaluate(t *testing.T) {
@@ -153,8 +179,13 @@ func TestEvaluate(t *testing.T) {
 		ours.samples = append(ours.samples, sample{has: [numGroups]bool{grpRPT: true}, groups: [numGroups]time.Duration{grpRPT: time.Duration(10+i%2) * time.Millisecond}})
 		stock.samples = append(stock.samples, sample{has: [numGroups]bool{grpRPT: true}, groups: [numGroups]time.Duration{grpRPT: 9 * time.Millisecond}})
 	}
+	ours.kc.add(series{}, series{})
+	ours.kc.policyN["grant"], ours.kc.policySeconds["grant"] = 100, 0.05
 	ours.finish()
 	stock.finish()
+	if ours.PolicyMsPerGrant != 0.5 || ours.PolicyGrantsPerFlow != 1 {
+		t.Fatalf("policy %v ms x %v", ours.PolicyMsPerGrant, ours.PolicyGrantsPerFlow)
+	}
 	if ours.FlowsPerSec != 10 || stock.FlowsPerSec != 12.5 || ours.GoServicesCPUShare != 0.05 {
 		t.Fatalf("ours %+v stock %+v", ours, stock)
 	}
@@ -165,7 +196,8 @@ func TestEvaluate(t *testing.T) {
 	}
 	want := map[string][2]bool{ // name -> known, met
 		"full flow vs stock baseline":                    {true, false},
-		"RPT step vs stock":                              {true, true},
+		"RPT step vs stock":                              {true, false}, // 0.9: the target is 0.95
+		"claims-token policy's own time per grant":       {true, false},
 		"Go services' share of the flow's CPU":           {true, true},
 		"Resource Server stored 1 KiB messages/s":        {false, false},
 		"Claims Provider ES256 tokens/s on one core":     {true, true},
@@ -198,5 +230,95 @@ claims_provider_http_request_duration_seconds_sum{route="/jwks",status="200"} 0.
 `)
 	if n := countRoute(data, "claims_provider_http_request_duration_seconds_count", "/jwks"); n != 3 {
 		t.Fatalf("%d, want 3", n)
+	}
+}
+
+func TestParseJFRSamplesAndSummary(t *testing.T) {
+	text := `jdk.ExecutionSample {
+  startTime = 10:17:42.365
+  sampledThread = "executor-thread-1" (javaThreadId = 61)
+  state = "STATE_RUNNABLE"
+  stackTrace = [
+    java.security.Signature.verify(byte[]) line: 10
+    dev.umawide.keycloak.claims.JwsAlgorithm.verify(Jwk, byte[], byte[]) line: 3
+    dev.umawide.keycloak.claims.ClaimsTokenPolicyProvider.evaluate(Evaluation) line: 1
+    org.keycloak.authorization.authorization.AuthorizationTokenService.evaluatePermissions(KeycloakIdentity) line: 7
+    org.keycloak.authorization.authorization.AuthorizationTokenService.authorize(KeycloakAuthorizationRequest) line: 5
+    org.keycloak.protocol.oidc.endpoints.TokenEndpoint.processGrantRequest() line: 2
+  ]
+}
+
+jdk.ExecutionSample {
+  stackTrace = [
+    org.keycloak.jose.jws.JWSBuilder.sign() line: 1
+    org.keycloak.authorization.authorization.AuthorizationTokenService.createAuthorizationResponse(Object) line: 9
+    org.keycloak.authorization.authorization.AuthorizationTokenService.authorize(KeycloakAuthorizationRequest) line: 5
+    org.keycloak.protocol.oidc.endpoints.TokenEndpoint.processGrantRequest() line: 2
+    ...
+  ]
+}
+
+jdk.ExecutionSample {
+  stackTrace = [
+    io.vertx.core.Foo.run() line: 1
+  ]
+}
+`
+	folded, stacks := parseJFRSamples(strings.NewReader(text))
+	if len(stacks) != 3 || len(folded) != 3 {
+		t.Fatalf("%d stacks, folded %v", len(stacks), folded)
+	}
+	want := "o.k.p.o.e.TokenEndpoint.processGrantRequest;o.k.a.a.AuthorizationTokenService.authorize;o.k.a.a.AuthorizationTokenService.evaluatePermissions;d.u.k.c.ClaimsTokenPolicyProvider.evaluate;d.u.k.c.JwsAlgorithm.verify;j.s.Signature.verify"
+	if folded[want] != 1 {
+		t.Fatalf("folded %v", folded)
+	}
+	if folded["[truncated];o.k.p.o.e.TokenEndpoint.processGrantRequest;o.k.a.a.AuthorizationTokenService.authorize;o.k.a.a.AuthorizationTokenService.createAuthorizationResponse;o.k.j.j.JWSBuilder.sign"] != 1 {
+		t.Fatalf("truncated stack: %v", folded)
+	}
+	sum := summarizeStacks(stacks, 2)
+	if sum.Samples != 3 || sum.SamplesPerFlow != 1.5 {
+		t.Fatalf("%+v", sum)
+	}
+	parts := map[string]int{}
+	for _, p := range sum.Parts {
+		parts[strings.TrimSpace(p.Frame)] = p.Samples
+	}
+	if parts["token endpoint (uma-ticket grant)"] != 2 || parts["claims-token policy (evaluate)"] != 1 || parts["any frame of the extension"] != 1 || parts["permission ticket (protection API)"] != 0 {
+		t.Fatalf("parts %v", parts)
+	}
+	if len(sum.Policy) != 1 || sum.Policy[0].Frame != "d.u.k.c.JwsAlgorithm.verify > j.s.Signature.verify" || sum.Policy[0].PerFlow != 0.5 {
+		t.Fatalf("policy %+v", sum.Policy)
+	}
+	grants := map[string]int{}
+	for _, g := range sum.Grant {
+		grants[g.Frame] = g.Samples
+	}
+	if grants["o.k.a.a.AuthorizationTokenService.evaluatePermissions > d.u.k.c.ClaimsTokenPolicyProvider.evaluate"] != 1 ||
+		grants["o.k.a.a.AuthorizationTokenService.createAuthorizationResponse > o.k.j.j.JWSBuilder.sign"] != 1 {
+		t.Fatalf("grant %+v", sum.Grant)
+	}
+
+	svg := renderFlameGraph("test <graph>", folded)
+	if !strings.HasPrefix(svg, "<?xml") || !strings.Contains(svg, "test &lt;graph&gt;") || strings.Count(svg, "<rect") < 8 {
+		t.Fatalf("svg %s", svg)
+	}
+	if !strings.Contains(svg, "d.u.k.c.JwsAlgorithm.verify (1 samples, 33.3%)") {
+		t.Fatalf("no title for the extension frame: %s", svg)
+	}
+}
+
+func TestCopyFileAndGenerate(t *testing.T) {
+	dir := t.TempDir()
+	src, dst := dir+"/a", dir+"/b"
+	if err := generate(src, 3<<20+5); err != nil {
+		t.Fatal(err)
+	}
+	if err := copyFile(src, dst); err != nil {
+		t.Fatal(err)
+	}
+	a, _ := os.ReadFile(src)
+	b, _ := os.ReadFile(dst)
+	if len(a) != 3<<20+5 || !bytes.Equal(a, b) || bytes.Equal(a[:1<<20], a[1<<20:2<<20]) {
+		t.Fatalf("generated %d bytes, copied %d, equal %v", len(a), len(b), bytes.Equal(a, b))
 	}
 }

@@ -58,6 +58,8 @@ func parseMetrics(data []byte) series {
 		line := s.Text()
 		if !strings.HasPrefix(line, "http_server_requests_seconds_count{") &&
 			!strings.HasPrefix(line, "http_server_requests_seconds_sum{") &&
+			!strings.HasPrefix(line, policyMetric+"_count{") &&
+			!strings.HasPrefix(line, policyMetric+"_sum{") &&
 			!strings.HasPrefix(line, "jvm_gc_pause_seconds_sum") {
 			continue
 		}
@@ -95,10 +97,26 @@ type KCEndpoint struct {
 	MsPerRequest float64 `json:"ms_per_request"` // Keycloak's own time per request (wall, not CPU)
 }
 
+// policyMetric is the claims-token policy's own time per evaluation
+// (the extension's PolicyMetrics), labelled outcome="grant" or "deny".
+const policyMetric = "umawide_claims_token_policy_seconds"
+
 // kcDelta accumulates per-endpoint deltas between two scrapes.
 type kcDelta struct {
 	count, sum map[string]float64
 	gcSeconds  float64
+	// the policy's evaluations and their own time, by outcome
+	policyN, policySeconds map[string]float64
+}
+
+// policyMs is the policy's mean own time per evaluation with that outcome,
+// in ms, and how many there were.
+func (d *kcDelta) policyMs(outcome string) (ms float64, n float64) {
+	n = d.policyN[outcome]
+	if n == 0 {
+		return 0, 0
+	}
+	return round3(1000 * d.policySeconds[outcome] / n), n
 }
 
 func (d *kcDelta) add(before, after series) {
@@ -107,6 +125,7 @@ func (d *kcDelta) add(before, after series) {
 	}
 	if d.count == nil {
 		d.count, d.sum = map[string]float64{}, map[string]float64{}
+		d.policyN, d.policySeconds = map[string]float64{}, map[string]float64{}
 	}
 	for id, a := range after {
 		diff := a - before[id]
@@ -116,6 +135,10 @@ func (d *kcDelta) add(before, after series) {
 		switch {
 		case strings.HasPrefix(id, "jvm_gc_pause_seconds_sum"):
 			d.gcSeconds += diff
+		case strings.HasPrefix(id, policyMetric+"_count{"):
+			d.policyN[labels(id)["outcome"]] += diff
+		case strings.HasPrefix(id, policyMetric+"_sum{"):
+			d.policySeconds[labels(id)["outcome"]] += diff
 		case strings.HasPrefix(id, "http_server_requests_seconds_"):
 			l := labels(id)
 			key := l["method"] + " " + l["uri"] + " " + l["status"]
@@ -188,4 +211,46 @@ func countRoute(data []byte, name, route string) int {
 		}
 	}
 	return int(n)
+}
+
+// goAllocs reads a Go service's allocation counters from its /metrics (the
+// Prometheus Go collector): bytes and objects allocated so far; ok false
+// when they cannot be read.
+func goAllocs(ctx context.Context, base string) (allocBytes, objects float64, ok bool) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, base+"/metrics", nil)
+	if err != nil {
+		return 0, 0, false
+	}
+	resp, err := kcHTTP.Do(req)
+	if err != nil {
+		return 0, 0, false
+	}
+	defer resp.Body.Close()
+	data, err := io.ReadAll(io.LimitReader(resp.Body, 16<<20))
+	if err != nil || resp.StatusCode != http.StatusOK {
+		return 0, 0, false
+	}
+	return parseGoAllocs(data)
+}
+
+func parseGoAllocs(data []byte) (allocBytes, objects float64, ok bool) {
+	var haveB, haveO bool
+	s := bufio.NewScanner(bytes.NewReader(data))
+	for s.Scan() {
+		f := strings.Fields(s.Text())
+		if len(f) != 2 {
+			continue
+		}
+		v, err := strconv.ParseFloat(f[1], 64)
+		if err != nil {
+			continue
+		}
+		switch f[0] {
+		case "go_memstats_alloc_bytes_total":
+			allocBytes, haveB = v, true
+		case "go_memstats_mallocs_total":
+			objects, haveO = v, true
+		}
+	}
+	return allocBytes, objects, haveB && haveO
 }

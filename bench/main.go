@@ -35,6 +35,7 @@ import (
 	"os/exec"
 	"os/signal"
 	"path/filepath"
+	"runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -70,6 +71,12 @@ type options struct {
 	goBench                   bool
 	goBenchtime               string
 	flows                     bool
+	latencyN                  int
+	profile                   bool
+	profileSeconds            int
+	profileDir                string
+	largeSize                 int64
+	largeOnly                 bool
 }
 
 func main() {
@@ -96,10 +103,23 @@ func main() {
 	fs.BoolVar(&o.goBench, "go-bench", true, "also run the Go benchmarks of the hot paths")
 	fs.StringVar(&o.goBenchtime, "go-benchtime", "300ms", "-benchtime of the Go benchmarks")
 	fs.BoolVar(&o.flows, "flows", true, "run the flows against the real stack (false: Go benchmarks only)")
+	fs.IntVar(&o.latencyN, "latency-n", 200, "pushes per variant at concurrency 1 (warm, one push at a time: latency as a person feels it), alternating in batches; 0 skips")
+	fs.BoolVar(&o.profile, "profile", true, "profile each variant for -profile-seconds after the measurements: Keycloak with Java Flight Recorder (jcmd), the Resource Server and the client with pprof")
+	fs.IntVar(&o.profileSeconds, "profile-seconds", 20, "length of each variant's profile")
+	fs.StringVar(&o.profileDir, "profile-dir", "bench/results/profile", "where the profiles, folded stacks and flame graphs go (relative to the repository root)")
+	fs.Int64Var(&o.largeSize, "large-size", 1<<30, "bytes of the large-content run: one push of generated content through the whole flow against copying the same bytes on the same disk; 0 skips it")
+	fs.BoolVar(&o.largeOnly, "large-only", false, "run only the large-content run (no flows of -n, no Go benchmarks)")
 	fs.Parse(os.Args[1:])
-	if o.n < 1 || o.c < 1 || o.batch < 1 || o.size < 1 || o.warmup < 0 {
-		fmt.Fprintln(os.Stderr, "bench: -n, -c, -batch and -size must be positive")
+	if o.n < 1 || o.c < 1 || o.batch < 1 || o.size < 1 || o.warmup < 0 || o.latencyN < 0 || o.profileSeconds < 1 || o.largeSize < 0 {
+		fmt.Fprintln(os.Stderr, "bench: -n, -c, -batch, -size and -profile-seconds must be positive, -latency-n and -large-size not negative")
 		os.Exit(2)
+	}
+	if o.largeOnly {
+		if o.largeSize == 0 {
+			fmt.Fprintln(os.Stderr, "bench: -large-only with -large-size 0 runs nothing")
+			os.Exit(2)
+		}
+		o.goBench = false
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
@@ -207,6 +227,7 @@ type deployment struct {
 	kcC, cpC, rsC, rsStockC component
 	cpURL, ourTo, stockTo   string
 	ourRealm, stockRealm    string
+	rsPprof, rsStockPprof   string // the Resource Servers' profiling addresses (-profile)
 }
 
 // deploy starts a deployment; label ("" or "_B") names its components.
@@ -217,6 +238,12 @@ func (e *env) deploy(ctx context.Context, label, heap, javaOpts, kcEnv string, w
 		if os.Getenv("KEYCLOAK_URL") != "" {
 			mode = launcher.ModeExternal
 		}
+	}
+	if e.o.profile {
+		// Keycloak's request stacks run deeper than JFR's default of 64
+		// frames: without this the samples lose the frames that say which
+		// endpoint and which policy they belong to.
+		javaOpts = strings.TrimSpace(javaOpts + " -XX:FlightRecorderOptions=stackdepth=1024")
 	}
 	e.log.Info("starting Keycloak", "mode", mode, "deployment", label, "heap", heap, "java_opts", javaOpts, "env", kcEnv)
 	vars := map[string]string{}
@@ -291,24 +318,32 @@ func (e *env) deploy(ctx context.Context, label, heap, javaOpts, kcEnv string, w
 	if d.cpC, err = start(cpSpec); err != nil {
 		return nil, err
 	}
-	startRS := func(name, realm string) (component, string, error) {
+	startRS := func(name, realm string) (component, string, string, error) {
 		addr, err := freeAddr()
 		if err != nil {
-			return component{}, "", err
+			return component{}, "", "", err
+		}
+		extra := strings.Fields(e.o.rsFlags)
+		pprofAddr := ""
+		if e.o.profile {
+			if pprofAddr, err = freeAddr(); err != nil {
+				return component{}, "", "", err
+			}
+			extra = append(extra, "-pprof-listen", pprofAddr)
 		}
 		spec := stack.ResourceServer{
 			Binary: e.bin["resource-server"], Listen: addr, KeycloakURL: kc.BaseURL, Realm: realm,
-			DB: filepath.Join(e.dir, name+".db"), LogPath: stack.LogPath(e.dir, name), Extra: strings.Fields(e.o.rsFlags),
+			DB: filepath.Join(e.dir, name+".db"), LogPath: stack.LogPath(e.dir, name), Extra: extra,
 		}.Spec()
 		spec.Name = name
 		c, err := start(spec)
-		return c, "http://" + addr + "/incoming/bob", err
+		return c, "http://" + addr + "/incoming/bob", pprofAddr, err
 	}
-	if d.rsC, d.ourTo, err = startRS(compResourceServer+label, d.ourRealm); err != nil {
+	if d.rsC, d.ourTo, d.rsPprof, err = startRS(compResourceServer+label, d.ourRealm); err != nil {
 		return nil, err
 	}
 	if withStock {
-		if d.rsStockC, d.stockTo, err = startRS(compResourceServer+"_stock"+label, d.stockRealm); err != nil {
+		if d.rsStockC, d.stockTo, d.rsStockPprof, err = startRS(compResourceServer+"_stock"+label, d.stockRealm); err != nil {
 			return nil, err
 		}
 	}
@@ -320,10 +355,15 @@ func (e *env) deploy(ctx context.Context, label, heap, javaOpts, kcEnv string, w
 // client's dial counter.
 type variantRun struct {
 	v     *Variant
+	c1    *Variant // the same flow at concurrency 1
 	flow  flow
 	comps map[string]component
 	mgmt  string
 	dials *atomic.Int64
+	// rsURL is the Resource Server's base URL (its /metrics, allocations).
+	rsURL string
+	// rsPprof is its profiling address, when it serves one.
+	rsPprof string
 }
 
 // ourVariant is the umawide flow on deployment d.
@@ -345,8 +385,17 @@ func ourVariant(d *deployment, name, desc string) (*variantRun, error) {
 		flow: &ourFlow{client: client, to: d.ourTo},
 		comps: map[string]component{compKeycloak: d.kcC, compClaimsProvider: d.cpC, compResourceServer: d.rsC,
 			compClient: {Name: compClient, Self: true}},
-		mgmt: d.kc.ManagementURL, dials: dials,
+		mgmt: d.kc.ManagementURL, dials: dials, rsURL: baseOf(d.ourTo), rsPprof: d.rsPprof,
 	}, nil
+}
+
+// baseOf is scheme://host of an Incoming URL.
+func baseOf(incoming string) string {
+	i := strings.Index(incoming, "/incoming/")
+	if i < 0 {
+		return incoming
+	}
+	return incoming[:i]
 }
 
 // stockVariant is the baseline on deployment d.
@@ -363,7 +412,7 @@ func stockVariant(ctx context.Context, d *deployment, name string) (*variantRun,
 			cpu: map[string]time.Duration{}},
 		flow:  f,
 		comps: map[string]component{compKeycloak: d.kcC, compResourceServer: d.rsStockC, compClient: {Name: compClient, Self: true}},
-		mgmt:  d.kc.ManagementURL, dials: dials,
+		mgmt:  d.kc.ManagementURL, dials: dials, rsURL: baseOf(d.stockTo), rsPprof: d.rsStockPprof,
 	}, nil
 }
 
@@ -390,12 +439,17 @@ func runFlows(ctx context.Context, o options, root string, log *slog.Logger, r *
 	}
 	defer e.close()
 	log.Info("building the services", "dir", e.dir)
-	if e.bin, err = stack.Build(ctx, filepath.Join(e.dir, "bin"), "claims-provider", "resource-server"); err != nil {
+	if e.bin, err = stack.Build(ctx, filepath.Join(e.dir, "bin"), "claims-provider", "resource-server", "rqp-client"); err != nil {
 		return err
 	}
-	a, err := e.deploy(ctx, "", o.kcHeap, o.kcJavaOpts, o.kcEnv, true)
+	a, err := e.deploy(ctx, "", o.kcHeap, o.kcJavaOpts, o.kcEnv, !o.largeOnly)
 	if err != nil {
 		return err
+	}
+	if o.largeOnly {
+		r.Config.KeycloakMode = string(a.kc.Mode)
+		runLarge(ctx, e, a, o, r)
+		return nil
 	}
 	r.Config.KeycloakMode = string(a.kc.Mode)
 	if r.Config.KeycloakHeap == "" && a.kc.Mode == launcher.ModeProcess {
@@ -450,53 +504,9 @@ func runFlows(ctx context.Context, o options, root string, log *slog.Logger, r *
 	r.Load.Before = loadAvg()
 	busy0, total0, _ := machineCPU()
 	var loads []float64
-	var oursCPU time.Duration
-	done := make([]int, len(runs))
-	for round := 0; ; round++ {
-		progressed := false
-		for k := range runs {
-			vi := (k + round) % len(runs) // each round starts with the next variant
-			vr := runs[vi]
-			n := min(o.batch, o.n-done[vi])
-			if n <= 0 {
-				continue
-			}
-			progressed = true
-			if err := ctx.Err(); err != nil {
-				return err
-			}
-			mBefore := scrapeKeycloak(ctx, vr.mgmt)
-			opens, dialed := tcpActiveOpens(), vr.dials.Load()
-			before := snapshot(vr.comps)
-			b := runBatch(ctx, vr.flow, n, o.c, o.size)
-			after := snapshot(vr.comps)
-			v := vr.v
-			v.kc.add(mBefore, scrapeKeycloak(ctx, vr.mgmt))
-			v.tcpOpens += tcpActiveOpens() - opens
-			v.clientDials += vr.dials.Load() - dialed
-			v.wall += b.wall
-			v.samples = append(v.samples, b.samples...)
-			v.Flows += len(b.samples)
-			v.Errors += b.errors
-			v.Retried += b.retried
-			if len(v.ErrorSample) < 5 {
-				v.ErrorSample = append(v.ErrorSample, b.errSample[:min(len(b.errSample), 5-len(v.ErrorSample))]...)
-			}
-			for role := range vr.comps {
-				a, okA := after[role]
-				bb, okB := before[role]
-				if okA && okB {
-					v.cpu[role] += a - bb
-					oursCPU += a - bb
-				}
-			}
-			done[vi] += n
-			loads = append(loads, loadAvg()[0])
-			fmt.Fprintf(os.Stderr, "  %-6s batch of %3d: %6.1f flows/s, %d errors\n", v.Name, n, float64(len(b.samples))/b.wall.Seconds(), b.errors)
-		}
-		if !progressed {
-			break
-		}
+	oursCPU, err := measure(ctx, runs, o.n, o.c, o.batch, o.size, func(vr *variantRun) *Variant { return vr.v }, &loads)
+	if err != nil {
+		return err
 	}
 	busy1, total1, _ := machineCPU()
 	r.Load.After = loadAvg()
@@ -519,7 +529,35 @@ func runFlows(ctx context.Context, o options, root string, log *slog.Logger, r *
 			100*r.Load.Others, r.Load.Max1, r.Machine.NProc)
 	}
 
+	if o.latencyN > 0 {
+		// Latency as a person feels it: one push at a time on a warm stack,
+		// alternating batches as above.
+		log.Info("measuring at concurrency 1", "pushes_per_variant", o.latencyN)
+		for _, vr := range runs {
+			vr.c1 = &Variant{Name: vr.v.Name, cpu: map[string]time.Duration{}}
+		}
+		var c1loads []float64
+		if _, err := measure(ctx, runs, o.latencyN, 1, max(1, min(o.batch/2, o.latencyN)), o.size, func(vr *variantRun) *Variant { return vr.c1 }, &c1loads); err != nil {
+			return err
+		}
+		for _, vr := range runs {
+			vr.c1.finish()
+			vr.v.AtConcurrency1 = vr.c1.concurrency1()
+		}
+	}
+
 	r.CPJWKSFetches = jwksFetches(ctx, a.cpURL)
+
+	if o.profile {
+		dir := o.profileDir
+		if !filepath.IsAbs(dir) {
+			dir = filepath.Join(root, dir)
+		}
+		log.Info("profiling each variant", "seconds", o.profileSeconds, "dir", dir)
+		if r.Profiles, err = profileVariants(ctx, log, dir, []*variantRun{ours, stock}, a, o); err != nil {
+			r.Notes = append(r.Notes, "profiles: "+err.Error())
+		}
+	}
 
 	r.PeakMemMiB = map[string]float64{}
 	for _, vr := range runs {
@@ -537,7 +575,83 @@ func runFlows(ctx context.Context, o options, root string, log *slog.Logger, r *
 		vr.v.finish()
 		r.Variants = append(r.Variants, vr.v)
 	}
+	if o.largeSize > 0 {
+		runLarge(ctx, e, a, o, r)
+	}
 	return nil
+}
+
+// measure runs n pushes of every variant at concurrency c in alternating
+// batches (each round starting with the next variant, so that load from
+// elsewhere hits all alike), charging each batch to target(vr); it returns
+// the CPU all components used and appends the load average after each batch
+// to loads.
+func measure(ctx context.Context, runs []*variantRun, n, c, batch, size int, target func(*variantRun) *Variant, loads *[]float64) (time.Duration, error) {
+	var used time.Duration
+	done := make([]int, len(runs))
+	for round := 0; ; round++ {
+		progressed := false
+		for k := range runs {
+			vi := (k + round) % len(runs)
+			vr := runs[vi]
+			m := min(batch, n-done[vi])
+			if m <= 0 {
+				continue
+			}
+			progressed = true
+			if err := ctx.Err(); err != nil {
+				return used, err
+			}
+			v := target(vr)
+			mBefore := scrapeKeycloak(ctx, vr.mgmt)
+			opens, dialed := tcpActiveOpens(), vr.dials.Load()
+			allocBefore := vr.allocs(ctx)
+			before := snapshot(vr.comps)
+			b := runBatch(ctx, vr.flow, m, c, size)
+			after := snapshot(vr.comps)
+			v.addAllocs(allocBefore, vr.allocs(ctx))
+			v.kc.add(mBefore, scrapeKeycloak(ctx, vr.mgmt))
+			v.tcpOpens += tcpActiveOpens() - opens
+			v.clientDials += vr.dials.Load() - dialed
+			v.wall += b.wall
+			v.samples = append(v.samples, b.samples...)
+			v.Flows += len(b.samples)
+			v.Errors += b.errors
+			v.Retried += b.retried
+			if len(v.ErrorSample) < 5 {
+				v.ErrorSample = append(v.ErrorSample, b.errSample[:min(len(b.errSample), 5-len(v.ErrorSample))]...)
+			}
+			for role := range vr.comps {
+				a, okA := after[role]
+				bb, okB := before[role]
+				if okA && okB {
+					v.cpu[role] += a - bb
+					used += a - bb
+				}
+			}
+			done[vi] += m
+			*loads = append(*loads, loadAvg()[0])
+			fmt.Fprintf(os.Stderr, "  %-6s c=%-2d batch of %3d: %6.1f flows/s, %d errors\n", v.Name, c, m, float64(len(b.samples))/b.wall.Seconds(), b.errors)
+		}
+		if !progressed {
+			return used, nil
+		}
+	}
+}
+
+// allocs reads the bytes and objects allocated so far by the client (this
+// process) and the variant's Resource Server, by role.
+func (vr *variantRun) allocs(ctx context.Context) map[string][2]float64 {
+	out := map[string][2]float64{}
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	out[compClient] = [2]float64{float64(ms.TotalAlloc), float64(ms.Mallocs)}
+	if vr.rsURL != "" {
+		if b, n, ok := goAllocs(ctx, vr.rsURL); ok {
+			out[compResourceServer] = [2]float64{b, n}
+		}
+	}
+	return out
 }
 
 // snapshot reads the CPU time of each component, by role.
