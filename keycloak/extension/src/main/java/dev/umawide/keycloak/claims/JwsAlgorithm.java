@@ -3,16 +3,20 @@ package dev.umawide.keycloak.claims;
 import java.io.ByteArrayOutputStream;
 import java.math.BigInteger;
 import java.security.GeneralSecurityException;
+import java.security.KeyFactory;
 import java.security.Provider;
 import java.security.PublicKey;
 import java.security.Signature;
 import java.security.interfaces.ECPublicKey;
 import java.security.interfaces.RSAPublicKey;
 import java.security.spec.MGF1ParameterSpec;
+import java.security.spec.X509EncodedKeySpec;
 import java.security.spec.PSSParameterSpec;
 import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.List;
+import java.util.Map;
+import java.util.concurrent.ConcurrentHashMap;
 
 import org.keycloak.common.crypto.CryptoIntegration;
 
@@ -122,7 +126,7 @@ public enum JwsAlgorithm {
             Signature sig = null;
             if (preferred != null) {
                 try {
-                    sig = initVerify(Signature.getInstance(algorithm, preferred), pub);
+                    sig = initVerify(Signature.getInstance(algorithm, preferred), nativeKey(pub, preferred));
                 } catch (GeneralSecurityException | RuntimeException e) {
                     sig = null; // that provider cannot do it with this key: use the default ones
                 }
@@ -135,6 +139,48 @@ public enum JwsAlgorithm {
         } catch (GeneralSecurityException | RuntimeException e) {
             return false;
         }
+    }
+
+    /** At most this many translated keys are kept (then the cache starts over). */
+    static final int MAX_NATIVE_KEYS = 256;
+
+    /** Public keys translated into a provider's own key class, by provider and key. */
+    private static final Map<List<Object>, PublicKey> NATIVE_KEYS = new ConcurrentHashMap<>();
+
+    /**
+     * {@code pub} as {@code provider}'s own key class, translated once per key. BouncyCastle
+     * converts a JDK key into its own form on every {@code initVerify} and then recomputes the
+     * point's multiplication table for every verification: with its own key, whose point (and
+     * the table cached on it) lives as long as the key, an ES256 verification costs about half
+     * the CPU (make bench, docs/BENCHMARKS.md). A key the provider cannot translate is returned
+     * as it is. Public keys only: nothing secret is kept.
+     */
+    static PublicKey nativeKey(PublicKey pub, Provider provider) {
+        List<Object> id = List.of(provider.getName(), pub);
+        PublicKey cached = NATIVE_KEYS.get(id);
+        if (cached != null) {
+            return cached;
+        }
+        PublicKey out = pub;
+        try {
+            // From the X.509 encoding, not translateKey: that keeps the named curve (BouncyCastle's
+            // translateKey spells the curve out and then misses its optimised P-256 arithmetic).
+            byte[] der = pub.getEncoded();
+            if (der != null) {
+                out = KeyFactory.getInstance(pub.getAlgorithm(), provider).generatePublic(new X509EncodedKeySpec(der));
+            }
+        } catch (GeneralSecurityException | RuntimeException e) {
+            // that provider has no factory for this key type: verify with the key as it is
+        }
+        if (NATIVE_KEYS.size() >= MAX_NATIVE_KEYS) {
+            NATIVE_KEYS.clear();
+        }
+        NATIVE_KEYS.put(id, out);
+        return out;
+    }
+
+    static int nativeKeysCached() {
+        return NATIVE_KEYS.size();
     }
 
     private Signature initVerify(Signature sig, PublicKey pub) throws GeneralSecurityException {

@@ -1,9 +1,11 @@
 package dev.umawide.keycloak.claims;
 
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertNotNull;
 import static org.junit.jupiter.api.Assertions.assertNull;
+import static org.junit.jupiter.api.Assertions.assertSame;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import java.nio.charset.StandardCharsets;
@@ -156,6 +158,26 @@ class JwsAlgorithmTest {
         byte[] input = j.signingInput().clone();
         input[0] ^= 1;
         assertFalse(alg.verify(key, input, j.signature(), bc));
+    }
+
+    @Test
+    void thePreferredProviderVerifiesWithItsOwnKeyTranslatedOnce() throws Exception {
+        java.security.Provider bc = new org.bouncycastle.jce.provider.BouncyCastleProvider();
+        KeyPair kp = TestKeys.ec256();
+        Jwk key = jwk(kp, "k");
+        java.security.PublicKey nat = JwsAlgorithm.nativeKey(key.publicKey(), bc);
+        assertTrue(nat.getClass().getName().startsWith("org.bouncycastle."), nat.getClass().getName());
+        assertSame(nat, JwsAlgorithm.nativeKey(key.publicKey(), bc), "translated once, then kept");
+        assertArrayEquals(key.publicKey().getEncoded(), nat.getEncoded(), "the same key");
+        // Another key is another entry: a signature by one never verifies with the other.
+        KeyPair other = TestKeys.ec("secp256r1");
+        CompactJws j = signed("ES256", kp);
+        assertTrue(JwsAlgorithm.ES256.verify(key, j.signingInput(), j.signature(), bc));
+        assertFalse(JwsAlgorithm.ES256.verify(jwk(other, "k"), j.signingInput(), j.signature(), bc));
+        // A key type the provider has no factory for is used as it is.
+        java.security.Provider rsaOnly = java.security.Security.getProvider("SunRsaSign");
+        assertSame(key.publicKey(), JwsAlgorithm.nativeKey(key.publicKey(), rsaOnly));
+        assertTrue(JwsAlgorithm.nativeKeysCached() <= JwsAlgorithm.MAX_NATIVE_KEYS);
     }
 
     @Test
