@@ -61,7 +61,19 @@ func mibps(n int64, secs float64) float64 {
 func runLarge(ctx context.Context, e *env, d *deployment, o options, r *Result) {
 	l := &LargeRun{Bytes: o.largeSize}
 	r.Large = l
-	if err := large(ctx, e, d, o, l); err != nil {
+	err := large(ctx, e, d, o, l)
+	if len(l.CopySeconds) > 0 {
+		mean := 0.0
+		for _, s := range l.CopySeconds {
+			mean += s
+		}
+		l.CopyMiBps = mibps(o.largeSize, mean/float64(len(l.CopySeconds)))
+	}
+	if err == nil {
+		l.PushMiBps = mibps(o.largeSize, l.PushSeconds)
+		l.RatioToCopy = ratio(l.PushMiBps, l.CopyMiBps)
+	}
+	if err != nil {
 		l.Error = err.Error()
 		r.Notes = append(r.Notes, "large-content run: "+err.Error())
 		e.log.Warn("large-content run failed", "err", err)
@@ -176,18 +188,7 @@ func large(ctx context.Context, e *env, d *deployment, o options, l *LargeRun) e
 	}
 	l.HashMs = round3(max(0, l.PushSeconds*1000-stepsMs))
 
-	if err := copyOnce(); err != nil {
-		return err
-	}
-	mean := 0.0
-	for _, s := range l.CopySeconds {
-		mean += s
-	}
-	mean /= float64(len(l.CopySeconds))
-	l.CopyMiBps = mibps(o.largeSize, mean)
-	l.PushMiBps = mibps(o.largeSize, l.PushSeconds)
-	l.RatioToCopy = ratio(l.PushMiBps, l.CopyMiBps)
-	return nil
+	return copyOnce()
 }
 
 // cleanEnv drops the variables with that prefix (a developer's RQP_CLIENT_*

@@ -105,7 +105,7 @@ func main() {
 	fs.BoolVar(&o.flows, "flows", true, "run the flows against the real stack (false: Go benchmarks only)")
 	fs.IntVar(&o.latencyN, "latency-n", 200, "pushes per variant at concurrency 1 (warm, one push at a time: latency as a person feels it), alternating in batches; 0 skips")
 	fs.BoolVar(&o.profile, "profile", true, "profile each variant for -profile-seconds after the measurements: Keycloak with Java Flight Recorder (jcmd), the Resource Server and the client with pprof")
-	fs.IntVar(&o.profileSeconds, "profile-seconds", 20, "length of each variant's profile")
+	fs.IntVar(&o.profileSeconds, "profile-seconds", 30, "length of each variant's profile")
 	fs.StringVar(&o.profileDir, "profile-dir", "bench/results/profile", "where the profiles, folded stacks and flame graphs go (relative to the repository root)")
 	fs.Int64Var(&o.largeSize, "large-size", 1<<30, "bytes of the large-content run: one push of generated content through the whole flow against copying the same bytes on the same disk; 0 skips it")
 	fs.BoolVar(&o.largeOnly, "large-only", false, "run only the large-content run (no flows of -n, no Go benchmarks)")
@@ -490,6 +490,13 @@ func runFlows(ctx context.Context, o options, root string, log *slog.Logger, r *
 	}
 
 	log.Info("warming up", "pushes_per_variant", o.warmup)
+	if o.profile {
+		// Java Flight Recorder's first recording loads and compiles its own
+		// code: a throwaway one during the warm-up keeps that out of the
+		// profiles.
+		jfrInit := startJFR(ctx, javaPID(a.kcC.PID), "umawide-init")
+		defer func() { _ = jfrInit(ctx, "") }()
+	}
 	for _, vr := range runs {
 		if o.warmup == 0 {
 			break

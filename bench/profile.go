@@ -81,6 +81,31 @@ func javaPID(pgid int) int {
 	return 0
 }
 
+// startJFR starts a recording (profile settings) named name in the JVM pid;
+// the function returned stops it, writing it to file unless file is "".
+// With no JVM both do nothing.
+func startJFR(ctx context.Context, pid int, name string) func(ctx context.Context, file string) error {
+	if pid == 0 {
+		return func(context.Context, string) error {
+			return fmt.Errorf("no Keycloak JVM to record (process mode only)")
+		}
+	}
+	if b, err := exec.CommandContext(ctx, "jcmd", strconv.Itoa(pid), "JFR.start", "name="+name, "settings=profile").CombinedOutput(); err != nil {
+		err = fmt.Errorf("jcmd JFR.start: %v %s", err, strings.TrimSpace(string(b)))
+		return func(context.Context, string) error { return err }
+	}
+	return func(ctx context.Context, file string) error {
+		args := []string{strconv.Itoa(pid), "JFR.stop", "name=" + name}
+		if file != "" {
+			args = append(args, "filename="+file)
+		}
+		if b, err := exec.CommandContext(ctx, "jcmd", args...).CombinedOutput(); err != nil {
+			return fmt.Errorf("jcmd JFR.stop: %v %s", err, strings.TrimSpace(string(b)))
+		}
+		return nil
+	}
+}
+
 // profileVariants profiles each variant in turn.
 func profileVariants(ctx context.Context, log *slog.Logger, dir string, runs []*variantRun, d *deployment, o options) (*Profiles, error) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
@@ -108,17 +133,7 @@ func profileOne(ctx context.Context, log *slog.Logger, dir string, vr *variantRu
 	name := vr.v.Name
 	vp := &VariantProfile{Name: name, Top: map[string][]string{}}
 	var errs []string
-	jfrName := "umawide-" + name
-	jfrOn := false
-	if jvm > 0 {
-		if b, err := exec.CommandContext(ctx, "jcmd", strconv.Itoa(jvm), "JFR.start", "name="+jfrName, "settings=profile").CombinedOutput(); err != nil {
-			errs = append(errs, fmt.Sprintf("jcmd JFR.start: %v %s", err, strings.TrimSpace(string(b))))
-		} else {
-			jfrOn = true
-		}
-	} else {
-		errs = append(errs, "no Keycloak JVM to record (process mode only)")
-	}
+	stopJFR := startJFR(ctx, jvm, "umawide-"+name)
 	secs := o.profileSeconds
 	var wg sync.WaitGroup
 	var mu sync.Mutex
@@ -164,10 +179,10 @@ func profileOne(ctx context.Context, log *slog.Logger, dir string, vr *variantRu
 		vp.Files = append(vp.Files, clientCPU)
 	}
 	wg.Wait()
-	if jfrOn {
+	{
 		file := filepath.Join(dir, "keycloak-"+name+".jfr")
-		if b, err := exec.CommandContext(ctx, "jcmd", strconv.Itoa(jvm), "JFR.stop", "name="+jfrName, "filename="+file).CombinedOutput(); err != nil {
-			errs = append(errs, fmt.Sprintf("jcmd JFR.stop: %v %s", err, strings.TrimSpace(string(b))))
+		if err := stopJFR(ctx, file); err != nil {
+			errs = append(errs, err.Error())
 		} else {
 			vp.Files = append(vp.Files, file)
 			folded, sum, err := summarizeJFR(ctx, file, vp.Flows)
