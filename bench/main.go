@@ -490,12 +490,13 @@ func runFlows(ctx context.Context, o options, root string, log *slog.Logger, r *
 	}
 
 	log.Info("warming up", "pushes_per_variant", o.warmup)
+	var stopInit func(context.Context, string) error
 	if o.profile {
 		// Java Flight Recorder's first recording loads and compiles its own
 		// code: a throwaway one during the warm-up keeps that out of the
 		// profiles.
-		jfrInit := startJFR(ctx, javaPID(a.kcC.PID), "umawide-init")
-		defer func() { _ = jfrInit(ctx, "") }()
+		stopInit = startJFR(ctx, javaPID(a.kcC.PID), "umawide-init")
+		defer func() { _ = stopInit(ctx, "") }() // on an early return
 	}
 	for _, vr := range runs {
 		if o.warmup == 0 {
@@ -504,6 +505,11 @@ func runFlows(ctx context.Context, o options, root string, log *slog.Logger, r *
 		b := runBatch(ctx, vr.flow, o.warmup, o.c, o.size)
 		if b.errors > 0 {
 			return fmt.Errorf("warm-up of %s: %d of %d pushes failed, first: %s", vr.v.Name, b.errors, o.warmup, b.errSample[0])
+		}
+	}
+	if stopInit != nil {
+		if err := stopInit(ctx, ""); err != nil {
+			log.Warn("JFR", "err", err)
 		}
 	}
 
