@@ -156,6 +156,22 @@ func profileOne(ctx context.Context, log *slog.Logger, dir string, vr *variantRu
 		go fetch("Resource Server allocations", fmt.Sprintf("http://%s/debug/pprof/allocs?seconds=%d", vr.rsPprof, secs),
 			filepath.Join(dir, "resource_server-"+name+"-allocs.pprof"))
 	}
+	// The client's allocations: the cumulative profile before and after,
+	// told apart by pprof -base.
+	clientAllocs0 := filepath.Join(dir, "client-"+name+"-allocs-before.pprof")
+	clientAllocs := filepath.Join(dir, "client-"+name+"-allocs.pprof")
+	writeAllocs := func(file string) {
+		f, err := os.Create(file)
+		if err != nil {
+			errs = append(errs, err.Error())
+			return
+		}
+		defer f.Close()
+		if err := pprof.Lookup("allocs").WriteTo(f, 0); err != nil {
+			errs = append(errs, "client allocations: "+err.Error())
+		}
+	}
+	writeAllocs(clientAllocs0)
 	clientCPU := filepath.Join(dir, "client-"+name+"-cpu.pprof")
 	cf, err := os.Create(clientCPU)
 	if err == nil {
@@ -178,6 +194,8 @@ func profileOne(ctx context.Context, log *slog.Logger, dir string, vr *variantRu
 		cf.Close()
 		vp.Files = append(vp.Files, clientCPU)
 	}
+	writeAllocs(clientAllocs)
+	vp.Files = append(vp.Files, clientAllocs0, clientAllocs)
 	wg.Wait()
 	{
 		file := filepath.Join(dir, "keycloak-"+name+".jfr")
@@ -204,17 +222,29 @@ func profileOne(ctx context.Context, log *slog.Logger, dir string, vr *variantRu
 			}
 		}
 	}
-	for comp, file := range map[string]string{compResourceServer: rsCPU, compClient: clientCPU} {
-		if _, err := os.Stat(file); err != nil {
+	for _, p := range []struct{ key, file, base string }{
+		{compResourceServer + " cpu", rsCPU, ""},
+		{compResourceServer + " allocs", filepath.Join(dir, "resource_server-"+name+"-allocs.pprof"), ""},
+		{compClient + " cpu", clientCPU, ""},
+		{compClient + " allocs", clientAllocs, clientAllocs0},
+	} {
+		if _, err := os.Stat(p.file); err != nil {
 			continue
 		}
-		top, err := pprofTop(ctx, file)
+		var args []string
+		if strings.HasSuffix(p.key, "allocs") {
+			args = append(args, "-sample_index=alloc_space")
+		}
+		if p.base != "" {
+			args = append(args, "-base", p.base)
+		}
+		top, err := pprofTop(ctx, p.file, args...)
 		if err != nil {
-			errs = append(errs, comp+" pprof -top: "+err.Error())
+			errs = append(errs, p.key+" pprof -top: "+err.Error())
 			continue
 		}
-		vp.Top[comp] = top
-		_ = os.WriteFile(strings.TrimSuffix(file, ".pprof")+"-top.txt", []byte(strings.Join(top, "\n")+"\n"), 0o644)
+		vp.Top[p.key] = top
+		_ = os.WriteFile(strings.TrimSuffix(p.file, ".pprof")+"-top.txt", []byte(strings.Join(top, "\n")+"\n"), 0o644)
 	}
 	sort.Strings(vp.Files)
 	if len(errs) > 0 {
@@ -250,9 +280,10 @@ func download(ctx context.Context, url, file string, timeout time.Duration) erro
 	return f.Close()
 }
 
-// pprofTop is the head of `go tool pprof -top` of a CPU profile.
-func pprofTop(ctx context.Context, file string) ([]string, error) {
-	b, err := exec.CommandContext(ctx, "go", "tool", "pprof", "-top", "-nodecount=25", file).Output()
+// pprofTop is the head of `go tool pprof -top` of a profile.
+func pprofTop(ctx context.Context, file string, args ...string) ([]string, error) {
+	args = append(append([]string{"tool", "pprof", "-top", "-nodecount=30"}, args...), file)
+	b, err := exec.CommandContext(ctx, "go", args...).Output()
 	if err != nil {
 		return nil, err
 	}
