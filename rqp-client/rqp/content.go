@@ -12,6 +12,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"unicode/utf8"
 )
 
@@ -100,6 +101,11 @@ func (p *prepared) contentDisposition() string {
 	return mime.FormatMediaType("attachment", map[string]string{"filename": p.name})
 }
 
+// hashBuffers are the read buffers of hashing: io.Copy would allocate 32 KiB
+// per push (a section reader has no WriteTo, a hash no ReadFrom), a quarter
+// of what a push of 1 KiB allocated in all (make bench, docs/BENCHMARKS.md).
+var hashBuffers = sync.Pool{New: func() any { b := make([]byte, 64<<10); return &b }}
+
 // prepare checks, types and hashes c; meter (may be nil) is told how far
 // hashing has come.
 func prepare(c *Content, meter *transferMeter) (*prepared, error) {
@@ -122,7 +128,9 @@ func prepare(c *Content, meter *transferMeter) (*prepared, error) {
 	if meter != nil {
 		src = meteredReader{r: src, m: meter}
 	}
-	n, err := io.Copy(h, src)
+	buf := hashBuffers.Get().(*[]byte)
+	n, err := io.CopyBuffer(h, src, *buf)
+	hashBuffers.Put(buf)
 	if err != nil {
 		return nil, fmt.Errorf("reading the content: %w", err)
 	}

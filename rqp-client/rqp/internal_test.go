@@ -14,6 +14,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -534,4 +535,25 @@ func TestNoTransferCallbackNoMeter(t *testing.T) {
 	}
 	var m *transferMeter
 	m.add(5) // nil-safe: pushes without a callback pay nothing
+}
+
+func TestHashingReusesItsBuffer(t *testing.T) {
+	c := BytesContent(bytes.Repeat([]byte("z"), 1024), "small.bin")
+	if _, err := prepare(c, nil); err != nil { // the pool's first buffer
+		t.Fatal(err)
+	}
+	const runs = 200
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	for range runs {
+		if _, err := prepare(c, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	runtime.ReadMemStats(&after)
+	// io.Copy allocated a 32 KiB buffer per call; what is left is the hash,
+	// the section reader, the digest's hex and the media type.
+	if per := (after.TotalAlloc - before.TotalAlloc) / runs; per > 8<<10 {
+		t.Fatalf("%d bytes allocated per prepare of 1 KiB, want under 8 KiB", per)
+	}
 }
