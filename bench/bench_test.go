@@ -305,6 +305,10 @@ jdk.ExecutionSample {
 	if !strings.Contains(svg, "d.u.k.c.JwsAlgorithm.verify (1 samples, 33.3%)") {
 		t.Fatalf("no title for the extension frame: %s", svg)
 	}
+	sub := subStacks(folded, tokenEndpointFrame)
+	if len(sub) != 2 || sub["o.k.p.o.e.TokenEndpoint.processGrantRequest;o.k.a.a.AuthorizationTokenService.authorize;o.k.a.a.AuthorizationTokenService.createAuthorizationResponse;o.k.j.j.JWSBuilder.sign"] != 1 {
+		t.Fatalf("token endpoint stacks %v", sub)
+	}
 }
 
 func TestCopyFileAndGenerate(t *testing.T) {

@@ -125,3 +125,20 @@ func flameColor(name string) string {
 func writeFlameGraph(file, title string, folded map[string]int) error {
 	return os.WriteFile(file, []byte(renderFlameGraph(title, folded)), 0o644)
 }
+
+// subStacks keeps the stacks that pass through a frame starting with
+// prefix, cut to start at its outermost such frame: one part of the work
+// (the uma-ticket grant) drawn on its own.
+func subStacks(folded map[string]int, prefix string) map[string]int {
+	out := map[string]int{}
+	for stack, n := range folded {
+		frames := strings.Split(stack, ";")
+		for i, f := range frames {
+			if strings.HasPrefix(f, prefix) {
+				out[strings.Join(frames[i:], ";")] += n
+				break
+			}
+		}
+	}
+	return out
+}

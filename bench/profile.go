@@ -71,6 +71,9 @@ var jfrParts = []struct{ name, frame string }{
 	{"any frame of the extension", "dev.umawide."},
 }
 
+// tokenEndpointFrame marks the token endpoint in folded (short) frames.
+const tokenEndpointFrame = "o.k.p.o.e.TokenEndpoint."
+
 // javaPID is the JVM in Keycloak's process group (kc.sh starts it).
 func javaPID(pgid int) int {
 	for _, p := range groupPIDs(pgid) {
@@ -218,6 +221,17 @@ func profileOne(ctx context.Context, log *slog.Logger, dir string, vr *variantRu
 					vp.Files = append(vp.Files, svg)
 				} else {
 					errs = append(errs, "flame graph: "+err.Error())
+				}
+				// The uma-ticket grant alone (the token endpoint's stacks).
+				grant := subStacks(folded, tokenEndpointFrame)
+				gsvg := filepath.Join(dir, "keycloak-"+name+"-token-endpoint.svg")
+				n := 0
+				for _, c := range grant {
+					n += c
+				}
+				gtitle := fmt.Sprintf("Keycloak's token endpoint (uma-ticket grant), %s variant: %d of %d JFR samples over %d flows", name, n, sum.Samples, vp.Flows)
+				if err := writeFlameGraph(gsvg, gtitle, grant); err == nil {
+					vp.Files = append(vp.Files, gsvg)
 				}
 			}
 		}
