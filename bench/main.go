@@ -77,6 +77,7 @@ type options struct {
 	profileDir                string
 	largeSize                 int64
 	largeOnly                 bool
+	kcStartTimeout            time.Duration
 }
 
 func main() {
@@ -108,6 +109,7 @@ func main() {
 	fs.IntVar(&o.profileSeconds, "profile-seconds", 30, "length of each variant's profile")
 	fs.StringVar(&o.profileDir, "profile-dir", "bench/results/profile", "where the profiles, folded stacks and flame graphs go (relative to the repository root)")
 	fs.Int64Var(&o.largeSize, "large-size", 1<<30, "bytes of the large-content run: one push of generated content through the whole flow against copying the same bytes on the same disk; 0 skips it")
+	fs.DurationVar(&o.kcStartTimeout, "keycloak-start-timeout", 10*time.Minute, "how long Keycloak may take to start (download, build, readiness): a loaded machine needs more than the launcher's 5 minutes")
 	fs.BoolVar(&o.largeOnly, "large-only", false, "run only the large-content run (no flows of -n, no Go benchmarks)")
 	fs.Parse(os.Args[1:])
 	if o.n < 1 || o.c < 1 || o.batch < 1 || o.size < 1 || o.warmup < 0 || o.latencyN < 0 || o.profileSeconds < 1 || o.largeSize < 0 {
@@ -254,7 +256,7 @@ func (e *env) deploy(ctx context.Context, label, heap, javaOpts, kcEnv string, w
 			return nil, fmt.Errorf("Keycloak environment %q: want NAME=value", kv)
 		}
 	}
-	kc, err := launcher.Start(ctx, launcher.Options{Mode: mode, MaxHeap: heap, JavaOpts: javaOpts, Env: vars, Logger: e.log,
+	kc, err := launcher.Start(ctx, launcher.Options{Mode: mode, MaxHeap: heap, JavaOpts: javaOpts, Env: vars, Logger: e.log, StartTimeout: e.o.kcStartTimeout,
 		LogPath: filepath.Join(e.dir, "logs", "keycloak"+label+".log")})
 	if err != nil {
 		return nil, err
