@@ -46,6 +46,8 @@ type LargeRun struct {
 	ClientCPUs    float64 `json:"client_cpu_s"`
 	RSCPUs        float64 `json:"resource_server_cpu_s"`
 	SHA256        string  `json:"sha256,omitempty"`
+	// LoadAvg is the machine's load average before and after the run.
+	LoadAvg [2][3]float64 `json:"loadavg_before_after"`
 }
 
 func mibps(n int64, secs float64) float64 {
@@ -61,7 +63,9 @@ func mibps(n int64, secs float64) float64 {
 func runLarge(ctx context.Context, e *env, d *deployment, o options, r *Result) {
 	l := &LargeRun{Bytes: o.largeSize}
 	r.Large = l
+	l.LoadAvg[0] = loadAvg()
 	err := large(ctx, e, d, o, l)
+	l.LoadAvg[1] = loadAvg()
 	if len(l.CopySeconds) > 0 {
 		mean := 0.0
 		for _, s := range l.CopySeconds {
@@ -284,4 +288,5 @@ func printLarge(w io.Writer, l *LargeRun) {
 	}
 	fmt.Fprintf(w, "  peak RSS: client %.1f MiB, Resource Server %.1f MiB; CPU: client %.2f s, Resource Server %.2f s\n",
 		l.ClientPeakMiB, l.RSPeakMiB, l.ClientCPUs, l.RSCPUs)
+	fmt.Fprintf(w, "  load average before %.2f, after %.2f (1 min)\n", l.LoadAvg[0][0], l.LoadAvg[1][0])
 }
