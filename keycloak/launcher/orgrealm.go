@@ -16,7 +16,6 @@ import (
 // (which imports RealmDir/*-realm.json) does not import it.
 const OrganisationRealmFile = "org/organisation-realm.json"
 
-
 // Organisation parameterises the organisation realm.
 type Organisation struct {
 	// Realm is the realm's name (UMAWIDE_REALM; required here, the file's

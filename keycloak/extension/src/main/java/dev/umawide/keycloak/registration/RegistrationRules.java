@@ -8,16 +8,20 @@ import org.keycloak.representations.idm.ClientRepresentation;
 
 /**
  * What an anonymous dynamic client registration (RFC 7591) at an organisation's authorization
- * server may ask for, read from the client representation Keycloak derived from the request: the
- * uma-ticket grant with a client secret, nothing else. The checks are pure (no session), so the
- * unit tests cover each refusal; {@link UmaTicketOnlyPolicy} applies them.
+ * server may ask for: the uma-ticket grant with a client secret, nothing else. The checks are pure
+ * (no session), so the unit tests cover each refusal; {@link UmaTicketOnlyPolicy} applies them.
  *
- * <p>Keycloak's converter ({@code DescriptionConverter.toInternal}) maps {@code grant_types}
- * {@code client_credentials} to a service account, {@code password} to direct access grants, and
- * {@code response_types} (default {@code code} when absent) to the standard and implicit flows.
- * So a registration for uma-ticket only sends {@code response_types ["none"]}; anything that turns
- * a flow on is refused by name rather than silently dropped, so a client learns at once what this
- * AS does not offer.
+ * <p>They read the request as sent ({@code grant_types}, {@code response_types}) and the client
+ * representation Keycloak derived from it. The derived flags alone cannot tell what was asked:
+ * Keycloak's converter ({@code DescriptionConverter.toInternal}) turns the standard flow on for
+ * {@code response_types ["none"]} in 26.5 (for {@code code} only in earlier releases), and refuses
+ * a request with {@code grant_types} but no {@code response_types} that names neither
+ * {@code authorization_code} nor {@code implicit} ("No responseType provided"). So a registration
+ * for uma-ticket only sends {@code response_types ["none"]}, and the flags the converter set are
+ * overwritten by {@link #bound}. Keycloak 26.5 also maps {@code grant_types} uma-ticket to
+ * {@code authorizationServicesEnabled}, which would make the registration a resource server with
+ * authorization settings of its own in this realm; {@link #bound} turns that off too. Anything else is refused by name rather than silently dropped,
+ * so a client learns at once what this AS does not offer.
  */
 final class RegistrationRules {
 
@@ -30,15 +34,21 @@ final class RegistrationRules {
     private RegistrationRules() {
     }
 
-    /** The first reason to refuse {@code rep}, or null when it asks only for what is allowed. */
-    static String refusal(ClientRepresentation rep) {
+    static final String UMA_TICKET = "urn:ietf:params:oauth:grant-type:uma-ticket";
+
+    /**
+     * The first reason to refuse a registration, or null when it asks only for what is allowed:
+     * {@code grantTypes} and {@code responseTypes} as requested, {@code rep} as Keycloak derived it.
+     */
+    static String refusal(List<String> grantTypes, List<String> responseTypes, ClientRepresentation rep) {
         if (rep == null) {
             return "no client metadata";
         }
-        if (Boolean.TRUE.equals(rep.isStandardFlowEnabled())) {
-            return "the authorization_code flow is not offered (response_types code, which Keycloak assumes when "
-                    + "response_types is absent): register grant_types [\"urn:ietf:params:oauth:grant-type:uma-ticket\"] "
-                    + "with response_types [\"none\"]";
+        if (grantTypes == null || !grantTypes.equals(List.of(UMA_TICKET))) {
+            return "grant_types must be exactly [\"" + UMA_TICKET + "\"]: no other grant is offered";
+        }
+        if (responseTypes != null && !responseTypes.isEmpty() && !responseTypes.equals(List.of("none"))) {
+            return "response_types must be [\"none\"]: the authorization endpoint is not offered";
         }
         if (Boolean.TRUE.equals(rep.isImplicitFlowEnabled())) {
             return "the implicit flow is not offered";
@@ -64,9 +74,6 @@ final class RegistrationRules {
         }
         if (rep.getProtocolMappers() != null && !rep.getProtocolMappers().isEmpty()) {
             return "protocol mappers are not accepted";
-        }
-        if (rep.getAuthorizationServicesEnabled() != null && rep.getAuthorizationServicesEnabled()) {
-            return "authorization services are not accepted";
         }
         Map<String, String> attrs = rep.getAttributes() == null ? Map.of() : rep.getAttributes();
         for (String flag : List.of("oidc.ciba.grant.enabled", "oauth2.device.authorization.grant.enabled",

@@ -12,6 +12,7 @@ import org.keycloak.models.KeycloakSession;
 import org.keycloak.models.RealmModel;
 import org.keycloak.models.UserModel;
 import org.keycloak.protocol.oidc.OIDCClientSecretConfigWrapper;
+import org.keycloak.representations.oidc.OIDCClientRepresentation;
 import org.keycloak.services.clientregistration.ClientRegistrationContext;
 import org.keycloak.services.clientregistration.ClientRegistrationProvider;
 import org.keycloak.services.clientregistration.oidc.OIDCClientRegistrationContext;
@@ -60,7 +61,11 @@ final class UmaTicketOnlyPolicy implements ClientRegistrationPolicy {
         if (!(context instanceof OIDCClientRegistrationContext)) {
             throw new ClientRegistrationPolicyException("only OpenID Connect dynamic client registration (clients-registrations/openid-connect) is offered");
         }
-        String refusal = RegistrationRules.refusal(context.getClient());
+        OIDCClientRepresentation request = OidcRequest.of((OIDCClientRegistrationContext) context);
+        if (request == null) {
+            throw new ClientRegistrationPolicyException("the registration request cannot be read on this Keycloak version");
+        }
+        String refusal = RegistrationRules.refusal(request.getGrantTypes(), request.getResponseTypes(), context.getClient());
         if (refusal != null) {
             throw new ClientRegistrationPolicyException(refusal);
         }
