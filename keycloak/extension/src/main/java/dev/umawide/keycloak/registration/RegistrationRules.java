@@ -3,6 +3,7 @@ package dev.umawide.keycloak.registration;
 import java.util.HashMap;
 import java.util.List;
 import java.util.Map;
+import java.util.UUID;
 
 import org.keycloak.representations.idm.ClientRepresentation;
 
@@ -28,6 +29,8 @@ final class RegistrationRules {
     /** Marks a client registered through this policy; its value is {@link #MARKER_VALUE}. */
     static final String MARKER = "umawide.dcr";
     static final String MARKER_VALUE = "uma-ticket";
+    /** Client ids of registrations: the prefix and a random UUID (the request may not name one). */
+    static final String CLIENT_ID_PREFIX = "umawide-dcr-";
     /** When the registration expires, epoch seconds (the same instant as its secret's expiry). */
     static final String EXPIRES = "umawide.dcr.expires";
 
@@ -98,9 +101,10 @@ final class RegistrationRules {
      * Turns an accepted request into what is created: a confidential client with a service account
      * (Keycloak runs an uma-ticket grant without a bearer token through its client-credentials code,
      * which needs one) and every other flow off, no refresh tokens, no full scope, marked as a
-     * registration of this policy.
+     * registration of this policy, with a client id {@link #CLIENT_ID_PREFIX} + a random UUID.
      */
     static void bound(ClientRepresentation rep) {
+        rep.setClientId(CLIENT_ID_PREFIX + UUID.randomUUID());
         rep.setStandardFlowEnabled(false);
         rep.setImplicitFlowEnabled(false);
         rep.setDirectAccessGrantsEnabled(false);

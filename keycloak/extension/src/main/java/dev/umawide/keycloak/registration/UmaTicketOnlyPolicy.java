@@ -2,7 +2,6 @@ package dev.umawide.keycloak.registration;
 
 import java.util.ArrayList;
 import java.util.List;
-import java.util.Map;
 
 import org.jboss.logging.Logger;
 import org.keycloak.common.util.Time;
@@ -85,7 +84,11 @@ final class UmaTicketOnlyPolicy implements ClientRegistrationPolicy {
     private long sweep(RealmModel realm, long now) {
         List<ClientModel> expired = new ArrayList<>();
         long[] live = {0};
-        session.clients().searchClientsByAttributes(realm, Map.of(RegistrationRules.MARKER, RegistrationRules.MARKER_VALUE), null, null)
+        // Keycloak's JPA store searches only configured attributes (spi-client-jpa-searchable-attributes):
+        // registrations are found by their client id prefix, then checked by their marker.
+        session.clients().searchClientsByClientIdStream(realm, RegistrationRules.CLIENT_ID_PREFIX, null, null)
+                .filter(c -> c.getClientId().startsWith(RegistrationRules.CLIENT_ID_PREFIX)
+                        && RegistrationRules.MARKER_VALUE.equals(c.getAttribute(RegistrationRules.MARKER)))
                 .forEach(c -> {
                     if (RegistrationRules.expiry(c.getAttributes()) <= now) {
                         if (expired.size() < SWEEP_BATCH) {

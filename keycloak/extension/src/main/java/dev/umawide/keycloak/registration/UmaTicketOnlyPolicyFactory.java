@@ -29,7 +29,7 @@ public final class UmaTicketOnlyPolicyFactory extends AbstractClientRegistration
 
     private static final List<IntKey> KEYS = List.of(
             new IntKey(MAX_REGISTRATIONS, 1000, 1, 1_000_000),
-            new IntKey(LIFETIME_SECONDS, 604_800, 60, 31_536_000));
+            new IntKey(LIFETIME_SECONDS, 604_800, 1, 31_536_000));
 
     @Override
     public ClientRegistrationPolicy create(KeycloakSession session, ComponentModel model) {
@@ -52,7 +52,7 @@ public final class UmaTicketOnlyPolicyFactory extends AbstractClientRegistration
                 .property().name(MAX_REGISTRATIONS).label("Max registrations").type(ProviderConfigProperty.STRING_TYPE)
                 .defaultValue("1000").helpText("Live registrations of this policy at most (1 to 1000000)").add()
                 .property().name(LIFETIME_SECONDS).label("Lifetime (seconds)").type(ProviderConfigProperty.STRING_TYPE)
-                .defaultValue("604800").helpText("How long a registration and its secret live (60 to 31536000)").add()
+                .defaultValue("604800").helpText("How long a registration and its secret live (1 to 31536000)").add()
                 .build();
     }
 

@@ -95,6 +95,8 @@ class RegistrationRulesTest {
         assertEquals("false", rep.getAttributes().get("use.refresh.tokens"));
         assertEquals("false", rep.getAttributes().get("standard.token.exchange.enabled"));
         assertEquals(RegistrationRules.MARKER_VALUE, rep.getAttributes().get(RegistrationRules.MARKER));
+        assertTrue(rep.getClientId().startsWith(RegistrationRules.CLIENT_ID_PREFIX));
+        assertEquals(RegistrationRules.CLIENT_ID_PREFIX.length() + 36, rep.getClientId().length());
     }
 
     @Test
