@@ -15,11 +15,9 @@ import org.keycloak.representations.idm.ClientRepresentation;
  * <p>They read the request as sent ({@code grant_types}, {@code response_types}) and the client
  * representation Keycloak derived from it. The derived flags alone cannot tell what was asked:
  * Keycloak's converter ({@code DescriptionConverter.toInternal}) turns the standard flow on for
- * {@code response_types ["none"]} in 26.5 (for {@code code} only in earlier releases), and refuses
- * a request with {@code grant_types} but no {@code response_types} that names neither
- * {@code authorization_code} nor {@code implicit} ("No responseType provided"). So a registration
- * for uma-ticket only sends {@code response_types ["none"]}, and the flags the converter set are
- * overwritten by {@link #bound}. Keycloak 26.5 also maps {@code grant_types} uma-ticket to
+ * {@code response_types ["none"]} in 26.5, and for an absent {@code response_types} in earlier
+ * releases (which assume {@code code}). So {@code response_types} may be absent, empty or
+ * {@code ["none"]}, and the flags the converter set are overwritten by {@link #bound}. Keycloak 26.5 also maps {@code grant_types} uma-ticket to
  * {@code authorizationServicesEnabled}, which would make the registration a resource server with
  * authorization settings of its own in this realm; {@link #bound} turns that off too. Anything else is refused by name rather than silently dropped,
  * so a client learns at once what this AS does not offer.
