@@ -30,6 +30,7 @@ import (
 	"github.com/umawide/umawide/internal/httpclient"
 	"github.com/umawide/umawide/internal/jwtverify"
 	"github.com/umawide/umawide/internal/service"
+	"github.com/umawide/umawide/internal/uma"
 	"github.com/umawide/umawide/resource-server/internal/protection"
 	"github.com/umawide/umawide/resource-server/internal/rpt"
 	"github.com/umawide/umawide/resource-server/internal/server"
@@ -47,6 +48,7 @@ type config struct {
 	publicURL     string
 	keycloakURL   string
 	realm         string
+	domain        string
 	issuer        string
 	clientID      string
 	clientSecret  string
@@ -77,7 +79,7 @@ const usage = `Usage: resource-server [flags]
 
 Bob's UMA Resource Server: POST /incoming/{owner} (UMA challenge, RPT enforced, message stored),
 GET /incoming/{owner}/messages[/{id}], DELETE /incoming/{owner}/messages/{id} (owner's token),
-/healthz, /readyz, /metrics.
+/.well-known/webfinger (with -domain), /healthz, /readyz, /metrics.
 `
 
 // parseFlags reads flags, then environment variables for flags not given,
@@ -90,6 +92,7 @@ func parseFlags(args []string, lookupEnv func(string) (string, bool), out io.Wri
 	fs.StringVar(&c.publicURL, "public-url", "", "this server's base URL as clients reach it, scheme://host[:port] without path (default http://<listen>): tickets carry, and RPTs must name, <public-url>/incoming/{owner}")
 	fs.StringVar(&c.keycloakURL, "keycloak-url", "http://127.0.0.1:8080", "Keycloak base URL this server calls (JWKS, protection API, admin API)")
 	fs.StringVar(&c.realm, "realm", "bar", "the owners' realm: its users own Incomings; realm attribute of the UMA challenge")
+	fs.StringVar(&c.domain, "domain", "", "the organisation's email domain (bar.example): GET /.well-known/webfinger answers acct:{owner}@{domain} for the realm's users; empty answers none")
 	fs.StringVar(&c.issuer, "issuer", "", "the realm's issuer URL as clients see it: as_uri of the challenge and the iss tokens must carry (default <keycloak-url>/realms/<realm>)")
 	fs.StringVar(&c.clientID, "client-id", "resource-server", "this resource server's client id in the realm")
 	fs.Secret(&c.clientSecret, "client-secret", "its client secret")
@@ -121,6 +124,9 @@ func parseFlags(args []string, lookupEnv func(string) (string, bool), out io.Wri
 	}
 	if c.db == "" && c.databaseURL == "" {
 		return c, errors.New("-db is empty and no -database-url is set")
+	}
+	if c.domain != "" && !uma.ValidDomain(c.domain) {
+		return c, fmt.Errorf("-domain %q: want a lower-case DNS name with a dot, like bar.example", c.domain)
 	}
 	if c.publicURL == "" {
 		c.publicURL = "http://" + c.listen
@@ -208,7 +214,7 @@ func run(ctx context.Context, args []string, lookupEnv func(string) (string, boo
 		}
 	}
 	srv, err := server.New(server.Config{
-		Realm: c.realm, ASURI: c.issuer, PublicURL: c.publicURL, MaxBody: c.maxBody, Quota: c.quota, ReaderClients: readers,
+		Realm: c.realm, Domain: c.domain, ASURI: c.issuer, PublicURL: c.publicURL, MaxBody: c.maxBody, Quota: c.quota, ReaderClients: readers,
 		IsUnknownOwner: func(err error) bool { return errors.Is(err, protection.ErrUnknownOwner) },
 		Store:          st, Protection: prot, Verifier: verifier, Logger: logger,
 	})
@@ -232,6 +238,6 @@ func run(ctx context.Context, args []string, lookupEnv func(string) (string, boo
 		return fmt.Errorf("listen: %w", err)
 	}
 	logger.Info("resource server listening", "addr", c.listen, "public_url", c.publicURL, "issuer", c.issuer, "keycloak", c.keycloakURL,
-		"realm", c.realm, "store", backend, "max_body", c.maxBody, "quota", c.quota)
+		"realm", c.realm, "domain", c.domain, "store", backend, "max_body", c.maxBody, "quota", c.quota)
 	return srv.Serve(ctx, l)
 }

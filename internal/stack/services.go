@@ -57,6 +57,9 @@ type ResourceServer struct {
 	PublicURL   string
 	KeycloakURL string
 	Realm       string // default bar
+	// Domain is the organisation's email domain (-domain): WebFinger
+	// answers for the realm's users at it; empty answers none.
+	Domain      string
 	Secret      string // client secret of resource-server; default the demo realm's
 	DB          string // SQLite file, unless DatabaseURL is set
 	DatabaseURL string
@@ -72,6 +75,9 @@ func (r ResourceServer) Spec() Spec {
 		"-public-url", or(r.PublicURL, "http://"+r.Listen),
 		"-keycloak-url", r.KeycloakURL,
 		"-realm", or(r.Realm, "bar"),
+	}
+	if r.Domain != "" {
+		args = append(args, "-domain", r.Domain)
 	}
 	if r.DatabaseURL != "" {
 		args = append(args, "-database-url", r.DatabaseURL)

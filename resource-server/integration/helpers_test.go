@@ -232,6 +232,7 @@ type rsOptions struct {
 	clockSkew   time.Duration // added to the verifier's clock
 	st          store.Store   // default a fresh SQLite store
 	publicURL   string        // default the URL it is served at
+	domain      string        // the organisation's domain (WebFinger); default none
 }
 
 func (r *realmEnv) startRS(t *testing.T, o rsOptions) *rs {
@@ -265,7 +266,7 @@ func (r *realmEnv) startRS(t *testing.T, o rsOptions) *rs {
 		o.publicURL = "http://" + srv.Listener.Addr().String()
 	}
 	s, err := server.New(server.Config{
-		Realm: r.realm, ASURI: r.issuer, PublicURL: o.publicURL, MaxBody: testMaxBody, ReaderClients: []string{"incoming-app"},
+		Realm: r.realm, Domain: o.domain, ASURI: r.issuer, PublicURL: o.publicURL, MaxBody: testMaxBody, ReaderClients: []string{"incoming-app"},
 		IsUnknownOwner: func(err error) bool { return errors.Is(err, protection.ErrUnknownOwner) },
 		Store:          o.st, Protection: prot, Verifier: v, Logger: logger,
 	})

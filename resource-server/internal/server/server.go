@@ -56,6 +56,10 @@ type Config struct {
 	// uma.CanonicalIncomingURL(PublicURL + "/incoming/" + o), the
 	// incoming_uri of its tickets and the one an RPT must carry.
 	PublicURL string
+	// Domain is the organisation's email domain (bar.example): WebFinger
+	// answers acct:{owner}@{Domain} for the realm's users; empty answers
+	// no WebFinger query.
+	Domain string
 	// MaxBody is the largest message in bytes; default DefaultMaxBody.
 	MaxBody int64
 	// Quota is the most bytes an owner's Incoming may hold (507 beyond);
@@ -112,6 +116,9 @@ func New(cfg Config) (*Server, error) {
 	if err := CheckPublicURL(cfg.PublicURL); err != nil {
 		return nil, err
 	}
+	if cfg.Domain != "" && !uma.ValidDomain(cfg.Domain) {
+		return nil, fmt.Errorf("server: domain %q is not a lower-case DNS name with a dot", cfg.Domain)
+	}
 	if cfg.MaxBody <= 0 {
 		cfg.MaxBody = DefaultMaxBody
 	}
@@ -140,6 +147,7 @@ func New(cfg Config) (*Server, error) {
 	svc.Engine.GET("/incoming/:owner/messages", s.listMessages)
 	svc.Engine.GET("/incoming/:owner/messages/:id", s.getMessage)
 	svc.Engine.DELETE("/incoming/:owner/messages/:id", s.deleteMessage)
+	svc.Engine.GET(uma.WebFingerPath, s.webfinger)
 	s.svc = svc
 	return s, nil
 }

@@ -209,7 +209,7 @@ public final class ClaimsTokenPolicyProvider implements PolicyProvider {
                 throw new java.io.IOException("no HttpClientProvider");
             }
             long cap = Math.min(config.httpMaxResponseBytes(), provider.getMaxConsumedResponseSize());
-            return new KeycloakHttpFetcher(provider.getHttpClient(), new UrlGuard(config.allowInsecureUrls(), UrlGuard.SYSTEM),
+            return new KeycloakHttpFetcher(provider.getHttpClient(), UrlGuard.of(config, UrlGuard.SYSTEM),
                     config.httpTimeoutMillis(), (int) cap).get(uri);
         }
     }

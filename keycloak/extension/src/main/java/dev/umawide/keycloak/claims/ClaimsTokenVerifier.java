@@ -105,8 +105,19 @@ final class ClaimsTokenVerifier {
         return new VerifiedClaimsToken(iss, sub, email.address(), jti, exp);
     }
 
-    /** The static entry for the issuer; otherwise, with discovery on, the email domain's document naming it. */
+    /**
+     * The static entry for the issuer; otherwise, with discovery on and the email's domain neither
+     * pinned to a static issuer nor blocked, the email domain's document naming it. A blocked domain
+     * is refused before anything is fetched, whoever signed.
+     */
     private Trust trust(String iss, ObjectNode unverifiedClaims) throws Denied {
+        if (!config.blockedDomains().isEmpty()) {
+            // Only a refusal comes from the not yet verified token.
+            EmailAddress email = email(unverifiedClaims);
+            if (config.blockedDomains().contains(email.domain())) {
+                throw new Denied(Reason.EMAIL_DOMAIN_BLOCKED, "domain=" + email.domain());
+            }
+        }
         ClaimsProviderEntry entry = config.providers().get(iss);
         if (entry != null) {
             return new Trust(entry.jwksUri(), entry.domains());
@@ -116,6 +127,9 @@ final class ClaimsTokenVerifier {
         }
         // Only the domain to look up comes from the not yet verified token; the document decides.
         EmailAddress email = email(unverifiedClaims);
+        if (config.pinnedDomains().contains(email.domain())) {
+            throw new Denied(Reason.DOMAIN_PINNED, "domain=" + email.domain() + " iss=" + iss);
+        }
         DiscoveryDocument doc = discovery.get(email.domain());
         if (!doc.issuer().equals(iss)) {
             throw new Denied(Reason.UNTRUSTED_ISSUER, "iss=" + iss + " not the issuer discovered for " + email.domain());

@@ -25,6 +25,8 @@ public final class PolicyConfig {
     public static final String CLAIMS_PROVIDERS = "claimsProviders";
     public static final String DISCOVERY_ENABLED = "discoveryEnabled";
     public static final String ALLOW_INSECURE_URLS = "allowInsecureUrls";
+    public static final String ALLOW_PRIVATE_ADDRESSES = "allowPrivateAddresses";
+    public static final String BLOCKED_DOMAINS = "blockedDomains";
     public static final String ALLOWED_ALGORITHMS = "allowedAlgorithms";
     public static final String MAX_TOKEN_LIFETIME_SECONDS = "maxTokenLifetimeSeconds";
     public static final String CLOCK_SKEW_SECONDS = "clockSkewSeconds";
@@ -62,7 +64,8 @@ public final class PolicyConfig {
     private static final Set<String> KNOWN_KEYS;
 
     static {
-        Set<String> known = new LinkedHashSet<>(List.of(CLAIMS_PROVIDERS, DISCOVERY_ENABLED, ALLOW_INSECURE_URLS, ALLOWED_ALGORITHMS));
+        Set<String> known = new LinkedHashSet<>(List.of(CLAIMS_PROVIDERS, DISCOVERY_ENABLED, ALLOW_INSECURE_URLS,
+                ALLOW_PRIVATE_ADDRESSES, BLOCKED_DOMAINS, ALLOWED_ALGORITHMS));
         for (IntKey k : INT_KEYS) {
             known.add(k.name());
         }
@@ -72,6 +75,9 @@ public final class PolicyConfig {
     private final Map<String, ClaimsProviderEntry> providers;
     private final boolean discoveryEnabled;
     private final boolean allowInsecureUrls;
+    private final boolean allowPrivateAddresses;
+    private final Set<String> blockedDomains;
+    private final Set<String> pinnedDomains;
     private final Set<JwsAlgorithm> algorithms;
     private final int maxTokenLifetimeSeconds;
     private final int clockSkewSeconds;
@@ -104,7 +110,19 @@ public final class PolicyConfig {
         this.jwksCacheSeconds = integer(config, JWKS_TTL);
         this.jwksMinRefreshSeconds = integer(config, JWKS_REFRESH);
         this.discoveryCacheSeconds = integer(config, DISCOVERY_TTL);
+        this.allowPrivateAddresses = bool(config, ALLOW_PRIVATE_ADDRESSES, false);
         this.providers = providers(config.get(CLAIMS_PROVIDERS), allowInsecureUrls);
+        Set<String> pinned = new LinkedHashSet<>();
+        for (ClaimsProviderEntry e : providers.values()) {
+            pinned.addAll(e.domains());
+        }
+        this.pinnedDomains = Collections.unmodifiableSet(pinned);
+        this.blockedDomains = blockedDomains(config.get(BLOCKED_DOMAINS));
+        for (String d : blockedDomains) {
+            if (pinned.contains(d)) {
+                throw new InvalidConfigException(BLOCKED_DOMAINS + ": '" + d + "' is also listed in " + CLAIMS_PROVIDERS + "; block or pin it, not both");
+            }
+        }
     }
 
     /**
@@ -225,6 +243,31 @@ public final class PolicyConfig {
         return Collections.unmodifiableMap(out);
     }
 
+    /** A JSON array of domain names (lower-cased); at most 10000. */
+    private static Set<String> blockedDomains(String json) throws InvalidConfigException {
+        if (json == null || json.isBlank()) {
+            return Set.of();
+        }
+        JsonNode node;
+        try {
+            node = Json.tree(json);
+        } catch (IOException e) {
+            throw new InvalidConfigException(BLOCKED_DOMAINS + " must be a JSON array of domain names");
+        }
+        if (!node.isArray() || node.size() > 10000) {
+            throw new InvalidConfigException(BLOCKED_DOMAINS + " must be a JSON array of at most 10000 domain names");
+        }
+        Set<String> out = new LinkedHashSet<>();
+        for (JsonNode d : node) {
+            String norm = d.isTextual() ? Domains.normalize(d.textValue()) : null;
+            if (norm == null) {
+                throw new InvalidConfigException(BLOCKED_DOMAINS + ": '" + LogSafe.clip(d.asText()) + "' is not a domain name");
+            }
+            out.add(norm);
+        }
+        return Collections.unmodifiableSet(out);
+    }
+
     /** An absolute http(s) URL without user info or fragment; plain http only when insecure URLs are allowed. */
     static URI checkUrl(String where, String value, boolean allowInsecure) throws InvalidConfigException {
         if (value == null || value.isEmpty() || value.length() > 2048) {
@@ -257,6 +300,21 @@ public final class PolicyConfig {
 
     public boolean allowInsecureUrls() {
         return allowInsecureUrls;
+    }
+
+    /** Fetches may reach private and loopback addresses (still https, certificate verified). */
+    public boolean allowPrivateAddresses() {
+        return allowPrivateAddresses;
+    }
+
+    /** Email domains refused whatever signs for them. */
+    public Set<String> blockedDomains() {
+        return blockedDomains;
+    }
+
+    /** Email domains of the static list: each is trusted only from its listed issuer(s), never by discovery. */
+    public Set<String> pinnedDomains() {
+        return pinnedDomains;
     }
 
     public Set<JwsAlgorithm> algorithms() {

@@ -72,6 +72,13 @@ public enum Reason {
     EMAIL_NOT_VERIFIED,
     /** The email domain is not one the issuer is trusted for. */
     EMAIL_DOMAIN_NOT_TRUSTED,
+    /** The email domain is in {@code blockedDomains}: refused whoever signed, nothing fetched. */
+    EMAIL_DOMAIN_BLOCKED,
+    /**
+     * The email domain is pinned (listed in a {@code claimsProviders} entry) to another issuer: a
+     * pinned domain is never looked up by discovery.
+     */
+    DOMAIN_PINNED,
     /** The {@code jti} was accepted before. */
     JTI_REPLAYED,
     /** The ticket was used for an RPT before. */

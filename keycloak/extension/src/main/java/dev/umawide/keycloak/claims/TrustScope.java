@@ -7,8 +7,12 @@ package dev.umawide.keycloak.claims;
  * or another realm's policy never fills the cache that a strict policy then reads (issue 12,
  * finding 5).
  */
-record TrustScope(String realmId, String policyId, boolean allowInsecureUrls) {
+record TrustScope(String realmId, String policyId, boolean allowInsecureUrls, boolean allowPrivateAddresses) {
+    TrustScope(String realmId, String policyId, boolean allowInsecureUrls) {
+        this(realmId, policyId, allowInsecureUrls, false);
+    }
+
     static TrustScope of(String realmId, String policyId, PolicyConfig config) {
-        return new TrustScope(realmId, policyId, config.allowInsecureUrls());
+        return new TrustScope(realmId, policyId, config.allowInsecureUrls(), config.allowPrivateAddresses());
     }
 }

@@ -12,7 +12,10 @@ import java.util.function.Predicate;
 /**
  * Decides whether the policy may fetch a URL: https only, and the host must resolve only to
  * public addresses (no loopback, private, link-local, unique-local, CGNAT, multicast,
- * documentation or unspecified ones). With {@code allowInsecureUrls} both rules are lifted (development only).
+ * documentation or unspecified ones). With {@code allowPrivateAddresses} the host may resolve to
+ * loopback and private addresses too (an ecosystem inside one private network), still over https
+ * with the certificate verified; only the unspecified and multicast addresses stay refused. With
+ * {@code allowInsecureUrls} both rules are lifted (development only).
  *
  * <p>{@link #check} returns the addresses it checked: the fetcher connects to those and never
  * resolves the name again, so a DNS answer that changes between check and connect cannot reach
@@ -34,6 +37,17 @@ final class UrlGuard {
 
     UrlGuard(boolean allowInsecure, Resolver resolver) {
         this(allowInsecure, resolver, UrlGuard::isPublic, true);
+    }
+
+    /** The guard a policy config asks for. */
+    static UrlGuard of(PolicyConfig config, Resolver resolver) {
+        return new UrlGuard(config.allowInsecureUrls(), resolver,
+                config.allowPrivateAddresses() ? UrlGuard::isUnicast : UrlGuard::isPublic, true);
+    }
+
+    /** Any unicast address, private and loopback ones included. */
+    static boolean isUnicast(InetAddress a) {
+        return !a.isAnyLocalAddress() && !a.isMulticastAddress();
     }
 
     /**

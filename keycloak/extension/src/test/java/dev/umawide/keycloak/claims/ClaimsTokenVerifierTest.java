@@ -326,4 +326,33 @@ class ClaimsTokenVerifierTest {
                 .verify(bazToken(TokenFixture.ISS, "carol@baz.example"), TokenFixture.AUD, f.ticketDigest, f.now)).reason();
         assertEquals(Reason.EMAIL_DOMAIN_NOT_TRUSTED, r);
     }
+    // ---- pin and block (issue 14)
+
+    static final String WK_FOO = "https://foo.example/.well-known/uma-wide-ecosystem-claims-provider";
+
+    @Test
+    void blockedDomainIsRefusedBeforeAnyFetch() throws Exception {
+        serveBazDiscovery(CP_BAZ, "[\"baz.example\"]");
+        ClaimsTokenVerifier v = f.verifier(f.config("discoveryEnabled", "true", "blockedDomains", "[\"Baz.Example\"]"));
+        Reason r = assertThrows(Denied.class, () -> v.verify(bazToken(CP_BAZ, "carol@baz.example"), TokenFixture.AUD, f.ticketDigest, f.now)).reason();
+        assertEquals(Reason.EMAIL_DOMAIN_BLOCKED, r);
+        assertEquals(0, f.fetcher.count(WK_BAZ));
+        // The pinned domain still works right after, under the same config.
+        assertEquals("alice@foo.example", v.verify(f.sign(f.claims()), TokenFixture.AUD, f.ticketDigest, f.now).email());
+    }
+
+    @Test
+    void pinnedDomainIsNeverDiscovered() throws Exception {
+        // foo.example is pinned to TokenFixture.ISS; a document at foo.example naming another issuer is never read.
+        f.fetcher.put(WK_FOO, ("{\"issuer\":\"https://evil.example\",\"jwks_uri\":\"https://cp.baz.example/jwks\",\"domains\":[\"foo.example\"]}")
+                .getBytes(StandardCharsets.UTF_8));
+        serveBazDiscovery(CP_BAZ, "[\"baz.example\"]");
+        ClaimsTokenVerifier v = discoveringVerifier();
+        Reason r = assertThrows(Denied.class, () -> v.verify(bazToken("https://evil.example", "alice@foo.example"), TokenFixture.AUD, f.ticketDigest, f.now)).reason();
+        assertEquals(Reason.DOMAIN_PINNED, r);
+        assertEquals(0, f.fetcher.count(WK_FOO));
+        // The pinned issuer, and a discovered domain, still verify.
+        assertEquals("alice@foo.example", v.verify(f.sign(f.claims()), TokenFixture.AUD, f.ticketDigest, f.now).email());
+        assertEquals("carol@baz.example", v.verify(bazToken(CP_BAZ, "carol@baz.example"), TokenFixture.AUD, f.ticketDigest, f.now).email());
+    }
 }

@@ -181,4 +181,32 @@ class PolicyConfigTest {
         assertEquals(300, c.maxTokenLifetimeSeconds());
         assertEquals(PolicyConfig.DEFAULT_ALGORITHMS, c.algorithms());
     }
+    @Test
+    void blockedDomainsAndPins() throws Exception {
+        Map<String, String> m = new HashMap<>();
+        m.put("claimsProviders", ONE_PROVIDER);
+        m.put("blockedDomains", "[\"Evil.Example\",\"evil.example\"]");
+        m.put("allowPrivateAddresses", "true");
+        PolicyConfig c = parse(m);
+        assertEquals(Set.of("evil.example"), c.blockedDomains());
+        assertEquals(Set.of("foo.example", "sub.foo.example"), c.pinnedDomains());
+        assertTrue(c.allowPrivateAddresses());
+        PolicyConfig d = parse(Map.of());
+        assertTrue(d.blockedDomains().isEmpty());
+        assertFalse(d.allowPrivateAddresses());
+    }
+
+    @ParameterizedTest
+    @ValueSource(strings = {"x", "{}", "[1]", "[\"not a domain\"]", "[\"-x.example\"]", "\"foo.example\""})
+    void badBlockedDomainsRefused(String v) {
+        refused("blockedDomains", v);
+    }
+
+    @Test
+    void aDomainIsPinnedOrBlockedNotBoth() {
+        Map<String, String> m = new HashMap<>();
+        m.put("claimsProviders", ONE_PROVIDER);
+        m.put("blockedDomains", "[\"foo.example\"]");
+        assertThrows(InvalidConfigException.class, () -> parse(m));
+    }
 }

@@ -102,4 +102,15 @@ class UrlGuardTest {
         };
         assertThrows(IOException.class, () -> KeycloakHttpFetcher.readBounded(endless, 1 << 30, System.nanoTime() - 1, null));
     }
+    @Test
+    void privateAddressesAllowedOnlyWhereConfiguredAndStillHttpsOnly() throws Exception {
+        UrlGuard.Resolver tenNet = host -> new InetAddress[] {InetAddress.getByName("10.0.3.2")};
+        PolicyConfig lax = PolicyConfig.parse(java.util.Map.of("allowPrivateAddresses", "true"), true);
+        PolicyConfig strict = PolicyConfig.parse(java.util.Map.of(), true);
+        assertDoesNotThrow(() -> UrlGuard.of(lax, tenNet).check(URI.create("https://foo.example/.well-known/x")));
+        assertThrows(IOException.class, () -> UrlGuard.of(lax, tenNet).check(URI.create("http://foo.example/.well-known/x")));
+        assertThrows(IOException.class, () -> UrlGuard.of(strict, tenNet).check(URI.create("https://foo.example/.well-known/x")));
+        UrlGuard.Resolver any = host -> new InetAddress[] {InetAddress.getByName("0.0.0.0")};
+        assertThrows(IOException.class, () -> UrlGuard.of(lax, any).check(URI.create("https://foo.example/x")));
+    }
 }
