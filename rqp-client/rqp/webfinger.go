@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"net/url"
 	"strings"
 
 	"github.com/umawide/umawide/internal/uma"
@@ -46,19 +47,12 @@ func IsAddress(to string) bool {
 // which authorization server protects it. It is step 0 of an addressed push;
 // nothing is sent to any other service.
 func (c *Client) Resolve(ctx context.Context, address string) (*Recipient, error) {
-	domain, err := emailDomain(address)
-	if err != nil {
-		return nil, configError("recipient: %w", err)
+	addr, err := uma.ParseAddress(address)
+	if err != nil || strings.HasPrefix(strings.ToLower(address), "acct:") || !validDomain(addr.Domain) { // no address literals
+		return nil, configError("recipient %q: %w", clip(address, 100), uma.ErrInvalidAddress)
 	}
-	local := address[:strings.LastIndexByte(address, '@')]
-	if len(local) > 64 || strings.ContainsFunc(local, func(r rune) bool { return r <= ' ' || r == 0x7f }) {
-		return nil, configError("recipient: %q is not an address", clip(address, 200))
-	}
-	address = local + "@" + domain // the domain as emailDomain normalises it
-	u, err := uma.WebFingerURL(address)
-	if err != nil {
-		return nil, configError("recipient: %w", err)
-	}
+	address, domain := addr.String(), addr.Domain
+	u := "https://" + domain + uma.WebFingerPath + "?" + url.Values{uma.WebFingerResourceParam: {addr.AcctURI()}}.Encode()
 	fail := func(kind Kind, status int, format string, args ...any) *StepError {
 		return &StepError{Service: ServiceWebFinger, Kind: kind, URL: redact(u), StatusCode: status,
 			Err: fmt.Errorf("%s: "+format, append([]any{address}, args...)...)}
@@ -67,7 +61,7 @@ func (c *Client) Resolve(ctx context.Context, address string) (*Recipient, error
 	if err != nil {
 		return nil, fail(KindConfig, 0, "%v", err)
 	}
-	req.Header.Set("Accept", uma.JRDMediaType+", application/json")
+	req.Header.Set("Accept", uma.ContentTypeJRD+", application/json")
 	// WebFinger is always HTTPS (RFC 7033 4): AllowInsecureHTTP does not
 	// apply, and the URL is built with https above.
 	a, se := c.do(ctx, 0, ServiceWebFinger, req, c.cfg.Timeout, maxDiscoveryBytes)
@@ -90,8 +84,8 @@ func (c *Client) Resolve(ctx context.Context, address string) (*Recipient, error
 	if err := decodeJSON(a.body, &jrd); err != nil {
 		return nil, fail(KindProtocol, a.resp.StatusCode, "WebFinger answer: %v", err)
 	}
-	if !strings.EqualFold(jrd.Subject, uma.AcctURI(address)) {
-		return nil, fail(KindProtocol, a.resp.StatusCode, "the WebFinger answer is about %q, not %s", clip(jrd.Subject, 200), uma.AcctURI(address))
+	if !strings.EqualFold(jrd.Subject, addr.AcctURI()) {
+		return nil, fail(KindProtocol, a.resp.StatusCode, "the WebFinger answer is about %q, not %s", clip(jrd.Subject, 200), addr.AcctURI())
 	}
 	if len(jrd.Links) > maxJRDLinks {
 		return nil, fail(KindProtocol, a.resp.StatusCode, "the WebFinger answer has %d links", len(jrd.Links))
@@ -118,7 +112,7 @@ func (c *Client) Resolve(ctx context.Context, address string) (*Recipient, error
 	if incoming, err = uma.CanonicalIncomingURL(incoming); err != nil {
 		return nil, fail(KindProtocol, a.resp.StatusCode, "link %s: %v", uma.RelIncoming, err)
 	}
-	as, se := one(uma.RelAuthorizationServer)
+	as, se := one(uma.RelUMAAS)
 	if se != nil {
 		return nil, se
 	}

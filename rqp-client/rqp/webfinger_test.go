@@ -76,7 +76,7 @@ func jrd(subject string, links ...uma.JRDLink) string {
 
 var (
 	bobIncoming = uma.JRDLink{Rel: uma.RelIncoming, Href: "https://rs.bar.example/incoming/bob"}
-	bobAS       = uma.JRDLink{Rel: uma.RelAuthorizationServer, Href: "https://sso.bar.example/realms/bar"}
+	bobAS       = uma.JRDLink{Rel: uma.RelUMAAS, Href: "https://sso.bar.example/realms/bar"}
 )
 
 func resolver(t *testing.T, d *tlsDomain, ca *testca.CA) *rqp.Client {
@@ -92,7 +92,7 @@ func TestResolve(t *testing.T) {
 	var asked []string
 	d := newTLSDomain(t, func(w http.ResponseWriter, r *http.Request) {
 		asked = append(asked, r.Host+" "+r.URL.Path+" "+r.URL.Query().Get(uma.WebFingerResourceParam))
-		w.Header().Set("Content-Type", uma.JRDMediaType)
+		w.Header().Set("Content-Type", uma.ContentTypeJRD)
 		if r.URL.Query().Get("resource") != "acct:bob@bar.example" {
 			http.Error(w, `{"error":"not_found"}`, 404)
 			return
@@ -137,7 +137,7 @@ func TestResolveRefusals(t *testing.T) {
 		"plain http":        {jrd("acct:bob@bar.example", uma.JRDLink{Rel: uma.RelIncoming, Href: "http://rs.bar.example/incoming/bob"}, bobAS), rqp.ErrProtocol},
 		"not JSON":          {"<html>", rqp.ErrProtocol},
 		"answer too long":   {`{"subject":"` + strings.Repeat("a", 100<<10) + `"}`, rqp.ErrProtocol},
-		"AS with user info": {jrd("acct:bob@bar.example", bobIncoming, uma.JRDLink{Rel: uma.RelAuthorizationServer, Href: "https://u:p@sso.bar.example/realms/bar"}), rqp.ErrProtocol},
+		"AS with user info": {jrd("acct:bob@bar.example", bobIncoming, uma.JRDLink{Rel: uma.RelUMAAS, Href: "https://u:p@sso.bar.example/realms/bar"}), rqp.ErrProtocol},
 	} {
 		t.Run(name, func(t *testing.T) {
 			d := newTLSDomain(t, func(w http.ResponseWriter, r *http.Request) { _, _ = w.Write([]byte(tc.body)) }, "bar.example")
