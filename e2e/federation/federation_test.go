@@ -98,12 +98,9 @@ func TestFederation(t *testing.T) {
 	t.Logf("federation test: %s in all", time.Since(started).Round(time.Second))
 }
 
-// cli runs rqp-client inside the namespace of the organisation from.
-func (w *world) cli(t *testing.T, from string, env []string, args ...string) e2etest.CLIResult {
+// run runs an rqp-client command.
+func run(t *testing.T, cmd *exec.Cmd) e2etest.CLIResult {
 	t.Helper()
-	argv := append(append(w.e.Exec(from), w.bin["rqp-client"]), args...)
-	cmd := exec.CommandContext(e2etest.Timeout(t, 3*time.Minute), argv[0], argv[1:]...)
-	cmd.Env = e2etest.CleanEnv(env...)
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	err := cmd.Run()
@@ -117,9 +114,7 @@ func (w *world) cli(t *testing.T, from string, env []string, args ...string) e2e
 	return e2etest.CLIResult{Code: code, Stdout: stdout.String(), Stderr: stderr.String()}
 }
 
-// push is a member of from pushing a file to an address, as its own
-// organisation configures its client: its own realm and rqp-client secret,
-// nothing about the recipient's organisation.
+// push is the person of from pushing a new file to an address.
 func (w *world) push(t *testing.T, from, to string, extra ...string) (e2etest.CLIResult, string) {
 	t.Helper()
 	o := w.e.Orgs[from]
@@ -128,15 +123,11 @@ func (w *world) push(t *testing.T, from, to string, extra ...string) (e2etest.CL
 	if err := os.WriteFile(file, []byte(body), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	secretFile := filepath.Join(o.Dir, "rqp-client-secret")
-	if err := os.WriteFile(secretFile, []byte(o.RQPClientSecret), 0o600); err != nil {
+	cmd, err := w.e.PushCommand(e2etest.Timeout(t, 3*time.Minute), from, people[from].Username, to, file, append([]string{"--json"}, extra...)...)
+	if err != nil {
 		t.Fatal(err)
 	}
-	args := append([]string{"push", "--json", "--to", to, "--email", o.Address(people[from].Username),
-		"--authn-issuer", o.Issuer(), "--authn-client-id", "rqp-client", "--authn-client-secret-file", secretFile,
-		"--ca-file", w.e.CAFile, "--registrations-dir", filepath.Join(o.Dir, "registrations"),
-	}, extra...)
-	return w.cli(t, from, nil, append(args, file)...), body
+	return run(t, cmd), body
 }
 
 type pushJSON struct {
@@ -165,8 +156,7 @@ func (w *world) inbox(t *testing.T, domain string) []uma.Message {
 	t.Helper()
 	o := w.e.Orgs[domain]
 	p := people[domain]
-	r := w.cli(t, domain, []string{"SSL_CERT_FILE=" + w.e.CAFile, "RQP_CLIENT_INBOX_LOGIN_PASSWORD=" + p.Password},
-		"inbox", "--json", "--incoming", o.Incoming(p.Username), "--issuer", o.Issuer(), "--login-user", p.Username)
+	r := run(t, w.e.InboxCommand(e2etest.Timeout(t, 3*time.Minute), domain, p, "--json"))
 	if r.Code != 0 {
 		t.Fatalf("%s's inbox: %s", o.Address(p.Username), r)
 	}

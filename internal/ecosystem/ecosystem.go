@@ -30,6 +30,7 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -453,4 +454,44 @@ func randomHex(n int) string {
 	b := make([]byte, n)
 	_, _ = rand.Read(b)
 	return hex.EncodeToString(b)
+}
+
+// PushCommand is `rqp-client push` run by a member of the organisation
+// from, inside its namespace, configured as its own organisation would
+// configure it and nothing more: its realm's issuer and its rqp-client
+// secret (in a 0600 file), the CA, a registrations folder of its own. The
+// recipient's organisation is found from the address to alone.
+func (e *Ecosystem) PushCommand(ctx context.Context, from, username, to, file string, extra ...string) (*exec.Cmd, error) {
+	o := e.Orgs[from]
+	secretFile := filepath.Join(o.Dir, "rqp-client-secret")
+	if err := os.WriteFile(secretFile, []byte(o.RQPClientSecret), 0o600); err != nil {
+		return nil, err
+	}
+	args := append([]string{"push", "--to", to, "--email", o.Address(username),
+		"--authn-issuer", o.Issuer(), "--authn-client-id", "rqp-client", "--authn-client-secret-file", secretFile,
+		"--ca-file", e.CAFile, "--registrations-dir", filepath.Join(o.Dir, "registrations"),
+	}, extra...)
+	return e.command(ctx, from, nil, append(args, file)...), nil
+}
+
+// InboxCommand is `rqp-client inbox` of a person of domain, logging in at
+// their own realm (the password goes through the environment).
+func (e *Ecosystem) InboxCommand(ctx context.Context, domain string, p Person, extra ...string) *exec.Cmd {
+	o := e.Orgs[domain]
+	args := append([]string{"inbox", "--incoming", o.Incoming(p.Username), "--issuer", o.Issuer(), "--login-user", p.Username}, extra...)
+	return e.command(ctx, domain, []string{"SSL_CERT_FILE=" + e.CAFile, "RQP_CLIENT_INBOX_LOGIN_PASSWORD=" + p.Password}, args...)
+}
+
+// command runs rqp-client inside domain's namespace, without the caller's
+// RQP_CLIENT_* settings.
+func (e *Ecosystem) command(ctx context.Context, domain string, env []string, args ...string) *exec.Cmd {
+	argv := append(append(e.Exec(domain), e.opts.Bin["rqp-client"]), args...)
+	cmd := exec.CommandContext(ctx, argv[0], argv[1:]...)
+	for _, kv := range os.Environ() {
+		if !strings.HasPrefix(kv, "RQP_CLIENT_") {
+			cmd.Env = append(cmd.Env, kv)
+		}
+	}
+	cmd.Env = append(cmd.Env, env...)
+	return cmd
 }
