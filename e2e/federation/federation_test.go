@@ -284,7 +284,7 @@ func (w *world) rogueOrg(t *testing.T) {
 	}
 	getJSON(t, hc, ch.ASURI+"/.well-known/uma2-configuration", &meta)
 	regBody, _ := json.Marshal(uma.ClientRegistrationRequest{ClientName: "evil", GrantTypes: []string{uma.GrantTypeUMATicket},
-		ResponseTypes: []string{}, TokenEndpointAuthMethod: uma.TokenEndpointAuthClientSecretBasic})
+		ResponseTypes: []string{"none"}, TokenEndpointAuthMethod: uma.TokenEndpointAuthClientSecretBasic})
 	resp, err = hc.Post(meta.RegistrationEndpoint, "application/json", bytes.NewReader(regBody))
 	if err != nil {
 		t.Fatal(err)

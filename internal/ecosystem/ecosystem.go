@@ -2,8 +2,8 @@
 // machine, for the federation test (e2e/federation) and make
 // demo-federation: each organisation (foo.example, bar.example, ...) gets
 // its own network namespace and address, its own Keycloak (any Keycloak 26
-// version, imported from the one organisation bundle
-// keycloak/realms/org/organisation-realm.json), Claims Provider and Resource
+// version, importing the one organisation bundle
+// keycloak/realms/org/organisation-realm.json for its domain), Claims Provider and Resource
 // Server, and an HTTPS front for its domain and host names. Certificates
 // come from a CA the harness makes (internal/testca): Keycloak trusts it
 // through --truststore-paths, the Go services through SSL_CERT_FILE, the
@@ -22,7 +22,6 @@ import (
 	"crypto/rand"
 	"crypto/tls"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -79,8 +78,6 @@ type Options struct {
 	// Bin are the built programs: claims-provider, resource-server,
 	// rqp-client (stack.Build).
 	Bin map[string]string
-	// Bundle is the organisation realm file; default the repository's.
-	Bundle string
 	// MaxHeap of each Keycloak; default the launcher's.
 	MaxHeap string
 	Logger  *slog.Logger
@@ -152,13 +149,6 @@ func New(ctx context.Context, opts Options, specs ...OrgSpec) (_ *Ecosystem, err
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()
 	}
-	if opts.Bundle == "" {
-		root, err := launcher.RepoRoot()
-		if err != nil {
-			return nil, err
-		}
-		opts.Bundle = BundlePath(root)
-	}
 	e := &Ecosystem{Orgs: map[string]*Org{}, opts: opts}
 	defer func() {
 		if err != nil {
@@ -227,11 +217,6 @@ func New(ctx context.Context, opts Options, specs ...OrgSpec) (_ *Ecosystem, err
 	return e, nil
 }
 
-// BundlePath is the organisation realm bundle in the repository at root.
-func BundlePath(root string) string {
-	return filepath.Join(root, "keycloak", "realms", "org", "organisation-realm.json")
-}
-
 func (e *Ecosystem) onClose(f func()) {
 	e.mu.Lock()
 	e.closes = append(e.closes, f)
@@ -250,36 +235,31 @@ func (e *Ecosystem) Close() {
 	}
 }
 
-// orgRealmFile writes the bundle with the organisation's people added
-// (placeholders stay: Keycloak expands them from its environment at
-// import, as an operator's deployment does).
+// orgRealmFile writes the organisation bundle for o
+// (launcher.OrganisationRealmJSON: placeholders expanded, o's people added)
+// where its Keycloak imports it at start.
 func (e *Ecosystem) orgRealmFile(o *Org) (string, error) {
-	data, err := os.ReadFile(e.opts.Bundle)
-	if err != nil {
-		return "", fmt.Errorf("ecosystem: the organisation bundle: %w", err)
-	}
-	var rep map[string]any
-	if err := json.Unmarshal(data, &rep); err != nil {
-		return "", fmt.Errorf("ecosystem: %s: %w", e.opts.Bundle, err)
-	}
-	users, _ := rep["users"].([]any)
+	users := make([]launcher.OrganisationUser, 0, len(o.People))
 	for _, p := range o.People {
-		users = append(users, map[string]any{
-			"username": p.Username, "email": o.Address(p.Username), "emailVerified": true, "enabled": true,
-			"firstName": p.Username, "lastName": "of " + o.Domain,
-			"credentials": []any{map[string]any{"type": "password", "value": p.Password, "temporary": false}},
-		})
+		users = append(users, launcher.OrganisationUser{Username: p.Username, Password: p.Password})
 	}
-	rep["users"] = users
-	out, err := json.MarshalIndent(rep, "", "  ")
+	data, err := launcher.OrganisationRealmJSON(launcher.Organisation{
+		Realm: o.Realm(), Domain: o.Domain, Users: users,
+		Vars: map[string]string{
+			"UMAWIDE_SSL_REQUIRED":           "all",
+			"UMAWIDE_RQP_CLIENT_SECRET":      o.RQPClientSecret,
+			"UMAWIDE_CLAIMS_PROVIDER_SECRET": o.secret("claims-provider"),
+			"UMAWIDE_RESOURCE_SERVER_SECRET": o.secret("resource-server"),
+		},
+	})
 	if err != nil {
-		return "", err
+		return "", fmt.Errorf("ecosystem: %s: %w", o.Domain, err)
 	}
 	dir := filepath.Join(o.Dir, "realms")
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return "", err
 	}
-	return dir, os.WriteFile(filepath.Join(dir, o.Label+"-realm.json"), out, 0o644)
+	return dir, os.WriteFile(filepath.Join(dir, o.Label+"-realm.json"), data, 0o600)
 }
 
 // Client is an HTTP client that reaches the ecosystem from inside the
@@ -351,14 +331,6 @@ func (e *Ecosystem) startKeycloak(ctx context.Context, o *Org) error {
 			"--https-certificate-key-file=" + keyFile,
 			"--truststore-paths=" + e.CAFile,
 			"--hostname=https://sso." + o.Domain + ":" + strconv.Itoa(KeycloakPort),
-		},
-		Env: map[string]string{
-			"UMAWIDE_REALM":                  o.Realm(),
-			"UMAWIDE_DOMAIN":                 o.Domain,
-			"UMAWIDE_SSL_REQUIRED":           "all",
-			"UMAWIDE_RQP_CLIENT_SECRET":      o.RQPClientSecret,
-			"UMAWIDE_CLAIMS_PROVIDER_SECRET": o.secret("claims-provider"),
-			"UMAWIDE_RESOURCE_SERVER_SECRET": o.secret("resource-server"),
 		},
 	})
 	if err != nil {

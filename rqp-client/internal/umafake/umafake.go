@@ -124,8 +124,8 @@ func (s *Stack) register(w http.ResponseWriter, r *http.Request) {
 		Error(w, 400, "invalid_client_metadata", "fake: POST a JSON client")
 		return
 	}
-	if len(req.GrantTypes) != 1 || req.GrantTypes[0] != uma.GrantTypeUMATicket {
-		Error(w, 400, "invalid_client_metadata", "fake: only the uma-ticket grant")
+	if len(req.GrantTypes) != 1 || req.GrantTypes[0] != uma.GrantTypeUMATicket || len(req.ResponseTypes) != 1 || req.ResponseTypes[0] != "none" {
+		Error(w, 400, "invalid_client_metadata", "fake: only the uma-ticket grant, response_types [\"none\"] (as the organisation realm's registration policy)")
 		return
 	}
 	s.mu.Lock()
