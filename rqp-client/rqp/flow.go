@@ -352,14 +352,16 @@ func (c *Client) step7Grant(ctx context.Context, at *attempt) *StepError {
 		return c.failed(ctx, se, time.Since(t0))
 	}
 	tok, a, _, se := c.tokenRequest(ctx, StepGrant, ServiceAuthZ, meta.TokenEndpoint, reg.ClientID, reg.ClientSecret, form)
-	if se != nil && se.Code == "invalid_client" && reg.dynamic && !fresh {
-		// The AS no longer knows the stored registration (expired,
-		// deleted, a new database): register again, once.
+	if se != nil && (se.Code == "invalid_client" || se.Code == "unauthorized_client") && reg.dynamic && !fresh {
+		// The AS no longer knows the stored registration (deleted, a new
+		// database: invalid_client) or its secret expired (Keycloak:
+		// unauthorized_client): register again, once.
+		refused := se.Code
 		reg, how, se = c.reregister(ctx, at.challenge.ASURI, meta, reg)
 		if se != nil {
 			return c.failed(ctx, se, time.Since(t0))
 		}
-		how = "the stored registration was refused (invalid_client); " + how
+		how = "the stored registration was refused (" + refused + "); " + how
 		tok, a, _, se = c.tokenRequest(ctx, StepGrant, ServiceAuthZ, meta.TokenEndpoint, reg.ClientID, reg.ClientSecret, form)
 	}
 	at.registration = reg

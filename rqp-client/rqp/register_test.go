@@ -87,6 +87,39 @@ func TestDynamicRegistration(t *testing.T) {
 	}
 }
 
+// A registration whose secret expired (Keycloak: 401 unauthorized_client)
+// is renewed too.
+func TestDynamicRegistrationExpired(t *testing.T) {
+	s := umafake.New(t)
+	s.Registration = true
+	dir := t.TempDir()
+	req := rqp.Request{To: s.Incoming(), Content: rqp.BytesContent([]byte("x"), ""), Email: umafake.AliceEmail}
+	if _, err := pushOnce(t, dynamicConfig(s, dir), req); err != nil {
+		t.Fatal(err)
+	}
+	refused := false
+	s.Hook("as.token", func(w http.ResponseWriter, r *http.Request) bool {
+		if refused {
+			return false
+		}
+		refused = true
+		umafake.Error(w, 401, "unauthorized_client", "Client secret has expired")
+		return true
+	})
+	var events []rqp.Event
+	cfg := dynamicConfig(s, dir)
+	cfg.Progress = func(ev rqp.Event) { events = append(events, ev) }
+	if _, err := pushOnce(t, cfg, req); err != nil {
+		t.Fatal(err)
+	}
+	if n := len(s.Registered()); n != 2 {
+		t.Errorf("%d registrations, want 2", n)
+	}
+	if d := grantDetail(events); !strings.Contains(d, "refused (unauthorized_client)") {
+		t.Errorf("step 7 detail %q", d)
+	}
+}
+
 func grantDetail(events []rqp.Event) string {
 	for _, ev := range events {
 		if ev.Step == rqp.StepGrant {
