@@ -97,7 +97,13 @@ func (n *network) addNS(label string) (string, string, error) {
 // DNS. ip netns exec bind-mounts /etc/netns/<ns>/hosts over /etc/hosts in
 // the processes it starts, Go's and Java's resolvers both read it.
 func (n *network) writeHosts(lines []string) error {
-	body := "127.0.0.1 localhost\n::1 localhost\n" + strings.Join(lines, "\n") + "\n"
+	// The machine's own name too: the namespaces share its UTS name, and
+	// Java asks for it (InetAddress.getLocalHost) at start.
+	self := "localhost"
+	if h, err := os.Hostname(); err == nil && h != "" && h != "localhost" {
+		self += " " + h
+	}
+	body := "127.0.0.1 " + self + "\n::1 localhost\n" + strings.Join(lines, "\n") + "\n"
 	for _, ns := range n.nss {
 		dir := filepath.Join("/etc/netns", ns)
 		if err := os.MkdirAll(dir, 0o755); err != nil {
