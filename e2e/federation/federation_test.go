@@ -61,7 +61,7 @@ func TestFederation(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Minute)
+	ctx, cancel := context.WithTimeout(context.Background(), 25*time.Minute)
 	defer cancel()
 	w.e, err = ecosystem.New(ctx, ecosystem.Options{Dir: dir, Bin: w.bin},
 		ecosystem.OrgSpec{Domain: "foo.example", KeycloakVersion: OldestKeycloak, People: []ecosystem.Person{people["foo.example"]}},

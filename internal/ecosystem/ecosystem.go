@@ -323,7 +323,7 @@ func (e *Ecosystem) startKeycloak(ctx context.Context, o *Org) error {
 		ManagementURL:  "https://" + o.IP + ":" + strconv.Itoa(kcManagePort),
 		ReadyClient:    e.Client(o.Domain),
 		LogPath:        filepath.Join(o.Dir, "keycloak.log"),
-		StartTimeout:   10 * time.Minute,
+		StartTimeout:   20 * time.Minute,
 		Logger:         e.opts.Logger.With("org", o.Domain),
 		ExtraArgs: []string{
 			"--https-port=" + strconv.Itoa(KeycloakPort),
