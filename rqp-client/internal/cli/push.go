@@ -80,6 +80,11 @@ func push(ctx context.Context, args []string, sio IO) int {
 	fs.BoolVar(&f.verbose, "v", false, "verbose: details of every step (never tokens or secrets)")
 	fs.BoolVar(&f.quiet, "q", false, "quiet: no step lines, only the result or the one-line failure")
 	fs.StringVar(&f.progress, "progress", progressAuto, "progress of hashing and of each upload (bytes, rate, time left) on standard error: auto (content of 8 MiB or more, standard error a terminal, not -q), always or never")
+	// The file may come last, after the flags (push --to bob@bar.example FILE).
+	positional := ""
+	if n := len(args); n > 0 && !strings.HasPrefix(args[n-1], "-") && (n == 1 || !takesValue(fs.FlagSet, args[n-2])) {
+		positional, args = args[n-1], args[:n-1]
+	}
 	if err := fs.parse(args, sio.Getenv); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return ExitOK
@@ -91,10 +96,11 @@ func push(ctx context.Context, args []string, sio IO) int {
 	fail := func(format string, args ...any) int {
 		return out.failUsage(fmt.Sprintf(format, args...))
 	}
-	if f.file == "" && fs.NArg() == 1 {
-		f.file = fs.Arg(0)
-	} else if fs.NArg() > 0 {
-		return fail("unexpected arguments: %s", strings.Join(fs.Args(), " "))
+	if positional != "" {
+		if fs.isSet("file", sio.Getenv) {
+			return fail("give the file either as --file or as the last argument, not both")
+		}
+		f.file = positional
 	}
 	if f.to == "" || f.file == "" {
 		return fail("--to and --file are required")
@@ -249,6 +255,20 @@ func (r *reporter) start(to string, c *rqp.Content) {
 		what = c.Name
 	}
 	fmt.Fprintf(r.sio.Stderr, "rqp-client: pushing %s (%d bytes) to %s\n", what, c.Size, to)
+}
+
+// takesValue says whether arg is a flag of fs that consumes the next
+// argument as its value (not -flag=value, not a boolean flag).
+func takesValue(fs *flag.FlagSet, arg string) bool {
+	if !strings.HasPrefix(arg, "-") || strings.Contains(arg, "=") {
+		return false
+	}
+	fl := fs.Lookup(strings.TrimLeft(arg, "-"))
+	if fl == nil {
+		return false
+	}
+	b, ok := fl.Value.(interface{ IsBoolFlag() bool })
+	return !ok || !b.IsBoolFlag()
 }
 
 // resolved shows what WebFinger said about the recipient.
