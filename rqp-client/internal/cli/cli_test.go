@@ -270,7 +270,7 @@ func TestPushExitStatuses(t *testing.T) {
 		}, ExitUsage, "larger than the limit"},
 		{"unknown flag", func(s *umafake.Stack) []string { return []string{"push", "--bogus"} }, ExitUsage, "bogus"},
 		{"stray argument", func(s *umafake.Stack) []string {
-			return append(pushArgs(s, file, "--email", umafake.AliceEmail), "extra")
+			return append(pushArgs(s, file, "--email", umafake.AliceEmail), "extra", "more") // one last argument is the file (TestPushFileArgument)
 		}, ExitUsage, "unexpected arguments"},
 		{"plain http to a remote AS", func(s *umafake.Stack) []string {
 			return append(pushArgs(s, file, "--email", umafake.AliceEmail), "--as-issuer", "http://as.bar.example/realms/bar")
