@@ -399,7 +399,7 @@ func (e *Ecosystem) startServices(ctx context.Context, o *Org, backend *url.URL)
 	rs, err := stack.Start(ctx, wrap(stack.ResourceServer{
 		Binary: e.opts.Bin["resource-server"], Listen: rsAddr, PublicURL: o.RSURL(),
 		KeycloakURL: kcURL, Realm: o.Realm(), Secret: o.secret("resource-server"),
-		DB: filepath.Join(o.Dir, "resource-server.db"), Extra: []string{"-domain", o.Domain},
+		DB: filepath.Join(o.Dir, "resource-server.db"), Domain: o.Domain,
 		LogPath: filepath.Join(o.Dir, "resource-server.log"),
 	}.Spec()))
 	if err != nil {

@@ -204,7 +204,7 @@ func (c *Client) register(ctx context.Context, asURI string, meta *serverMeta) (
 	body, err := json.Marshal(uma.ClientRegistrationRequest{
 		ClientName:              name,
 		GrantTypes:              []string{uma.GrantTypeUMATicket},
-		ResponseTypes: []string{"none"},
+		ResponseTypes:           []string{"none"},
 		TokenEndpointAuthMethod: uma.TokenEndpointAuthClientSecretBasic,
 	})
 	if err != nil {
