@@ -34,6 +34,10 @@ const (
 	NewestKeycloak = "26.7.3"
 )
 
+// failedDiscoveryRemembered is how long an AS remembers that a domain's
+// discovery failed (the claims-token policy's negative cache), plus a second.
+const failedDiscoveryRemembered = 11 * time.Second
+
 // The people: one per organisation.
 var people = map[string]ecosystem.Person{
 	"foo.example": {Username: "alice", Password: "alice-" + e2etest.RandomHex(6)},
@@ -183,6 +187,7 @@ func (w *world) discoveryDown(t *testing.T) {
 	// The client knows its own Claims Provider: only foo's AS needs
 	// baz.example's discovery, and finds it down.
 	r, _ := w.push(t, "baz.example", foo.Address("alice"), "--claims-provider", baz.CPURL())
+	failedAt := time.Now()
 	baz.SetDiscoveryDown(false)
 	if r.Code == 0 {
 		t.Fatalf("pushed while the sender's discovery was down: %s", r)
@@ -197,7 +202,10 @@ func (w *world) discoveryDown(t *testing.T) {
 	if after := w.counts(t); fmt.Sprint(after) != fmt.Sprint(before) {
 		t.Errorf("stored something: %v, before %v", after, before)
 	}
-	// Back up: the same push succeeds.
+	// Back up: the same push succeeds once foo's AS stops remembering the
+	// failure (keycloak/extension/README.md: at least 10 s, and at least
+	// jwksMinRefreshSeconds, 10 in the bundle).
+	time.Sleep(time.Until(failedAt.Add(failedDiscoveryRemembered)))
 	r, _ = w.push(t, "baz.example", foo.Address("alice"), "--claims-provider", baz.CPURL())
 	if r.Code != 0 {
 		t.Fatalf("push after discovery came back: %s", r)
