@@ -17,7 +17,7 @@ GO_TEST_FLAGS?= -count=1 -timeout 25m
 # The Go programs: one folder each, built into bin/.
 COMMANDS     := devstack $(patsubst %/main.go,%,$(wildcard claims-provider/main.go resource-server/main.go rqp-client/main.go))
 
-.PHONY: help tools build extension test test-java test-go vet e2e bench fuzz up down status logs demo demo-login clean
+.PHONY: help tools build extension test test-java test-go vet e2e bench fuzz up down status logs demo demo-login demo-federation clean
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -73,6 +73,13 @@ demo-login: up ## the same with Alice logging in (BROWSER_LOGIN=1 to log in your
 	$(if $(BROWSER_LOGIN),$(DEMO_PUSH) --login,RQP_CLIENT_LOGIN_PASSWORD=alice-password $(DEMO_PUSH) --login --login-user alice)
 	@echo; echo "== Bob reads his Incoming with his own token of realm bar"
 	$(DEMO_INBOX)
+
+# Two organisations (foo.example, bar.example), each with its own Keycloak,
+# Claims Provider, Resource Server and HTTPS front in its own network
+# namespace, push to each other by address. Network namespaces need root.
+demo-federation: extension ## foo.example and bar.example push to each other by address over HTTPS (needs root: network namespaces)
+	@if [ "$$(id -u)" != 0 ]; then echo "make demo-federation needs root (it builds network namespaces): sudo make demo-federation" >&2; exit 2; fi
+	$(GO) run ./internal/ecosystem/demo
 
 e2e: ## only the end-to-end suite (real Keycloak, Claims Provider, Resource Server, rqp-client)
 	$(GO) run ./devstack exec -- $(GO) test $(GO_TEST_FLAGS) -v ./e2e/...

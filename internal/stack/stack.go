@@ -52,6 +52,9 @@ type Spec struct {
 	Detached bool
 	// ReadyTimeout; default 60 seconds.
 	ReadyTimeout time.Duration
+	// ReadyClient asks ReadyURL; default a plain client (the federation
+	// test's services are reachable only through their namespace).
+	ReadyClient *http.Client
 }
 
 // Service is a running service process.
@@ -97,7 +100,10 @@ func Start(ctx context.Context, spec Spec) (*Service, error) {
 func (s *Service) waitReady(ctx context.Context) error {
 	ctx, cancel := context.WithTimeout(ctx, s.ReadyTimeout)
 	defer cancel()
-	client := &http.Client{Timeout: 2 * time.Second}
+	client := s.ReadyClient
+	if client == nil {
+		client = &http.Client{Timeout: 2 * time.Second}
+	}
 	var last error
 	for {
 		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, s.ReadyURL, nil)

@@ -104,13 +104,14 @@ func processArgs(opts Options) []string {
 			args = append(args, "--hostname-strict=false")
 		}
 	}
-	return append(args,
-		"--http-host=127.0.0.1",
+	args = append(args,
+		"--http-host="+or(opts.BindHost, "127.0.0.1"),
 		"--http-port="+strconv.Itoa(opts.HTTPPort),
 		"--http-management-port="+strconv.Itoa(opts.ManagementPort),
 		"--health-enabled=true",
 		"--metrics-enabled=true",
 	)
+	return append(args, opts.ExtraArgs...)
 }
 
 // clusterEnv is the environment a cluster node needs beyond its arguments.

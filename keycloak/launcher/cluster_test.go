@@ -58,3 +58,19 @@ func TestFreeClusterPort(t *testing.T) {
 		t.Error("a cluster without a database user passed the check")
 	}
 }
+
+// An organisation's Keycloak of the federation test: bound to every
+// address of its namespace, HTTPS options appended after the launcher's.
+func TestProcessArgsBindHostAndExtra(t *testing.T) {
+	args := processArgs(Options{HTTPPort: 8080, ManagementPort: 9000, BindHost: "0.0.0.0",
+		ExtraArgs: []string{"--https-port=8443", "--truststore-paths=/ca.pem"}})
+	want := []string{"start-dev", "--import-realm", "--db=dev-mem", "--http-host=0.0.0.0",
+		"--http-port=8080", "--http-management-port=9000", "--health-enabled=true", "--metrics-enabled=true",
+		"--https-port=8443", "--truststore-paths=/ca.pem"}
+	if !slices.Equal(args, want) {
+		t.Fatalf("args %q, want %q", args, want)
+	}
+	if v := (Options{}).version(); v != Version {
+		t.Errorf("default version %s, want %s", v, Version)
+	}
+}

@@ -13,9 +13,11 @@ import (
 	"time"
 )
 
-// distGroupPath is where Maven keeps the distribution in its local
-// repository (org.keycloak:keycloak-quarkus-dist:<Version>).
-var distGroupPath = filepath.Join("org", "keycloak", "keycloak-quarkus-dist", Version)
+// distGroupPath is where Maven keeps the distribution of a version in its
+// local repository (org.keycloak:keycloak-quarkus-dist:<version>).
+func distGroupPath(version string) string {
+	return filepath.Join("org", "keycloak", "keycloak-quarkus-dist", version)
+}
 
 // progressEvery is how often a running download reports its size so far
 // (a variable for the tests).
@@ -25,8 +27,8 @@ var progressEvery = 5 * time.Second
 // (dependency:copy: Maven's own download, checksums and local repository),
 // saying what it fetches and how far it is: the first use downloads about
 // 160 MB of Keycloak, plus Maven's dependency plugin where it is not cached.
-func fetchDistribution(ctx context.Context, log *slog.Logger, dir string) error {
-	artifact := "org.keycloak:keycloak-quarkus-dist:" + Version + ":zip"
+func fetchDistribution(ctx context.Context, log *slog.Logger, dir, version string) error {
+	artifact := "org.keycloak:keycloak-quarkus-dist:" + version + ":zip"
 	repo := localMavenRepo()
 	log.Info("fetching the Keycloak distribution with Maven (first use only: about 160 MB, plus Maven's plugins if not cached)",
 		"artifact", artifact, "from", "Maven Central", "maven_repository", repo, "into", dir)
@@ -44,7 +46,7 @@ func fetchDistribution(ctx context.Context, log *slog.Logger, dir string) error 
 	watched := make(chan struct{})
 	go func() {
 		defer close(watched)
-		watch(log, filepath.Join(repo, distGroupPath), time.Now(), stopWatch)
+		watch(log, filepath.Join(repo, distGroupPath(version)), time.Now(), stopWatch)
 	}()
 	waited := make(chan error, 1)
 	go func() {

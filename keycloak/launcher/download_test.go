@@ -104,7 +104,7 @@ echo "[INFO] BUILD SUCCESS"
 	var out syncBuffer
 	log := slog.New(slog.NewTextHandler(&out, nil))
 	dl := t.TempDir()
-	if err := fetchDistribution(context.Background(), log, dl); err != nil {
+	if err := fetchDistribution(context.Background(), log, dl, Version); err != nil {
 		t.Fatal(err)
 	}
 	got := out.String()
@@ -127,7 +127,7 @@ echo "[INFO] BUILD SUCCESS"
 	}
 
 	t.Setenv("FAKE_MVN_FAIL", "1")
-	err := fetchDistribution(context.Background(), log, t.TempDir())
+	err := fetchDistribution(context.Background(), log, t.TempDir(), Version)
 	if err == nil || !strings.Contains(err.Error(), "[ERROR] Could not transfer artifact") {
 		t.Fatalf("a failing mvn: %v, want an error with Maven's last lines", err)
 	}

@@ -65,6 +65,39 @@ type Options struct {
 	// Cluster, in process mode, makes this Keycloak a node of a cluster on
 	// an external PostgreSQL (see Cluster); nil: a lone server on dev-mem.
 	Cluster *Cluster
+
+	// The options below serve a Keycloak that is not on this host's
+	// loopback (the federation test's organisations, each in its own
+	// network namespace, on HTTPS); process mode only.
+
+	// Version of the distribution; default the pinned Version.
+	Version string
+	// Wrap is a command that runs kc.sh (e.g. ip netns exec <ns>); it must
+	// exec it, not fork.
+	Wrap []string
+	// BindHost is --http-host (both HTTP and HTTPS listeners); default
+	// 127.0.0.1.
+	BindHost string
+	// ExtraArgs go to kc.sh after the launcher's own (--https-*,
+	// --truststore-paths, --hostname...).
+	ExtraArgs []string
+	// PublicURL is Keycloak.BaseURL (e.g. https://sso.foo.example:8443);
+	// default http://127.0.0.1:<HTTPPort>.
+	PublicURL string
+	// ManagementURL and ReadyClient: where and how readiness is asked
+	// (GET <ManagementURL>/health/ready); defaults http://127.0.0.1:<port>
+	// and a plain client.
+	ManagementURL string
+	ReadyClient   *http.Client
+}
+
+func (o Options) version() string { return or(o.Version, Version) }
+
+func or(v, def string) string {
+	if v == "" {
+		return def
+	}
+	return v
 }
 
 // Keycloak is a running server.
@@ -127,6 +160,9 @@ func Start(ctx context.Context, opts Options) (*Keycloak, error) {
 	}
 	if mode == ModeExternal {
 		return external(ctx)
+	}
+	if mode != ModeProcess && (opts.Version != "" && opts.Version != Version || opts.Wrap != nil || opts.PublicURL != "") {
+		return nil, fmt.Errorf("launcher: Version, Wrap and PublicURL need process mode, not %s", mode)
 	}
 	if opts.Cluster != nil && mode != ModeProcess {
 		return nil, fmt.Errorf("launcher: a cluster node runs in process mode, not %s", mode)
@@ -223,7 +259,14 @@ func envOr(name, def string) string {
 
 // waitHTTP polls url until it answers 200 or ctx ends. A zero interval asks once.
 func waitHTTP(ctx context.Context, url string, interval time.Duration) error {
-	client := &http.Client{Timeout: 5 * time.Second}
+	return waitHTTPWith(ctx, nil, url, interval)
+}
+
+// waitHTTPWith is waitHTTP with a client of the caller's (nil: a plain one).
+func waitHTTPWith(ctx context.Context, client *http.Client, url string, interval time.Duration) error {
+	if client == nil {
+		client = &http.Client{Timeout: 5 * time.Second}
+	}
 	for {
 		req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
 		if err != nil {

@@ -65,15 +65,21 @@ func CacheDir() (string, error) {
 // it with Maven on first use (saying so on slog.Default()). Concurrent
 // callers share one download.
 func Distribution(ctx context.Context) (string, error) {
-	return distribution(ctx, slog.Default())
+	return distribution(ctx, slog.Default(), Version)
 }
 
-func distribution(ctx context.Context, log *slog.Logger) (string, error) {
+// DistributionOf is Distribution for another Keycloak version (the
+// federation test runs three).
+func DistributionOf(ctx context.Context, version string) (string, error) {
+	return distribution(ctx, slog.Default(), version)
+}
+
+func distribution(ctx context.Context, log *slog.Logger, version string) (string, error) {
 	cache, err := CacheDir()
 	if err != nil {
 		return "", err
 	}
-	dist := filepath.Join(cache, "keycloak-"+Version)
+	dist := filepath.Join(cache, "keycloak-"+version)
 	if _, err := os.Stat(filepath.Join(dist, "bin", "kc.sh")); err == nil {
 		return dist, nil
 	}
@@ -88,11 +94,11 @@ func distribution(ctx context.Context, log *slog.Logger) (string, error) {
 	if _, err := os.Stat(filepath.Join(dist, "bin", "kc.sh")); err == nil {
 		return dist, nil // another process finished it while we waited
 	}
-	log.Info("preparing the Keycloak distribution (first use only)", "version", Version, "cache", cache)
+	log.Info("preparing the Keycloak distribution (first use only)", "version", version, "cache", cache)
 	dl := filepath.Join(cache, "download")
-	zipPath := filepath.Join(dl, "keycloak-quarkus-dist-"+Version+".zip")
+	zipPath := filepath.Join(dl, "keycloak-quarkus-dist-"+version+".zip")
 	if _, err := os.Stat(zipPath); err != nil {
-		if err := fetchDistribution(ctx, log, dl); err != nil {
+		if err := fetchDistribution(ctx, log, dl, version); err != nil {
 			return "", err
 		}
 	}
@@ -105,7 +111,7 @@ func distribution(ctx context.Context, log *slog.Logger) (string, error) {
 		return "", err
 	}
 	// The zip holds one top folder, keycloak-<version>.
-	if err := os.Rename(filepath.Join(tmp, "keycloak-"+Version), dist); err != nil {
+	if err := os.Rename(filepath.Join(tmp, "keycloak-"+version), dist); err != nil {
 		return "", fmt.Errorf("launcher: unpacking %s: %w", zipPath, err)
 	}
 	return dist, nil
@@ -260,7 +266,7 @@ func startProcess(ctx context.Context, opts Options) (*Keycloak, error) {
 
 func startProcessOnce(ctx context.Context, opts Options) (*Keycloak, error) {
 	log := opts.Logger
-	dist, err := distribution(ctx, log)
+	dist, err := distribution(ctx, log, opts.version())
 	if err != nil {
 		return nil, err
 	}
@@ -304,7 +310,11 @@ func startProcessOnce(ctx context.Context, opts Options) (*Keycloak, error) {
 	}
 	defer logFile.Close()
 
-	cmd := exec.Command(filepath.Join(home, "bin", "kc.sh"), processArgs(opts)...)
+	// Wrap runs kc.sh through another command (ip netns exec <ns>): it
+	// execs kc.sh, so the process group and the stop stay the same.
+	argv := append(append([]string(nil), opts.Wrap...), filepath.Join(home, "bin", "kc.sh"))
+	argv = append(argv, processArgs(opts)...)
+	cmd := exec.Command(argv[0], argv[1:]...)
 	cmd.Dir = home
 	cmd.Stdout, cmd.Stderr = logFile, logFile
 	cmd.Env = append(os.Environ(),
@@ -330,8 +340,8 @@ func startProcessOnce(ctx context.Context, opts Options) (*Keycloak, error) {
 		return nil, fmt.Errorf("launcher: starting %s: %w", cmd.Path, err)
 	}
 	kc := &Keycloak{
-		BaseURL:       "http://127.0.0.1:" + strconv.Itoa(opts.HTTPPort),
-		ManagementURL: "http://127.0.0.1:" + strconv.Itoa(opts.ManagementPort),
+		BaseURL:       or(opts.PublicURL, "http://127.0.0.1:"+strconv.Itoa(opts.HTTPPort)),
+		ManagementURL: or(opts.ManagementURL, "http://127.0.0.1:"+strconv.Itoa(opts.ManagementPort)),
 		AdminUser:     DefaultAdminUser,
 		AdminPassword: DefaultAdminPassword,
 		Mode:          ModeProcess,
@@ -349,7 +359,7 @@ func startProcessOnce(ctx context.Context, opts Options) (*Keycloak, error) {
 		os.RemoveAll(home)
 		return err
 	}
-	log.Info("starting Keycloak", "version", Version, "url", kc.BaseURL, "log", logPath)
+	log.Info("starting Keycloak", "version", opts.version(), "url", kc.BaseURL, "log", logPath)
 	readyCtx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	go func() {
@@ -359,7 +369,7 @@ func startProcessOnce(ctx context.Context, opts Options) (*Keycloak, error) {
 		case <-readyCtx.Done():
 		}
 	}()
-	if err := waitHTTP(readyCtx, kc.ManagementURL+"/health/ready", 500*time.Millisecond); err != nil {
+	if err := waitHTTPWith(readyCtx, opts.ReadyClient, kc.ManagementURL+"/health/ready", 500*time.Millisecond); err != nil {
 		select {
 		case <-exited:
 			err = fmt.Errorf("%w: %w", errExitedEarly, err)

@@ -25,6 +25,9 @@ type Config struct {
 	// is used. An as_uri without a registration fails before any secret is
 	// sent.
 	Registrations []Registration
+	// Register, when set, gets a registration by itself (RFC 7591) at an
+	// AS none of Registrations is for, and keeps it (DynamicRegistration).
+	Register *DynamicRegistration
 	// HTTPClient for every request; default a client with bounded dial, TLS
 	// and header waits. Redirects are never followed (the client is copied
 	// to turn them off). Its Transport must set ExpectContinueTimeout for
@@ -72,6 +75,9 @@ type Registration struct {
 	Issuer string
 	// ClientID and ClientSecret (HTTP basic at the token endpoint).
 	ClientID, ClientSecret string
+
+	// dynamic: made by DynamicRegistration (renewed on invalid_client).
+	dynamic bool
 }
 
 // Request is one push.
@@ -88,6 +94,11 @@ type Request struct {
 	// must then be the address the person logged in with. Its domain is
 	// where the Claims Provider is discovered.
 	Email string
+	// AS, when set, is the authorization server the recipient's domain
+	// names for this Incoming (Recipient.AS, from WebFinger): the
+	// challenge's as_uri must equal it, else the push fails with
+	// challenge_mismatch before anything is sent for it.
+	AS string
 	// Progress, if set, is called after every step of this push, before
 	// Config.Progress, on the goroutine that called Push: it tells the
 	// steps of concurrent pushes on one Client apart.
@@ -134,6 +145,7 @@ type Client struct {
 	hc   *http.Client
 	meta metaCache
 	cc   ccCache
+	reg  registrar
 }
 
 // ccCache is the client-credentials token of step 3: the client's own, not a
@@ -209,8 +221,11 @@ func New(cfg Config) (*Client, error) {
 			return nil, configError("discovery base URL: %w", err)
 		}
 	}
-	if len(cfg.Registrations) == 0 {
-		return nil, configError("a registration at the owner's authorization server is required")
+	if len(cfg.Registrations) == 0 && cfg.Register == nil {
+		return nil, configError("a registration at the owner's authorization server, or dynamic registration, is required")
+	}
+	if cfg.Register != nil && cfg.Register.Dir == "" {
+		return nil, configError("dynamic registration needs a folder to keep its registrations")
 	}
 	for i, r := range cfg.Registrations {
 		if r.Issuer != "*" {
@@ -277,6 +292,11 @@ func (c *Client) registration(asURI string) (Registration, bool) {
 func (c *Client) Push(ctx context.Context, r Request) (*Result, error) {
 	if _, err := checkURL(r.To, c.cfg.AllowInsecureHTTP); err != nil {
 		return nil, configError("Incoming URL: %w", err)
+	}
+	if r.AS != "" {
+		if _, err := checkURL(r.AS, c.cfg.AllowInsecureHTTP); err != nil {
+			return nil, configError("the recipient's authorization server: %w", err)
+		}
 	}
 	incoming, err := uma.CanonicalIncomingURL(r.To)
 	if err != nil {

@@ -182,13 +182,21 @@ func (c *Client) step2Challenge(ctx context.Context, at *attempt) *StepError {
 	if se := challengeMatches(ctx, to, ch); se != nil {
 		return c.failed(ctx, se, time.Since(t0))
 	}
-	reg, ok := c.registration(ch.ASURI)
-	if !ok {
+	// An addressed push accepts only the AS the recipient's domain named
+	// (WebFinger): a Resource Server cannot send the client, its claims
+	// token or its credentials to another one.
+	if want := at.push.req.AS; want != "" && !sameIssuer(want, ch.ASURI) {
+		return c.failed(ctx, &StepError{Step: StepChallenge, Name: StepName(StepChallenge), Service: ServiceResourceServer, Kind: KindProtocol,
+			URL: redact(to), Reason: ReasonChallengeMismatch, Attempt: attemptOf(ctx),
+			Err: fmt.Errorf("%w: the challenge names the authorization server %s, but the recipient's domain names %s for %s; refusing the challenge, nothing was sent to the Claims Provider or the authorization server",
+				ErrChallengeMismatch, ch.ASURI, want, to)}, time.Since(t0))
+	}
+	if _, ok := c.registration(ch.ASURI); !ok && c.cfg.Register == nil {
 		return c.failed(ctx, &StepError{Step: StepChallenge, Name: StepName(StepChallenge), Service: ServiceAuthZ, Kind: KindConfig,
 			URL: ch.ASURI, Attempt: attemptOf(ctx),
 			Err: fmt.Errorf("the Resource Server names the authorization server %s, and this client has no registration there", ch.ASURI)}, time.Since(t0))
 	}
-	at.challenge, at.registration = ch, reg
+	at.challenge = ch
 	at.result.ASURI = ch.ASURI
 	c.emit(ctx, StepChallenge, true, "ticket received", time.Since(t0),
 		fmt.Sprintf("UMA realm=%q as_uri=%s, ticket of %d characters", ch.Realm, ch.ASURI, len(ch.Ticket)), nil)
@@ -333,8 +341,30 @@ func (c *Client) step7Grant(ctx context.Context, at *attempt) *StepError {
 		uma.FormClaimTokenFormat: {uma.ClaimTokenFormatJWT},
 		uma.FormClaimToken:       {claimToken},
 	}
-	reg := at.registration
+	// The client's credentials at this AS go to its own token endpoint
+	// only, whatever its metadata says.
+	if !belongsTo(meta.TokenEndpoint, at.challenge.ASURI) {
+		return c.failed(ctx, protocolError(ctx, StepGrant, ServiceAuthZ, at.challenge.ASURI, 0,
+			"the token_endpoint %s is not a URL of the authorization server %s; no credentials were sent", clip(meta.TokenEndpoint, 300), at.challenge.ASURI), time.Since(t0))
+	}
+	reg, fresh, how, se := c.asRegistration(ctx, at.challenge.ASURI, meta)
+	if se != nil {
+		return c.failed(ctx, se, time.Since(t0))
+	}
 	tok, a, _, se := c.tokenRequest(ctx, StepGrant, ServiceAuthZ, meta.TokenEndpoint, reg.ClientID, reg.ClientSecret, form)
+	if se != nil && (se.Code == "invalid_client" || se.Code == "unauthorized_client") && reg.dynamic && !fresh {
+		// The AS no longer knows the stored registration (deleted, a new
+		// database: invalid_client) or its secret expired (Keycloak:
+		// unauthorized_client): register again, once.
+		refused := se.Code
+		reg, how, se = c.reregister(ctx, at.challenge.ASURI, meta, reg)
+		if se != nil {
+			return c.failed(ctx, se, time.Since(t0))
+		}
+		how = "the stored registration was refused (" + refused + "); " + how
+		tok, a, _, se = c.tokenRequest(ctx, StepGrant, ServiceAuthZ, meta.TokenEndpoint, reg.ClientID, reg.ClientSecret, form)
+	}
+	at.registration = reg
 	if se != nil {
 		if se.StatusCode == http.StatusForbidden && se.Kind == KindRefused {
 			se.Kind = KindDenied
@@ -350,7 +380,7 @@ func (c *Client) step7Grant(ctx context.Context, at *attempt) *StepError {
 	}
 	at.rpt = tok.AccessToken
 	c.emit(ctx, StepGrant, true, a.resp.Status, time.Since(t0),
-		fmt.Sprintf("POST %s as %s: pushed %s", redact(meta.TokenEndpoint), reg.ClientID, describePushed(pushed)), nil)
+		fmt.Sprintf("POST %s as %s (%s): pushed %s", redact(meta.TokenEndpoint), reg.ClientID, how, describePushed(pushed)), nil)
 	return nil
 }
 

@@ -24,6 +24,7 @@ type serverMeta struct {
 	Issuer                string `json:"issuer"`
 	TokenEndpoint         string `json:"token_endpoint"`
 	AuthorizationEndpoint string `json:"authorization_endpoint"`
+	RegistrationEndpoint  string `json:"registration_endpoint"`
 	fetched               time.Time
 }
 

@@ -13,6 +13,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -269,7 +270,7 @@ func TestPushExitStatuses(t *testing.T) {
 		}, ExitUsage, "larger than the limit"},
 		{"unknown flag", func(s *umafake.Stack) []string { return []string{"push", "--bogus"} }, ExitUsage, "bogus"},
 		{"stray argument", func(s *umafake.Stack) []string {
-			return append(pushArgs(s, file, "--email", umafake.AliceEmail), "extra")
+			return append(pushArgs(s, file, "--email", umafake.AliceEmail), "extra", "more") // one last argument is the file (TestPushFileArgument)
 		}, ExitUsage, "unexpected arguments"},
 		{"plain http to a remote AS", func(s *umafake.Stack) []string {
 			return append(pushArgs(s, file, "--email", umafake.AliceEmail), "--as-issuer", "http://as.bar.example/realms/bar")
@@ -447,5 +448,28 @@ func TestHelp(t *testing.T) {
 	}
 	if r := runCLI(t, nil, ""); r.code != ExitUsage {
 		t.Errorf("no command: %d", r.code)
+	}
+}
+
+// The file may come as the last argument, after the flags, also after a
+// boolean flag; a flag's value is never taken for it.
+func TestPushFileArgument(t *testing.T) {
+	s := umafake.New(t)
+	file := writeFile(t, "note.txt", "positional")
+	args := pushArgs(s, "", "--email", umafake.AliceEmail, "-q", file)
+	args = slices.Delete(args, 3, 5) // no --file
+	if r := runCLI(t, nil, "", args...); r.code != ExitOK {
+		t.Fatalf("exit %d: %s", r.code, r.stderr)
+	}
+	if got := s.StoredMessages(); len(got) != 1 || string(got[0].Body) != "positional" {
+		t.Fatalf("stored %+v", got)
+	}
+	if r := runCLI(t, nil, "", pushArgs(s, file, "--email", umafake.AliceEmail, file)...); r.code != ExitUsage || !strings.Contains(r.stderr, "not both") {
+		t.Errorf("--file and an argument: exit %d %s", r.code, r.stderr)
+	}
+	args = pushArgs(s, "", "--email", umafake.AliceEmail, "--name")
+	args = slices.Delete(args, 3, 5)
+	if r := runCLI(t, nil, "", append(args, file)...); r.code != ExitUsage {
+		t.Errorf("a flag's value taken for the file: exit %d %s", r.code, r.stderr)
 	}
 }

@@ -2,11 +2,16 @@ package cli
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
+	"net/http"
 	"net/url"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"time"
@@ -41,13 +46,14 @@ type pushFlags struct {
 	maxStdin                          int64
 	timeout, uploadTimeout            time.Duration
 	insecure, jsonOut, verbose, quiet bool
+	caFile, registrationsDir          string
 }
 
 func push(ctx context.Context, args []string, sio IO) int {
 	var f pushFlags
-	fs := newFlagSet("push", pushEnvPrefix, "push --to <Incoming URL> --file <path>|- [--email <address> | --login] [flags]", sio.Stderr)
-	fs.StringVar(&f.to, "to", "", "the Incoming URL to push to, e.g. http://127.0.0.1:8082/incoming/bob (required)")
-	fs.StringVar(&f.file, "file", "", "the file to push, or - for standard input (required)")
+	fs := newFlagSet("push", pushEnvPrefix, "push --to <address>|<Incoming URL> [--file] <path>|- [--email <address> | --login] [flags]", sio.Stderr)
+	fs.StringVar(&f.to, "to", "", "the recipient's address, e.g. bob@bar.example (its Incoming and authorization server are found by WebFinger at https://bar.example), or an Incoming URL, e.g. http://127.0.0.1:8082/incoming/bob (required)")
+	fs.StringVar(&f.file, "file", "", "the file to push, or - for standard input (required; or as the one argument)")
 	fs.StringVar(&f.email, "email", "", "the sender's email address: required without --login (the Claims Provider vouches for it); its domain is where the Claims Provider is discovered")
 	fs.BoolVar(&f.login, "login", false, "the sender logs in (authorization code + PKCE, loopback redirect on 127.0.0.1) instead of client credentials")
 	f.lf.define(fs.FlagSet, pushEnvPrefix)
@@ -68,10 +74,17 @@ func push(ctx context.Context, args []string, sio IO) int {
 	fs.DurationVar(&f.timeout, "timeout", defaultRequestTimeout, "timeout of each request except the two that carry the content")
 	fs.DurationVar(&f.uploadTimeout, "upload-timeout", 10*time.Minute, "timeout of each of the two requests that carry the content")
 	fs.BoolVar(&f.insecure, "insecure-http", false, "allow plain http to hosts that are not loopback (compose networks); never for production")
+	fs.StringVar(&f.caFile, "ca-file", "", "PEM file of more certificate authorities to trust (besides the system's; SSL_CERT_FILE replaces the system's)")
+	fs.StringVar(&f.registrationsDir, "registrations-dir", "", "where the client keeps its dynamic registrations, one per authorization server (default: <user config dir>/umawide/rqp-client/registrations)")
 	fs.BoolVar(&f.jsonOut, "json", false, "print the result (or the failure) as JSON on standard output")
 	fs.BoolVar(&f.verbose, "v", false, "verbose: details of every step (never tokens or secrets)")
 	fs.BoolVar(&f.quiet, "q", false, "quiet: no step lines, only the result or the one-line failure")
 	fs.StringVar(&f.progress, "progress", progressAuto, "progress of hashing and of each upload (bytes, rate, time left) on standard error: auto (content of 8 MiB or more, standard error a terminal, not -q), always or never")
+	// The file may come last, after the flags (push --to bob@bar.example FILE).
+	positional := ""
+	if n := len(args); n > 0 && !strings.HasPrefix(args[n-1], "-") && (n == 1 || !takesValue(fs.FlagSet, args[n-2])) {
+		positional, args = args[n-1], args[:n-1]
+	}
 	if err := fs.parse(args, sio.Getenv); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return ExitOK
@@ -83,9 +96,16 @@ func push(ctx context.Context, args []string, sio IO) int {
 	fail := func(format string, args ...any) int {
 		return out.failUsage(fmt.Sprintf(format, args...))
 	}
+	if positional != "" {
+		if fs.isSet("file", sio.Getenv) {
+			return fail("give the file either as --file or as the last argument, not both")
+		}
+		f.file = positional
+	}
 	if f.to == "" || f.file == "" {
 		return fail("--to and --file are required")
 	}
+	addressed := rqp.IsAddress(f.to)
 	authnSecret, err := fs.secret(f.authnSec, "authn-client-secret-file", sio.Getenv)
 	if err != nil {
 		return fail("%v", err)
@@ -99,11 +119,32 @@ func push(ctx context.Context, args []string, sio IO) int {
 		ClaimsProvider: rqp.ClaimsProvider{
 			URL: f.claimsProvider, DiscoveryBaseURL: f.discoveryBase,
 		},
-		Registrations:     []rqp.Registration{{Issuer: f.asIssuer, ClientID: f.asID, ClientSecret: asSecret}},
 		AllowInsecureHTTP: f.insecure,
 		Timeout:           f.timeout,
 		UploadTimeout:     f.uploadTimeout,
 		Progress:          out.step,
+	}
+	// A configured registration: --as-issuer given, or (as before
+	// addresses) the demo's default for an Incoming URL. Any other AS gets a
+	// dynamic registration of its own.
+	if !addressed || fs.isSet("as-issuer", sio.Getenv) {
+		cfg.Registrations = []rqp.Registration{{Issuer: f.asIssuer, ClientID: f.asID, ClientSecret: asSecret}}
+	}
+	dir := f.registrationsDir
+	if dir == "" {
+		base, err := os.UserConfigDir()
+		if err != nil {
+			return fail("no folder for dynamic registrations (give --registrations-dir): %v", err)
+		}
+		dir = filepath.Join(base, "umawide", "rqp-client", "registrations")
+	}
+	cfg.Register = &rqp.DynamicRegistration{Dir: dir}
+	if f.caFile != "" {
+		hc, err := httpClientWithCA(f.caFile)
+		if err != nil {
+			return fail("--ca-file: %v", err)
+		}
+		cfg.HTTPClient = hc
 	}
 	if f.login {
 		lg, err := f.lf.login(pushEnvPrefix, sio, sio.Getenv)
@@ -142,8 +183,16 @@ func push(ctx context.Context, args []string, sio IO) int {
 		return fail("%v", err)
 	}
 
-	out.start(f.to, content)
 	req := rqp.Request{To: f.to, Content: content, Email: f.email}
+	if addressed {
+		rc, err := client.Resolve(ctx, f.to)
+		if err != nil {
+			return out.failure(err)
+		}
+		out.resolved(rc)
+		req.To, req.AS = rc.Incoming, rc.AS
+	}
+	out.start(req.To, content)
 	if show {
 		out.bar = &progressLine{w: sio.Stderr, now: time.Now}
 		req.Transfer = out.transfer
@@ -206,6 +255,48 @@ func (r *reporter) start(to string, c *rqp.Content) {
 		what = c.Name
 	}
 	fmt.Fprintf(r.sio.Stderr, "rqp-client: pushing %s (%d bytes) to %s\n", what, c.Size, to)
+}
+
+// takesValue says whether arg is a flag of fs that consumes the next
+// argument as its value (not -flag=value, not a boolean flag).
+func takesValue(fs *flag.FlagSet, arg string) bool {
+	if !strings.HasPrefix(arg, "-") || strings.Contains(arg, "=") {
+		return false
+	}
+	fl := fs.Lookup(strings.TrimLeft(arg, "-"))
+	if fl == nil {
+		return false
+	}
+	b, ok := fl.Value.(interface{ IsBoolFlag() bool })
+	return !ok || !b.IsBoolFlag()
+}
+
+// resolved shows what WebFinger said about the recipient.
+func (r *reporter) resolved(rc *rqp.Recipient) {
+	if r.quiet {
+		return
+	}
+	fmt.Fprintf(r.sio.Stderr, "rqp-client: %s: Incoming %s, protected by %s (WebFinger)\n", rc.Address, rc.Incoming, rc.AS)
+}
+
+// httpClientWithCA is rqp's default client trusting the system's
+// authorities and those in caFile.
+func httpClientWithCA(caFile string) (*http.Client, error) {
+	pem, err := os.ReadFile(caFile)
+	if err != nil {
+		return nil, err
+	}
+	pool, err := x509.SystemCertPool()
+	if err != nil || pool == nil {
+		pool = x509.NewCertPool()
+	}
+	if !pool.AppendCertsFromPEM(pem) {
+		return nil, fmt.Errorf("%s holds no PEM certificate", caFile)
+	}
+	hc := rqp.DefaultHTTPClient()
+	t := hc.Transport.(*http.Transport)
+	t.TLSClientConfig = &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}
+	return hc, nil
 }
 
 func (r *reporter) step(ev rqp.Event) {

@@ -87,6 +87,57 @@ type Stack struct {
 	// TicketIssuer, when set, is the iss of new tickets (Keycloak 26 sets
 	// none).
 	TicketIssuer string
+	// Registration, when set before the push, makes realm bar offer RFC
+	// 7591 dynamic client registration (registration_endpoint) as
+	// Keycloak's anonymous registration does; such clients may use the
+	// uma-ticket grant.
+	Registration bool
+	registered   map[string]string // client id -> secret
+	registerReqs []uma.ClientRegistrationRequest
+}
+
+// RegistrationPath is realm bar's registration endpoint, below its issuer.
+const RegistrationPath = "/clients-registrations/openid-connect"
+
+// Registered returns the registration requests received.
+func (s *Stack) Registered() []uma.ClientRegistrationRequest {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]uma.ClientRegistrationRequest(nil), s.registerReqs...)
+}
+
+// ForgetRegistrations deletes every dynamically registered client, as an
+// AS that expired them or lost its database would.
+func (s *Stack) ForgetRegistrations() {
+	s.mu.Lock()
+	s.registered = nil
+	s.mu.Unlock()
+}
+
+// register is Keycloak's anonymous OIDC client registration.
+func (s *Stack) register(w http.ResponseWriter, r *http.Request) {
+	if s.hit("kc.register", w, r) {
+		return
+	}
+	var req uma.ClientRegistrationRequest
+	if r.Method != http.MethodPost || json.NewDecoder(io.LimitReader(r.Body, 64<<10)).Decode(&req) != nil {
+		Error(w, 400, "invalid_client_metadata", "fake: POST a JSON client")
+		return
+	}
+	if len(req.GrantTypes) != 1 || req.GrantTypes[0] != uma.GrantTypeUMATicket || len(req.ResponseTypes) != 1 || req.ResponseTypes[0] != "none" {
+		Error(w, 400, "invalid_client_metadata", "fake: only the uma-ticket grant, response_types [\"none\"] (as the organisation realm's registration policy)")
+		return
+	}
+	s.mu.Lock()
+	id, secret, rat := "dyn-"+s.next("c"), s.next("secret"), s.next("rat")
+	if s.registered == nil {
+		s.registered = map[string]string{}
+	}
+	s.registered[id] = secret
+	s.registerReqs = append(s.registerReqs, req)
+	s.mu.Unlock()
+	writeJSON(w, 201, uma.ClientRegistrationResponse{ClientID: id, ClientSecret: secret, ClientSecretExpiresAt: 0,
+		RegistrationClientURI: s.Issuer("bar") + RegistrationPath + "/" + id, RegistrationAccessToken: rat})
 }
 
 type ticket struct {
@@ -278,9 +329,19 @@ func (s *Stack) keycloak(w http.ResponseWriter, r *http.Request) {
 			Error(w, 404, "not_found", "no UMA here")
 			return
 		}
-		writeJSON(w, 200, map[string]string{
+		m := map[string]string{
 			"issuer": iss, "token_endpoint": iss + "/token", "authorization_endpoint": iss + "/auth",
-		})
+		}
+		if realm == "bar" && s.Registration {
+			m["registration_endpoint"] = iss + RegistrationPath
+		}
+		writeJSON(w, 200, m)
+	case strings.TrimPrefix(RegistrationPath, "/"):
+		if realm != "bar" || !s.Registration {
+			Error(w, 404, "not_found", "no registration here")
+			return
+		}
+		s.register(w, r)
 	case "auth":
 		if s.hit("kc.auth", w, r) {
 			return
@@ -434,7 +495,11 @@ func (s *Stack) umaGrant(w http.ResponseWriter, r *http.Request, realm string) {
 	id, secret, basic := r.BasicAuth()
 	id, _ = url.QueryUnescape(id)
 	secret, _ = url.QueryUnescape(secret)
-	if realm != "bar" || !basic || id != ClientID || secret != ASSecret {
+	s.mu.Lock()
+	dynSecret, dyn := s.registered[id]
+	s.mu.Unlock()
+	known := id == ClientID && secret == ASSecret || dyn && secret == dynSecret
+	if realm != "bar" || !basic || !known {
 		Error(w, 401, "invalid_client", "Invalid client or Invalid client credentials")
 		return
 	}

@@ -7,10 +7,10 @@ import org.jboss.logging.Logger;
 import org.keycloak.common.util.Time;
 import org.keycloak.component.ComponentModel;
 import org.keycloak.models.ClientModel;
+import org.keycloak.models.ClientSecretConstants;
 import org.keycloak.models.KeycloakSession;
 import org.keycloak.models.RealmModel;
 import org.keycloak.models.UserModel;
-import org.keycloak.protocol.oidc.OIDCClientSecretConfigWrapper;
 import org.keycloak.representations.oidc.OIDCClientRepresentation;
 import org.keycloak.services.clientregistration.ClientRegistrationContext;
 import org.keycloak.services.clientregistration.ClientRegistrationProvider;
@@ -112,7 +112,10 @@ final class UmaTicketOnlyPolicy implements ClientRegistrationPolicy {
     public void afterRegister(ClientRegistrationContext context, ClientModel client) {
         int expires = Time.currentTime() + lifetimeSeconds;
         client.setAttribute(RegistrationRules.EXPIRES, Integer.toString(expires));
-        OIDCClientSecretConfigWrapper.fromClientModel(client).setClientSecretExpirationTime(expires);
+        // The attribute OIDCClientSecretConfigWrapper.setClientSecretExpirationTime writes, set
+        // directly: that method's signature changed in Keycloak 26.7 (NoSuchMethodError there with a
+        // JAR built against 26.5); the constant is inlined at compile time.
+        client.setAttribute(ClientSecretConstants.CLIENT_SECRET_EXPIRATION, Integer.toString(expires));
         // Keycloak gives every new user, service accounts included, the realm's default roles
         // (offline_access, uma_authorization): a registration needs none of them.
         UserModel account = session.users().getServiceAccount(client);
