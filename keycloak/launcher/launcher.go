@@ -52,6 +52,10 @@ type Options struct {
 	// G1: switch with "-XX:-UseG1GC -XX:+UseParallelGC") and before
 	// UMAWIDE_KEYCLOAK_JAVA_OPTS.
 	JavaOpts string
+	// TestClock lets a realm move the claims-token policy's quota clock
+	// (realm attribute umawide.testClockOffsetSeconds; JVM option
+	// TestClockJavaOpt): for the tests' Keycloak only, never a deployment.
+	TestClock bool
 	// LogPath receives Keycloak's output in process mode; default a file in
 	// the instance folder.
 	LogPath string
@@ -66,6 +70,10 @@ type Options struct {
 	// an external PostgreSQL (see Cluster); nil: a lone server on dev-mem.
 	Cluster *Cluster
 }
+
+// TestClockJavaOpt enables the quota test clock of the claims-token policy
+// (keycloak/extension QuotaClock.java).
+const TestClockJavaOpt = "-Dumawide.test-clock=enabled"
 
 // Keycloak is a running server.
 type Keycloak struct {
@@ -83,6 +91,9 @@ type Keycloak struct {
 	InstanceDir string
 	// LogPath is where its output goes in process mode.
 	LogPath string
+	// TestClock says the quota test clock is enabled (Options.TestClock; for
+	// an external server, KEYCLOAK_TEST_CLOCK=enabled says so).
+	TestClock bool
 
 	stop     func(context.Context) error
 	stopOnce sync.Once
@@ -118,6 +129,9 @@ func Start(ctx context.Context, opts Options) (*Keycloak, error) {
 	if opts.MaxHeap == "" {
 		opts.MaxHeap = "640m"
 	}
+	if opts.TestClock {
+		opts.JavaOpts = strings.TrimSpace(opts.JavaOpts + " " + TestClockJavaOpt)
+	}
 	ctx, cancel := context.WithTimeout(ctx, opts.StartTimeout)
 	defer cancel()
 
@@ -128,6 +142,14 @@ func Start(ctx context.Context, opts Options) (*Keycloak, error) {
 	if mode == ModeExternal {
 		return external(ctx)
 	}
+	kc, err := start(ctx, mode, opts)
+	if kc != nil {
+		kc.TestClock = opts.TestClock
+	}
+	return kc, err
+}
+
+func start(ctx context.Context, mode Mode, opts Options) (*Keycloak, error) {
 	if opts.Cluster != nil && mode != ModeProcess {
 		return nil, fmt.Errorf("launcher: a cluster node runs in process mode, not %s", mode)
 	}
@@ -206,6 +228,7 @@ func external(ctx context.Context) (*Keycloak, error) {
 		AdminUser:     envOr("KEYCLOAK_ADMIN_USER", DefaultAdminUser),
 		AdminPassword: envOr("KEYCLOAK_ADMIN_PASSWORD", DefaultAdminPassword),
 		Mode:          ModeExternal,
+		TestClock:     os.Getenv("KEYCLOAK_TEST_CLOCK") == "enabled",
 	}
 	// An external server must already be up: one look at the master realm.
 	if err := waitHTTP(ctx, kc.BaseURL+"/realms/master", 0); err != nil {
