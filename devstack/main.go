@@ -103,7 +103,8 @@ func execWith(ctx context.Context, args []string) (int, error) {
 		env, pg, err := startPostgres(ctx)
 		pgDone <- pgResult{env, pg, err}
 	}()
-	kc, kcErr := launcher.Start(ctx, launcher.Options{})
+	// The tests' Keycloak: a realm may move the quota clock (issue 15).
+	kc, kcErr := launcher.Start(ctx, launcher.Options{TestClock: true})
 	pgr := <-pgDone
 	defer func() { _ = pgr.pg.Stop(context.Background()) }()
 	if kcErr != nil {
@@ -172,7 +173,7 @@ func startPostgres(ctx context.Context) ([]string, *pgtest.Server, error) {
 
 // kcEnv tells tests and tools where Keycloak is (launcher's external mode).
 func kcEnv(kc *launcher.Keycloak) []string {
-	return []string{
+	env := []string{
 		"KEYCLOAK_URL=" + kc.BaseURL,
 		"KEYCLOAK_MANAGEMENT_URL=" + kc.ManagementURL,
 		"KEYCLOAK_ADMIN_USER=" + kc.AdminUser,
@@ -180,4 +181,8 @@ func kcEnv(kc *launcher.Keycloak) []string {
 		// Tests that assert on Keycloak's log lines (the policy's deny reasons) read it.
 		"KEYCLOAK_LOG=" + kc.LogPath,
 	}
+	if kc.TestClock {
+		env = append(env, "KEYCLOAK_TEST_CLOCK=enabled")
+	}
+	return env
 }

@@ -72,3 +72,62 @@ type Message struct {
 type MessageList struct {
 	Messages []Message `json:"messages"`
 }
+
+// Owner rules of one Incoming (issue 15): who may push, enforced by the
+// claims-token policy at the owner's AS after the sender is verified. The
+// Resource Server serves them at RulesPath (GET, PUT; the owner's own token)
+// and keeps them as attributes of the Incoming resource in Keycloak
+// (the RulesAttr* names), where the policy reads them.
+type OwnerRules struct {
+	// Default is RulesAnyone, RulesListed or RulesNobody.
+	Default string `json:"default"`
+	// Allow and Deny are sender addresses (alice@foo.example) or domains
+	// (foo.example, matching that domain only, not its subdomains),
+	// normalised; Deny wins over Allow and over the default.
+	Allow []string `json:"allow"`
+	Deny  []string `json:"deny"`
+	// Quota per sender and UTC day.
+	Quota RulesQuota `json:"quota"`
+}
+
+// RulesQuota bounds what one sender may push into one Incoming per UTC day,
+// counted at the grant (an RPT that is never used still counts); 0 is no
+// limit.
+type RulesQuota struct {
+	MessagesPerDay int64 `json:"messages_per_day"`
+	BytesPerDay    int64 `json:"bytes_per_day"`
+}
+
+// Values of OwnerRules.Default.
+const (
+	RulesAnyone = "anyone" // every verified sender not denied
+	RulesListed = "listed" // only senders the allow list names
+	RulesNobody = "nobody" // no one, the allow list included
+)
+
+// Names of the Incoming resource's attributes that hold its OwnerRules
+// (one attribute value per list entry: Keycloak stores each value in a
+// column of 255 characters). Absent attributes are the defaults: anyone,
+// no lists, no quota, which is how an Incoming behaved before rules.
+const (
+	RulesAttrDefault        = "umawide.rules.default"
+	RulesAttrAllow          = "umawide.rules.allow"
+	RulesAttrDeny           = "umawide.rules.deny"
+	RulesAttrMessagesPerDay = "umawide.rules.messages_per_day"
+	RulesAttrBytesPerDay    = "umawide.rules.bytes_per_day"
+	// RulesAttrPrefix starts every rules attribute name.
+	RulesAttrPrefix = "umawide.rules."
+)
+
+// Reasons the AS gives a refused sender on the UMA grant's 403 in the
+// RefusalHeader response header: only owner-rule refusals, never why a
+// token was found forged (no oracle for attackers).
+const (
+	RefusalOwnerRefused  = "owner_refused"
+	RefusalQuotaExceeded = "quota_exceeded"
+	// RefusalHeader carries the reason on the token endpoint's 403.
+	RefusalHeader = "Umawide-Refusal"
+)
+
+// RulesPath is the owner's rules of an Incoming on the Resource Server.
+func RulesPath(owner string) string { return IncomingPath(owner) + "/rules" }

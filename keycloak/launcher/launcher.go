@@ -52,6 +52,10 @@ type Options struct {
 	// G1: switch with "-XX:-UseG1GC -XX:+UseParallelGC") and before
 	// UMAWIDE_KEYCLOAK_JAVA_OPTS.
 	JavaOpts string
+	// TestClock lets a realm move the claims-token policy's quota clock
+	// (realm attribute umawide.testClockOffsetSeconds; JVM option
+	// TestClockJavaOpt): for the tests' Keycloak only, never a deployment.
+	TestClock bool
 	// LogPath receives Keycloak's output in process mode; default a file in
 	// the instance folder.
 	LogPath string
@@ -100,6 +104,10 @@ func or(v, def string) string {
 	return v
 }
 
+// TestClockJavaOpt enables the quota test clock of the claims-token policy
+// (keycloak/extension QuotaClock.java).
+const TestClockJavaOpt = "-Dumawide.test-clock=enabled"
+
 // Keycloak is a running server.
 type Keycloak struct {
 	// BaseURL is where clients reach it, without a trailing slash.
@@ -116,6 +124,9 @@ type Keycloak struct {
 	InstanceDir string
 	// LogPath is where its output goes in process mode.
 	LogPath string
+	// TestClock says the quota test clock is enabled (Options.TestClock; for
+	// an external server, KEYCLOAK_TEST_CLOCK=enabled says so).
+	TestClock bool
 
 	stop     func(context.Context) error
 	stopOnce sync.Once
@@ -151,6 +162,9 @@ func Start(ctx context.Context, opts Options) (*Keycloak, error) {
 	if opts.MaxHeap == "" {
 		opts.MaxHeap = "640m"
 	}
+	if opts.TestClock {
+		opts.JavaOpts = strings.TrimSpace(opts.JavaOpts + " " + TestClockJavaOpt)
+	}
 	ctx, cancel := context.WithTimeout(ctx, opts.StartTimeout)
 	defer cancel()
 
@@ -161,6 +175,14 @@ func Start(ctx context.Context, opts Options) (*Keycloak, error) {
 	if mode == ModeExternal {
 		return external(ctx)
 	}
+	kc, err := start(ctx, mode, opts)
+	if kc != nil {
+		kc.TestClock = opts.TestClock
+	}
+	return kc, err
+}
+
+func start(ctx context.Context, mode Mode, opts Options) (*Keycloak, error) {
 	if mode != ModeProcess && (opts.Version != "" && opts.Version != Version || opts.Wrap != nil || opts.PublicURL != "") {
 		return nil, fmt.Errorf("launcher: Version, Wrap and PublicURL need process mode, not %s", mode)
 	}
@@ -242,6 +264,7 @@ func external(ctx context.Context) (*Keycloak, error) {
 		AdminUser:     envOr("KEYCLOAK_ADMIN_USER", DefaultAdminUser),
 		AdminPassword: envOr("KEYCLOAK_ADMIN_PASSWORD", DefaultAdminPassword),
 		Mode:          ModeExternal,
+		TestClock:     os.Getenv("KEYCLOAK_TEST_CLOCK") == "enabled",
 	}
 	// An external server must already be up: one look at the master realm.
 	if err := waitHTTP(ctx, kc.BaseURL+"/realms/master", 0); err != nil {

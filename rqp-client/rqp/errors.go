@@ -73,6 +73,22 @@ var (
 // nothing is sent to the Claims Provider or the authorization server.
 const ReasonChallengeMismatch = "challenge_mismatch"
 
+// ReasonOwnerRefused and ReasonQuotaExceeded are StepError.Reason when the
+// owner's authorization server refused the grant (step 7) by the owner's
+// rules, after it had verified the sender, and said so (uma.RefusalHeader):
+// the rules refuse this sender, or the sender's quota on this Incoming for
+// the UTC day is used up. Their Kind is KindDenied and their Err wraps
+// ErrOwnerRefused. A refusal for any other cause (a token found forged,
+// say) is never told apart by the AS: it stays a plain denial.
+const (
+	ReasonOwnerRefused  = uma.RefusalOwnerRefused
+	ReasonQuotaExceeded = uma.RefusalQuotaExceeded
+)
+
+// ErrOwnerRefused is wrapped by the Err of every StepError with
+// ReasonOwnerRefused or ReasonQuotaExceeded.
+var ErrOwnerRefused = errors.New("rqp: refused by the owner's rules")
+
 // ErrChallengeMismatch is wrapped by the Err of every StepError with
 // ReasonChallengeMismatch (its Kind is KindProtocol).
 var ErrChallengeMismatch = errors.New(ReasonChallengeMismatch)
@@ -133,6 +149,11 @@ type StepError struct {
 	// Reason is the client's own reason for refusing an answer, where it
 	// has one: ReasonChallengeMismatch.
 	Reason string
+	// Owner and Sender, where the owner's rules refused the push
+	// (ReasonOwnerRefused, ReasonQuotaExceeded): the Incoming's owner (the
+	// last segment of its URL) and the sender's address as the claims token
+	// names it.
+	Owner, Sender string
 	// Attempt is 1, or 2 when the flow had started over with a fresh ticket.
 	Attempt int
 	// Err is the underlying cause, if any.
@@ -149,6 +170,11 @@ func (e *StepError) Error() string {
 	var b strings.Builder
 	if e.Step > 0 {
 		fmt.Fprintf(&b, "step %d (%s): ", e.Step, e.Name)
+	}
+	if plain := e.ownerRefusal(); plain != "" {
+		// Said plainly: the owner decided, nothing is wrong with the sender's tokens.
+		b.WriteString(plain)
+		return b.String()
 	}
 	b.WriteString(e.summary())
 	if e.StatusCode != 0 || e.Code != "" {
@@ -167,6 +193,28 @@ func (e *StepError) Error() string {
 		fmt.Fprintf(&b, ": %v", e.Err)
 	}
 	return b.String()
+}
+
+// ownerRefusal is the sentence for a refusal by the owner's rules, "" for
+// any other error.
+func (e *StepError) ownerRefusal() string {
+	owner := e.Owner
+	if owner == "" {
+		owner = "the owner"
+	} else {
+		owner = strings.ToUpper(owner[:1]) + owner[1:]
+	}
+	sender := e.Sender
+	if sender == "" {
+		sender = "this sender"
+	}
+	switch e.Reason {
+	case ReasonOwnerRefused:
+		return fmt.Sprintf("%s's rules refuse pushes from %s (%s)", owner, sender, e.Reason)
+	case ReasonQuotaExceeded:
+		return fmt.Sprintf("%s's rules refuse more pushes from %s today: the daily quota is used up until 00:00 UTC (%s)", owner, sender, e.Reason)
+	}
+	return ""
 }
 
 func (e *StepError) summary() string {

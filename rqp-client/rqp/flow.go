@@ -6,6 +6,7 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"path"
 	"slices"
 	"sort"
 	"strconv"
@@ -369,6 +370,9 @@ func (c *Client) step7Grant(ctx context.Context, at *attempt) *StepError {
 		if se.StatusCode == http.StatusForbidden && se.Kind == KindRefused {
 			se.Kind = KindDenied
 		}
+		if se.StatusCode == http.StatusForbidden && a != nil {
+			at.ownerRefusal(se, a.resp.Header.Get(uma.RefusalHeader))
+		}
 		switch se.Code {
 		case "invalid_ticket", "expired_ticket", "invalid_grant":
 			// Keycloak: 403 invalid_ticket for an expired or unverifiable
@@ -382,6 +386,24 @@ func (c *Client) step7Grant(ctx context.Context, at *attempt) *StepError {
 	c.emit(ctx, StepGrant, true, a.resp.Status, time.Since(t0),
 		fmt.Sprintf("POST %s as %s (%s): pushed %s", redact(meta.TokenEndpoint), reg.ClientID, how, describePushed(pushed)), nil)
 	return nil
+}
+
+// ownerRefusal marks a 403 of step 7 that the AS says the owner's rules
+// decided (uma.RefusalHeader); any other value, or none, leaves the plain
+// denial.
+func (at *attempt) ownerRefusal(se *StepError, reason string) {
+	if reason != ReasonOwnerRefused && reason != ReasonQuotaExceeded {
+		return
+	}
+	se.Kind = KindDenied
+	se.Reason = reason
+	se.Err = ErrOwnerRefused
+	if u, err := url.Parse(at.push.req.To); err == nil {
+		se.Owner = clip(path.Base(u.Path), 64)
+	}
+	if email, ok := at.claimsTokenClaims["email"].(string); ok {
+		se.Sender = clip(email, 254)
+	}
 }
 
 // step8RPT reports the RPT step 7 got (unverified: it is the Resource

@@ -702,3 +702,40 @@ func TestPerPushProgress(t *testing.T) {
 		t.Errorf("Config.Progress saw %d events, want %d", global, n*rqp.NumSteps)
 	}
 }
+
+// The AS says the owner's rules refused (uma.RefusalHeader): the client
+// says so plainly and names owner and sender; any other header value is a
+// plain denial.
+func TestOwnerRefusalIsSaidPlainly(t *testing.T) {
+	for _, c := range []struct {
+		header, reason, want string
+	}{
+		{uma.RefusalOwnerRefused, rqp.ReasonOwnerRefused, "step 7 (UMA grant): Bob's rules refuse pushes from alice@foo.example (owner_refused)"},
+		{uma.RefusalQuotaExceeded, rqp.ReasonQuotaExceeded, "step 7 (UMA grant): Bob's rules refuse more pushes from alice@foo.example today: the daily quota is used up until 00:00 UTC (quota_exceeded)"},
+		{"bad_signature", "", "step 7 (UMA grant): denied by the authorization server"},
+		{"", "", "step 7 (UMA grant): denied by the authorization server"},
+	} {
+		s := umafake.New(t)
+		c2 := newClient(t, config(s, nil))
+		s.Hook("as.token", func(w http.ResponseWriter, r *http.Request) bool {
+			if c.header != "" {
+				w.Header().Set(uma.RefusalHeader, c.header)
+			}
+			w.Header().Set("Content-Type", "application/json")
+			w.WriteHeader(http.StatusForbidden)
+			fmt.Fprint(w, `{"error":"access_denied","error_description":"not_authorized"}`)
+			return true
+		})
+		_, err := c2.Push(context.Background(), rqp.Request{To: s.Incoming(), Content: rqp.BytesContent([]byte("d"), ""), Email: umafake.AliceEmail})
+		var se *rqp.StepError
+		if !errors.As(err, &se) || !errors.Is(err, rqp.ErrDenied) || se.Reason != c.reason || !strings.HasPrefix(err.Error(), c.want) {
+			t.Errorf("header %q: err = %v (reason %q)", c.header, err, se.Reason)
+		}
+		if errors.Is(err, rqp.ErrOwnerRefused) != (c.reason != "") {
+			t.Errorf("header %q: errors.Is(ErrOwnerRefused) = %v", c.header, !(c.reason != ""))
+		}
+		if len(s.StoredMessages()) != 0 {
+			t.Errorf("header %q: stored", c.header)
+		}
+	}
+}

@@ -436,3 +436,61 @@ func (c *Client) ticket(ctx context.Context, resourceID, incomingURL string) (st
 	}
 	return ticket, nil
 }
+
+// maxAttributes bounds the attributes read back from a resource (names and
+// values together): rules hold at most a few hundred values.
+const maxAttributes = 2000
+
+// ResourceAttributes are the attributes of the resource id as Keycloak
+// keeps them (the owner rules among them: package rules).
+func (c *Client) ResourceAttributes(ctx context.Context, resourceID string) (map[string][]string, error) {
+	var rep struct {
+		Attributes map[string][]string `json:"attributes"`
+	}
+	if err := c.api.GetResource(ctx, resourceID, &rep); err != nil {
+		return nil, fmt.Errorf("protection: reading resource %s: %w", resourceID, unreachable(err))
+	}
+	n := 0
+	for _, v := range rep.Attributes {
+		n += 1 + len(v)
+	}
+	if n > maxAttributes {
+		return nil, fmt.Errorf("protection: resource %s has %d attribute names and values", resourceID, n)
+	}
+	if rep.Attributes == nil {
+		rep.Attributes = map[string][]string{}
+	}
+	return rep.Attributes, nil
+}
+
+// ReplaceResourceAttributes replaces the attributes of the resource id whose
+// names start with prefix by attrs and keeps the rest of the resource as it
+// is (read, changed, written back: the protection API replaces a resource
+// as a whole). Two concurrent replacements: the last one wins.
+func (c *Client) ReplaceResourceAttributes(ctx context.Context, resourceID, prefix string, attrs map[string][]string) error {
+	var rep map[string]any
+	if err := c.api.GetResource(ctx, resourceID, &rep); err != nil {
+		return fmt.Errorf("protection: reading resource %s: %w", resourceID, unreachable(err))
+	}
+	out := map[string]any{}
+	if old, ok := rep["attributes"].(map[string]any); ok {
+		for k, v := range old {
+			if !strings.HasPrefix(k, prefix) {
+				out[k] = v
+			}
+		}
+	}
+	for k, v := range attrs {
+		if !strings.HasPrefix(k, prefix) {
+			return fmt.Errorf("protection: attribute %q outside %q", k, prefix)
+		}
+		out[k] = v
+	}
+	rep["attributes"] = out
+	// Whatever the answer said, an Incoming stays not owner-managed.
+	rep["ownerManagedAccess"] = false
+	if err := c.api.UpdateResource(ctx, resourceID, rep); err != nil {
+		return fmt.Errorf("protection: updating resource %s: %w", resourceID, unreachable(err))
+	}
+	return nil
+}

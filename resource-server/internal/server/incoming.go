@@ -14,6 +14,7 @@ import (
 
 	"github.com/umawide/umawide/internal/uma"
 	"github.com/umawide/umawide/resource-server/internal/owner"
+	"github.com/umawide/umawide/resource-server/internal/protection"
 	"github.com/umawide/umawide/resource-server/internal/rpt"
 	"github.com/umawide/umawide/resource-server/internal/store"
 )
@@ -425,16 +426,24 @@ func (s *Server) progress(r io.Reader, rc *http.ResponseController) *progressRea
 // deleted and created again under that name is someone else). It returns
 // the owner's user id.
 func (s *Server) reader(c *gin.Context) (string, bool) {
+	owner, ok := s.readerOwner(c)
+	return owner.UserID, ok
+}
+
+// readerOwner is reader returning the whole owner (user id and Incoming
+// resource id): the rules endpoints need the resource.
+func (s *Server) readerOwner(c *gin.Context) (protection.Owner, bool) {
+	none := protection.Owner{}
 	o, ok := s.ownerParam(c)
 	if !ok {
-		return "", false
+		return none, false
 	}
 	bearerChallenge := `Bearer realm="` + s.cfg.Realm + `"`
 	tok, err := uma.BearerToken(c.Request)
 	if be := (*uma.BearerError)(nil); errors.As(err, &be) && be.Missing() {
 		c.Header("WWW-Authenticate", bearerChallenge)
 		s.fail(c, uma.NewError(http.StatusUnauthorized, "unauthorized", "a bearer token of the owner is required"), "reader_no_token")
-		return "", false
+		return none, false
 	}
 	var who rpt.Reader
 	if err == nil {
@@ -444,11 +453,11 @@ func (s *Server) reader(c *gin.Context) (string, bool) {
 		s.cfg.Logger.Info("reader token refused", "owner", o, "err", err)
 		c.Header("WWW-Authenticate", bearerChallenge+`, error="invalid_token"`)
 		s.fail(c, uma.NewError(http.StatusUnauthorized, uma.ErrInvalidToken, "the token is invalid or expired"), "reader_invalid_token")
-		return "", false
+		return none, false
 	}
 	if !s.readerAllowed(who.ClientID) {
 		s.fail(c, uma.NewError(http.StatusForbidden, uma.ErrAccessDenied, "tokens of client %q may not read an Incoming", who.ClientID), "reader_client")
-		return "", false
+		return none, false
 	}
 	owner, err := s.cfg.Protection.Owner(c.Request.Context(), o)
 	if err == nil && who.Subject != owner.UserID && who.Username == o {
@@ -458,14 +467,14 @@ func (s *Server) reader(c *gin.Context) (string, bool) {
 	}
 	if err != nil {
 		s.protectionFailed(c, o, err)
-		return "", false
+		return none, false
 	}
 	if who.Subject != owner.UserID {
 		s.cfg.Logger.Info("reader is not the owner", "owner", o, "owner_id", owner.UserID, "sub", who.Subject, "preferred_username", who.Username)
 		s.fail(c, uma.NewError(http.StatusForbidden, uma.ErrAccessDenied, "only the owner may read this Incoming"), "reader_not_owner")
-		return "", false
+		return none, false
 	}
-	return owner.UserID, true
+	return owner, true
 }
 
 func (s *Server) listMessages(c *gin.Context) {

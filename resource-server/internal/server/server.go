@@ -22,6 +22,7 @@ import (
 	"github.com/umawide/umawide/internal/uma"
 	"github.com/umawide/umawide/resource-server/internal/protection"
 	"github.com/umawide/umawide/resource-server/internal/rpt"
+	"github.com/umawide/umawide/resource-server/internal/rules"
 	"github.com/umawide/umawide/resource-server/internal/store"
 )
 
@@ -73,7 +74,11 @@ type Config struct {
 
 	Store      store.Store
 	Protection Protector
-	Verifier   Verifier
+	// Rules keeps the owners' rules; default a rules.Store over Protection
+	// where it can read and write resource attributes (protection.Client).
+	// Without one the rules endpoints are not served.
+	Rules    *rules.Store
+	Verifier Verifier
 	// Registry receives the metrics; default service.NewRegistry().
 	Registry *prometheus.Registry
 	// Timeouts of the HTTP server; default DefaultTimeouts.
@@ -134,6 +139,9 @@ func New(cfg Config) (*Server, error) {
 	if cfg.Registry == nil {
 		cfg.Registry = service.NewRegistry()
 	}
+	if res, ok := cfg.Protection.(rules.Resources); ok && cfg.Rules == nil {
+		cfg.Rules = rules.NewStore(res, cfg.Logger, cfg.Now)
+	}
 	s := &Server{cfg: cfg, metrics: newMetrics(cfg.Registry)}
 	svc, err := service.New(service.Config{
 		Namespace: "umawide_rs", Registry: cfg.Registry, Logger: cfg.Logger,
@@ -148,6 +156,10 @@ func New(cfg Config) (*Server, error) {
 	svc.Engine.GET("/incoming/:owner/messages/:id", s.getMessage)
 	svc.Engine.DELETE("/incoming/:owner/messages/:id", s.deleteMessage)
 	svc.Engine.GET(uma.WebFingerPath, s.webfinger)
+	if cfg.Rules != nil {
+		svc.Engine.GET("/incoming/:owner/rules", s.getRules)
+		svc.Engine.PUT("/incoming/:owner/rules", s.putRules)
+	}
 	s.svc = svc
 	return s, nil
 }

@@ -16,9 +16,11 @@ import org.keycloak.authorization.policy.provider.PolicyProvider;
 import org.keycloak.common.util.Time;
 import org.keycloak.connections.httpclient.HttpClientProvider;
 import org.keycloak.http.HttpRequest;
+import org.keycloak.http.HttpResponse;
 import org.keycloak.models.ClientModel;
 import org.keycloak.models.KeycloakSession;
 import org.keycloak.models.RealmModel;
+import org.keycloak.models.SingleUseObjectProvider;
 import org.keycloak.services.Urls;
 
 /**
@@ -71,10 +73,11 @@ public final class ClaimsTokenPolicyProvider implements PolicyProvider {
         long started = System.nanoTime();
         String realmName = "?";
         String policyName = "?";
+        KeycloakSession session = null;
         try {
             Policy policy = evaluation.getPolicy();
             policyName = policy.getName();
-            KeycloakSession session = evaluation.getAuthorizationProvider().getKeycloakSession();
+            session = evaluation.getAuthorizationProvider().getKeycloakSession();
             RealmModel realm = session.getContext().getRealm();
             realmName = realm.getName();
 
@@ -112,6 +115,9 @@ public final class ClaimsTokenPolicyProvider implements PolicyProvider {
             TrustScope scope = TrustScope.of(realm.getId(), policy.getId(), config);
             ClaimsTokenEvaluator evaluator = new ClaimsTokenEvaluator(config, verifier(session, config, scope), replayGuard(session));
             Grant grant = evaluator.evaluate(realm.getId(), ticket, claimToken, audience, nowSeconds.getAsLong());
+            // The sender is verified (signature, ticket binding, domain trust, single use): now the
+            // owner's say, which may refuse him but never admits what verification refused.
+            applyOwnerRules(session, realm, resource, grant);
 
             List<String> dropped = PermissionClaims.rewrite(evaluation.getPermission(), grant, macKey);
             evaluation.grant();
@@ -125,6 +131,9 @@ public final class ClaimsTokenPolicyProvider implements PolicyProvider {
         } catch (Denied d) {
             deny(evaluation, d.reason(), d.detail(), realmName, policyName);
             PolicyMetrics.record(false, System.nanoTime() - started);
+            if (d.reason().toClient()) {
+                tellClient(session, d.reason());
+            }
             return d.reason();
         } catch (Throwable t) {
             if (t instanceof VirtualMachineError) {
@@ -134,6 +143,84 @@ public final class ClaimsTokenPolicyProvider implements PolicyProvider {
             deny(evaluation, Reason.INTERNAL_ERROR, t.getClass().getName(), realmName, policyName);
             PolicyMetrics.record(false, System.nanoTime() - started);
             return Reason.INTERNAL_ERROR;
+        }
+    }
+
+    /** Session attribute: the quota counters this request has charged already. */
+    static final String CHARGED_ATTRIBUTE = "dev.umawide.claims-token.charged";
+
+    /**
+     * The owner's rules of the permission's resource (its attributes): refuse a sender they do
+     * not admit ({@link Reason#OWNER_REFUSED}), then count the grant against the sender's quota
+     * ({@link Reason#QUOTA_EXCEEDED}). A permission without a resource has no owner and no rules.
+     */
+    @SuppressWarnings("unchecked")
+    private void applyOwnerRules(KeycloakSession session, RealmModel realm, Resource resource, Grant grant) throws Denied {
+        if (resource == null) {
+            return;
+        }
+        OwnerRules rules = OwnerRules.fromAttributes(resource.getAttributes());
+        if (rules == OwnerRules.NONE) {
+            return;
+        }
+        EmailAddress sender = EmailAddress.parse(grant.sender().email());
+        if (sender == null) {
+            throw new Denied(Reason.OWNER_REFUSED, "sender address unusable");
+        }
+        String why = rules.refusal(sender);
+        if (why != null) {
+            throw new Denied(Reason.OWNER_REFUSED, why + " resource=" + resource.getId());
+        }
+        if (!rules.hasQuota()) {
+            return;
+        }
+        Object memo = session.getAttribute(CHARGED_ATTRIBUTE);
+        Set<String> charged;
+        if (memo instanceof Set) {
+            charged = (Set<String>) memo;
+        } else {
+            charged = new HashSet<>();
+            session.setAttribute(CHARGED_ATTRIBUTE, charged);
+        }
+        SingleUseObjectProvider suo = session.singleUseObjects();
+        OwnerQuota quota = new OwnerQuota(new OwnerQuota.Store() {
+            @Override
+            public boolean putIfAbsent(String key, long lifespanSeconds) {
+                return suo.putIfAbsent(key, lifespanSeconds);
+            }
+
+            @Override
+            public java.util.Map<String, String> get(String key) {
+                return suo.get(key);
+            }
+
+            @Override
+            public void put(String key, long lifespanSeconds, java.util.Map<String, String> notes) {
+                suo.put(key, lifespanSeconds, notes);
+            }
+
+            @Override
+            public void remove(String key) {
+                suo.remove(key);
+            }
+        }, Thread::sleep, charged);
+        long bytes = Long.parseLong(grant.vetted().get(ContentMetadata.CONTENT_LENGTH));
+        quota.charge(realm.getId(), resource.getId(), sender.address(), bytes, QuotaClock.now(realm, nowSeconds.getAsLong()), rules);
+    }
+
+    /**
+     * Puts an owner's refusal into the token endpoint's response (header
+     * {@link OwnerRules#REFUSAL_HEADER}); Keycloak's body stays the generic {@code access_denied}.
+     * Only {@link Reason#toClient()} reasons come here.
+     */
+    private static void tellClient(KeycloakSession session, Reason reason) {
+        try {
+            HttpResponse response = session == null ? null : session.getContext().getHttpResponse();
+            if (response != null) {
+                response.setHeader(OwnerRules.REFUSAL_HEADER, reason.code());
+            }
+        } catch (RuntimeException e) {
+            LOG.debugf("claims-token policy: no response to tell the client: %s", e.getClass().getName());
         }
     }
 

@@ -103,8 +103,28 @@ public enum Reason {
      * from a road that skips it, so nothing is granted.
      */
     GRANT_KEY_MISSING,
+    /**
+     * The owner's rules refuse this verified sender (deny list, default {@code nobody}, or default
+     * {@code listed} without an allow entry for the sender). Told to the client: see {@link #toClient()}.
+     */
+    OWNER_REFUSED,
+    /** The sender's quota on this Incoming for this UTC day would be exceeded. Told to the client. */
+    QUOTA_EXCEEDED,
+    /** The Incoming's rules attributes are not valid rules (changed behind the Resource Server's back): nobody is admitted. */
+    OWNER_RULES_INVALID,
+    /** The quota counter of this sender and Incoming stayed locked (or the store failed): nothing is granted. */
+    QUOTA_UNAVAILABLE,
     /** Anything unexpected: the policy denies rather than fail the request. */
     INTERNAL_ERROR;
+
+    /**
+     * Whether the client may be told this reason (header {@link OwnerRules#REFUSAL_HEADER} on the
+     * token endpoint's 403): only the owner's decisions about a sender already verified. Why a token
+     * failed verification is never told: it would be an oracle for forging one.
+     */
+    public boolean toClient() {
+        return this == OWNER_REFUSED || this == QUOTA_EXCEEDED;
+    }
 
     /** The code as logged, e.g. {@code bad_signature}. */
     public String code() {

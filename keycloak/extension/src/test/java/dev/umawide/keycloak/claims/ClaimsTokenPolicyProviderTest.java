@@ -25,6 +25,7 @@ import org.keycloak.authorization.model.ResourceServer;
 import org.keycloak.authorization.permission.ResourcePermission;
 import org.keycloak.authorization.policy.evaluation.Evaluation;
 import org.keycloak.http.HttpRequest;
+import org.keycloak.http.HttpResponse;
 import org.keycloak.models.KeycloakContext;
 import org.keycloak.models.KeycloakSession;
 import org.keycloak.models.ClientModel;
@@ -36,6 +37,7 @@ class ClaimsTokenPolicyProviderTest {
 
     final TokenFixture f = new TokenFixture();
     final MemoryStore store = new MemoryStore();
+    final OwnerQuotaTest.Memory quotaStore = new OwnerQuotaTest.Memory();
     ClaimsTokenPolicyProvider provider;
     Map<String, String> policyConfig;
 
@@ -49,7 +51,9 @@ class ClaimsTokenPolicyProviderTest {
         RuntimeException formFailure;
         KeycloakSession session;
         String rsSecret = "resource-server-secret";
+        final Map<String, String> responseHeaders = new HashMap<>();
 
+        @SuppressWarnings("unchecked")
         Request() {
             Map<String, java.util.function.Function<Object[], Object>> realmM = Stubs.methods();
             realmM.put("getName", a -> "bar");
@@ -73,10 +77,22 @@ class ClaimsTokenPolicyProviderTest {
             Map<String, java.util.function.Function<Object[], Object>> ctxM = Stubs.methods();
             ctxM.put("getRealm", a -> realm);
             ctxM.put("getHttpRequest", a -> noHttpRequest ? null : http);
+            HttpResponse response = new RecordingResponse(responseHeaders);
+            ctxM.put("getHttpResponse", a -> response);
             KeycloakContext ctx = Stubs.stub(KeycloakContext.class, ctxM);
 
             Map<String, java.util.function.Function<Object[], Object>> suoM = Stubs.methods();
-            suoM.put("putIfAbsent", a -> store.putIfAbsent((String) a[0], (Long) a[1]));
+            suoM.put("putIfAbsent", a -> store.putIfAbsent((String) a[0], (Long) a[1]) && quotaStore.putIfAbsent((String) a[0], (Long) a[1]));
+            suoM.put("get", a -> quotaStore.get((String) a[0]));
+            suoM.put("put", a -> {
+                quotaStore.put((String) a[0], (Long) a[1], (Map<String, String>) a[2]);
+                return null;
+            });
+            suoM.put("remove", a -> {
+                store.lifespans.remove((String) a[0]);
+                quotaStore.remove((String) a[0]);
+                return null;
+            });
             SingleUseObjectProvider suo = Stubs.stub(SingleUseObjectProvider.class, suoM);
 
             Map<String, java.util.function.Function<Object[], Object>> sM = Stubs.methods();
@@ -195,6 +211,7 @@ class ClaimsTokenPolicyProviderTest {
         Map<String, java.util.function.Function<Object[], Object>> rM = Stubs.methods();
         rM.put("isOwnerManagedAccess", a -> ownerManagedAccess);
         rM.put("getId", a -> "resource-id");
+        rM.put("getAttributes", a -> Map.of());
         Resource resource = Stubs.stub(Resource.class, rM);
         Map<String, List<String>> claims = new HashMap<>();
         claims.put("claims_token", List.of(claimsToken));
@@ -313,5 +330,94 @@ class ClaimsTokenPolicyProviderTest {
         // failed fetch is contained and the last good key set (without that kid) decides.
         assertEquals(Reason.UNKNOWN_KID, provider.decide(r.evaluation(permission(jws))));
         assertEquals(1, r.denies.get());
+    }
+
+    /** An Incoming with owner rules in its attributes. */
+    private static ResourcePermission incoming(Map<String, List<String>> attributes, String claimsToken) {
+        Map<String, java.util.function.Function<Object[], Object>> rM = Stubs.methods();
+        rM.put("isOwnerManagedAccess", a -> false);
+        rM.put("getId", a -> "resource-id");
+        rM.put("getAttributes", a -> attributes);
+        Resource resource = Stubs.stub(Resource.class, rM);
+        Map<String, List<String>> claims = new HashMap<>();
+        claims.put("claims_token", List.of(claimsToken));
+        return new ResourcePermission(resource, new ArrayList<>(), RESOURCE_SERVER, claims);
+    }
+
+    /** A grant request with its own ticket (tickets are single-use). */
+    private Request freshRequest(TokenFixture g, Map<String, Object> claims) {
+        String jws = g.sign(claims);
+        Request r = new Request();
+        r.form.add("ticket", g.ticket);
+        r.form.add("claim_token", TokenFixture.claimToken(jws));
+        r.form.add("claim_token_format", "urn:ietf:params:oauth:token-type:jwt");
+        r.form.add("jws", jws);
+        return r;
+    }
+
+    private Reason decideOn(Map<String, List<String>> attributes, Request r) {
+        return provider.decide(r.evaluation(incoming(attributes, r.form.getFirst("jws"))));
+    }
+
+    @Test
+    void ownerRulesRefuseAVerifiedSenderAndSaySo() {
+        Map<String, List<String>> rules = new HashMap<>(Map.of(OwnerRules.ATTR_DENY, List.of("foo.example")));
+        TokenFixture g = new TokenFixture();
+        Request r = freshRequest(g, g.claims());
+        assertEquals(Reason.OWNER_REFUSED, decideOn(rules, r));
+        assertEquals(0, r.grants.get());
+        assertEquals(Map.of(OwnerRules.REFUSAL_HEADER, "owner_refused"), r.responseHeaders);
+        // The rule removed, the next (honest) request is granted and says nothing.
+        rules.clear();
+        TokenFixture h = new TokenFixture();
+        Request ok = freshRequest(h, h.claims());
+        assertNull(decideOn(rules, ok));
+        assertTrue(ok.responseHeaders.isEmpty());
+        // Default listed with the sender's domain allowed.
+        rules.put(OwnerRules.ATTR_DEFAULT, List.of("listed"));
+        rules.put(OwnerRules.ATTR_ALLOW, List.of("foo.example"));
+        TokenFixture i = new TokenFixture();
+        assertNull(decideOn(rules, freshRequest(i, i.claims())));
+    }
+
+    @Test
+    void aForgedTokenIsNeverToldWhy() {
+        Map<String, List<String>> rules = Map.of(OwnerRules.ATTR_DEFAULT, List.of("nobody"));
+        TokenFixture g = new TokenFixture();
+        Map<String, Object> c = g.claims();
+        c.put("aud", "https://kc.example/realms/other");
+        Request forged = freshRequest(g, c);
+        assertEquals(Reason.AUDIENCE_MISMATCH, decideOn(rules, forged), "verification comes before the owner's rules");
+        assertTrue(forged.responseHeaders.isEmpty());
+    }
+
+    @Test
+    void invalidRulesAdmitNobodyAndSayNothing() {
+        TokenFixture g = new TokenFixture();
+        Request r = freshRequest(g, g.claims());
+        assertEquals(Reason.OWNER_RULES_INVALID, decideOn(Map.of(OwnerRules.ATTR_DEFAULT, List.of("everyone")), r));
+        assertTrue(r.responseHeaders.isEmpty());
+    }
+
+    @Test
+    void quotaRefusesAfterTheLimit() {
+        Map<String, List<String>> rules = Map.of(OwnerRules.ATTR_MESSAGES_PER_DAY, List.of("2"));
+        for (int n = 0; n < 2; n++) {
+            TokenFixture g = new TokenFixture();
+            assertNull(decideOn(rules, freshRequest(g, g.claims())), "message " + (n + 1));
+        }
+        TokenFixture g = new TokenFixture();
+        Request third = freshRequest(g, g.claims());
+        assertEquals(Reason.QUOTA_EXCEEDED, decideOn(rules, third));
+        assertEquals(Map.of(OwnerRules.REFUSAL_HEADER, "quota_exceeded"), third.responseHeaders);
+        // 42 bytes each (TokenFixture's content_length): a byte quota of 100 admits two.
+        Map<String, List<String>> bytes = Map.of(OwnerRules.ATTR_BYTES_PER_DAY, List.of("100"));
+        quotaStore.records.clear();
+        for (int n = 0; n < 2; n++) {
+            TokenFixture h = new TokenFixture();
+            assertNull(decideOn(bytes, freshRequest(h, h.claims())));
+        }
+        TokenFixture h = new TokenFixture();
+        assertEquals(Reason.QUOTA_EXCEEDED, decideOn(bytes, freshRequest(h, h.claims())));
     }
 }
