@@ -2,26 +2,21 @@ package kctest
 
 import (
 	"context"
-	"crypto/rand"
-	"crypto/sha256"
-	"encoding/base64"
 	"fmt"
 	"net/url"
 
 	"github.com/umawide/umawide/internal/formlogin"
 	"github.com/umawide/umawide/internal/keycloak/token"
+	"github.com/umawide/umawide/internal/pkce"
 )
 
 // PKCE is an RFC 7636 verifier and its S256 challenge.
 type PKCE struct{ Verifier, Challenge string }
 
-// NewPKCE makes a fresh verifier.
+// NewPKCE makes a fresh verifier (internal/pkce).
 func NewPKCE() PKCE {
-	b := make([]byte, 32)
-	_, _ = rand.Read(b)
-	v := base64.RawURLEncoding.EncodeToString(b)
-	sum := sha256.Sum256([]byte(v))
-	return PKCE{Verifier: v, Challenge: base64.RawURLEncoding.EncodeToString(sum[:])}
+	v := pkce.NewVerifier()
+	return PKCE{Verifier: v, Challenge: pkce.Challenge(v)}
 }
 
 // Browser drives Keycloak's login pages over HTTP the way a browser would

@@ -19,6 +19,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/umawide/umawide/internal/pkce"
 )
 
 // rawServer accepts one connection, reads the request head, then counts the
@@ -166,7 +168,7 @@ func TestLoopbackReceiver(t *testing.T) {
 			q.Get("scope") != "openid claims-provider" || q.Get("kc_idp_hint") != "x" {
 			t.Errorf("authorization request %v", q)
 		}
-		if q.Get("code_challenge_method") != "S256" || q.Get("code_challenge") != pkceChallenge(verifier) || len(verifier) < 43 {
+		if q.Get("code_challenge_method") != "S256" || q.Get("code_challenge") != pkce.Challenge(verifier) || len(verifier) < 43 {
 			t.Errorf("PKCE: challenge %q, verifier %q", q.Get("code_challenge"), verifier)
 		}
 		if len(q.Get("state")) < 22 {

@@ -3,11 +3,11 @@ package rqp
 import (
 	"context"
 	"crypto/rand"
-	"crypto/sha256"
 	"crypto/subtle"
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"github.com/umawide/umawide/internal/pkce"
 	"github.com/umawide/umawide/internal/uma"
 	"html"
 	"net"
@@ -62,12 +62,6 @@ func randomString(n int) string {
 	return base64.RawURLEncoding.EncodeToString(b)
 }
 
-// pkceChallenge is the S256 code challenge of a verifier (RFC 7636 4.2).
-func pkceChallenge(verifier string) string {
-	sum := sha256.Sum256([]byte(verifier))
-	return base64.RawURLEncoding.EncodeToString(sum[:])
-}
-
 // callback is what the browser brought back.
 type callback struct {
 	code string
@@ -94,7 +88,7 @@ func (c *Client) loginCode(ctx context.Context, step int, issuer string, meta *s
 	}
 	redirectURI = "http://" + ln.Addr().String() + CallbackPath
 	state := randomString(24)
-	verifier = randomString(32)
+	verifier = pkce.NewVerifier()
 
 	authURL, err := url.Parse(meta.AuthorizationEndpoint)
 	if err != nil {
@@ -107,8 +101,8 @@ func (c *Client) loginCode(ctx context.Context, step int, issuer string, meta *s
 	q.Set("redirect_uri", redirectURI)
 	q.Set("scope", scope)
 	q.Set("state", state)
-	q.Set("code_challenge", pkceChallenge(verifier))
-	q.Set("code_challenge_method", "S256")
+	q.Set("code_challenge", pkce.Challenge(verifier))
+	q.Set("code_challenge_method", pkce.Method)
 	authURL.RawQuery = q.Encode()
 
 	results := make(chan callback, 1)
