@@ -32,6 +32,7 @@ package rpt
 import (
 	"bytes"
 	"context"
+	"crypto/subtle"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -119,9 +120,11 @@ type Config struct {
 	GrantMACKey []byte
 }
 
-// Verifier checks RPTs and readers' tokens.
+// Verifier checks RPTs, readers' tokens and the ID tokens of the owner's
+// web page.
 type Verifier struct {
 	rpt, reader *jwtverify.Verifier
+	base        jwtverify.Config
 	macKey      []byte
 }
 
@@ -141,7 +144,7 @@ func New(cfg Config) (*Verifier, error) {
 	if err != nil {
 		return nil, fmt.Errorf("rpt: %w", err)
 	}
-	return &Verifier{rpt: r, reader: reader, macKey: bytes.Clone(cfg.GrantMACKey)}, nil
+	return &Verifier{rpt: r, reader: reader, base: base, macKey: bytes.Clone(cfg.GrantMACKey)}, nil
 }
 
 // Permission is one entry of an RPT's authorization.permissions.
@@ -157,6 +160,7 @@ type claims struct {
 	Typ               string `json:"typ"`
 	Azp               string `json:"azp"`
 	PreferredUsername string `json:"preferred_username"`
+	Nonce             string `json:"nonce"`
 	Authorization     *struct {
 		Permissions []Permission `json:"permissions"`
 	} `json:"authorization"`
@@ -386,4 +390,42 @@ func (v *Verifier) Reader(ctx context.Context, raw string) (Reader, error) {
 		return Reader{}, fmt.Errorf("%w: no sub", ErrInvalid)
 	}
 	return Reader{Subject: c.Subject, Username: c.PreferredUsername, ClientID: c.Azp}, nil
+}
+
+// ErrNonce: an ID token whose nonce is not the one of the login that asked
+// for it (a token injected from another login). Wraps ErrInvalid.
+var ErrNonce = fmt.Errorf("%w: nonce does not match the login", ErrInvalid)
+
+// IDToken verifies raw as an OpenID Connect ID token of the realm for the
+// public client clientID, from the login that sent nonce (OpenID Connect
+// Core 3.1.3.7): signature with a key of the realm, iss, exp, iat, typ ID,
+// aud containing clientID, azp (when present) equal to it, a sub, and the
+// nonce. It returns the same identity Reader does, ClientID being clientID.
+func (v *Verifier) IDToken(ctx context.Context, raw, clientID, nonce string) (Reader, error) {
+	if clientID == "" || nonce == "" {
+		return Reader{}, errors.New("rpt: IDToken needs a client id and a nonce")
+	}
+	cfg := v.base
+	cfg.Audience = clientID
+	jv, err := jwtverify.New(cfg)
+	if err != nil {
+		return Reader{}, fmt.Errorf("rpt: %w", err)
+	}
+	var c claims
+	if err := jv.Verify(ctx, raw, &c); err != nil {
+		return Reader{}, err
+	}
+	if c.Typ != "ID" {
+		return Reader{}, fmt.Errorf("%w: typ %q, want ID", ErrInvalid, c.Typ)
+	}
+	if c.Azp != "" && c.Azp != clientID {
+		return Reader{}, fmt.Errorf("%w: azp %q, want %q", ErrInvalid, c.Azp, clientID)
+	}
+	if c.Subject == "" {
+		return Reader{}, fmt.Errorf("%w: no sub", ErrInvalid)
+	}
+	if subtle.ConstantTimeCompare([]byte(c.Nonce), []byte(nonce)) != 1 {
+		return Reader{}, ErrNonce
+	}
+	return Reader{Subject: c.Subject, Username: c.PreferredUsername, ClientID: clientID}, nil
 }

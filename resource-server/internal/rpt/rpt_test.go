@@ -234,3 +234,42 @@ func BenchmarkAuthorize(b *testing.B) {
 		}
 	}
 }
+
+func TestIDToken(t *testing.T) {
+	s := rpttest.New(issuer)
+	v := newVerifier(t, s)
+	id := func(extra jwt.MapClaims) string {
+		c := jwt.MapClaims{"typ": "ID", "aud": "incoming-app", "nonce": "n-1"}
+		maps.Copy(c, extra)
+		return s.Reader("bob", "incoming-app", c)
+	}
+	r, err := v.IDToken(context.Background(), id(nil), "incoming-app", "n-1")
+	if err != nil || r.Subject != rpttest.UserID("bob") || r.Username != "bob" || r.ClientID != "incoming-app" {
+		t.Fatalf("%+v %v", r, err)
+	}
+	if _, err := v.IDToken(context.Background(), id(jwt.MapClaims{"azp": nil}), "incoming-app", "n-1"); err != nil {
+		t.Errorf("an ID token without azp: %v", err)
+	}
+	for name, raw := range map[string]string{
+		"access token": s.Reader("bob", "incoming-app", jwt.MapClaims{"aud": "incoming-app", "nonce": "n-1"}),
+		"other client": id(jwt.MapClaims{"aud": "rqp-client", "azp": "rqp-client"}),
+		"other azp":    id(jwt.MapClaims{"azp": "rqp-client"}),
+		"no sub":       id(jwt.MapClaims{"sub": nil}),
+		"expired":      id(jwt.MapClaims{"exp": time.Now().Add(-time.Hour).Unix(), "iat": time.Now().Add(-2 * time.Hour).Unix()}),
+		"other realm":  id(jwt.MapClaims{"iss": "http://kc.test/realms/foo"}),
+		"forged":       rpttest.New(issuer).Reader("bob", "incoming-app", jwt.MapClaims{"typ": "ID", "aud": "incoming-app", "nonce": "n-1"}),
+		"empty string": "",
+	} {
+		if _, err := v.IDToken(context.Background(), raw, "incoming-app", "n-1"); !errors.Is(err, rpt.ErrInvalid) {
+			t.Errorf("%s: %v, want ErrInvalid", name, err)
+		}
+	}
+	for _, nonce := range []string{"n-2", "n-", "n-1 "} {
+		if _, err := v.IDToken(context.Background(), id(nil), "incoming-app", nonce); !errors.Is(err, rpt.ErrNonce) {
+			t.Errorf("nonce %q: %v, want ErrNonce", nonce, err)
+		}
+	}
+	if _, err := v.IDToken(context.Background(), id(jwt.MapClaims{"nonce": nil}), "incoming-app", "n-1"); !errors.Is(err, rpt.ErrNonce) {
+		t.Errorf("no nonce: %v, want ErrNonce", err)
+	}
+}
