@@ -29,12 +29,14 @@ import (
 	"github.com/umawide/umawide/internal/healthcheck"
 	"github.com/umawide/umawide/internal/httpclient"
 	"github.com/umawide/umawide/internal/jwtverify"
+	"github.com/umawide/umawide/internal/keycloak/token"
 	"github.com/umawide/umawide/internal/service"
 	"github.com/umawide/umawide/internal/uma"
 	"github.com/umawide/umawide/resource-server/internal/protection"
 	"github.com/umawide/umawide/resource-server/internal/rpt"
 	"github.com/umawide/umawide/resource-server/internal/server"
 	"github.com/umawide/umawide/resource-server/internal/store"
+	"github.com/umawide/umawide/resource-server/internal/web"
 )
 
 const envPrefix = "RESOURCE_SERVER_"
@@ -59,6 +61,7 @@ type config struct {
 	maxBody       int64
 	quota         int64
 	pprofListen   string
+	webClientID   string
 	logging       service.Logging
 	// ignored are the environment variables set but empty (flagenv).
 	ignored []string
@@ -79,6 +82,7 @@ const usage = `Usage: resource-server [flags]
 
 Bob's UMA Resource Server: POST /incoming/{owner} (UMA challenge, RPT enforced, message stored),
 GET /incoming/{owner}/messages[/{id}], DELETE /incoming/{owner}/messages/{id} (owner's token),
+the owner's web page /web/ (login at the realm),
 /.well-known/webfinger (with -domain), /healthz, /readyz, /metrics.
 `
 
@@ -103,6 +107,7 @@ func parseFlags(args []string, lookupEnv func(string) (string, bool), out io.Wri
 	fs.Int64Var(&c.maxBody, "max-body", server.DefaultMaxBody, "largest message body in bytes (413 beyond); bodies stream to storage, so this bounds disk, not memory")
 	fs.Int64Var(&c.quota, "quota", server.DefaultQuota, "most bytes one owner's Incoming may hold (507 insufficient_storage beyond); 0 is no quota")
 	fs.StringVar(&c.pprofListen, "pprof-listen", "", "serve Go's runtime profiles (/debug/pprof/) on this loopback address, e.g. 127.0.0.1:6060, for make bench; empty: off")
+	fs.StringVar(&c.webClientID, "web-client-id", "incoming-app", "the realm's public client the owner's web page (/web/) logs in with; <public-url>/web/callback must be one of its redirect URIs, exactly; \"-\" turns the page off")
 	c.logging.Flags(fs.FlagSet)
 	if err := fs.Parse(args, lookupEnv); err != nil {
 		return c, err
@@ -220,6 +225,18 @@ func run(ctx context.Context, args []string, lookupEnv func(string) (string, boo
 	})
 	if err != nil {
 		return err
+	}
+
+	if c.webClientID != "-" {
+		page, err := web.New(web.Config{
+			API: srv, Tokens: verifier, Issuer: c.issuer, ClientID: c.webClientID, PublicURL: c.publicURL,
+			TokenEndpoint: token.Endpoint(c.keycloakURL + "/realms/" + c.realm), HTTPClient: hc, Logger: logger,
+		})
+		if err != nil {
+			return err
+		}
+		srv.Handle(web.Prefix, page)
+		logger.Info("owner's web page", "url", c.publicURL+web.Prefix+"/", "client_id", c.webClientID, "redirect_uri", page.RedirectURI())
 	}
 
 	// Warm the key cache; Keycloak may still be starting, which is no error.

@@ -164,6 +164,15 @@ func New(cfg Config) (*Server, error) {
 	return s, nil
 }
 
+// Handle serves h for every method on prefix and every path below it (the
+// owner's web page, resource-server/internal/web), behind the same
+// middleware as the API (strict paths, request log, metrics, recovery).
+// Call it before Serve.
+func (s *Server) Handle(prefix string, h http.Handler) {
+	s.svc.Engine.Any(prefix, gin.WrapH(h))
+	s.svc.Engine.Any(prefix+"/*path", gin.WrapH(h))
+}
+
 // ServeHTTP implements http.Handler.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.svc.ServeHTTP(w, r) }
 
