@@ -74,6 +74,10 @@ type Options struct {
 	Realm string
 	// CPAddr is where the Claims Provider listens; default a free port.
 	CPAddr string
+	// RSAddr is where the Resource Server listens; default a free port (a
+	// test that registers the page's redirect URI in MutateRealm picks it
+	// first).
+	RSAddr string
 	// NoOutsider skips the user of realm foo in a domain the AS does not
 	// trust (users added at run time are gone after a Keycloak restart).
 	NoOutsider bool
@@ -122,9 +126,12 @@ func New(t testing.TB, o Options) *World {
 		o.RealmPrefix = "bar-e2e-"
 	}
 	w.Bin = Build(t, w.Dir)
-	cpAddr, rsAddr := o.CPAddr, FreeAddr(t)
+	cpAddr, rsAddr := o.CPAddr, o.RSAddr
 	if cpAddr == "" {
 		cpAddr = FreeAddr(t)
+	}
+	if rsAddr == "" {
+		rsAddr = FreeAddr(t)
 	}
 	w.CPURL, w.RSURL = "http://"+cpAddr, "http://"+rsAddr
 	if o.Realm != "" {

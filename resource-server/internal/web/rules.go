@@ -19,10 +19,10 @@ type Rules struct {
 	Quota   Quota    `json:"quota"`
 }
 
-// Quota per sender and day; nil is no limit.
+// Quota per sender and UTC day; 0 is no limit.
 type Quota struct {
-	MessagesPerDay *int64 `json:"messages_per_day,omitempty"`
-	BytesPerDay    *int64 `json:"bytes_per_day,omitempty"`
+	MessagesPerDay int64 `json:"messages_per_day"`
+	BytesPerDay    int64 `json:"bytes_per_day"`
 }
 
 // rulesView is Rules as the form shows it.
@@ -47,11 +47,11 @@ func (h *Handler) rules(r *http.Request, s *session) (*rulesView, *uma.Error) {
 		return nil, e
 	}
 	v := &rulesView{Default: rl.Default, Allow: strings.Join(rl.Allow, "\n"), Deny: strings.Join(rl.Deny, "\n")}
-	if q := rl.Quota.MessagesPerDay; q != nil {
-		v.MessagesPerDay = strconv.FormatInt(*q, 10)
+	if q := rl.Quota.MessagesPerDay; q > 0 {
+		v.MessagesPerDay = strconv.FormatInt(q, 10)
 	}
-	if q := rl.Quota.BytesPerDay; q != nil {
-		v.BytesPerDay = strconv.FormatInt(*q, 10)
+	if q := rl.Quota.BytesPerDay; q > 0 {
+		v.BytesPerDay = strconv.FormatInt(q, 10)
 	}
 	return v, nil
 }
@@ -75,7 +75,7 @@ func (h *Handler) saveRules(w http.ResponseWriter, r *http.Request) {
 	rl := Rules{Default: f.Get("default"), Allow: entries(f.Get("allow")), Deny: entries(f.Get("deny"))}
 	for _, q := range []struct {
 		field string
-		dst   **int64
+		dst   *int64
 	}{{"messages_per_day", &rl.Quota.MessagesPerDay}, {"bytes_per_day", &rl.Quota.BytesPerDay}} {
 		v := strings.TrimSpace(f.Get(q.field))
 		if v == "" {
@@ -83,10 +83,10 @@ func (h *Handler) saveRules(w http.ResponseWriter, r *http.Request) {
 		}
 		n, err := strconv.ParseInt(v, 10, 64)
 		if err != nil || n < 0 {
-			h.refuse(w, r, http.StatusBadRequest, "Not accepted", q.field+": a whole number of 0 or more, or empty for no limit; nothing was changed.")
+			h.refuse(w, r, http.StatusBadRequest, "Not accepted", q.field+": a whole number, or empty (or 0) for no limit; nothing was changed.")
 			return
 		}
-		*q.dst = &n
+		*q.dst = n
 	}
 	body, _ := json.Marshal(rl)
 	if e := h.call(r, s, http.MethodPut, "/incoming/"+s.owner+"/rules", body, nil); e != nil {
