@@ -15,6 +15,7 @@ import (
 	"github.com/chromedp/chromedp"
 
 	"github.com/umawide/umawide/internal/e2etest"
+	"github.com/umawide/umawide/internal/uma"
 )
 
 // ScreenshotEnv names a file the browser test writes its screenshot of
@@ -183,8 +184,8 @@ func TestBobsPageInABrowser(t *testing.T) {
 	}
 	saveDeny("foo.example")
 	r := push([]byte("refused, I hope"))
-	if r.Code == 0 || !strings.Contains(r.Stdout+r.Stderr, "owner_refused") {
-		t.Fatalf("push with foo.example denied: want a refusal naming %s, got %s", "owner_refused", r)
+	if r.Code == 0 || !strings.Contains(r.Stdout+r.Stderr, uma.RefusalOwnerRefused) {
+		t.Fatalf("push with foo.example denied: want a refusal naming %s, got %s", uma.RefusalOwnerRefused, r)
 	}
 	saveDeny("")
 	second := []byte("Hello again Bob,\nnow that you let foo.example in again.\n")

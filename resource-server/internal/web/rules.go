@@ -9,23 +9,10 @@ import (
 	"github.com/umawide/umawide/internal/uma"
 )
 
-// Rules is the JSON of GET and PUT /incoming/{owner}/rules (issue 15):
-// the page only carries it between the form and the API, which validates,
-// normalises and stores it.
-type Rules struct {
-	Default string   `json:"default"`
-	Allow   []string `json:"allow"`
-	Deny    []string `json:"deny"`
-	Quota   Quota    `json:"quota"`
-}
+// The page only carries the rules (uma.OwnerRules) between the form and
+// the API, which validates, normalises and stores them.
 
-// Quota per sender and UTC day; 0 is no limit.
-type Quota struct {
-	MessagesPerDay int64 `json:"messages_per_day"`
-	BytesPerDay    int64 `json:"bytes_per_day"`
-}
-
-// rulesView is Rules as the form shows it.
+// rulesView is uma.OwnerRules as the form shows it.
 type rulesView struct {
 	Default                     string
 	Allow, Deny                 string // one entry a line
@@ -42,7 +29,7 @@ var defaultChoices = []struct{ Value, Label string }{
 func (v rulesView) Choices() []struct{ Value, Label string } { return defaultChoices }
 
 func (h *Handler) rules(r *http.Request, s *session) (*rulesView, *uma.Error) {
-	var rl Rules
+	var rl uma.OwnerRules
 	if e := h.call(r, s, http.MethodGet, "/incoming/"+s.owner+"/rules", nil, &rl); e != nil {
 		return nil, e
 	}
@@ -72,7 +59,7 @@ func (h *Handler) saveRules(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	f := r.PostForm
-	rl := Rules{Default: f.Get("default"), Allow: entries(f.Get("allow")), Deny: entries(f.Get("deny"))}
+	rl := uma.OwnerRules{Default: f.Get("default"), Allow: entries(f.Get("allow")), Deny: entries(f.Get("deny"))}
 	for _, q := range []struct {
 		field string
 		dst   *int64

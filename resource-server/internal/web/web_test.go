@@ -8,6 +8,7 @@ import (
 	"errors"
 	"io"
 	"log/slog"
+	"maps"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -40,8 +41,32 @@ const (
 
 var errUnknown = errors.New("unknown owner")
 
-// owners resolves username o to user id rpttest.UserID(o).
-type owners struct{}
+// owners resolves username o to user id rpttest.UserID(o), and keeps
+// resource attributes (where the rules live) in memory.
+type owners struct {
+	mu    *sync.Mutex
+	attrs map[string]map[string][]string
+}
+
+func (p owners) ResourceAttributes(_ context.Context, rid string) (map[string][]string, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return maps.Clone(p.attrs[rid]), nil
+}
+
+func (p owners) ReplaceResourceAttributes(_ context.Context, rid, prefix string, attrs map[string][]string) error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	m := map[string][]string{}
+	for k, v := range p.attrs[rid] {
+		if !strings.HasPrefix(k, prefix) {
+			m[k] = v
+		}
+	}
+	maps.Copy(m, attrs)
+	p.attrs[rid] = m
+	return nil
+}
 
 func (owners) Owner(_ context.Context, o string) (protection.Owner, error) {
 	if o == "nobody" {
@@ -132,7 +157,7 @@ func newEnv(t *testing.T) *env {
 	srv, err := server.New(server.Config{
 		Realm: "bar", ASURI: issuer, PublicURL: publicURL, ReaderClients: []string{clientID},
 		IsUnknownOwner: func(err error) bool { return errors.Is(err, errUnknown) },
-		Store:          st, Protection: owners{}, Verifier: v, Logger: logger,
+		Store:          st, Protection: owners{&sync.Mutex{}, map[string]map[string][]string{}}, Verifier: v, Logger: logger,
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -405,4 +430,38 @@ func TestAPIRefusalsShowAsPages(t *testing.T) {
 	b := e.browser()
 	b.login(t, "nobody")
 	wantPage(t, b.do("GET", "/web/", nil, nil), 404, "no such Incoming")
+}
+
+func TestRulesForm(t *testing.T) {
+	e := newEnv(t)
+	b := e.browser()
+	b.login(t, "bob")
+	page := wantPage(t, b.do("GET", "/web/", nil, nil), 200, `id="rules-form"`, `value="anyone" checked`)
+	if !strings.Contains(page, `<textarea name="deny" id="deny" rows="4"></textarea>`) {
+		t.Fatalf("default rules not shown: %s", page)
+	}
+	csrf := b.csrf(t)
+	save := func(form url.Values) *http.Response {
+		form.Set("csrf", csrf)
+		return b.do("POST", "/web/rules", form, nil)
+	}
+	res := save(url.Values{"default": {"listed"}, "allow": {"Alice@Foo.Example\r\nbar.example"}, "deny": {"foo.example, evil.example"},
+		"messages_per_day": {"10"}, "bytes_per_day": {""}})
+	if res.StatusCode != http.StatusSeeOther || res.Header.Get("Location") != "/web/?done=rules#rules" {
+		t.Fatalf("save: %d %s", res.StatusCode, text(res))
+	}
+	wantPage(t, b.do("GET", "/web/?done=rules", nil, nil), 200, "Your rules were saved", `value="listed" checked`,
+		"alice@foo.example\nbar.example</textarea>", "foo.example\nevil.example</textarea>", `id="messages_per_day" inputmode="numeric" value="10"`,
+		`id="bytes_per_day" inputmode="numeric" value=""`)
+
+	// Refusals name the field and change nothing.
+	wantPage(t, save(url.Values{"default": {"listed"}, "deny": {"not an entry@@"}}), 400, "deny", "nothing was changed")
+	wantPage(t, save(url.Values{"default": {"sometimes"}}), 400, "default", "nothing was changed")
+	wantPage(t, save(url.Values{"default": {"anyone"}, "messages_per_day": {"-1"}}), 400, "messages_per_day", "nothing was changed")
+	wantPage(t, b.do("GET", "/web/", nil, nil), 200, `value="listed" checked`, "foo.example\nevil.example</textarea>")
+
+	// Another owner sees his own rules, not Bob's.
+	carol := e.browser()
+	carol.login(t, "carol")
+	wantPage(t, carol.do("GET", "/web/", nil, nil), 200, `value="anyone" checked`)
 }
