@@ -194,7 +194,9 @@ func (h *Handler) download(w http.ResponseWriter, r *http.Request, id string) {
 		h.refuse(w, r, http.StatusUnauthorized, "Not logged in", "Log in to download your messages.")
 		return
 	}
-	req := h.apiRequest(r, s, r.Method, "/incoming/"+s.owner+"/messages/"+id, nil)
+	// GET for HEAD too (the API has no HEAD route; the server drops the
+	// body of an answer to HEAD).
+	req := h.apiRequest(r, s, http.MethodGet, "/incoming/"+s.owner+"/messages/"+id, nil)
 	if v := r.Header.Get("Range"); v != "" {
 		req.Header.Set("Range", v)
 	}

@@ -325,6 +325,9 @@ func TestLoginListDownload(t *testing.T) {
 		h.Get("X-Content-Type-Options") != "nosniff" || !strings.Contains(h.Get("Content-Security-Policy"), "sandbox") {
 		t.Fatalf("download: %d %v %q", res.StatusCode, h, got)
 	}
+	if res := b.do("HEAD", "/web/messages/"+m.ID, nil, nil); res.StatusCode != 200 || !strings.HasPrefix(res.Header.Get("Content-Disposition"), "attachment") {
+		t.Fatalf("HEAD: %d %v", res.StatusCode, res.Header)
+	}
 	// Another owner's message: the API's answer, as a page.
 	wantPage(t, b.do("GET", "/web/messages/"+store.NewID(), nil, nil), 404, "no such message")
 	wantPage(t, b.do("GET", "/web/messages/a.b", nil, nil), 404)
