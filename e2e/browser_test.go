@@ -73,7 +73,7 @@ func TestBobsPageInABrowser(t *testing.T) {
 
 	// The browser lives as long as this context (chromedp: no timeout on
 	// the first Run's context but the bound of the whole test).
-	ctx := e2etest.Timeout(t, 5*time.Minute)
+	ctx := e2etest.Timeout(t, 10*time.Minute)
 	opts := append(chromedp.DefaultExecAllocatorOptions[:],
 		chromedp.ExecPath(chrome),
 		chromedp.WindowSize(1360, 820),
@@ -101,9 +101,17 @@ func TestBobsPageInABrowser(t *testing.T) {
 		html, _ := chromedp.Run(sctx, chromedp.OuterHTML(chromedp.CSS("html")))
 		t.Fatalf("%s: %v\nat %s:\n%s", what, err, loc, html)
 	}
+	// Each step is bounded (a page that never shows what is waited for
+	// fails the test in minutes, not at the end of the run); the first
+	// Run starts the browser with the whole test's context.
+	if err := chromedp.Do(bctx); err != nil {
+		t.Fatalf("starting Chromium (%s): %v", chrome, err)
+	}
 	do := func(what string, steps ...chromedp.Action[chromedp.Void]) {
 		t.Helper()
-		if err := chromedp.Do(bctx, steps...); err != nil {
+		sctx, cancel := context.WithTimeout(bctx, 2*time.Minute)
+		defer cancel()
+		if err := chromedp.Do(sctx, steps...); err != nil {
 			failed(what, err)
 		}
 	}

@@ -286,7 +286,7 @@ func wantPage(t *testing.T, res *http.Response, status int, contains ...string) 
 	csp := h.Get("Content-Security-Policy")
 	if h.Get("Content-Type") != "text/html; charset=utf-8" || !strings.Contains(csp, "default-src 'none'") || !strings.Contains(csp, "frame-ancestors 'none'") ||
 		strings.Contains(csp, "script-src") || strings.Contains(csp, "unsafe") || h.Get("X-Frame-Options") != "DENY" || h.Get("Cache-Control") != "no-store" ||
-		h.Get("X-Content-Type-Options") != "nosniff" || h.Get("Referrer-Policy") != "no-referrer" {
+		h.Get("X-Content-Type-Options") != "nosniff" || h.Get("Referrer-Policy") != "same-origin" {
 		t.Fatalf("page headers %v", h)
 	}
 	if strings.Contains(page, "<script") || strings.Contains(page, " style=") {
@@ -358,6 +358,7 @@ func TestFormsNeedTheSessionsCSRFToken(t *testing.T) {
 		"another session's":   {url.Values{"csrf": {other.csrf(t)}}, nil, 403},
 		"empty":               {url.Values{"csrf": {""}}, nil, 403},
 		"from another origin": {url.Values{"csrf": {csrf}}, map[string]string{"Origin": "https://evil.example"}, 403},
+		"from an opaque one":  {url.Values{"csrf": {csrf}}, map[string]string{"Origin": "null"}, 403},
 	} {
 		for _, path := range []string{"/web/messages/" + m.ID + "/delete", "/web/rules", "/web/logout"} {
 			wantPage(t, b.do("POST", path, c.form, c.hdr), c.status, "nothing was changed")
