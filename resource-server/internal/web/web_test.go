@@ -268,9 +268,13 @@ func (e *env) insert(owner, sender string, body []byte, at time.Time) store.Mess
 	sum := sha256.Sum256(body)
 	m := store.Message{
 		ID: store.NewID(), OwnerID: rpttest.UserID(owner), Owner: owner, SenderEmail: sender, SenderIss: "https://foo.example/claims",
-		ContentType: "text/html", FileName: "x.html", Size: int64(len(body)), SHA256: hex.EncodeToString(sum[:]), ReceivedAt: at, Body: body,
+		ContentType: "text/html", FileName: "x.html", Size: int64(len(body)), SHA256: hex.EncodeToString(sum[:]), ReceivedAt: at,
 	}
-	if err := e.store.Insert(context.Background(), m, nil); err != nil {
+	b, err := store.BodyOf(context.Background(), e.store, body)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	if err := e.store.Insert(context.Background(), m, b, nil, 0); err != nil {
 		e.t.Fatal(err)
 	}
 	return m
@@ -369,16 +373,24 @@ func TestFormsNeedTheSessionsCSRFToken(t *testing.T) {
 	wantPage(t, e.browser().do("POST", "/web/messages/"+m.ID+"/delete", url.Values{"csrf": {csrf}}, nil), 401)
 	// Nothing was deleted and the session still works.
 	wantPage(t, b.do("GET", "/web/", nil, nil), 200, m.SHA256)
+	// An honest delete: the API's DELETE, then the list without it.
+	res := b.do("POST", "/web/messages/"+m.ID+"/delete", url.Values{"csrf": {csrf}}, map[string]string{"Origin": publicURL})
+	if res.StatusCode != http.StatusSeeOther || res.Header.Get("Location") != "/web/?done=deleted" {
+		t.Fatalf("delete: %d %s %s", res.StatusCode, res.Header.Get("Location"), text(res))
+	}
+	wantPage(t, b.do("GET", "/web/?done=deleted", nil, nil), 200, "The message was deleted.", "Your Incoming is empty")
+	wantPage(t, b.do("POST", "/web/messages/"+m.ID+"/delete", url.Values{"csrf": {csrf}}, nil), 404, "no such message")
+	wantPage(t, b.do("GET", "/web/messages/"+m.ID, nil, nil), 404)
 
 	// Logout: the session is gone, Keycloak is told with the ID token.
-	res := b.do("POST", "/web/logout", url.Values{"csrf": {csrf}}, map[string]string{"Origin": publicURL})
+	res = b.do("POST", "/web/logout", url.Values{"csrf": {csrf}}, map[string]string{"Origin": publicURL})
 	loc, _ := url.Parse(res.Header.Get("Location"))
 	if res.StatusCode != http.StatusSeeOther || !strings.HasPrefix(loc.String(), issuer+"/protocol/openid-connect/logout?") ||
 		loc.Query().Get("id_token_hint") == "" || loc.Query().Get("post_logout_redirect_uri") != publicURL+"/web/" || b.cookies[web.SessionCookie] != nil {
 		t.Fatalf("logout: %d %s %v", res.StatusCode, loc, b.cookies)
 	}
 	wantPage(t, b.do("GET", "/web/", nil, nil), 200, `href="/web/login"`)
-	wantPage(t, other.do("GET", "/web/", nil, nil), 200, m.SHA256)
+	wantPage(t, other.do("GET", "/web/", nil, nil), 200, "Your Incoming is empty")
 }
 
 func TestCallbackRefusals(t *testing.T) {
