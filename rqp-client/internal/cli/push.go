@@ -130,15 +130,21 @@ func push(ctx context.Context, args []string, sio IO) int {
 	if !addressed || fs.isSet("as-issuer", sio.Getenv) {
 		cfg.Registrations = []rqp.Registration{{Issuer: f.asIssuer, ClientID: f.asID, ClientSecret: asSecret}}
 	}
+	// Dynamic registrations are kept in a folder: without one (no
+	// --registrations-dir, no $HOME or $XDG_CONFIG_HOME, as in a container)
+	// the client registers nowhere and pushes only to the AS configured
+	// above; an addressed push without --as-issuer needs one.
 	dir := f.registrationsDir
 	if dir == "" {
-		base, err := os.UserConfigDir()
-		if err != nil {
+		if base, err := os.UserConfigDir(); err == nil {
+			dir = filepath.Join(base, "umawide", "rqp-client", "registrations")
+		} else if len(cfg.Registrations) == 0 {
 			return fail("no folder for dynamic registrations (give --registrations-dir): %v", err)
 		}
-		dir = filepath.Join(base, "umawide", "rqp-client", "registrations")
 	}
-	cfg.Register = &rqp.DynamicRegistration{Dir: dir}
+	if dir != "" {
+		cfg.Register = &rqp.DynamicRegistration{Dir: dir}
+	}
 	if f.caFile != "" {
 		hc, err := httpClientWithCA(f.caFile)
 		if err != nil {
