@@ -199,7 +199,7 @@ func (r *realmEnv) protectionAPI() *kcprotection.Client {
 // resourcesNamed lists the protection API's resources with this exact name.
 func (r *realmEnv) resourcesNamed(t *testing.T, name string) []string {
 	t.Helper()
-	found, err := r.protectionAPI().Resources(ctxT(t), name, 0)
+	found, err := r.protectionAPI().Resources(ctxT(t), name, "", 0)
 	if err != nil {
 		t.Fatal(err)
 	}

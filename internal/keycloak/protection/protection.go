@@ -97,6 +97,8 @@ func (c *Client) do(ctx context.Context, method, path string, in any, want int, 
 
 // CreateResource registers r and returns it as registered. A resource of
 // that name and owner already there is a *keycloak.Error with status 409.
+// Keycloak 26.6 and later ignore r.Owner: the resource is the caller's (the
+// resource server's, with a PAT); see keycloak/keycloak#49121 and #49910.
 func (c *Client) CreateResource(ctx context.Context, r NewResource) (Resource, error) {
 	var created Resource
 	if err := c.do(ctx, http.MethodPost, "/resource_set", r, http.StatusCreated, &created); err != nil {
@@ -109,9 +111,14 @@ func (c *Client) CreateResource(ctx context.Context, r NewResource) (Resource, e
 }
 
 // Resources lists the resources named exactly name (at most max, 0 for
-// Keycloak's default), with their owners.
-func (c *Client) Resources(ctx context.Context, name string, max int) ([]Resource, error) {
+// Keycloak's default), with their owners. owner, if set, is a client id or
+// a username (not an id): Keycloak resolves it, a client first, and lists
+// only that owner's resources.
+func (c *Client) Resources(ctx context.Context, name, owner string, max int) ([]Resource, error) {
 	q := url.Values{"name": {name}, "exactName": {"true"}, "deep": {"true"}}
+	if owner != "" {
+		q.Set("owner", owner)
+	}
 	if max > 0 {
 		q.Set("max", strconv.Itoa(max))
 	}

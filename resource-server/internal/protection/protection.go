@@ -328,18 +328,33 @@ func incomingRep(owner, userID string) kcprotection.NewResource {
 	}
 }
 
-// findResource finds the user's Incoming by name and owner id; one found
+// findResource finds the user's Incoming by name and owner; one found
 // owner-managed is updated to not owner-managed first.
+//
+// The owner is the user (his id) where Keycloak registered it as asked (up
+// to 26.5), or this resource server itself: from 26.6 on (keycloak/keycloak
+// #49121, #49910) the protection API ignores the owner of a resource a PAT
+// registers and makes it the resource server's. The second look asks
+// Keycloak for this client's own resources only (owner=client id: Keycloak
+// resolves a client id before a username, so a user named like the client
+// cannot plant one), and the answer must name this client as the owner.
 func (c *Client) findResource(ctx context.Context, owner, userID string) (string, error) {
 	name := uma.IncomingResourceName(userID)
-	found, err := c.api.Resources(ctx, name, 20)
+	found, err := c.api.Resources(ctx, name, "", 20)
 	if err != nil {
 		return "", fmt.Errorf("protection: resource lookup: %w", unreachable(err))
 	}
-	for _, r := range found {
-		if r.Name != name || r.Owner.ID != userID || r.ID == "" {
-			continue
+	r, ok := pick(found, name, func(r kcprotection.Resource) bool { return r.Owner.ID == userID })
+	if !ok {
+		found, err = c.api.Resources(ctx, name, c.cfg.ClientID, 20)
+		if err != nil {
+			return "", fmt.Errorf("protection: resource lookup: %w", unreachable(err))
 		}
+		r, ok = pick(found, name, func(r kcprotection.Resource) bool {
+			return r.Owner.ID != "" && r.Owner.ID != userID && r.Owner.Name == c.cfg.ClientID
+		})
+	}
+	if ok {
 		if r.OwnerManagedAccess {
 			// Registered by an earlier version: with owner-managed access
 			// Keycloak grants shared and owner-approved permissions without
@@ -363,6 +378,17 @@ func (c *Client) findResource(ctx context.Context, owner, userID string) (string
 		return r.ID, nil
 	}
 	return "", nil
+}
+
+// pick is the first resource of found named exactly name, with an id, whose
+// owner ownerOK accepts.
+func pick(found []kcprotection.Resource, name string, ownerOK func(kcprotection.Resource) bool) (kcprotection.Resource, bool) {
+	for _, r := range found {
+		if r.Name == name && r.ID != "" && ownerOK(r) {
+			return r, true
+		}
+	}
+	return kcprotection.Resource{}, false
 }
 
 // deletePermissionTickets deletes every permission ticket (share, pending

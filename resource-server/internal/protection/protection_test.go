@@ -20,11 +20,16 @@ import (
 // fakeKC is a minimal Keycloak: token endpoint, admin user query, protection
 // API resource_set and permission.
 type fakeKC struct {
-	t        *testing.T
-	mu       sync.Mutex
-	users    map[string]admin.User
-	res      map[string]string // owner's user id -> resource id
-	omas     map[string]bool   // resource ids registered owner-managed (by an earlier version)
+	t     *testing.T
+	mu    sync.Mutex
+	users map[string]admin.User
+	res   map[string]string // owner's user id -> resource id
+	// kc266 behaves like Keycloak 26.6 and later: a resource registered
+	// with the PAT is the resource server's (owner rsOwnerID), whatever
+	// owner it names; rsRes holds those, resource name -> id.
+	kc266    bool
+	rsRes    map[string]string
+	omas     map[string]bool // resource ids registered owner-managed (by an earlier version)
 	updates  atomic.Int32
 	claims   map[string][]string // of the last ticket request
 	tokens   atomic.Int32
@@ -50,7 +55,7 @@ func newFake(t *testing.T) (*fakeKC, *httptest.Server) {
 		"dora":                       {ID: "u-dora", Username: "dora", Enabled: false},
 		"service-account-rqp-client": {ID: "u-sa", Username: "service-account-rqp-client", Enabled: true, ServiceAccountClientID: "rqp-client"},
 		"robot":                      {ID: "u-robot", Username: "robot", Enabled: true, ServiceAccountClientID: "robot"},
-	}, res: map[string]string{}, omas: map[string]bool{}, staleIDs: map[string]bool{}, shares: map[string][]string{}}
+	}, res: map[string]string{}, rsRes: map[string]string{}, omas: map[string]bool{}, staleIDs: map[string]bool{}, shares: map[string][]string{}}
 	srv := httptest.NewServer(http.HandlerFunc(f.serve))
 	t.Cleanup(srv.Close)
 	return f, srv
@@ -104,11 +109,16 @@ func (f *fakeKC) serve(w http.ResponseWriter, r *http.Request) {
 		f.mu.Unlock()
 		json.NewEncoder(w).Encode(out)
 	case r.Method == http.MethodGet && r.URL.Path == "/realms/bar/authz/protection/resource_set":
-		name := r.URL.Query().Get("name")
+		name, ownerQ := r.URL.Query().Get("name"), r.URL.Query().Get("owner")
 		out := []map[string]any{}
 		f.mu.Lock()
+		// owner= is a client id or a username; Keycloak resolves the client first.
+		if id, ok := f.rsRes[name]; ok && (ownerQ == "" || ownerQ == "resource-server") {
+			out = append(out, map[string]any{"_id": id, "name": name, "ownerManagedAccess": f.omas[id],
+				"owner": map[string]any{"id": rsOwnerID, "name": "resource-server"}})
+		}
 		for owner, id := range f.res {
-			if uma.IncomingResourceName(owner) == name {
+			if uma.IncomingResourceName(owner) == name && (ownerQ == "" || f.users[ownerQ].ID == owner) {
 				out = append(out, map[string]any{"_id": id, "name": name, "ownerManagedAccess": f.omas[id],
 					"owner": map[string]any{"id": owner, "name": f.usernameLocked(owner)}})
 			}
@@ -128,12 +138,20 @@ func (f *fakeKC) serve(w http.ResponseWriter, r *http.Request) {
 		f.creates.Add(1)
 		f.mu.Lock()
 		defer f.mu.Unlock()
-		if _, ok := f.res[in.Owner]; ok {
-			http.Error(w, `{"error":"conflict"}`, http.StatusConflict)
-			return
-		}
 		id := "rid-" + strings.TrimPrefix(in.Owner, "u-")
-		f.res[in.Owner] = id
+		if f.kc266 {
+			if _, ok := f.rsRes[in.Name]; ok {
+				http.Error(w, `{"error":"conflict"}`, http.StatusConflict)
+				return
+			}
+			f.rsRes[in.Name] = id
+		} else {
+			if _, ok := f.res[in.Owner]; ok {
+				http.Error(w, `{"error":"conflict"}`, http.StatusConflict)
+				return
+			}
+			f.res[in.Owner] = id
+		}
 		if f.conflictOnce.CompareAndSwap(true, false) {
 			http.Error(w, `{"error":"conflict"}`, http.StatusConflict)
 			return
@@ -231,6 +249,9 @@ func (f *fakeKC) checkRep(name, typ, owner string, oma bool, scopes, uris []stri
 }
 
 const bobURL = "http://rs.test/incoming/bob"
+
+// rsOwnerID is the resource server client's id (not its client id).
+const rsOwnerID = "c-rs"
 
 func newClient(t *testing.T, url string) *Client {
 	c, err := New(Config{KeycloakURL: url, Realm: "bar", ClientID: "resource-server", ClientSecret: "s3cret"})
@@ -524,5 +545,29 @@ func TestRecreatedUserGetsOwnIncoming(t *testing.T) {
 	f.mu.Unlock()
 	if _, err := c.Refresh(context.Background(), "bob"); !errors.Is(err, ErrUnknownOwner) {
 		t.Fatalf("deleted user: %v", err)
+	}
+}
+
+// TestResourceServerOwnedIncoming (Keycloak 26.6 and later): the Incoming
+// registered with the PAT is the resource server's; a new process finds it
+// instead of failing on the conflict.
+func TestResourceServerOwnedIncoming(t *testing.T) {
+	f, srv := newFake(t)
+	f.kc266 = true
+	o, err := newClient(t, srv.URL).Owner(context.Background(), "bob")
+	if err != nil || o != (Owner{UserID: "u-bob", ResourceID: "rid-bob"}) {
+		t.Fatalf("first process: %+v %v", o, err)
+	}
+	// Another replica, or this one restarted: nothing cached.
+	o, err = newClient(t, srv.URL).Owner(context.Background(), "bob")
+	if err != nil || o.ResourceID != "rid-bob" || f.creates.Load() != 1 {
+		t.Fatalf("second process: %+v %v, %d creates; want rid-bob, 1", o, err, f.creates.Load())
+	}
+	// Registered by both at once: the loser finds the winner's.
+	f2, srv2 := newFake(t)
+	f2.kc266 = true
+	f2.conflictOnce.Store(true)
+	if o, err := newClient(t, srv2.URL).Owner(context.Background(), "bob"); err != nil || o.ResourceID != "rid-bob" {
+		t.Fatalf("after a conflict: %+v %v", o, err)
 	}
 }
