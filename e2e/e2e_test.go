@@ -344,6 +344,7 @@ func TestEndToEnd(t *testing.T) {
 
 	t.Run("Keycloak refuses bad tickets with invalid_ticket", func(t *testing.T) { w.badTickets(t) })
 	t.Run("expired ticket: the flow starts over once", func(t *testing.T) { w.expiredTicket(t) })
+	t.Run("slow challenge to large content", func(t *testing.T) { w.slowChallenge(t) })
 
 	// Last, since it stops the Claims Provider.
 	t.Run("Claims Provider down", func(t *testing.T) {
