@@ -626,6 +626,47 @@ func TestWildcardRegistration(t *testing.T) {
 	}
 }
 
+// TestSlowChallengeLargeContent is issue 16's step 1 against a Resource
+// Server that takes longer to answer 401 than the transport waits for
+// 100 Continue: the content must stay held back (a server that answers 401
+// without reading it closes the connection, and the reset lost the 401:
+// "connection reset" at step 1), and the push must go on to the challenge.
+func TestSlowChallengeLargeContent(t *testing.T) {
+	s := umafake.New(t)
+	hc := rqp.DefaultHTTPClient()
+	// Much shorter than the Resource Server's delay below (the default 2 s
+	// was the issue's case; this keeps the test short).
+	hc.Transport.(*http.Transport).ExpectContinueTimeout = time.Millisecond
+	s.Hook("rs.post", func(w http.ResponseWriter, r *http.Request) bool {
+		if r.Header.Get("Authorization") != "" {
+			return false // step 9: the fake reads and stores the content
+		}
+		time.Sleep(500 * time.Millisecond) // the slow ticket fetch
+		s.Challenge(w, umafake.Owner, "")
+		return true
+	})
+	cfg := config(s, nil)
+	cfg.HTTPClient = hc
+	cfg.Timeout = time.Minute
+	c := newClient(t, cfg)
+	data := bytes.Repeat([]byte("0123456789abcdef"), 8<<20/16) // 8 MiB: more than the sockets buffer
+	res, err := c.Push(context.Background(), rqp.Request{To: s.Incoming(), Content: rqp.BytesContent(data, "big.bin"), Email: umafake.AliceEmail})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.FirstRequestBodyBytes != 0 {
+		t.Errorf("step 1 sent %d content bytes to a server that did not ask for them", res.FirstRequestBodyBytes)
+	}
+	stored := s.StoredMessages()
+	if len(stored) != 1 || !bytes.Equal(stored[0].Body, data) || res.Receipt.SHA256 != hexSHA(data) {
+		t.Fatalf("stored %d messages, receipt %+v", len(stored), res.Receipt)
+	}
+	// An ordinary push right after still succeeds.
+	if _, err := c.Push(context.Background(), rqp.Request{To: s.Incoming(), Content: rqp.BytesContent([]byte("small"), "s.txt"), Email: umafake.AliceEmail}); err != nil {
+		t.Fatal(err)
+	}
+}
+
 func TestContextCancelled(t *testing.T) {
 	s := umafake.New(t)
 	ctx, cancel := context.WithCancel(context.Background())

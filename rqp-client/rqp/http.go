@@ -25,7 +25,9 @@ const (
 )
 
 // DefaultHTTPClient returns a new client as New uses it when
-// Config.HTTPClient is nil: Expect: 100-continue honoured, bounded dial, TLS
+// Config.HTTPClient is nil: Expect: 100-continue honoured (with any client,
+// the content is held back until the server asks for it or answers, see
+// continuePatience; ExpectContinueTimeout only starts that wait), bounded dial, TLS
 // and header waits (whole requests are bounded by contexts); New turns
 // redirects off on its copy (a token or the data must never follow a
 // redirect to somewhere else). Start from it to change the transport.
@@ -114,7 +116,8 @@ func (c *Client) do(ctx context.Context, step int, service string, req *http.Req
 		ctx, cancel = context.WithTimeout(ctx, timeout)
 		defer cancel()
 	}
-	req = req.WithContext(ctx)
+	req, answered := gateBody(ctx, req)
+	defer answered() // after the answer's body is read (deferred below)
 	if req.Header.Get("User-Agent") == "" {
 		req.Header.Set("User-Agent", c.cfg.UserAgent)
 	}

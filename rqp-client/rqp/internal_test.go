@@ -75,12 +75,19 @@ func TestExpectContinueHoldsTheBodyBack(t *testing.T) {
 		t.Fatal(err)
 	}
 	c := newClientInternal(Config{})
+	// Issue 16: a 401 slower than the transport's wait for 100 Continue.
+	slow := c.hc.Transport.(*http.Transport).ExpectContinueTimeout + 500*time.Millisecond
 	for _, tc := range []struct {
 		name   string
 		expect bool
-	}{{"with Expect: 100-continue", true}, {"control: without", false}} {
+		wait   time.Duration
+	}{
+		{"with Expect: 100-continue", true, 300 * time.Millisecond},
+		{"with Expect: 100-continue, 401 after ExpectContinueTimeout", true, slow},
+		{"control: without", false, 300 * time.Millisecond},
+	} {
 		t.Run(tc.name, func(t *testing.T) {
-			u, heads, counts := rawServer(t, 300*time.Millisecond)
+			u, heads, counts := rawServer(t, tc.wait)
 			var read atomic.Int64
 			req, err := c.dataRequest(u, p, "", &read, nil)
 			if err != nil {
@@ -109,6 +116,38 @@ func TestExpectContinueHoldsTheBodyBack(t *testing.T) {
 				t.Fatalf("control: the server received %d body bytes, want %d (the measurement is blind)", received, size)
 			}
 		})
+	}
+}
+
+// TestExpectContinueIgnored: a server that neither sends 100 Continue nor
+// answers gets the body after continuePatience (RFC 9110 allows a client
+// to send it then), and the exchange completes.
+func TestExpectContinueIgnored(t *testing.T) {
+	const size = 1 << 20
+	p, err := prepare(BytesContent(bytes.Repeat([]byte("x"), size), "big.bin"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func(d time.Duration) { continuePatience = d }(continuePatience)
+	continuePatience = 50 * time.Millisecond
+	hc := DefaultHTTPClient()
+	hc.Transport.(*http.Transport).ExpectContinueTimeout = 10 * time.Millisecond // the transport waits too
+	c := newClientInternal(Config{HTTPClient: hc})
+	u, _, counts := rawServer(t, time.Second)
+	var read atomic.Int64
+	req, err := c.dataRequest(u, p, "", &read, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, se := c.do(context.Background(), StepRequest, ServiceResourceServer, req, 10*time.Second, maxJSONBytes)
+	if se != nil {
+		t.Fatal(se)
+	}
+	if a.resp.StatusCode != 401 {
+		t.Fatalf("status %d", a.resp.StatusCode)
+	}
+	if received := <-counts; received != size || read.Load() != size {
+		t.Fatalf("the server received %d body bytes (client read %d), want %d", received, read.Load(), size)
 	}
 }
 

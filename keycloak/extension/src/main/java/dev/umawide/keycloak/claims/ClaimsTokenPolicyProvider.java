@@ -41,9 +41,10 @@ public final class ClaimsTokenPolicyProvider implements PolicyProvider {
         String audience(KeycloakSession session, RealmModel realm);
     }
 
-    /** As Keycloak computes the {@code iss} of its own tokens for the current request. */
+    /** As Keycloak computes the {@code iss} of its own tokens for the current request (cached: issue 17). */
+    private static final IssuerCache ISSUERS = new IssuerCache(Urls::realmIssuer, 256);
     static final AudienceResolver REALM_ISSUER =
-            (session, realm) -> Urls.realmIssuer(session.getContext().getUri().getBaseUri(), realm.getName());
+            (session, realm) -> ISSUERS.issuer(session.getContext().getUri().getBaseUri(), realm.getName());
 
     private final JwksCache jwksCache;
     private final DiscoveryCache discoveryCache;
