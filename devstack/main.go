@@ -143,17 +143,13 @@ func execWith(ctx context.Context, args []string) (int, error) {
 	return 0, nil
 }
 
-// DatabaseEnv is the PostgreSQL server (a superuser's URL) the store,
-// scale-out and cluster tests use; they skip, saying so, without it.
-const DatabaseEnv = "UMAWIDE_TEST_DATABASE_URL"
-
 // startPostgres starts a private PostgreSQL server for the tests and returns
 // the environment that points them to it. A server given in the environment
 // is used as it is; UMAWIDE_TEST_POSTGRES=off starts none; missing server
 // binaries are not an error (the tests that need them skip and say why).
 func startPostgres(ctx context.Context) ([]string, *pgtest.Server, error) {
-	if os.Getenv(DatabaseEnv) != "" {
-		slog.Info("PostgreSQL from the environment", "env", DatabaseEnv)
+	if os.Getenv(pgtest.DatabaseEnv) != "" {
+		slog.Info("PostgreSQL from the environment", "env", pgtest.DatabaseEnv)
 		return nil, nil, nil
 	}
 	if os.Getenv("UMAWIDE_TEST_POSTGRES") == "off" {
@@ -168,7 +164,7 @@ func startPostgres(ctx context.Context) ([]string, *pgtest.Server, error) {
 	if err != nil {
 		return nil, nil, fmt.Errorf("devstack: private PostgreSQL (UMAWIDE_TEST_POSTGRES=off to run without it): %w", err)
 	}
-	return []string{DatabaseEnv + "=" + pg.URL(pgtest.Database)}, pg, nil
+	return []string{pgtest.DatabaseEnv + "=" + pg.URL(pgtest.Database)}, pg, nil
 }
 
 // kcEnv tells tests and tools where Keycloak is (launcher's external mode).

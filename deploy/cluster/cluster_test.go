@@ -61,9 +61,6 @@ import (
 const (
 	// NodesEnv lists the base URLs of the nodes of a running cluster.
 	NodesEnv = "UMAWIDE_TEST_KEYCLOAK_NODES"
-	// DatabaseEnv is a PostgreSQL server (a role that may create
-	// databases) to start a cluster on.
-	DatabaseEnv = "UMAWIDE_TEST_DATABASE_URL"
 )
 
 func env(name, def string) string {
@@ -136,7 +133,7 @@ func startCluster(t *testing.T, base string) []*launcher.Keycloak {
 
 func TestCluster(t *testing.T) {
 	var kcs []*launcher.Keycloak
-	base := os.Getenv(DatabaseEnv)
+	base := os.Getenv(pgtest.DatabaseEnv)
 	if raw := os.Getenv(NodesEnv); raw != "" {
 		for _, u := range strings.Split(raw, ",") {
 			kcs = append(kcs, &launcher.Keycloak{
@@ -150,7 +147,7 @@ func TestCluster(t *testing.T) {
 		base = "" // the Resource Servers need the cluster's issuer setup: only on a cluster of our own
 	} else {
 		if base == "" {
-			t.Skipf("Keycloak cluster NOT tested: set %s (a PostgreSQL role that may create databases; make test starts one) or %s (two nodes of a running cluster)", DatabaseEnv, NodesEnv)
+			t.Skipf("Keycloak cluster NOT tested: set %s (a PostgreSQL role that may create databases; make test starts one) or %s (two nodes of a running cluster)", pgtest.DatabaseEnv, NodesEnv)
 		}
 		if testing.Short() {
 			t.Skip("Keycloak cluster NOT tested: -short (it starts two Keycloaks)")

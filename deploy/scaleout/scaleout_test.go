@@ -35,9 +35,6 @@ import (
 	"github.com/umawide/umawide/keycloak/launcher"
 )
 
-// DatabaseEnv names the PostgreSQL server the tests use.
-const DatabaseEnv = "UMAWIDE_TEST_DATABASE_URL"
-
 const (
 	owner         = "bob"
 	bobPassword   = "bob-password"
@@ -50,7 +47,7 @@ const (
 )
 
 func TestMain(m *testing.M) {
-	if os.Getenv(DatabaseEnv) == "" {
+	if os.Getenv(pgtest.DatabaseEnv) == "" {
 		// Every test skips: start no Keycloak for nothing.
 		os.Exit(m.Run())
 	}
@@ -58,9 +55,9 @@ func TestMain(m *testing.M) {
 }
 
 func skipWithoutDatabase(t *testing.T) string {
-	base := os.Getenv(DatabaseEnv)
+	base := os.Getenv(pgtest.DatabaseEnv)
 	if base == "" {
-		t.Skipf("Resource Server replicas on PostgreSQL NOT tested: set %s (e.g. postgres://umawide:umawide@127.0.0.1:5432/umawide_test?sslmode=disable, a role that may CREATE DATABASE)", DatabaseEnv)
+		t.Skipf("Resource Server replicas on PostgreSQL NOT tested: set %s (e.g. postgres://umawide:umawide@127.0.0.1:5432/umawide_test?sslmode=disable, a role that may CREATE DATABASE)", pgtest.DatabaseEnv)
 	}
 	return base
 }

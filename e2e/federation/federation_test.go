@@ -6,13 +6,11 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"net/http"
 	"net/url"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -102,22 +100,6 @@ func TestFederation(t *testing.T) {
 	t.Logf("federation test: %s in all", time.Since(started).Round(time.Second))
 }
 
-// run runs an rqp-client command.
-func run(t *testing.T, cmd *exec.Cmd) e2etest.CLIResult {
-	t.Helper()
-	var stdout, stderr bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	err := cmd.Run()
-	code := 0
-	var ee *exec.ExitError
-	if errors.As(err, &ee) {
-		code = ee.ExitCode()
-	} else if err != nil {
-		t.Fatal(err)
-	}
-	return e2etest.CLIResult{Code: code, Stdout: stdout.String(), Stderr: stderr.String()}
-}
-
 // push is the person of from pushing a new file to an address.
 func (w *world) push(t *testing.T, from, to string, extra ...string) (e2etest.CLIResult, string) {
 	t.Helper()
@@ -131,7 +113,7 @@ func (w *world) push(t *testing.T, from, to string, extra ...string) (e2etest.CL
 	if err != nil {
 		t.Fatal(err)
 	}
-	return run(t, cmd), body
+	return e2etest.RunCLI(t, cmd), body
 }
 
 type pushJSON struct {
@@ -160,7 +142,7 @@ func (w *world) inbox(t *testing.T, domain string) []uma.Message {
 	t.Helper()
 	o := w.e.Orgs[domain]
 	p := people[domain]
-	r := run(t, w.e.InboxCommand(e2etest.Timeout(t, 3*time.Minute), domain, p, "--json"))
+	r := e2etest.RunCLI(t, w.e.InboxCommand(e2etest.Timeout(t, 3*time.Minute), domain, p, "--json"))
 	if r.Code != 0 {
 		t.Fatalf("%s's inbox: %s", o.Address(p.Username), r)
 	}

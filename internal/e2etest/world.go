@@ -269,6 +269,13 @@ func (w *World) CLI(t testing.TB, env []string, args ...string) CLIResult {
 	t.Helper()
 	cmd := exec.CommandContext(Timeout(t, 3*time.Minute), w.Bin["rqp-client"], args...)
 	cmd.Env = CleanEnv(env...)
+	return RunCLI(t, cmd)
+}
+
+// RunCLI runs an rqp-client command and returns its exit code and output;
+// a command that could not run at all fails the test.
+func RunCLI(t testing.TB, cmd *exec.Cmd) CLIResult {
+	t.Helper()
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	err := cmd.Run()
