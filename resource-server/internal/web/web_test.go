@@ -332,6 +332,27 @@ func TestLoginListDownload(t *testing.T) {
 	if res := b.do("HEAD", "/web/messages/"+m.ID, nil, nil); res.StatusCode != 200 || !strings.HasPrefix(res.Header.Get("Content-Disposition"), "attachment") {
 		t.Fatalf("HEAD: %d %v", res.StatusCode, res.Header)
 	}
+	// A download a link on another site (or another host of the domain)
+	// asks for is refused, whatever the session (review F6); the page's own
+	// links, a typed URL and a client without the header still download.
+	for _, site := range []string{"cross-site", "same-site"} {
+		for _, method := range []string{"GET", "HEAD"} {
+			res := b.do(method, "/web/messages/"+m.ID, nil, map[string]string{"Sec-Fetch-Site": site})
+			body := text(res)
+			if res.StatusCode != http.StatusForbidden || res.Header.Get("Content-Disposition") != "" || strings.Contains(body, "alert(1)") {
+				t.Fatalf("%s download from %s: %d %v %q", method, site, res.StatusCode, res.Header, body)
+			}
+			if method == "GET" && !strings.Contains(body, "another site") {
+				t.Fatalf("%s download refusal: %q", site, body)
+			}
+		}
+	}
+	for _, site := range []string{"same-origin", "none"} {
+		if res := b.do("GET", "/web/messages/"+m.ID, nil, map[string]string{"Sec-Fetch-Site": site}); res.StatusCode != 200 || text(res) != "<script>alert(1)</script>" {
+			t.Fatalf("download with Sec-Fetch-Site %s: %d", site, res.StatusCode)
+		}
+	}
+
 	// Another owner's message: the API's answer, as a page.
 	wantPage(t, b.do("GET", "/web/messages/"+store.NewID(), nil, nil), 404, "no such message")
 	wantPage(t, b.do("GET", "/web/messages/a.b", nil, nil), 404)
