@@ -203,6 +203,27 @@ func (s *suite) expectDenied(t *testing.T, reason string, form url.Values) {
 	s.expectReason(t, mark, reason)
 }
 
+// expectShapeRefused checks that an uma-ticket grant whose form is not that
+// of step 7 (exactly one ticket; no audience, permission, scope or rpt) is
+// refused by the extension's uma-ticket grant type before Keycloak
+// evaluates anything: 400 invalid_request, and no denial of the policy.
+func (s *suite) expectShapeRefused(t *testing.T, form url.Values) {
+	t.Helper()
+	mark := kctest.MarkLog(s.kcLog)
+	rpt, te := s.Grant(t, "", form)
+	if te == nil {
+		t.Fatalf("got an RPT (%d characters), want 400 invalid_request", len(rpt))
+	}
+	if te.StatusCode != http.StatusBadRequest || !strings.Contains(te.Body, `"invalid_request"`) || !strings.Contains(te.Body, "exactly one ticket") {
+		t.Fatalf("grant answered %d %s, want 400 invalid_request naming the form of step 7", te.StatusCode, te.Body)
+	}
+	// The refusal comes before any evaluation, within the request: a denial
+	// would have been logged before the answer.
+	if lines := mark.Lines(kctest.DenialNeedles("", s.Realm)...); len(lines) != 0 {
+		t.Fatalf("the policy ran for a refused form: %q", lines)
+	}
+}
+
 // expectReason checks, where Keycloak's log is readable, that the policy
 // logged exactly one denial with reason for this realm since mark.
 func (s *suite) expectReason(t *testing.T, mark kctest.LogMark, reason string) {

@@ -164,7 +164,7 @@ func (s *suite) pushedClaims(t *testing.T) {
 		ticket, ct = valid(t)
 		f = e2etest.GrantForm(ticket, s.pushedBound(ct))
 		f.Add(uma.FormTicket, s.Ticket(t, "bob"))
-		s.unchanged(t, func() { s.expectDenied(t, "no_ticket", f) })
+		s.unchanged(t, func() { s.expectShapeRefused(t, f) })
 	})
 	t.Run("a permission asked for without a ticket", func(t *testing.T) {
 		ticket, ct := valid(t)
@@ -177,7 +177,11 @@ func (s *suite) pushedClaims(t *testing.T) {
 		f.Del(uma.FormTicket)
 		f.Set(uma.FormAudience, "resource-server")
 		f.Set("permission", rsid+"#"+uma.ScopeCreate)
-		s.unchanged(t, func() { s.expectDenied(t, "no_ticket", f) })
+		s.unchanged(t, func() { s.expectShapeRefused(t, f) })
+		// The same with the ticket: a permission beside it is refused too.
+		f.Set(uma.FormTicket, ticket)
+		f.Del(uma.FormAudience)
+		s.unchanged(t, func() { s.expectShapeRefused(t, f) })
 	})
 	t.Run("an RPT upgrade (rpt) merging a spent content binding", func(t *testing.T) {
 		a, b := newContent("upgrade A"), newContent("upgrade B, longer")
@@ -186,7 +190,7 @@ func (s *suite) pushedClaims(t *testing.T) {
 		ticket, ct := valid(t)
 		f := e2etest.GrantForm(ticket, s.PushedFor("bob", ct, b.meta()))
 		f.Set("rpt", rptA)
-		s.unchanged(t, func() { s.expectDenied(t, "rpt_upgrade", f) })
+		s.unchanged(t, func() { s.expectShapeRefused(t, f) })
 	})
 	t.Run("submit_request true: a pending request for the owner, no RPT", func(t *testing.T) {
 		ticket, ct := valid(t)

@@ -291,6 +291,30 @@ func (f *realmFixture) expectDeniedBy(t *testing.T, grant func() (*kctest.TokenR
 	}
 }
 
+// expectShapeRefused asserts that the extension's uma-ticket grant type
+// refuses form (rqp-client's credentials) before Keycloak evaluates
+// anything: 400 invalid_request naming the form of step 7, and no denial of
+// the policy (which would have been logged before the answer).
+func (f *realmFixture) expectShapeRefused(t *testing.T, form url.Values) {
+	t.Helper()
+	mark := kctest.MarkLog(kctest.KeycloakLog(f.kc))
+	_, err := kctest.PostToken(testCtx(t), f.issuer, "rqp-client", rqpClientSecret, form)
+	expectShapeRefusal(t, err)
+	if lines := mark.Lines(kctest.DenialNeedles("", f.name)...); len(lines) != 0 {
+		t.Fatalf("the policy ran for a refused form: %q", lines)
+	}
+}
+
+// expectShapeRefusal checks the answer to such a form.
+func expectShapeRefusal(t *testing.T, err error) {
+	t.Helper()
+	var te *keycloak.Error
+	if !errors.As(err, &te) || te.StatusCode != http.StatusBadRequest || !strings.Contains(te.Body, `"invalid_request"`) ||
+		!strings.Contains(te.Body, "exactly one ticket") || strings.Contains(te.Body, "access_token") {
+		t.Fatalf("grant: %v, want 400 invalid_request naming the form of step 7", err)
+	}
+}
+
 func (f *realmFixture) logContains(s string) bool {
 	path := kctest.KeycloakLog(f.kc)
 	if path == "" || len(s) < 64 {

@@ -8,8 +8,10 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/http/httptest"
 	"net/url"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -223,25 +225,63 @@ func TestDynamicRegistration(t *testing.T) {
 		deleteRegistration(t, r)
 	}
 
+	// Fields that would make Keycloak fetch a URL of the registrant's (review
+	// F1: sector_identifier_uri at registration, request_uris at the
+	// authorization endpoint, jwks_uri, the logout URIs) or redirect to it
+	// (F2: post_logout_redirect_uris) are refused by name, before Keycloak
+	// acts on them: the probe server below must see no request at all.
+	var probeHits atomic.Int64
+	probe := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		probeHits.Add(1)
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = w.Write([]byte(`["https://evil.example/cb"]`))
+	}))
+	t.Cleanup(probe.Close)
+
 	clientsBefore := clientCount(t, kc, f.name)
 	for _, tc := range []struct {
 		name   string
 		change func(m map[string]any)
+		field  string // the field the refusal names, when it names one
 	}{
-		{"client_credentials", func(m map[string]any) { m["grant_types"] = []string{"client_credentials"} }},
+		{"client_credentials", func(m map[string]any) { m["grant_types"] = []string{"client_credentials"} }, ""},
 		{"uma-ticket and client_credentials", func(m map[string]any) {
 			m["grant_types"] = []string{uma.GrantTypeUMATicket, "client_credentials"}
-		}},
+		}, ""},
 		{"authorization_code", func(m map[string]any) {
 			m["grant_types"] = []string{"authorization_code"}
 			m["response_types"] = []string{"code"}
-		}},
-		{"implicit", func(m map[string]any) { m["response_types"] = []string{"token"} }},
-		{"password", func(m map[string]any) { m["grant_types"] = []string{uma.GrantTypeUMATicket, "password"} }},
-		{"redirect URIs", func(m map[string]any) { m["redirect_uris"] = []string{"https://app.foo.example/cb"} }},
-		{"public client", func(m map[string]any) { m["token_endpoint_auth_method"] = "none" }},
-		{"scope", func(m map[string]any) { m["scope"] = "offline_access" }},
-		{"client_uri", func(m map[string]any) { m["client_uri"] = "https://foo.example" }},
+		}, ""},
+		{"implicit", func(m map[string]any) { m["response_types"] = []string{"token"} }, ""},
+		{"password", func(m map[string]any) { m["grant_types"] = []string{uma.GrantTypeUMATicket, "password"} }, ""},
+		{"redirect URIs", func(m map[string]any) { m["redirect_uris"] = []string{"https://app.foo.example/cb"} }, "redirect_uris"},
+		{"public client", func(m map[string]any) { m["token_endpoint_auth_method"] = "none" }, ""},
+		{"scope", func(m map[string]any) { m["scope"] = "offline_access" }, "scope"},
+		{"client_uri", func(m map[string]any) { m["client_uri"] = "https://foo.example" }, "client_uri"},
+		{"sector_identifier_uri", func(m map[string]any) {
+			m["subject_type"] = "pairwise"
+			m["sector_identifier_uri"] = probe.URL + "/sector"
+		}, "sector_identifier_uri"},
+		{"subject_type", func(m map[string]any) { m["subject_type"] = "pairwise" }, "subject_type"},
+		{"request_uris", func(m map[string]any) { m["request_uris"] = []string{probe.URL + "/*"} }, "request_uris"},
+		{"post_logout_redirect_uris", func(m map[string]any) {
+			m["post_logout_redirect_uris"] = []string{"https://evil.example/*"}
+		}, "post_logout_redirect_uris"},
+		{"backchannel_logout_uri", func(m map[string]any) { m["backchannel_logout_uri"] = probe.URL + "/logout" }, "backchannel_logout_uri"},
+		{"frontchannel_logout_uri", func(m map[string]any) { m["frontchannel_logout_uri"] = probe.URL + "/logout" }, "frontchannel_logout_uri"},
+		{"jwks_uri", func(m map[string]any) { m["jwks_uri"] = probe.URL + "/jwks" }, "jwks_uri"},
+		{"jwks", func(m map[string]any) {
+			m["jwks"] = map[string]any{"keys": []map[string]any{{"kty": "EC", "crv": "P-256", "use": "sig", "kid": "k",
+				"x": "f83OJ3D2xF1Bg8vub9tLe1gHMzV76e8Tus9uPHvRVEU", "y": "x_FEzRu9m36HLN_tue659LNpXW6pCyStikYjKIWI5a0"}}}
+		}, "jwks"},
+		{"logo_uri", func(m map[string]any) { m["logo_uri"] = probe.URL + "/logo.png" }, "logo_uri"},
+		{"policy_uri", func(m map[string]any) { m["policy_uri"] = "https://evil.example/policy" }, "policy_uri"},
+		{"tos_uri", func(m map[string]any) { m["tos_uri"] = "https://evil.example/tos" }, "tos_uri"},
+		{"client_secret", func(m map[string]any) { m["client_secret"] = "chosen-by-the-registrant" }, "client_secret"},
+		{"software_id", func(m map[string]any) { m["software_id"] = "umawide" }, "software_id"},
+		{"backchannel_logout_session_required", func(m map[string]any) {
+			m["backchannel_logout_session_required"] = false
+		}, "backchannel_logout_session_required"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			m := umaTicketOnly()
@@ -249,6 +289,9 @@ func TestDynamicRegistration(t *testing.T) {
 			status, _, body := register(t, endpoint, m)
 			if status != http.StatusForbidden || !strings.Contains(body, "uma-ticket only") {
 				t.Fatalf("registration %s: %d %s, want 403 from the policy", tc.name, status, body)
+			}
+			if tc.field != "" && !strings.Contains(body, tc.field+" is not accepted") {
+				t.Fatalf("registration %s: %s, want the refusal to name %s", tc.name, body, tc.field)
 			}
 			if n := clientCount(t, kc, f.name); n != clientsBefore {
 				t.Fatalf("a refused registration left a client: %d clients, %d before", n, clientsBefore)
@@ -259,6 +302,9 @@ func TestDynamicRegistration(t *testing.T) {
 			}
 			deleteRegistration(t, r)
 		})
+	}
+	if n := probeHits.Load(); n != 0 {
+		t.Fatalf("Keycloak fetched the registrant's URLs %d times", n)
 	}
 }
 

@@ -394,3 +394,96 @@ func jwtPayload(t testing.TB, jws string) map[string]json.RawMessage {
 	}
 	return m
 }
+
+// TestUMAGrantShape: an uma-ticket grant whose form is not the one of seed
+// step 7 (exactly one ticket, no permission, no audience) is refused before
+// Keycloak evaluates anything, in a realm whose resource server uses the
+// claims-token policy (review F4). Without a ticket Keycloak evaluates every
+// resource the resource server owns, and from Keycloak 26.6 on every
+// Incoming is the resource server's own (keycloak#49121): one request cost
+// a claims-token evaluation, and a log line, per Incoming of the realm.
+// Here the Incomings are registered as the resource server's own, as 26.6+
+// does, so the pinned 26.5 shows the same: measured before the grant type
+// existed, the first form cost 20 denials of the policy (one per Incoming),
+// and as many again with a realm user's token.
+func TestUMAGrantShape(t *testing.T) {
+	kc := kctest.Keycloak(t)
+	cp := newClaimsProvider(t)
+	f := barCopy(t, kc, cp, false)
+	ctx := testCtx(t)
+
+	const n = 20
+	var ids []string
+	for i := 0; i < n; i++ {
+		status, body := f.protection(t, http.MethodPost, "/authz/protection/resource_set", map[string]any{
+			"name": fmt.Sprintf("incoming:rs-owned-%d", i), "type": uma.ResourceTypeIncoming,
+			"resource_scopes": []string{uma.ScopeCreate}, "uris": []string{fmt.Sprintf("/incoming/rs-owned-%d", i)},
+		})
+		if status != http.StatusCreated {
+			t.Fatalf("register a resource of the resource server: %d %s", status, body)
+		}
+		var r struct {
+			ID string `json:"_id"`
+		}
+		if err := json.Unmarshal([]byte(body), &r); err != nil || r.ID == "" {
+			t.Fatalf("register: %s", body)
+		}
+		ids = append(ids, r.ID)
+	}
+	carol := f.password(t, "carol", carolPassword)
+	ticket := f.ticket(t)
+	for _, tc := range []struct {
+		name   string
+		bearer string
+		form   url.Values
+	}{
+		{"no ticket, audience: every resource of the resource server", "", url.Values{
+			uma.FormGrantType: {uma.GrantTypeUMATicket}, "audience": {"resource-server"}, uma.FormSubmitRequest: {"false"},
+		}},
+		{"no ticket, audience, a realm user's token", carol.AccessToken, url.Values{
+			uma.FormGrantType: {uma.GrantTypeUMATicket}, "audience": {"resource-server"}, uma.FormSubmitRequest: {"false"},
+		}},
+		{"no ticket, permissions", "", url.Values{
+			uma.FormGrantType: {uma.GrantTypeUMATicket}, "audience": {"resource-server"}, "permission": {ids[0] + "#create", ids[1]},
+			uma.FormSubmitRequest: {"false"},
+		}},
+		{"a ticket and permissions", "", url.Values{
+			uma.FormGrantType: {uma.GrantTypeUMATicket}, uma.FormTicket: {ticket}, "permission": {ids[0] + "#create"},
+			uma.FormSubmitRequest: {"false"},
+		}},
+		{"a ticket and an audience", "", url.Values{
+			uma.FormGrantType: {uma.GrantTypeUMATicket}, uma.FormTicket: {ticket}, "audience": {"resource-server"},
+			uma.FormSubmitRequest: {"false"},
+		}},
+		{"two tickets", "", url.Values{
+			uma.FormGrantType: {uma.GrantTypeUMATicket}, uma.FormTicket: {ticket, f.ticket(t)}, uma.FormSubmitRequest: {"false"},
+		}},
+		{"an empty ticket", "", url.Values{
+			uma.FormGrantType: {uma.GrantTypeUMATicket}, uma.FormTicket: {""}, "audience": {"resource-server"},
+			uma.FormSubmitRequest: {"false"},
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var err error
+			if tc.bearer != "" {
+				_, err = bearerGrant(ctx, f.issuer, tc.bearer, tc.form)
+			} else {
+				_, err = kctest.PostToken(ctx, f.issuer, "rqp-client", rqpClientSecret, tc.form)
+			}
+			expectShapeRefusal(t, err)
+		})
+	}
+	// The policy ran for none of them: the next denial (waited for in the
+	// log) is the first of this realm.
+	c := f.claims(cp, ticket)
+	c["email_verified"] = false
+	f.expectDenied(t, ticket, pushed(t, cp.signES256(esHeader(ecKID), c), nil), "email_not_verified")
+	if got := f.denials(""); got >= 0 && got != 1 {
+		t.Fatalf("the claims-token policy denied %d times, want once (the refused grants evaluated nothing)", got)
+	}
+	// An honest push right after is granted.
+	ticket = f.ticket(t)
+	if _, err := f.grant(ctx, ticket, pushed(t, cp.signES256(esHeader(ecKID), f.claims(cp, ticket)), nil)); err != nil {
+		t.Fatalf("honest grant after the refusals: %v", err)
+	}
+}

@@ -188,7 +188,29 @@ func (p *passThrough) ok() bool {
 	return p.status == http.StatusOK || p.status == http.StatusPartialContent
 }
 
+// crossOriginDownload reports whether a download request came from a page of
+// another origin, by the browser's Sec-Fetch-Site header: "cross-site" (a
+// link in a mail or on another site) and "same-site" (another host of the
+// same domain, e.g. a webmail next to the Resource Server) are refused;
+// "same-origin" (the page's own links) and "none" (a typed URL, a bookmark)
+// pass, and so does its absence (older browsers and non-browser clients,
+// which a cross-site link cannot drive). The session cookie is SameSite=Lax,
+// which a top-level GET from another site still carries: without this check
+// a sender could make Bob's browser download the sender's own file
+// (Invoice.pdf.html) by mailing him its link.
+func crossOriginDownload(r *http.Request) bool {
+	switch r.Header.Get("Sec-Fetch-Site") {
+	case "cross-site", "same-site":
+		return true
+	}
+	return false
+}
+
 func (h *Handler) download(w http.ResponseWriter, r *http.Request, id string) {
+	if crossOriginDownload(r) {
+		h.refuse(w, r, http.StatusForbidden, "Refused", "This download was asked for by a link on another site; nothing was downloaded. Download your messages from your Incoming page.")
+		return
+	}
 	s, _ := h.session(r)
 	if s == nil {
 		h.refuse(w, r, http.StatusUnauthorized, "Not logged in", "Log in to download your messages.")

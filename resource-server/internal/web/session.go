@@ -19,8 +19,8 @@ type session struct {
 }
 
 // login is one login in progress, between the redirect to Keycloak and the
-// callback: state, nonce and the PKCE verifier stay here, never in the
-// browser.
+// callback: state, nonce and the PKCE verifier, sealed in the browser's
+// login cookie (loginSealer).
 type login struct {
 	state, nonce, verifier string
 }
@@ -79,11 +79,18 @@ func (b *bounded[T]) get(now time.Time, key string) (T, bool) {
 	return e.v, true
 }
 
-// take is get, and the entry is forgotten: single use.
-func (b *bounded[T]) take(now time.Time, key string) (T, bool) {
-	v, ok := b.get(now, key)
-	b.del(key)
-	return v, ok
+// delWhere forgets every entry whose value matches.
+func (b *bounded[T]) delWhere(match func(T) bool) int {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	n := 0
+	for k, e := range b.m {
+		if match(e.v) {
+			delete(b.m, k)
+			n++
+		}
+	}
+	return n
 }
 
 func (b *bounded[T]) del(key string) {

@@ -9,8 +9,10 @@
 // session: the page applies exactly the API's checks (token, client, owner)
 // and shows their refusals with their status. What the page adds is the
 // login (ID token verified by rpt.Verifier.IDToken, access token by the
-// reader check), the session (server-side, bounded, ending with the token,
-// in a Secure, HttpOnly, SameSite cookie) and a CSRF token on every form.
+// reader check; the login in progress sealed in its cookie, nothing kept on
+// the server until it comes back), the session (server-side, bounded, one
+// per user, ending with the token, in a Secure, HttpOnly, SameSite cookie)
+// and a CSRF token on every form.
 package web
 
 import (
@@ -51,7 +53,6 @@ const (
 // Bounds.
 const (
 	DefaultMaxSessions = 10000
-	DefaultMaxLogins   = 1000
 	// DefaultMaxSessionAge caps a session whatever the token's lifetime.
 	DefaultMaxSessionAge = time.Hour
 	// LoginTimeout: how long a login may stay at Keycloak.
@@ -91,16 +92,16 @@ type Config struct {
 	Logger     *slog.Logger
 	// Now is the clock; default time.Now.
 	Now func() time.Time
-	// MaxSessions, MaxLogins, MaxSessionAge: defaults above.
-	MaxSessions, MaxLogins int
-	MaxSessionAge          time.Duration
+	// MaxSessions, MaxSessionAge: defaults above.
+	MaxSessions   int
+	MaxSessionAge time.Duration
 }
 
 // Handler serves the page under Prefix.
 type Handler struct {
 	cfg      Config
 	sessions *bounded[*session]
-	logins   *bounded[login]
+	logins   *loginSealer
 	csp      string
 	origin   string // PublicURL's origin, which a POST's Origin must be
 }
@@ -145,16 +146,17 @@ func New(cfg Config) (*Handler, error) {
 	if cfg.MaxSessions <= 0 {
 		cfg.MaxSessions = DefaultMaxSessions
 	}
-	if cfg.MaxLogins <= 0 {
-		cfg.MaxLogins = DefaultMaxLogins
-	}
 	if cfg.MaxSessionAge <= 0 {
 		cfg.MaxSessionAge = DefaultMaxSessionAge
 	}
 	cfg.Issuer = strings.TrimRight(cfg.Issuer, "/")
 	cfg.PublicURL = strings.TrimRight(cfg.PublicURL, "/")
+	logins, err := newLoginSealer()
+	if err != nil {
+		return nil, err
+	}
 	return &Handler{
-		cfg: cfg, sessions: newBounded[*session](cfg.MaxSessions), logins: newBounded[login](cfg.MaxLogins),
+		cfg: cfg, sessions: newBounded[*session](cfg.MaxSessions), logins: logins,
 		// No script at all; styles from our own file; forms post to the
 		// page, and the logout form's answer redirects to Keycloak (which
 		// browsers check against form-action too).
@@ -310,14 +312,9 @@ func (h *Handler) home(w http.ResponseWriter, r *http.Request) {
 func (h *Handler) login(w http.ResponseWriter, r *http.Request) {
 	now := h.cfg.Now()
 	l := login{state: randomString(24), nonce: randomString(24), verifier: pkce.NewVerifier()}
-	key, ok := h.logins.put(now, l, now.Add(LoginTimeout))
-	if !ok {
-		h.refuse(w, r, http.StatusServiceUnavailable, "Too many logins", "Too many logins are in progress; try again in a few minutes.")
-		return
-	}
 	// Lax, not Strict: the cookie must come back with Keycloak's redirect,
 	// a top-level navigation from another site.
-	h.setCookie(w, LoginCookie, key, LoginTimeout, http.SameSiteLaxMode)
+	h.setCookie(w, LoginCookie, h.logins.seal(l, now.Add(LoginTimeout)), LoginTimeout, http.SameSiteLaxMode)
 	q := url.Values{
 		"response_type":         {"code"},
 		"client_id":             {h.cfg.ClientID},
@@ -332,8 +329,8 @@ func (h *Handler) login(w http.ResponseWriter, r *http.Request) {
 	http.Redirect(w, r, h.cfg.Issuer+"/protocol/openid-connect/auth?"+q.Encode(), http.StatusSeeOther)
 }
 
-// callback checks, in order: the login this browser started (its cookie,
-// single use), the state, Keycloak's error answer, the issuer (RFC 9207),
+// callback checks, in order: the login this browser started (its sealed
+// cookie, cleared here), the state, Keycloak's error answer, the issuer (RFC 9207),
 // then exchanges the code with the PKCE verifier and verifies the ID token
 // (nonce) and the access token (the reader check), both of one user.
 func (h *Handler) callback(w http.ResponseWriter, r *http.Request) {
@@ -345,8 +342,8 @@ func (h *Handler) callback(w http.ResponseWriter, r *http.Request) {
 		h.refuse(w, r, http.StatusBadRequest, "Login refused", "This browser started no login here (or its login cookie is gone). Log in again.")
 		return
 	}
-	l, ok := h.logins.take(now, c.Value)
-	if !ok {
+	l, ok, expired := h.logins.open(c.Value, now)
+	if !ok || expired {
 		h.refuse(w, r, http.StatusBadRequest, "Login refused", "This login is unknown, was already completed or took too long. Log in again.")
 		return
 	}
@@ -404,6 +401,11 @@ func (h *Handler) callback(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s := &session{owner: id.Username, sub: id.Subject, access: tok.AccessToken, idToken: tok.IDToken, csrf: randomString(32), expires: now.Add(age)}
+	// One session per user: a new login ends the older ones, so that no
+	// user looping login and callback can fill the sessions (review F5).
+	if n := h.sessions.delWhere(func(old *session) bool { return old.sub == s.sub }); n > 0 {
+		h.cfg.Logger.Info("web: older session replaced", "owner", s.owner, "sub", s.sub, "sessions", n)
+	}
 	key, ok := h.sessions.put(now, s, s.expires)
 	if !ok {
 		h.refuse(w, r, http.StatusServiceUnavailable, "Too many sessions", "Too many people are logged in; try again later.")

@@ -332,6 +332,27 @@ func TestLoginListDownload(t *testing.T) {
 	if res := b.do("HEAD", "/web/messages/"+m.ID, nil, nil); res.StatusCode != 200 || !strings.HasPrefix(res.Header.Get("Content-Disposition"), "attachment") {
 		t.Fatalf("HEAD: %d %v", res.StatusCode, res.Header)
 	}
+	// A download a link on another site (or another host of the domain)
+	// asks for is refused, whatever the session (review F6); the page's own
+	// links, a typed URL and a client without the header still download.
+	for _, site := range []string{"cross-site", "same-site"} {
+		for _, method := range []string{"GET", "HEAD"} {
+			res := b.do(method, "/web/messages/"+m.ID, nil, map[string]string{"Sec-Fetch-Site": site})
+			body := text(res)
+			if res.StatusCode != http.StatusForbidden || res.Header.Get("Content-Disposition") != "" || strings.Contains(body, "alert(1)") {
+				t.Fatalf("%s download from %s: %d %v %q", method, site, res.StatusCode, res.Header, body)
+			}
+			if method == "GET" && !strings.Contains(body, "another site") {
+				t.Fatalf("%s download refusal: %q", site, body)
+			}
+		}
+	}
+	for _, site := range []string{"same-origin", "none"} {
+		if res := b.do("GET", "/web/messages/"+m.ID, nil, map[string]string{"Sec-Fetch-Site": site}); res.StatusCode != 200 || text(res) != "<script>alert(1)</script>" {
+			t.Fatalf("download with Sec-Fetch-Site %s: %d", site, res.StatusCode)
+		}
+	}
+
 	// Another owner's message: the API's answer, as a page.
 	wantPage(t, b.do("GET", "/web/messages/"+store.NewID(), nil, nil), 404, "no such message")
 	wantPage(t, b.do("GET", "/web/messages/a.b", nil, nil), 404)
@@ -351,8 +372,10 @@ func TestFormsNeedTheSessionsCSRFToken(t *testing.T) {
 	b := e.browser()
 	b.login(t, "bob")
 	csrf := b.csrf(t)
+	// Another user's session (a second login of bob's would end the first:
+	// one session per user).
 	other := e.browser()
-	other.login(t, "bob")
+	other.login(t, "carol")
 	for name, c := range map[string]struct {
 		form   url.Values
 		hdr    map[string]string
@@ -480,4 +503,80 @@ func TestRulesForm(t *testing.T) {
 	carol := e.browser()
 	carol.login(t, "carol")
 	wantPage(t, carol.do("GET", "/web/", nil, nil), 200, `value="anyone" checked`)
+}
+
+// TestLoginsHoldNoServerState: logins in progress live in the browser's
+// sealed cookie, so no number of unauthenticated GET /web/login refuses
+// anyone's login (review F5: a store of 1000 pending logins was filled by
+// anyone in ten minutes, and every login answered 503); a login cookie
+// changed, from another process or too old is refused, and an honest login
+// right after succeeds.
+func TestLoginsHoldNoServerState(t *testing.T) {
+	e := newEnv(t)
+	for i := 0; i < 2000; i++ {
+		res := e.browser().do("GET", "/web/login", nil, nil)
+		if res.StatusCode != http.StatusSeeOther {
+			t.Fatalf("login %d: %d %s", i, res.StatusCode, text(res))
+		}
+	}
+	b := e.browser()
+	res := b.do("GET", "/web/login", nil, nil)
+	cb := e.kc.authorize(t, res.Header.Get("Location"), "bob")
+	sealed := b.cookies[web.LoginCookie]
+	if sealed == nil || len(sealed.Value) > 1024 || !sealed.HttpOnly || !sealed.Secure {
+		t.Fatalf("login cookie %v", sealed)
+	}
+	u, _ := url.Parse(cb)
+	if strings.Contains(sealed.Value, u.Query().Get("state")) {
+		t.Fatal("the login cookie shows the state in clear")
+	}
+	// A bit flipped anywhere in the cookie: refused, no session.
+	raw := []byte(sealed.Value)
+	for _, i := range []int{0, len(raw) / 2, len(raw) - 1} {
+		changed := append([]byte(nil), raw...)
+		changed[i] ^= 1
+		if changed[i] == '.' || changed[i] == '/' {
+			changed[i] = 'A'
+		}
+		c := e.browser()
+		c.cookies[web.LoginCookie] = &http.Cookie{Name: web.LoginCookie, Value: string(changed)}
+		wantPage(t, c.do("GET", cb, nil, nil), 400, "Log in again")
+		if c.cookies[web.SessionCookie] != nil {
+			t.Fatal("a changed login cookie gave a session")
+		}
+	}
+	// Sealed by another process (another page, another key).
+	other := newEnv(t)
+	ob := other.browser()
+	ores := ob.do("GET", "/web/login", nil, nil)
+	ocb := other.kc.authorize(t, ores.Header.Get("Location"), "bob")
+	c := e.browser()
+	c.cookies[web.LoginCookie] = ob.cookies[web.LoginCookie]
+	wantPage(t, c.do("GET", ocb, nil, nil), 400, "Log in again")
+	// Too old: the time is sealed in.
+	e.advance(web.LoginTimeout + time.Second)
+	wantPage(t, b.do("GET", cb, nil, nil), 400, "took too long")
+	// An honest login right after.
+	b = e.browser()
+	b.login(t, "bob")
+	wantPage(t, b.do("GET", "/web/", nil, nil), 200, "Your Incoming is empty")
+}
+
+// TestOneSessionPerUser: a new login of a user ends that user's older
+// session, so a user looping login and callback holds one session, not
+// thousands (review F5); other users' sessions stay.
+func TestOneSessionPerUser(t *testing.T) {
+	e := newEnv(t)
+	carol := e.browser()
+	carol.login(t, "carol")
+	first := e.browser()
+	first.login(t, "bob")
+	for i := 0; i < 20; i++ {
+		e.browser().login(t, "bob")
+	}
+	last := e.browser()
+	last.login(t, "bob")
+	wantPage(t, first.do("GET", "/web/", nil, nil), 200, `href="/web/login"`)
+	wantPage(t, last.do("GET", "/web/", nil, nil), 200, "Incoming of <span id=\"owner\">bob</span>")
+	wantPage(t, carol.do("GET", "/web/", nil, nil), 200, "Incoming of <span id=\"owner\">carol</span>")
 }

@@ -1,18 +1,31 @@
 package dev.umawide.keycloak.registration;
 
 import java.util.HashMap;
+import java.util.Iterator;
 import java.util.List;
 import java.util.Map;
+import java.util.Set;
+import java.util.TreeSet;
 import java.util.UUID;
 
+import com.fasterxml.jackson.databind.JsonNode;
 import org.keycloak.representations.idm.ClientRepresentation;
+import org.keycloak.representations.oidc.OIDCClientRepresentation;
+import org.keycloak.util.JsonSerialization;
 
 /**
  * What an anonymous dynamic client registration (RFC 7591) at an organisation's authorization
  * server may ask for: the uma-ticket grant with a client secret, nothing else. The checks are pure
  * (no session), so the unit tests cover each refusal; {@link UmaTicketOnlyPolicy} applies them.
  *
- * <p>They read the request as sent ({@code grant_types}, {@code response_types}) and the client
+ * <p>The request as sent may carry only the fields the umawide client sends ({@link #REQUEST_FIELDS});
+ * any other non-empty field is refused by its name. An allowlist rather than a list of refused
+ * fields: Keycloak maps much of RFC 7591 into the client, and some of it makes Keycloak fetch a URL
+ * the registrant chose ({@code sector_identifier_uri} at registration, {@code request_uris} at the
+ * authorization endpoint, {@code jwks_uri}, the logout URIs) or redirect to it
+ * ({@code post_logout_redirect_uris}); a field a later Keycloak adds is refused too.
+ *
+ * <p>They then read {@code grant_types} and {@code response_types} as sent, and the client
  * representation Keycloak derived from it. The derived flags alone cannot tell what was asked:
  * Keycloak's converter ({@code DescriptionConverter.toInternal}) turns the standard flow on for
  * {@code response_types ["none"]} in 26.5, and for an absent {@code response_types} in earlier
@@ -38,13 +51,28 @@ final class RegistrationRules {
     static final String UMA_TICKET = "urn:ietf:params:oauth:grant-type:uma-ticket";
 
     /**
-     * The first reason to refuse a registration, or null when it asks only for what is allowed:
-     * {@code grantTypes} and {@code responseTypes} as requested, {@code rep} as Keycloak derived it.
+     * The request fields (RFC 7591 names) a registration may carry: what the umawide client sends
+     * (rqp-client/rqp/register.go, internal/uma.ClientRegistrationRequest).
      */
-    static String refusal(List<String> grantTypes, List<String> responseTypes, ClientRepresentation rep) {
-        if (rep == null) {
+    static final Set<String> REQUEST_FIELDS = Set.of("client_name", "grant_types", "response_types", "token_endpoint_auth_method");
+
+    /** A request with nothing in it, as JSON: a field equal to its value here was not asked for. */
+    private static final JsonNode EMPTY_REQUEST = JsonSerialization.mapper.valueToTree(new OIDCClientRepresentation());
+
+    /**
+     * The first reason to refuse a registration, or null when it asks only for what is allowed:
+     * {@code request} as sent, {@code rep} as Keycloak derived it.
+     */
+    static String refusal(OIDCClientRepresentation request, ClientRepresentation rep) {
+        if (request == null || rep == null) {
             return "no client metadata";
         }
+        String field = unexpectedField(request);
+        if (field != null) {
+            return field + " is not accepted: a registration may carry only " + new TreeSet<>(REQUEST_FIELDS);
+        }
+        List<String> grantTypes = request.getGrantTypes();
+        List<String> responseTypes = request.getResponseTypes();
         if (grantTypes == null || !grantTypes.equals(List.of(UMA_TICKET))) {
             return "grant_types must be exactly [\"" + UMA_TICKET + "\"]: no other grant is offered";
         }
@@ -96,6 +124,33 @@ final class RegistrationRules {
     }
 
     /**
+     * The RFC 7591 name of the first field of {@code request} outside {@link #REQUEST_FIELDS} that
+     * carries something (not null, not an empty string, list or object, not its default), or null.
+     * The request is read as JSON through Keycloak's own mapper, so the names are those on the wire.
+     */
+    static String unexpectedField(OIDCClientRepresentation request) {
+        JsonNode asked = JsonSerialization.mapper.valueToTree(request);
+        for (Iterator<Map.Entry<String, JsonNode>> it = asked.fields(); it.hasNext();) {
+            Map.Entry<String, JsonNode> e = it.next();
+            if (REQUEST_FIELDS.contains(e.getKey()) || empty(e.getValue()) || e.getValue().equals(EMPTY_REQUEST.get(e.getKey()))) {
+                continue;
+            }
+            return e.getKey();
+        }
+        return null;
+    }
+
+    private static boolean empty(JsonNode v) {
+        if (v == null || v.isNull() || v.isMissingNode()) {
+            return true;
+        }
+        if (v.isTextual()) {
+            return v.textValue().isEmpty();
+        }
+        return v.isContainerNode() && v.size() == 0;
+    }
+
+    /**
      * Turns an accepted request into what is created: a confidential client with a service account
      * (Keycloak runs an uma-ticket grant without a bearer token through its client-credentials code,
      * which needs one) and every other flow off, no refresh tokens, no full scope, marked as a
@@ -115,7 +170,19 @@ final class RegistrationRules {
         rep.setAuthorizationServicesEnabled(false);
         rep.setWebOrigins(List.of());
         rep.setRedirectUris(List.of());
+        rep.setBaseUrl(null);
+        rep.setRootUrl(null);
+        rep.setAdminUrl(null);
         Map<String, String> attrs = rep.getAttributes() == null ? new HashMap<>() : new HashMap<>(rep.getAttributes());
+        // Whatever a Keycloak version derives from the request, nothing that makes Keycloak fetch or
+        // redirect to a URL of the registrant's, nor keys of its own, stays (the allowlist of
+        // refusal() already keeps them out of the request).
+        for (String url : URL_ATTRIBUTES) {
+            attrs.remove(url);
+        }
+        attrs.put("use.jwks.url", "false");
+        attrs.put("use.jwks.string", "false");
+        attrs.put("oauth2.jwt.authorization.grant.enabled", "false");
         attrs.put("use.refresh.tokens", "false");
         attrs.put("client_credentials.use_refresh_token", "false");
         attrs.put("oauth2.device.authorization.grant.enabled", "false");
@@ -124,6 +191,11 @@ final class RegistrationRules {
         attrs.put(MARKER, MARKER_VALUE);
         rep.setAttributes(attrs);
     }
+
+    /** Client attributes holding URLs or keys of the registrant's (OIDCConfigAttributes, CibaConfig, Keycloak 26). */
+    static final List<String> URL_ATTRIBUTES = List.of("request.uris", "post.logout.redirect.uris",
+            "frontchannel.logout.url", "backchannel.logout.url", "jwks.url", "jwks.string", "logoUri", "tosUri",
+            "policyUri", "sectorIdentifierUri", "ciba.backchannel.client.notification.endpoint");
 
     /** The registration's expiry (epoch seconds) from its attributes; 0 when unreadable (treated as expired). */
     static long expiry(Map<String, String> attributes) {

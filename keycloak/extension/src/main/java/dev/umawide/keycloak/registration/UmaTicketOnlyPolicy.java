@@ -64,7 +64,7 @@ final class UmaTicketOnlyPolicy implements ClientRegistrationPolicy {
         if (request == null) {
             throw new ClientRegistrationPolicyException("the registration request cannot be read on this Keycloak version");
         }
-        String refusal = RegistrationRules.refusal(request.getGrantTypes(), request.getResponseTypes(), context.getClient());
+        String refusal = RegistrationRules.refusal(request, context.getClient());
         if (refusal != null) {
             throw new ClientRegistrationPolicyException(refusal);
         }
