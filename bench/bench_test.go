@@ -161,6 +161,42 @@ umawide_claims_token_policy_seconds_sum{outcome="deny"} 0.001
 	}
 }
 
+func TestPolicyP50(t *testing.T) {
+	before := parseMetrics([]byte(`umawide_claims_token_policy_seconds_bucket{outcome="grant",le="1.0E-4"} 1.0
+umawide_claims_token_policy_seconds_bucket{outcome="grant",le="2.0E-4"} 1.0
+umawide_claims_token_policy_seconds_bucket{outcome="grant",le="3.0E-4"} 2.0
+umawide_claims_token_policy_seconds_bucket{outcome="grant",le="+Inf"} 2.0
+`))
+	// 100 grants more: 10 up to 0.1 ms, 30 in (0.1, 0.2], 40 in (0.2, 0.3], 20 above.
+	after := parseMetrics([]byte(`umawide_claims_token_policy_seconds_bucket{outcome="grant",le="1.0E-4"} 11.0
+umawide_claims_token_policy_seconds_bucket{outcome="grant",le="2.0E-4"} 41.0
+umawide_claims_token_policy_seconds_bucket{outcome="grant",le="3.0E-4"} 82.0
+umawide_claims_token_policy_seconds_bucket{outcome="grant",le="+Inf"} 102.0
+umawide_claims_token_policy_seconds_bucket{outcome="deny",le="+Inf"} 3.0
+`))
+	var d kcDelta
+	d.add(before, after)
+	// The 50th of 100 lies 10 into the 40 of (0.2, 0.3]: 0.2 + 0.1 * 10/40 ms.
+	if p := d.policyP50Ms("grant"); p != 0.225 {
+		t.Fatalf("p50 %v", p)
+	}
+	// Above the last finite bound: that bound.
+	if p := d.policyP50Ms("deny"); p != 0 {
+		t.Fatalf("deny p50 %v (a lone +Inf bucket has no bound below it)", p)
+	}
+	var slow kcDelta
+	slow.add(series{}, parseMetrics([]byte(`umawide_claims_token_policy_seconds_bucket{outcome="grant",le="0.05"} 1.0
+umawide_claims_token_policy_seconds_bucket{outcome="grant",le="+Inf"} 9.0
+`)))
+	if p := slow.policyP50Ms("grant"); p != 50 {
+		t.Fatalf("slow p50 %v", p)
+	}
+	var none kcDelta
+	if p := none.policyP50Ms("grant"); p != 0 {
+		t.Fatalf("no histogram: %v", p)
+	}
+}
+
 func TestParseGoAllocs(t *testing.T) {
 	b, n, ok := parseGoAllocs([]byte("# HELP go_memstats_alloc_bytes_total x\ngo_memstats_alloc_bytes_total 1.5e+06\ngo_memstats_mallocs_total 2000\ngo_memstats_frees_total 10\n"))
 	if !ok || b != 1.5e6 || n != 2000 {

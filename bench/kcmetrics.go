@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"io"
+	"math"
 	"net/http"
 	"regexp"
 	"sort"
@@ -60,6 +61,7 @@ func parseMetrics(data []byte) series {
 			!strings.HasPrefix(line, "http_server_requests_seconds_sum{") &&
 			!strings.HasPrefix(line, policyMetric+"_count{") &&
 			!strings.HasPrefix(line, policyMetric+"_sum{") &&
+			!strings.HasPrefix(line, policyMetric+"_bucket{") &&
 			!strings.HasPrefix(line, "jvm_gc_pause_seconds_sum") {
 			continue
 		}
@@ -107,6 +109,47 @@ type kcDelta struct {
 	gcSeconds  float64
 	// the policy's evaluations and their own time, by outcome
 	policyN, policySeconds map[string]float64
+	// the policy's histogram: evaluations of at most le seconds, by
+	// outcome and le (cumulative, as Prometheus writes it)
+	policyLE map[string]map[float64]float64
+}
+
+// policyP50Ms is the median of the policy's own time per evaluation with
+// that outcome, in ms, interpolated linearly within the histogram bucket
+// that holds it (the extension's buckets are 50-250 µs wide where the
+// target lies); 0 without a histogram. A median above the last finite
+// bucket is reported as that bucket's bound.
+func (d *kcDelta) policyP50Ms(outcome string) float64 {
+	buckets := d.policyLE[outcome]
+	if len(buckets) == 0 {
+		return 0
+	}
+	les := make([]float64, 0, len(buckets))
+	for le := range buckets {
+		les = append(les, le)
+	}
+	sort.Float64s(les)
+	total := buckets[les[len(les)-1]] // +Inf: every evaluation
+	if total <= 0 {
+		return 0
+	}
+	half := total / 2
+	prevLE, prevN := 0.0, 0.0
+	for _, le := range les {
+		n := buckets[le]
+		if n >= half {
+			if math.IsInf(le, 1) {
+				return round3(1000 * prevLE)
+			}
+			frac := 0.0
+			if n > prevN {
+				frac = (half - prevN) / (n - prevN)
+			}
+			return round3(1000 * (prevLE + frac*(le-prevLE)))
+		}
+		prevLE, prevN = le, n
+	}
+	return 0
 }
 
 // policyMs is the policy's mean own time per evaluation with that outcome,
@@ -126,6 +169,7 @@ func (d *kcDelta) add(before, after series) {
 	if d.count == nil {
 		d.count, d.sum = map[string]float64{}, map[string]float64{}
 		d.policyN, d.policySeconds = map[string]float64{}, map[string]float64{}
+		d.policyLE = map[string]map[float64]float64{}
 	}
 	for id, a := range after {
 		diff := a - before[id]
@@ -139,6 +183,16 @@ func (d *kcDelta) add(before, after series) {
 			d.policyN[labels(id)["outcome"]] += diff
 		case strings.HasPrefix(id, policyMetric+"_sum{"):
 			d.policySeconds[labels(id)["outcome"]] += diff
+		case strings.HasPrefix(id, policyMetric+"_bucket{"):
+			l := labels(id)
+			le, err := strconv.ParseFloat(l["le"], 64) // "+Inf" parses as +Inf
+			if err != nil {
+				continue
+			}
+			if d.policyLE[l["outcome"]] == nil {
+				d.policyLE[l["outcome"]] = map[float64]float64{}
+			}
+			d.policyLE[l["outcome"]][le] += diff
 		case strings.HasPrefix(id, "http_server_requests_seconds_"):
 			l := labels(id)
 			key := l["method"] + " " + l["uri"] + " " + l["status"]

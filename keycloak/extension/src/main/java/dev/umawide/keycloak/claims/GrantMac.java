@@ -44,12 +44,40 @@ final class GrantMac {
             field(in, claims.getOrDefault(name, ""));
         }
         try {
-            Mac mac = Mac.getInstance("HmacSHA256");
+            Mac mac = newMac();
             mac.init(new SecretKeySpec(key.getBytes(StandardCharsets.UTF_8), "HmacSHA256"));
             return Base64Url.encodeNoPad(mac.doFinal(in.toString().getBytes(StandardCharsets.UTF_8)));
         } catch (GeneralSecurityException e) {
             throw new IllegalStateException("HmacSHA256 unavailable", e);
         }
+    }
+
+    /**
+     * A Mac whose provider is chosen already (JCA picks it on the first init, by creating
+     * candidates reflectively): each grant clones it and sets its own key, instead of a provider
+     * search per grant. The throwaway key is zeros; no secret is kept here.
+     */
+    private static final Mac PROTOTYPE = prototype();
+
+    private static Mac prototype() {
+        try {
+            Mac m = Mac.getInstance("HmacSHA256");
+            m.init(new SecretKeySpec(new byte[32], "HmacSHA256"));
+            return m;
+        } catch (GeneralSecurityException | RuntimeException e) {
+            return null;
+        }
+    }
+
+    private static Mac newMac() throws GeneralSecurityException {
+        if (PROTOTYPE != null) {
+            try {
+                return (Mac) PROTOTYPE.clone();
+            } catch (CloneNotSupportedException e) {
+                // that provider's Mac cannot be cloned: a new one per call
+            }
+        }
+        return Mac.getInstance("HmacSHA256");
     }
 
     private static void field(StringBuilder in, String value) {

@@ -190,6 +190,16 @@ class ClaimsTokenPolicyProviderTest {
             assertEquals(1, grant.count());
             assertEquals(2, deny.count());
             assertTrue(grant.totalTime(java.util.concurrent.TimeUnit.NANOSECONDS) > 0);
+            // The histogram make bench takes the median from: every bucket, cumulative, the grant in one of them.
+            io.micrometer.core.instrument.distribution.CountAtBucket[] buckets = grant.takeSnapshot().histogramCounts();
+            assertEquals(PolicyMetrics.BUCKETS.length, buckets.length);
+            assertEquals(PolicyMetrics.BUCKETS[0].toNanos(), (long) buckets[0].bucket(java.util.concurrent.TimeUnit.NANOSECONDS));
+            double last = 0;
+            for (io.micrometer.core.instrument.distribution.CountAtBucket b : buckets) {
+                assertTrue(b.count() >= last, "cumulative");
+                last = b.count();
+            }
+            assertTrue(last <= 1);
         } finally {
             io.micrometer.core.instrument.Metrics.removeRegistry(registry);
         }

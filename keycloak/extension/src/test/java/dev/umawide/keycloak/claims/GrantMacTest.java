@@ -30,6 +30,14 @@ class GrantMacTest {
     }
 
     @Test
+    void eachCallHasItsOwnKey() {
+        // Each call clones one prepared Mac: no key of one call leaks into the next.
+        String first = GrantMac.compute("resource-server-secret", "res-1", vector());
+        assertNotEquals(first, GrantMac.compute("another-secret", "res-1", vector()));
+        assertEquals(first, GrantMac.compute("resource-server-secret", "res-1", vector()));
+    }
+
+    @Test
     void everyFieldCounts() {
         String base = GrantMac.compute("k", "res-1", vector());
         assertNotEquals(base, GrantMac.compute("k2", "res-1", vector()));

@@ -180,6 +180,67 @@ class JwsAlgorithmTest {
         assertTrue(JwsAlgorithm.nativeKeysCached() <= JwsAlgorithm.MAX_NATIVE_KEYS);
     }
 
+    /** ES256/384/512 with BouncyCastle ("BC") go to {@link BcEcdsa}: the same answers as JCA, key kept once. */
+    @ParameterizedTest
+    @ValueSource(strings = {"ES256:secp256r1", "ES384:secp384r1", "ES512:secp521r1"})
+    void bouncyCastleDirectlyVerifiesAsJcaDoes(String spec) throws Exception {
+        assertTrue(BcEcdsa.AVAILABLE, "bcprov is on the test class path, as in Keycloak");
+        java.security.Provider bc = new org.bouncycastle.jce.provider.BouncyCastleProvider();
+        String name = spec.split(":")[0];
+        JwsAlgorithm alg = JwsAlgorithm.byName(name);
+        KeyPair kp = TestKeys.ec(spec.split(":")[1]);
+        Jwk key = jwk(kp, "k");
+        CompactJws j = signed(name, kp);
+        int n = j.signature().length / 2;
+        String digest = "SHA-" + name.substring(2);
+        assertEquals(Boolean.TRUE, BcEcdsa.verify(key.publicKey(), spec.split(":")[1], digest, n, j.signingInput(), j.signature()));
+        int cached = BcEcdsa.keysCached();
+        assertTrue(alg.verify(key, j.signingInput(), j.signature(), bc));
+        assertEquals(cached, BcEcdsa.keysCached(), "the key is converted once, then kept");
+        assertTrue(alg.verify(key, j.signingInput(), j.signature()), "JCA (the default providers) agrees");
+
+        byte[] input = j.signingInput().clone();
+        input[input.length - 1] ^= 1;
+        assertFalse(alg.verify(key, input, j.signature(), bc), "tampered payload");
+        for (int i : new int[] {0, n - 1, n, 2 * n - 1}) {
+            byte[] sig = j.signature().clone();
+            sig[i] ^= 1;
+            assertFalse(alg.verify(key, j.signingInput(), sig, bc), "tampered signature byte " + i);
+        }
+        assertFalse(alg.verify(key, j.signingInput(), Arrays.copyOf(j.signature(), 2 * n - 1), bc), "short signature");
+        assertFalse(alg.verify(jwk(TestKeys.ec(spec.split(":")[1]), "k"), j.signingInput(), j.signature(), bc), "another key");
+        // r or s zero, or not below the group order (all ones is above it): refused, as JCA refuses them.
+        byte[] zeroR = j.signature().clone();
+        Arrays.fill(zeroR, 0, n, (byte) 0);
+        assertFalse(alg.verify(key, j.signingInput(), zeroR, bc), "r = 0");
+        byte[] zeroS = j.signature().clone();
+        Arrays.fill(zeroS, n, 2 * n, (byte) 0);
+        assertFalse(alg.verify(key, j.signingInput(), zeroS, bc), "s = 0");
+        byte[] bigS = j.signature().clone();
+        Arrays.fill(bigS, n, 2 * n, (byte) 0xff);
+        assertFalse(alg.verify(key, j.signingInput(), bigS, bc), "s >= n");
+        // The signature (r, n - s) verifies for ECDSA too (JCA accepts it alike): not a bypass, the same maths.
+        java.math.BigInteger order = org.bouncycastle.crypto.ec.CustomNamedCurves.getByName(spec.split(":")[1]).getN();
+        java.math.BigInteger s = new java.math.BigInteger(1, Arrays.copyOfRange(j.signature(), n, 2 * n));
+        byte[] negated = j.signature().clone();
+        System.arraycopy(TestKeys.unsigned(order.subtract(s), n), 0, negated, n, n);
+        assertEquals(alg.verify(key, j.signingInput(), negated), alg.verify(key, j.signingInput(), negated, bc));
+    }
+
+    @Test
+    void bouncyCastleFipsIsNotBypassed() throws Exception {
+        // A provider named BCFIPS (Keycloak in FIPS mode) gets JCA, never BcEcdsa.
+        java.security.Provider fips = new java.security.Provider("BCFIPS", "0", "stand-in") {
+            private static final long serialVersionUID = 1L;
+        };
+        KeyPair kp = TestKeys.ec("secp256r1");
+        Jwk key = jwk(kp, "k");
+        CompactJws j = signed("ES256", kp);
+        int cached = BcEcdsa.keysCached();
+        assertTrue(JwsAlgorithm.ES256.verify(key, j.signingInput(), j.signature(), fips));
+        assertEquals(cached, BcEcdsa.keysCached(), "not through BcEcdsa");
+    }
+
     @Test
     void aProviderThatCannotDoItFallsBackToTheDefaults() throws Exception {
         java.security.Provider rsaOnly = java.security.Security.getProvider("SunRsaSign");

@@ -28,6 +28,11 @@ class SmallPartsTest {
         assertNull(Base64Url.decodeNoPad("aGk/"));
         assertNull(Base64Url.decodeNoPad("aGk="));
         assertNull(Base64Url.decodeNoPad("aGk "));
+        assertNull(Base64Url.decodeNoPad("a+k_"), "the other alphabet");
+        assertNull(Base64Url.decodeNoPad("a=k_"), "padding inside");
+        assertNull(Base64Url.decodeNoPad("aGk\n"));
+        assertNull(Base64Url.decodeNoPad("aGk\u00e9"));
+        assertNull(Base64Url.decodeNoPad("aGk_\u0000"));
         assertNull(Base64Url.decodeNoPad("a"));
         assertArrayEquals(new byte[0], Base64Url.decodeNoPad(""));
     }
