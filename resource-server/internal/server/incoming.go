@@ -369,7 +369,7 @@ func (s *Server) receive(c *gin.Context, r *http.Request, body *store.Body, boun
 	rc := http.NewResponseController(c.Writer)
 	buf := make([]byte, min(bound+1, copyBufferSize))
 	src := s.progress(io.LimitReader(r.Body, bound+1), rc)
-	if _, err := io.CopyBuffer(body, src, buf); err != nil {
+	if _, err := body.Receive(src, buf); err != nil {
 		if src.err == nil {
 			// The store failed, not the client.
 			s.cfg.Logger.Error("storing a body", "err", err)

@@ -49,6 +49,17 @@ type spill interface {
 	discard() error
 }
 
+// lender is a spill that lends its write buffer, so that Receive reads from
+// the connection straight into what goes to the disk: no copy in between.
+type lender interface {
+	// buf is the unfilled rest of the current buffer, never empty; it may
+	// wait for the backend to give a buffer back.
+	buf() ([]byte, error)
+	// filled says that the first n bytes of what buf returned now hold
+	// content.
+	filled(n int) error
+}
+
 // ErrBodyUsed is returned for a write to a Body already inserted or discarded.
 var ErrBodyUsed = errors.New("store: body already inserted or discarded")
 
@@ -85,6 +96,60 @@ func (b *Body) Write(p []byte) (int, error) {
 	b.h.Write(p[:n])
 	b.n += int64(n)
 	return n, err
+}
+
+// Receive reads r to its end into the body, as io.Copy(b, r) would, and
+// hashes each read as it comes (while the bytes are still in the CPU's
+// cache). buf is for the start of the body; once it spilled to a backend
+// that lends its buffers (the SQLite content file), reads go straight into
+// them. An error of r is returned as it is, one of storage wrapped as
+// Write's.
+func (b *Body) Receive(r io.Reader, buf []byte) (int64, error) {
+	if len(buf) == 0 {
+		buf = make([]byte, 32<<10)
+	}
+	var total int64
+	for {
+		if b.done {
+			return total, ErrBodyUsed
+		}
+		if l, ok := b.sp.(lender); ok {
+			p, err := l.buf()
+			if err != nil {
+				return total, fmt.Errorf("store: write content: %w", err)
+			}
+			n, rerr := r.Read(p)
+			if n > 0 {
+				b.h.Write(p[:n])
+				b.n += int64(n)
+				total += int64(n)
+				if err := l.filled(n); err != nil {
+					return total, fmt.Errorf("store: write content: %w", err)
+				}
+			}
+			if rerr == io.EOF {
+				return total, nil
+			}
+			if rerr != nil {
+				return total, rerr
+			}
+			continue
+		}
+		n, rerr := r.Read(buf)
+		if n > 0 {
+			w, err := b.Write(buf[:n])
+			total += int64(w)
+			if err != nil {
+				return total, err
+			}
+		}
+		if rerr == io.EOF {
+			return total, nil
+		}
+		if rerr != nil {
+			return total, rerr
+		}
+	}
 }
 
 // Size is the number of bytes written.
