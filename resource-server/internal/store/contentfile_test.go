@@ -10,6 +10,8 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -92,20 +94,23 @@ func TestContentFileDirect(t *testing.T) {
 		t.Skipf("the test directory's filesystem refuses O_DIRECT (%v); TestContentFileFallback covers that", perr)
 	}
 	var directWrites int
-	writeFile = func(f *os.File, p []byte) (int, error) {
+	var mu sync.Mutex
+	writeFile = func(f *os.File, p []byte, off int64) (int, error) {
 		flags, err := unix.FcntlInt(f.Fd(), unix.F_GETFL, 0)
 		if err != nil {
 			t.Error(err)
 		}
 		if flags&unix.O_DIRECT != 0 {
+			mu.Lock()
 			directWrites++
-			if len(p)%directAlign != 0 {
-				t.Errorf("an O_DIRECT write of %d bytes", len(p))
+			mu.Unlock()
+			if len(p)%directAlign != 0 || off%directAlign != 0 {
+				t.Errorf("an O_DIRECT write of %d bytes at %d", len(p), off)
 			}
 		}
-		return f.Write(p)
+		return f.WriteAt(p, off)
 	}
-	defer func() { writeFile = (*os.File).Write }()
+	defer func() { writeFile = (*os.File).WriteAt }()
 	for _, n := range contentSizes {
 		directWrites = 0
 		receiveInsert(t, s, bigBody(n))
@@ -145,17 +150,20 @@ func TestContentFileFallback(t *testing.T) {
 		}
 	})
 	t.Run("refused at a write", func(t *testing.T) {
+		var mu sync.Mutex
 		var refused, after int
 		setDirect = func(f *os.File, on bool) error { return nil }
-		writeFile = func(f *os.File, p []byte) (int, error) {
+		writeFile = func(f *os.File, p []byte, off int64) (int, error) {
+			mu.Lock()
+			defer mu.Unlock()
 			if refused == 0 {
 				refused++
 				return 0, &os.PathError{Op: "write", Path: f.Name(), Err: syscall.EINVAL}
 			}
 			after++
-			return f.Write(p)
+			return f.WriteAt(p, off)
 		}
-		defer func() { setDirect, writeFile = setDirectIO, (*os.File).Write }()
+		defer func() { setDirect, writeFile = setDirectIO, (*os.File).WriteAt }()
 		s := openTestSQLite(t)
 		if sp := receiveInsert(t, s, bigBody(spillBufferSize*3+5)); sp.direct || refused != 1 || after < 4 {
 			t.Fatalf("after a refused direct write: direct %v, refused %d, writes after %d", sp.direct, refused, after)
@@ -169,14 +177,15 @@ func TestContentFileFallback(t *testing.T) {
 func TestContentFileWriteError(t *testing.T) {
 	s := openTestSQLite(t)
 	ctx := context.Background()
-	failing := true
-	writeFile = func(f *os.File, p []byte) (int, error) {
-		if failing {
+	var failing atomic.Bool
+	failing.Store(true)
+	writeFile = func(f *os.File, p []byte, off int64) (int, error) {
+		if failing.Load() {
 			return 0, &os.PathError{Op: "write", Path: f.Name(), Err: syscall.EIO}
 		}
-		return f.Write(p)
+		return f.WriteAt(p, off)
 	}
-	defer func() { writeFile = (*os.File).Write }()
+	defer func() { writeFile = (*os.File).WriteAt }()
 
 	body := bigBody(spillBufferSize*(spillBuffers+3) + 1)
 	b := s.NewBody(ctx)
@@ -213,7 +222,7 @@ func TestContentFileWriteError(t *testing.T) {
 		t.Fatal("a failed write spent the grant")
 	}
 
-	failing = false
+	failing.Store(false)
 	b, _ = BodyOf(ctx, s, small)
 	if err := s.Insert(ctx, m, b, used, 0); err != nil {
 		t.Fatalf("the retry: %v", err)
@@ -254,10 +263,8 @@ func TestContentFileNoLeak(t *testing.T) {
 		}
 	}
 	for i, sp := range spills {
-		select {
-		case <-sp.done:
-		default:
-			t.Fatalf("body %d: the writer goroutine still runs after Discard or Insert", i)
+		if n := sp.running.Load(); n != 0 {
+			t.Fatalf("body %d: %d writer goroutines still run after Discard or Insert", i, n)
 		}
 		if _, err := os.Stat(sp.name); !errors.Is(err, os.ErrNotExist) {
 			t.Fatalf("body %d: temporary file %s: %v", i, sp.name, err)
@@ -266,8 +273,8 @@ func TestContentFileNoLeak(t *testing.T) {
 	if n := contentObjects(t, s); n != len(bodies)/2 {
 		t.Fatalf("%d content files, want %d (the inserted ones)", n, len(bodies)/2)
 	}
-	// The writers have returned (done is closed by their last deferred
-	// call); let the scheduler retire them before counting.
+	// The writers have returned (running counts down in their last
+	// deferred call); let the scheduler retire them before counting.
 	n := runtime.NumGoroutine()
 	for i := 0; i < 1000 && n > base; i++ {
 		runtime.Gosched()
