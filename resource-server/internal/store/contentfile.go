@@ -89,8 +89,8 @@ type fileSpill struct {
 	fill int
 	off  int64 // where cur goes in the file
 
-	full    chan chunk    // to the writers; capacity spillBuffers, so never blocks
-	free    chan []byte   // from the writers; spillBuffers buffers in all
+	full    chan chunk  // to the writers; capacity spillBuffers, so never blocks
+	free    chan []byte // from the writers; spillBuffers buffers in all
 	wg      sync.WaitGroup
 	running atomic.Int32 // writer goroutines not yet returned (tests)
 	shut    bool         // full is closed
