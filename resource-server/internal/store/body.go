@@ -37,6 +37,8 @@ type Body struct {
 	// InlineMax; nil while the body is inline.
 	sp       spill
 	newSpill func() (spill, error)
+	// spillHashes: sp hashes what it is given into h (hashingSpill).
+	spillHashes bool
 	// done: inserted or discarded; the Body may not be used again.
 	done bool
 }
@@ -60,6 +62,15 @@ type lender interface {
 	filled(n int) error
 }
 
+// hashingSpill is a spill that hashes what it is given from now on into h,
+// on a goroutine of its own (the SQLite content file: on two cores the
+// request's goroutine then only receives). syncHash waits until every byte
+// given so far is in h.
+type hashingSpill interface {
+	hashInto(h hash.Hash)
+	syncHash()
+}
+
 // ErrBodyUsed is returned for a write to a Body already inserted or discarded.
 var ErrBodyUsed = errors.New("store: body already inserted or discarded")
 
@@ -81,6 +92,11 @@ func (b *Body) Write(p []byte) (int, error) {
 		if _, err := sp.Write(b.inline.Bytes()); err != nil {
 			return 0, fmt.Errorf("store: write content: %w", err)
 		}
+		if hs, ok := sp.(hashingSpill); ok {
+			// The inline bytes are hashed; the spill hashes the rest.
+			hs.hashInto(b.h)
+			b.spillHashes = true
+		}
 		b.inline = bytes.Buffer{}
 	}
 	var err error
@@ -93,16 +109,17 @@ func (b *Body) Write(p []byte) (int, error) {
 	} else {
 		n, _ = b.inline.Write(p)
 	}
-	b.h.Write(p[:n])
+	if !b.spillHashes {
+		b.h.Write(p[:n])
+	}
 	b.n += int64(n)
 	return n, err
 }
 
-// Receive reads r to its end into the body, as io.Copy(b, r) would, and
-// hashes each read as it comes (while the bytes are still in the CPU's
-// cache). buf is for the start of the body; once it spilled to a backend
-// that lends its buffers (the SQLite content file), reads go straight into
-// them. An error of r is returned as it is, one of storage wrapped as
+// Receive reads r to its end into the body, as io.Copy(b, r) would, hashing
+// it on the way (here, or in the spill's goroutine). buf is for the start of
+// the body; once it spilled to a backend that lends its buffers (the SQLite
+// content file), reads go straight into them. An error of r is returned as it is, one of storage wrapped as
 // Write's.
 func (b *Body) Receive(r io.Reader, buf []byte) (int64, error) {
 	if len(buf) == 0 {
@@ -120,7 +137,9 @@ func (b *Body) Receive(r io.Reader, buf []byte) (int64, error) {
 			}
 			n, rerr := r.Read(p)
 			if n > 0 {
-				b.h.Write(p[:n])
+				if !b.spillHashes {
+					b.h.Write(p[:n])
+				}
 				b.n += int64(n)
 				total += int64(n)
 				if err := l.filled(n); err != nil {
@@ -156,7 +175,12 @@ func (b *Body) Receive(r io.Reader, buf []byte) (int64, error) {
 func (b *Body) Size() int64 { return b.n }
 
 // SHA256 is the lower-case hex SHA-256 of the bytes written so far.
-func (b *Body) SHA256() string { return hex.EncodeToString(b.h.Sum(nil)) }
+func (b *Body) SHA256() string {
+	if b.spillHashes {
+		b.sp.(hashingSpill).syncHash()
+	}
+	return hex.EncodeToString(b.h.Sum(nil))
+}
 
 // Discard drops the body and removes whatever it stored. It does nothing
 // after a successful Insert, a second call, or on nil.

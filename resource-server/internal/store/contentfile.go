@@ -5,6 +5,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"hash"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -46,7 +47,7 @@ import (
 const (
 	directAlign     = 4096
 	spillBufferSize = 1 << 20
-	spillBuffers    = 4
+	spillBuffers    = 6
 	spillWriters    = 2
 )
 
@@ -75,12 +76,16 @@ var (
 // written here.
 var directMode sync.Once
 
-// fileSpill is a body's temporary content file and the writer goroutines
-// that write it. The Body's goroutine fills cur (through Write, or directly
-// through buf/filled: Body.Receive reads from the connection into it) and
-// hands each full buffer, with its offset in the file, to the writers on
-// full; they give the buffers back on free. A writer's error is kept and
-// returned by the next buf, filled or Write, and by finish.
+// fileSpill is a body's temporary content file, its hasher goroutine and
+// the writer goroutines that write it. The Body's goroutine fills cur
+// (through Write, or directly through buf/filled: Body.Receive reads from
+// the connection into it) and hands each full buffer, with its offset in
+// the file, to the hasher on toHash, which hashes it into the Body's hash
+// and passes it to the writers on full; they give the buffers back on free.
+// So on two cores the request's goroutine receives while another hashes
+// (SHA-256 is most of the CPU a large push costs the Resource Server). A
+// writer's error is kept and returned by the next buf, filled or Write, and
+// by finish.
 type fileSpill struct {
 	f    *os.File
 	name string
@@ -89,6 +94,10 @@ type fileSpill struct {
 	fill int
 	off  int64 // where cur goes in the file
 
+	toHash  chan chunk // to the hasher; capacity spillBuffers, so never blocks
+	synced  chan struct{}
+	h       hash.Hash   // nil: the Body hashes
+	hashed  int         // cur[:hashed] is in h (or hashed by the Body)
 	full    chan chunk  // to the writers; capacity spillBuffers, so never blocks
 	free    chan []byte // from the writers; spillBuffers buffers in all
 	wg      sync.WaitGroup
@@ -101,10 +110,12 @@ type fileSpill struct {
 	stop   bool  // discarding: write nothing more
 }
 
-// chunk is a full buffer and where it goes.
+// chunk is a full buffer and where it goes; b[from:] is to be hashed. A
+// chunk without b asks the hasher to say on synced that it is idle.
 type chunk struct {
-	b   []byte
-	off int64
+	b    []byte
+	off  int64
+	from int
 }
 
 // newFileSpill creates a temporary content file in dir (named with
@@ -117,8 +128,10 @@ func newFileSpill(dir string) (*fileSpill, error) {
 	}
 	sp := &fileSpill{
 		f: f, name: f.Name(),
-		full: make(chan chunk, spillBuffers),
-		free: make(chan []byte, spillBuffers),
+		toHash: make(chan chunk, spillBuffers),
+		synced: make(chan struct{}),
+		full:   make(chan chunk, spillBuffers),
+		free:   make(chan []byte, spillBuffers),
 	}
 	// The file is created buffered and O_DIRECT set afterwards: Linux
 	// creates the file before it refuses O_DIRECT at open, which would
@@ -133,12 +146,51 @@ func newFileSpill(dir string) (*fileSpill, error) {
 	for range spillBuffers {
 		sp.free <- *spillBufferPool.Get().(*[]byte)
 	}
-	sp.running.Store(spillWriters)
-	sp.wg.Add(spillWriters)
+	sp.running.Store(spillWriters + 1)
+	sp.wg.Add(spillWriters + 1)
+	go sp.hasher()
 	for range spillWriters {
 		go sp.writer()
 	}
 	return sp, nil
+}
+
+func (sp *fileSpill) hashInto(h hash.Hash) {
+	sp.h = h
+	sp.hashed = sp.fill
+}
+
+func (sp *fileSpill) hasher() {
+	defer sp.running.Add(-1)
+	defer sp.wg.Done()
+	defer close(sp.full)
+	for c := range sp.toHash {
+		if c.b == nil {
+			sp.synced <- struct{}{}
+			continue
+		}
+		sp.mu.Lock()
+		stop := sp.stop
+		sp.mu.Unlock()
+		if sp.h != nil && !stop {
+			sp.h.Write(c.b[c.from:])
+		}
+		sp.full <- c
+	}
+}
+
+// syncHash: every byte given so far is in the hash (the Body's goroutine
+// then reads it).
+func (sp *fileSpill) syncHash() {
+	if sp.shut || sp.h == nil {
+		return
+	}
+	sp.toHash <- chunk{}
+	<-sp.synced
+	if sp.cur != nil && sp.hashed < sp.fill {
+		sp.h.Write(sp.cur[sp.hashed:sp.fill])
+		sp.hashed = sp.fill
+	}
 }
 
 // createTemp is os.CreateTemp(dir, tmpPrefix+"*") with the file's mode
@@ -244,9 +296,10 @@ func (sp *fileSpill) buf() ([]byte, error) {
 func (sp *fileSpill) filled(n int) error {
 	sp.fill += n
 	if sp.fill == len(sp.cur) {
-		sp.full <- chunk{sp.cur, sp.off}
+		sp.toHash <- chunk{sp.cur, sp.off, sp.hashed}
 		sp.off += int64(sp.fill)
 		sp.cur = nil
+		sp.hashed = 0
 	}
 	return sp.failed()
 }
@@ -282,9 +335,13 @@ func (sp *fileSpill) shutdown(discard bool) error {
 		sp.stop = true
 		sp.mu.Unlock()
 	}
-	close(sp.full)
+	close(sp.toHash)
 	sp.wg.Wait()
 	if sp.cur != nil {
+		if sp.h != nil && !discard && sp.hashed < sp.fill {
+			sp.h.Write(sp.cur[sp.hashed:sp.fill])
+			sp.hashed = sp.fill
+		}
 		if sp.fill > 0 && !discard && sp.failed() == nil {
 			if err := sp.writeOut(sp.cur[:sp.fill], sp.off); err != nil {
 				sp.fail(err)

@@ -5,6 +5,8 @@ package store
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"io"
 	"os"
@@ -283,4 +285,41 @@ func TestContentFileNoLeak(t *testing.T) {
 	if n > base {
 		t.Fatalf("%d goroutines after every body ended, %d before", n, base)
 	}
+}
+
+// TestContentFileHashAnyTime: the body's SHA-256, hashed on the spill's
+// goroutine, is that of every byte given so far whenever it is asked for,
+// also between writes that end inside a buffer, and at the end.
+func TestContentFileHashAnyTime(t *testing.T) {
+	s := openTestSQLite(t)
+	ctx := context.Background()
+	body := bigBody(spillBufferSize*(spillBuffers+1) + 777)
+	b := s.NewBody(ctx)
+	defer b.Discard()
+	cuts := []int{100, InlineMax + 1, InlineMax + 5, spillBufferSize - 1, spillBufferSize, spillBufferSize + 3, 3*spillBufferSize + 1000, len(body)}
+	at := 0
+	for _, cut := range cuts {
+		if _, err := b.Write(body[at:cut]); err != nil {
+			t.Fatal(err)
+		}
+		at = cut
+		if got, want := b.SHA256(), hex.EncodeToString(sha256Of(body[:at])); got != want {
+			t.Fatalf("after %d bytes: sha256 %s, want %s", at, got, want)
+		}
+	}
+	if !b.spillHashes {
+		t.Fatal("the content file does not hash on its own goroutine")
+	}
+	m := msg("bob", body, t0)
+	if err := s.Insert(ctx, m, b, nil, 0); err != nil {
+		t.Fatal(err)
+	}
+	if _, got, err := get(ctx, s, "id-bob", m.ID); err != nil || !bytes.Equal(got, body) {
+		t.Fatalf("read back: %v", err)
+	}
+}
+
+func sha256Of(b []byte) []byte {
+	s := sha256.Sum256(b)
+	return s[:]
 }
