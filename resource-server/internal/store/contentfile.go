@@ -57,7 +57,7 @@ const (
 )
 
 // spillBufferPool holds aligned buffers of spillBufferSize bytes between
-// bodies, so that a steady stream of large pushes does not allocate 4 MiB
+// bodies, so that a steady stream of large pushes does not allocate 6 MiB
 // per push.
 var spillBufferPool = sync.Pool{New: func() any {
 	b := make([]byte, spillBufferSize+directAlign)
