@@ -106,8 +106,8 @@ type fileSpill struct {
 	full    chan chunk  // to the writers; capacity spillBuffers, so never blocks
 	free    chan []byte // from the writers; spillBuffers buffers in all
 	wg      sync.WaitGroup
-	running atomic.Int32 // writer goroutines not yet returned (tests)
-	shut    bool         // full is closed
+	running atomic.Int32 // hasher and writer goroutines not yet returned (tests)
+	shut    bool         // toHash is closed
 
 	mu     sync.Mutex
 	direct bool  // O_DIRECT is on
@@ -125,7 +125,7 @@ type chunk struct {
 
 // newFileSpill creates a temporary content file in dir (named with
 // tmpPrefix, so that a crash leaves it to cleanContent) and starts its
-// writers.
+// hasher and writers.
 func newFileSpill(dir string) (*fileSpill, error) {
 	f, err := createTemp(dir)
 	if err != nil {
@@ -297,7 +297,7 @@ func (sp *fileSpill) buf() ([]byte, error) {
 }
 
 // filled says that the first n bytes of what buf returned hold content; a
-// full buffer goes to the writers.
+// full buffer goes to the hasher, then the writers.
 func (sp *fileSpill) filled(n int) error {
 	sp.fill += n
 	if sp.fill == len(sp.cur) {
@@ -327,9 +327,9 @@ func (sp *fileSpill) Write(p []byte) (int, error) {
 	return n, nil
 }
 
-// shutdown stops the writers once they wrote every full buffer (or at
-// once, discarding), writes the last, partial buffer (not discarding) and
-// returns the buffers to the pool.
+// shutdown stops the hasher and the writers once every full buffer is
+// hashed and written (or at once, discarding), hashes and writes the last,
+// partial buffer (not discarding) and returns the buffers to the pool.
 func (sp *fileSpill) shutdown(discard bool) error {
 	if sp.shut {
 		return sp.failed()
