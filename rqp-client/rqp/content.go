@@ -104,7 +104,13 @@ func (p *prepared) contentDisposition() string {
 // hashBuffers are the read buffers of hashing: io.Copy would allocate 32 KiB
 // per push (a section reader has no WriteTo, a hash no ReadFrom), a quarter
 // of what a push of 1 KiB allocated in all (make bench, docs/BENCHMARKS.md).
-var hashBuffers = sync.Pool{New: func() any { b := make([]byte, 64<<10); return &b }}
+// Content beyond a megabyte is read in reads of a megabyte
+// (largeHashBuffers): a sixteenth of the system calls for a 1 GiB file, and
+// nothing next to the content's size.
+var (
+	hashBuffers      = sync.Pool{New: func() any { b := make([]byte, 64<<10); return &b }}
+	largeHashBuffers = sync.Pool{New: func() any { b := make([]byte, 1<<20); return &b }}
+)
 
 // prepare checks, types and hashes c; meter (may be nil) is told how far
 // hashing has come.
@@ -128,9 +134,13 @@ func prepare(c *Content, meter *transferMeter) (*prepared, error) {
 	if meter != nil {
 		src = meteredReader{r: src, m: meter}
 	}
-	buf := hashBuffers.Get().(*[]byte)
+	pool := &hashBuffers
+	if c.Size > 1<<20 {
+		pool = &largeHashBuffers
+	}
+	buf := pool.Get().(*[]byte)
 	n, err := io.CopyBuffer(h, src, *buf)
-	hashBuffers.Put(buf)
+	pool.Put(buf)
 	if err != nil {
 		return nil, fmt.Errorf("reading the content: %w", err)
 	}

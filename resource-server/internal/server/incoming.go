@@ -355,9 +355,12 @@ func (s *Server) discard(b *store.Body) {
 	}
 }
 
-// copyBufferSize is the chunk a body moves in: large enough that a
-// multi-gigabyte body costs few calls into the store, small enough to be
-// nothing in memory.
+// copyBufferSize is the chunk a body moves in until it spills, and all
+// along to a store that does not lend its buffers (PostgreSQL's large
+// objects): large enough that a multi-gigabyte body costs few calls into
+// the store, small enough to be nothing in memory. Once a body spilled to a
+// SQLite content file, reads go straight into that file's 1 MiB write
+// buffers (store.Body.Receive), whatever this size.
 const copyBufferSize = 256 << 10
 
 // receive streams the request body into body, reading at most bound+1
@@ -369,7 +372,7 @@ func (s *Server) receive(c *gin.Context, r *http.Request, body *store.Body, boun
 	rc := http.NewResponseController(c.Writer)
 	buf := make([]byte, min(bound+1, copyBufferSize))
 	src := s.progress(io.LimitReader(r.Body, bound+1), rc)
-	if _, err := io.CopyBuffer(body, src, buf); err != nil {
+	if _, err := body.Receive(src, buf); err != nil {
 		if src.err == nil {
 			// The store failed, not the client.
 			s.cfg.Logger.Error("storing a body", "err", err)

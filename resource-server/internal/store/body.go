@@ -37,6 +37,8 @@ type Body struct {
 	// InlineMax; nil while the body is inline.
 	sp       spill
 	newSpill func() (spill, error)
+	// spillHashes: sp hashes what it is given into h (hashingSpill).
+	spillHashes bool
 	// done: inserted or discarded; the Body may not be used again.
 	done bool
 }
@@ -47,6 +49,26 @@ type spill interface {
 	// discard removes what was written; called at most once, and never
 	// after the backend's Insert took the spill over.
 	discard() error
+}
+
+// lender is a spill that lends its write buffer, so that Receive reads from
+// the connection straight into what goes to the disk: no copy in between.
+type lender interface {
+	// buf is the unfilled rest of the current buffer, never empty; it may
+	// wait for the backend to give a buffer back.
+	buf() ([]byte, error)
+	// filled says that the first n bytes of what buf returned now hold
+	// content.
+	filled(n int) error
+}
+
+// hashingSpill is a spill that hashes what it is given from now on into h,
+// on a goroutine of its own (the SQLite content file: on two cores the
+// request's goroutine then only receives). syncHash waits until every byte
+// given so far is in h.
+type hashingSpill interface {
+	hashInto(h hash.Hash)
+	syncHash()
 }
 
 // ErrBodyUsed is returned for a write to a Body already inserted or discarded.
@@ -70,6 +92,11 @@ func (b *Body) Write(p []byte) (int, error) {
 		if _, err := sp.Write(b.inline.Bytes()); err != nil {
 			return 0, fmt.Errorf("store: write content: %w", err)
 		}
+		if hs, ok := sp.(hashingSpill); ok {
+			// The inline bytes are hashed; the spill hashes the rest.
+			hs.hashInto(b.h)
+			b.spillHashes = true
+		}
 		b.inline = bytes.Buffer{}
 	}
 	var err error
@@ -82,16 +109,78 @@ func (b *Body) Write(p []byte) (int, error) {
 	} else {
 		n, _ = b.inline.Write(p)
 	}
-	b.h.Write(p[:n])
+	if !b.spillHashes {
+		b.h.Write(p[:n])
+	}
 	b.n += int64(n)
 	return n, err
+}
+
+// Receive reads r to its end into the body, as io.Copy(b, r) would, hashing
+// it on the way (here, or in the spill's goroutine). buf is for the start of
+// the body; once it spilled to a backend that lends its buffers (the SQLite
+// content file), reads go straight into them. An error of r is returned as it is, one of storage wrapped as
+// Write's.
+func (b *Body) Receive(r io.Reader, buf []byte) (int64, error) {
+	if len(buf) == 0 {
+		buf = make([]byte, 32<<10)
+	}
+	var total int64
+	for {
+		if b.done {
+			return total, ErrBodyUsed
+		}
+		if l, ok := b.sp.(lender); ok {
+			p, err := l.buf()
+			if err != nil {
+				return total, fmt.Errorf("store: write content: %w", err)
+			}
+			n, rerr := r.Read(p)
+			if n > 0 {
+				if !b.spillHashes {
+					b.h.Write(p[:n])
+				}
+				b.n += int64(n)
+				total += int64(n)
+				if err := l.filled(n); err != nil {
+					return total, fmt.Errorf("store: write content: %w", err)
+				}
+			}
+			if rerr == io.EOF {
+				return total, nil
+			}
+			if rerr != nil {
+				return total, rerr
+			}
+			continue
+		}
+		n, rerr := r.Read(buf)
+		if n > 0 {
+			w, err := b.Write(buf[:n])
+			total += int64(w)
+			if err != nil {
+				return total, err
+			}
+		}
+		if rerr == io.EOF {
+			return total, nil
+		}
+		if rerr != nil {
+			return total, rerr
+		}
+	}
 }
 
 // Size is the number of bytes written.
 func (b *Body) Size() int64 { return b.n }
 
 // SHA256 is the lower-case hex SHA-256 of the bytes written so far.
-func (b *Body) SHA256() string { return hex.EncodeToString(b.h.Sum(nil)) }
+func (b *Body) SHA256() string {
+	if b.spillHashes {
+		b.sp.(hashingSpill).syncHash()
+	}
+	return hex.EncodeToString(b.h.Sum(nil))
+}
 
 // Discard drops the body and removes whatever it stored. It does nothing
 // after a successful Insert, a second call, or on nil.

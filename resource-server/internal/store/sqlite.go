@@ -280,24 +280,19 @@ const usageUpsert = `INSERT INTO owner_usage (owner_id, bytes) VALUES (?, ?)
 	ON CONFLICT (owner_id) DO UPDATE SET bytes = bytes + excluded.bytes RETURNING bytes`
 
 // NewBody implements Store: a body beyond InlineMax goes to a temporary
-// file in the content directory.
+// file in the content directory, written by a goroutine of its own with
+// O_DIRECT where the filesystem allows it (contentfile.go).
 func (s *SQLite) NewBody(ctx context.Context) *Body {
-	return newBody(func() (spill, error) {
-		f, err := os.CreateTemp(s.dir, tmpPrefix+"*")
-		if err != nil {
-			return nil, err
-		}
-		return &fileSpill{f: f}, nil
-	})
+	return newBody(func() (spill, error) { return newFileSpill(s.dir) })
 }
 
-// fileSpill is a body's temporary file.
-type fileSpill struct{ f *os.File }
-
-func (sp *fileSpill) Write(p []byte) (int, error) { return sp.f.Write(p) }
-
-func (sp *fileSpill) discard() error {
-	return errors.Join(sp.f.Close(), os.Remove(sp.f.Name()))
+// logDirect says once how content files are written in dir.
+func logDirect(dir string, refused error) {
+	if refused == nil {
+		slog.Info("store: content files are written with O_DIRECT (no page cache)", "dir", dir)
+		return
+	}
+	slog.Info("store: content files are written through the page cache: the filesystem refuses O_DIRECT", "dir", dir, "err", refused)
 }
 
 // Insert implements Store: a body in a file is made durable under its final
@@ -348,9 +343,14 @@ func (s *SQLite) Insert(ctx context.Context, m Message, body *Body, used *UsedGr
 func (s *SQLite) placeFile(body *Body, id string) (string, error) {
 	sp := body.sp.(*fileSpill)
 	body.done = true
-	tmp := sp.f.Name()
+	tmp := sp.name
 	final := filepath.Join(s.dir, id)
-	err := sp.f.Sync()
+	// Every write done first (the writer goroutine's, O_DIRECT or not);
+	// the fsync then covers the device's cache and the file's metadata.
+	err := sp.finish()
+	if err == nil {
+		err = sp.f.Sync()
+	}
 	if cerr := sp.f.Close(); err == nil {
 		err = cerr
 	}
