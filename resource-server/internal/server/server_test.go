@@ -773,6 +773,7 @@ func BenchmarkPost1KiB(b *testing.B) {
 	s, err := New(Config{
 		Realm: "bar", ASURI: asURI, PublicURL: publicURL, IsUnknownOwner: func(error) bool { return false },
 		Store: st, Protection: &fakeProt{}, Verifier: v, Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
+		Quota: DefaultQuota, // as the Resource Server runs by default
 	})
 	if err != nil {
 		b.Fatal(err)
@@ -815,6 +816,7 @@ func BenchmarkPost1KiBParallel(b *testing.B) {
 	s, err := New(Config{
 		Realm: "bar", ASURI: asURI, PublicURL: publicURL, IsUnknownOwner: func(error) bool { return false },
 		Store: st, Protection: &fakeProt{}, Verifier: v, Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
+		Quota: DefaultQuota, // as the Resource Server runs by default
 	})
 	if err != nil {
 		b.Fatal(err)
