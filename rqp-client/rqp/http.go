@@ -212,15 +212,29 @@ func protocolError(ctx context.Context, step int, service, u string, status int,
 		StatusCode: status, Err: fmt.Errorf(format, args...), Attempt: attemptOf(ctx)}
 }
 
-type attemptKey struct{}
+// flowInfo is what the steps of one attempt of a push share through its
+// context: the attempt's number, the push's progress callback and where the
+// steps' times add up.
+type flowInfo struct {
+	attempt  int
+	progress func(Event)                  // Request.Progress, nil without
+	times    *[NumSteps + 1]time.Duration // Result.StepTimes, nil outside a push
+}
 
-func withAttempt(ctx context.Context, n int) context.Context {
-	return context.WithValue(ctx, attemptKey{}, n)
+type flowKey struct{}
+
+func withFlow(ctx context.Context, fi *flowInfo) context.Context {
+	return context.WithValue(ctx, flowKey{}, fi)
+}
+
+func flowOf(ctx context.Context) *flowInfo {
+	fi, _ := ctx.Value(flowKey{}).(*flowInfo)
+	return fi
 }
 
 func attemptOf(ctx context.Context) int {
-	if n, ok := ctx.Value(attemptKey{}).(int); ok {
-		return n
+	if fi := flowOf(ctx); fi != nil {
+		return fi.attempt
 	}
 	return 1
 }
