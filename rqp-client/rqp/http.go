@@ -57,6 +57,17 @@ var errAnswerTooLong = errors.New("answer too long")
 // readLimited reads at most max bytes; more is an error.
 func readLimited(r io.Reader, max int64) ([]byte, error) {
 	data, err := io.ReadAll(io.LimitReader(r, max+1))
+	return limited(data, err, max)
+}
+
+// readAnswer is readLimited for an answer's body, in one buffer when its
+// length is announced (httpclient.ReadBody).
+func readAnswer(resp *http.Response, max int64) ([]byte, error) {
+	data, err := httpclient.ReadBody(resp, max+1)
+	return limited(data, err, max)
+}
+
+func limited(data []byte, err error, max int64) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
@@ -132,7 +143,7 @@ func (c *Client) do(ctx context.Context, step int, service string, req *http.Req
 	if resp.StatusCode/100 != 2 {
 		limit = maxErrorBytes
 	}
-	body, err := readLimited(resp.Body, limit)
+	body, err := readAnswer(resp, limit)
 	d := time.Since(start)
 	if err != nil {
 		kind := KindUnreachable
