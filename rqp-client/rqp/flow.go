@@ -132,12 +132,38 @@ func (c *Client) attempt(ctx context.Context, st *pushState) (*Result, *StepErro
 	return at.result, nil
 }
 
-// step1RequestWithoutToken POSTs the data without a token; only a 401 goes
-// on (to step 2's challenge).
+// BodylessFirstRequestMax: content of at most this many bytes is not
+// offered in step 1 at all. The POST without a token then has no body
+// (Content-Length: 0), and the Resource Server's 401 leaves the connection
+// open for the next request: held back behind Expect: 100-continue, an
+// offered body that the 401 leaves unread makes the server close the
+// connection (HTTP/1.1 cannot tell the rest of an unsent body from the next
+// request), so that every push opened a new one, which cost more CPU than
+// the rest of the step on both sides. Larger content is still offered (the
+// Resource Server can refuse it at once, 413, before anything is spent on
+// a grant); for it a new connection is nothing next to the upload.
+const BodylessFirstRequestMax = 64 << 10
+
+// firstRequest is step 1's POST without a token: without a body for content
+// up to BodylessFirstRequestMax, else the content held back (dataRequest).
+func (c *Client) firstRequest(ctx context.Context, at *attempt, to string, p *prepared, sent *atomic.Int64) (*http.Request, error) {
+	if p.size > BodylessFirstRequestMax {
+		return c.dataRequest(to, p, "", sent, uploadMeter(ctx, at, StepRequest))
+	}
+	req, err := http.NewRequest(http.MethodPost, to, http.NoBody)
+	if err != nil {
+		return nil, err
+	}
+	req.Header.Set("Accept", "application/json")
+	return req, nil
+}
+
+// step1RequestWithoutToken POSTs without a token (firstRequest); only a 401
+// goes on (to step 2's challenge).
 func (c *Client) step1RequestWithoutToken(ctx context.Context, at *attempt) *StepError {
 	to, p := at.push.req.To, at.push.content
 	var sent atomic.Int64
-	req, err := c.dataRequest(to, p, "", &sent, uploadMeter(ctx, at, StepRequest))
+	req, err := c.firstRequest(ctx, at, to, p, &sent)
 	if err != nil {
 		return c.failed(ctx, &StepError{Step: StepRequest, Name: StepName(StepRequest), Service: ServiceResourceServer,
 			Kind: KindConfig, URL: redact(to), Err: err, Attempt: attemptOf(ctx)}, 0)
@@ -157,6 +183,9 @@ func (c *Client) step1RequestWithoutToken(ctx context.Context, at *attempt) *Ste
 	}
 	at.unauthorized = a
 	c.emit(ctx, StepRequest, true, a.resp.Status, a.duration, func() string {
+		if req.ContentLength == 0 && p.size > 0 {
+			return fmt.Sprintf("POST %s without token and without the content (%d bytes, sent with the RPT)", redact(to), p.size)
+		}
 		return fmt.Sprintf("POST %s without token; %d of %d content bytes sent (Expect: 100-continue)", redact(to), at.result.FirstRequestBodyBytes, p.size)
 	}, nil)
 	return nil

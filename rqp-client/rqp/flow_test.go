@@ -839,3 +839,56 @@ func cpuTime() time.Duration {
 	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
+
+// Step 1 offers no body for content up to BodylessFirstRequestMax, so the
+// Resource Server's 401 keeps the connection: both POSTs of a push, and the
+// next push, go over one connection. Larger content is offered, held back
+// behind Expect: 100-continue.
+func TestFirstRequestBody(t *testing.T) {
+	s := umafake.New(t)
+	type post struct {
+		length int64
+		expect string
+		auth   bool
+		conn   string // the client's address: one per connection
+	}
+	var mu sync.Mutex
+	var posts []post
+	s.Hook("rs.post", func(w http.ResponseWriter, r *http.Request) bool {
+		mu.Lock()
+		posts = append(posts, post{r.ContentLength, r.Header.Get("Expect"), r.Header.Get("Authorization") != "", r.RemoteAddr})
+		mu.Unlock()
+		return false // the fake answers
+	})
+	c := newClient(t, config(s, nil))
+	push := func(size int) {
+		t.Helper()
+		data := bytes.Repeat([]byte("x"), size)
+		res, err := c.Push(context.Background(), rqp.Request{To: s.Incoming(), Content: rqp.BytesContent(data, "a.bin"), Email: umafake.AliceEmail})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if res.FirstRequestBodyBytes != 0 || res.Receipt.Size != int64(size) {
+			t.Fatalf("%d bytes sent in step 1, receipt %+v", res.FirstRequestBodyBytes, res.Receipt)
+		}
+	}
+	push(1024)
+	push(rqp.BodylessFirstRequestMax)
+	if len(posts) != 4 {
+		t.Fatalf("%d POSTs to the Resource Server, want 4", len(posts))
+	}
+	for i, p := range posts {
+		withRPT := i%2 == 1
+		if p.auth != withRPT || (!withRPT && (p.length != 0 || p.expect != "")) {
+			t.Errorf("POST %d: %+v", i, p)
+		}
+		if p.conn != posts[0].conn {
+			t.Errorf("POST %d came on another connection (%s, the first on %s)", i, p.conn, posts[0].conn)
+		}
+	}
+	posts = nil
+	push(rqp.BodylessFirstRequestMax + 1)
+	if len(posts) != 2 || posts[0].auth || posts[0].length != rqp.BodylessFirstRequestMax+1 || !strings.EqualFold(posts[0].expect, "100-continue") {
+		t.Errorf("large content: %+v", posts)
+	}
+}
