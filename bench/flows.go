@@ -139,11 +139,12 @@ func newStockFlow(ctx context.Context, hc *http.Client, to, asIssuer, clientID, 
 		senderEmail: senderEmail, senderIs: senderIss}, nil
 }
 
-// post sends the data to the Incoming (steps 1 and 9) as rqp does:
-// Expect: 100-continue, the content type and file name; step 1 (no RPT)
-// without a body for content up to rqp.BodylessFirstRequestMax.
+// post sends the data to the Incoming (steps 1 and 9) as rqp does: the
+// content type and file name, Expect: 100-continue for content over
+// rqp.SmallContentMax; step 1 (no RPT) without a body for smaller content.
 func (f *stockFlow) post(ctx context.Context, data []byte, rpt string) (*http.Response, []byte, error) {
-	if rpt == "" && len(data) <= rqp.BodylessFirstRequestMax {
+	small := len(data) <= rqp.SmallContentMax
+	if rpt == "" && small {
 		data = nil
 	}
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, f.to, bytes.NewReader(data))
@@ -154,7 +155,9 @@ func (f *stockFlow) post(ctx context.Context, data []byte, rpt string) (*http.Re
 	if len(data) > 0 {
 		req.Header.Set("Content-Type", contentType)
 		req.Header.Set("Content-Disposition", mime.FormatMediaType("attachment", map[string]string{"filename": fileName}))
-		req.Header.Set("Expect", "100-continue")
+		if !small {
+			req.Header.Set("Expect", "100-continue")
+		}
 	}
 	if rpt != "" {
 		req.Header.Set("Authorization", "Bearer "+rpt)

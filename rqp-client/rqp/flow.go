@@ -33,7 +33,8 @@ func (c countingReader) Read(p []byte) (int, error) {
 }
 
 // dataRequest builds the POST of the content (steps 1 and 9), with
-// Expect: 100-continue so the body waits for the server's go-ahead.
+// Expect: 100-continue so that a body larger than SmallContentMax waits for
+// the server's go-ahead.
 // transfer, if set, is told how far the body has been sent (a fresh pass
 // for each body the transport asks for).
 func (c *Client) dataRequest(to string, p *prepared, rpt string, sent *atomic.Int64, transfer func() *transferMeter) (*http.Request, error) {
@@ -59,7 +60,7 @@ func (c *Client) dataRequest(to string, p *prepared, rpt string, sent *atomic.In
 		req.Header.Set("Content-Disposition", cd)
 	}
 	req.Header.Set("Accept", "application/json")
-	if p.size > 0 {
+	if p.size > SmallContentMax {
 		req.Header.Set("Expect", "100-continue")
 	}
 	if rpt != "" {
@@ -132,22 +133,26 @@ func (c *Client) attempt(ctx context.Context, st *pushState) (*Result, *StepErro
 	return at.result, nil
 }
 
-// BodylessFirstRequestMax: content of at most this many bytes is not
-// offered in step 1 at all. The POST without a token then has no body
+// SmallContentMax: content of at most this many bytes is small. Step 1
+// does not offer it at all: the POST without a token then has no body
 // (Content-Length: 0), and the Resource Server's 401 leaves the connection
-// open for the next request: held back behind Expect: 100-continue, an
+// open for the next request. (Held back behind Expect: 100-continue, an
 // offered body that the 401 leaves unread makes the server close the
-// connection (HTTP/1.1 cannot tell the rest of an unsent body from the next
-// request), so that every push opened a new one, which cost more CPU than
-// the rest of the step on both sides. Larger content is still offered (the
-// Resource Server can refuse it at once, 413, before anything is spent on
-// a grant); for it a new connection is nothing next to the upload.
-const BodylessFirstRequestMax = 64 << 10
+// connection, since HTTP/1.1 cannot tell the rest of an unsent body from
+// the next request, so that every push opened a new one, which cost more
+// CPU than the rest of the step on both sides.) Step 9 sends it with its
+// headers, without Expect: 100-continue, whose wait for the go-ahead costs
+// a round trip and a write on each side to save at most this many bytes
+// when the RPT is refused. Larger content is offered in step 1 (the
+// Resource Server can refuse it at once, 413, before anything is spent on a
+// grant; for it a new connection is nothing next to the upload) and held
+// back in both steps until the server asks for it.
+const SmallContentMax = 64 << 10
 
 // firstRequest is step 1's POST without a token: without a body for content
-// up to BodylessFirstRequestMax, else the content held back (dataRequest).
+// up to SmallContentMax, else the content held back (dataRequest).
 func (c *Client) firstRequest(ctx context.Context, at *attempt, to string, p *prepared, sent *atomic.Int64) (*http.Request, error) {
-	if p.size > BodylessFirstRequestMax {
+	if p.size > SmallContentMax {
 		return c.dataRequest(to, p, "", sent, uploadMeter(ctx, at, StepRequest))
 	}
 	req, err := http.NewRequest(http.MethodPost, to, http.NoBody)

@@ -840,10 +840,11 @@ func cpuTime() time.Duration {
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
-// Step 1 offers no body for content up to BodylessFirstRequestMax, so the
+// Step 1 offers no body for content up to SmallContentMax, so the
 // Resource Server's 401 keeps the connection: both POSTs of a push, and the
-// next push, go over one connection. Larger content is offered, held back
-// behind Expect: 100-continue.
+// next push, go over one connection; step 9 sends it without Expect.
+// Larger content is offered in step 1, and held back behind Expect:
+// 100-continue in both steps.
 func TestFirstRequestBody(t *testing.T) {
 	s := umafake.New(t)
 	type post struct {
@@ -873,13 +874,13 @@ func TestFirstRequestBody(t *testing.T) {
 		}
 	}
 	push(1024)
-	push(rqp.BodylessFirstRequestMax)
+	push(rqp.SmallContentMax)
 	if len(posts) != 4 {
 		t.Fatalf("%d POSTs to the Resource Server, want 4", len(posts))
 	}
 	for i, p := range posts {
 		withRPT := i%2 == 1
-		if p.auth != withRPT || (!withRPT && (p.length != 0 || p.expect != "")) {
+		if p.auth != withRPT || (!withRPT && p.length != 0) || p.expect != "" {
 			t.Errorf("POST %d: %+v", i, p)
 		}
 		if p.conn != posts[0].conn {
@@ -887,8 +888,9 @@ func TestFirstRequestBody(t *testing.T) {
 		}
 	}
 	posts = nil
-	push(rqp.BodylessFirstRequestMax + 1)
-	if len(posts) != 2 || posts[0].auth || posts[0].length != rqp.BodylessFirstRequestMax+1 || !strings.EqualFold(posts[0].expect, "100-continue") {
+	push(rqp.SmallContentMax + 1)
+	if len(posts) != 2 || posts[0].auth || posts[0].length != rqp.SmallContentMax+1 ||
+		!strings.EqualFold(posts[0].expect, "100-continue") || !strings.EqualFold(posts[1].expect, "100-continue") {
 		t.Errorf("large content: %+v", posts)
 	}
 }
