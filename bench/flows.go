@@ -78,22 +78,24 @@ type ourFlow struct {
 	to     string
 }
 
+// The step times come from the Result (no progress callback: the library
+// then describes no step, as for any caller that shows no progress).
 func (f *ourFlow) push(ctx context.Context, data []byte) (sample, error) {
 	var s sample
 	start := time.Now()
 	res, err := f.client.Push(ctx, rqp.Request{
 		To: f.to, Email: senderEmail,
 		Content: &rqp.Content{Data: bytes.NewReader(data), Size: int64(len(data)), Name: fileName, Type: contentType},
-		Progress: func(ev rqp.Event) {
-			if g := groupOf(ev.Step); g >= 0 {
-				s.groups[g] += ev.Duration
-				s.has[g] = true
-			}
-		},
 	})
 	s.total = time.Since(start)
 	if err != nil {
 		return s, err
+	}
+	for step := rqp.StepRequest; step <= rqp.NumSteps; step++ {
+		if g := groupOf(step); g >= 0 {
+			s.groups[g] += res.StepTimes[step]
+			s.has[g] = true
+		}
 	}
 	s.attempts = res.Attempts
 	return s, nil
@@ -137,17 +139,26 @@ func newStockFlow(ctx context.Context, hc *http.Client, to, asIssuer, clientID, 
 		senderEmail: senderEmail, senderIs: senderIss}, nil
 }
 
-// post sends the data to the Incoming (steps 1 and 9) as rqp does:
-// Expect: 100-continue, the content type and file name.
+// post sends the data to the Incoming (steps 1 and 9) as rqp does: the
+// content type and file name, Expect: 100-continue for content over
+// rqp.SmallContentMax; step 1 (no RPT) without a body for smaller content.
 func (f *stockFlow) post(ctx context.Context, data []byte, rpt string) (*http.Response, []byte, error) {
+	small := len(data) <= rqp.SmallContentMax
+	if rpt == "" && small {
+		data = nil
+	}
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, f.to, bytes.NewReader(data))
 	if err != nil {
 		return nil, nil, err
 	}
-	req.Header.Set("Content-Type", contentType)
-	req.Header.Set("Content-Disposition", mime.FormatMediaType("attachment", map[string]string{"filename": fileName}))
 	req.Header.Set("Accept", "application/json")
-	req.Header.Set("Expect", "100-continue")
+	if len(data) > 0 {
+		req.Header.Set("Content-Type", contentType)
+		req.Header.Set("Content-Disposition", mime.FormatMediaType("attachment", map[string]string{"filename": fileName}))
+		if !small {
+			req.Header.Set("Expect", "100-continue")
+		}
+	}
 	if rpt != "" {
 		req.Header.Set("Authorization", "Bearer "+rpt)
 	}

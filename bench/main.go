@@ -105,7 +105,7 @@ func main() {
 	fs.StringVar(&o.goBenchtime, "go-benchtime", "300ms", "-benchtime of the Go benchmarks")
 	fs.BoolVar(&o.flows, "flows", true, "run the flows against the real stack (false: Go benchmarks only)")
 	fs.IntVar(&o.latencyN, "latency-n", 200, "pushes per variant at concurrency 1 (warm, one push at a time: latency as a person feels it), alternating in batches; 0 skips")
-	fs.BoolVar(&o.profile, "profile", true, "profile each variant for -profile-seconds after the measurements: Keycloak with Java Flight Recorder (jcmd), the Resource Server and the client with pprof")
+	fs.BoolVar(&o.profile, "profile", true, "profile each variant for -profile-seconds after the measurements: Keycloak with Java Flight Recorder (jcmd), the Resource Server, the Claims Provider and the client with pprof")
 	fs.IntVar(&o.profileSeconds, "profile-seconds", 30, "length of each variant's profile")
 	fs.StringVar(&o.profileDir, "profile-dir", "bench/results/profile", "where the profiles, folded stacks and flame graphs go (relative to the repository root)")
 	fs.Int64Var(&o.largeSize, "large-size", 1<<30, "bytes of the large-content run: one push of generated content through the whole flow against copying the same bytes on the same disk; 0 skips it")
@@ -230,6 +230,7 @@ type deployment struct {
 	cpURL, ourTo, stockTo   string
 	ourRealm, stockRealm    string
 	rsPprof, rsStockPprof   string // the Resource Servers' profiling addresses (-profile)
+	cpPprof                 string // the Claims Provider's (-profile)
 }
 
 // deploy starts a deployment; label ("" or "_B") names its components.
@@ -311,10 +312,17 @@ func (e *env) deploy(ctx context.Context, label, heap, javaOpts, kcEnv string, w
 		})
 		return component{Name: spec.Name, PID: s.PID}, nil
 	}
+	cpExtra := []string{"-alg", e.o.cpAlg}
+	if e.o.profile {
+		if d.cpPprof, err = freeAddr(); err != nil {
+			return nil, err
+		}
+		cpExtra = append(cpExtra, "-pprof-listen", d.cpPprof)
+	}
 	cpSpec := stack.ClaimsProvider{
 		Binary: e.bin["claims-provider"], Listen: cpAddr, KeycloakURL: kc.BaseURL, Realm: "foo",
 		KeyDir: filepath.Join(e.dir, "claims-provider-keys"+label), LogPath: stack.LogPath(e.dir, "claims-provider"+label),
-		Extra: []string{"-alg", e.o.cpAlg},
+		Extra: cpExtra,
 	}.Spec()
 	cpSpec.Name = compClaimsProvider + label
 	if d.cpC, err = start(cpSpec); err != nil {
@@ -364,8 +372,9 @@ type variantRun struct {
 	dials *atomic.Int64
 	// rsURL is the Resource Server's base URL (its /metrics, allocations).
 	rsURL string
-	// rsPprof is its profiling address, when it serves one.
-	rsPprof string
+	// rsPprof is its profiling address, when it serves one; cpPprof the
+	// Claims Provider's, for the variant that uses it.
+	rsPprof, cpPprof string
 }
 
 // ourVariant is the umawide flow on deployment d.
@@ -387,7 +396,7 @@ func ourVariant(d *deployment, name, desc string) (*variantRun, error) {
 		flow: &ourFlow{client: client, to: d.ourTo},
 		comps: map[string]component{compKeycloak: d.kcC, compClaimsProvider: d.cpC, compResourceServer: d.rsC,
 			compClient: {Name: compClient, Self: true}},
-		mgmt: d.kc.ManagementURL, dials: dials, rsURL: baseOf(d.ourTo), rsPprof: d.rsPprof,
+		mgmt: d.kc.ManagementURL, dials: dials, rsURL: baseOf(d.ourTo), rsPprof: d.rsPprof, cpPprof: d.cpPprof,
 	}, nil
 }
 

@@ -21,7 +21,8 @@ import (
 // Profiles are where each variant's CPU went during -profile-seconds of
 // pushes at the run's concurrency, one variant at a time (after the
 // measurements, so that profiling costs them nothing): Keycloak sampled by
-// Java Flight Recorder, the Resource Server and the client by pprof.
+// Java Flight Recorder, the Resource Server, the Claims Provider (ours) and
+// the client by pprof.
 type Profiles struct {
 	Seconds  int               `json:"seconds"`
 	Dir      string            `json:"dir"`
@@ -33,7 +34,7 @@ type VariantProfile struct {
 	Name     string      `json:"name"`
 	Flows    int         `json:"flows"`
 	Keycloak *JFRSummary `json:"keycloak,omitempty"`
-	// Top is `go tool pprof -top` of the Resource Server's and the client's
+	// Top is `go tool pprof -top` of the Go services' and the client's
 	// CPU profiles (their first lines), by component.
 	Top   map[string][]string `json:"pprof_top,omitempty"`
 	Files []string            `json:"files"`
@@ -159,6 +160,13 @@ func profileOne(ctx context.Context, log *slog.Logger, dir string, vr *variantRu
 		go fetch("Resource Server allocations", fmt.Sprintf("http://%s/debug/pprof/allocs?seconds=%d", vr.rsPprof, secs),
 			filepath.Join(dir, "resource_server-"+name+"-allocs.pprof"))
 	}
+	cpCPU := filepath.Join(dir, "claims_provider-"+name+"-cpu.pprof")
+	if vr.cpPprof != "" {
+		wg.Add(2)
+		go fetch("Claims Provider CPU profile", fmt.Sprintf("http://%s/debug/pprof/profile?seconds=%d", vr.cpPprof, secs), cpCPU)
+		go fetch("Claims Provider allocations", fmt.Sprintf("http://%s/debug/pprof/allocs?seconds=%d", vr.cpPprof, secs),
+			filepath.Join(dir, "claims_provider-"+name+"-allocs.pprof"))
+	}
 	// The client's allocations: the cumulative profile before and after,
 	// told apart by pprof -base.
 	clientAllocs0 := filepath.Join(dir, "client-"+name+"-allocs-before.pprof")
@@ -239,6 +247,8 @@ func profileOne(ctx context.Context, log *slog.Logger, dir string, vr *variantRu
 	for _, p := range []struct{ key, file, base string }{
 		{compResourceServer + " cpu", rsCPU, ""},
 		{compResourceServer + " allocs", filepath.Join(dir, "resource_server-"+name+"-allocs.pprof"), ""},
+		{compClaimsProvider + " cpu", cpCPU, ""},
+		{compClaimsProvider + " allocs", filepath.Join(dir, "claims_provider-"+name+"-allocs.pprof"), ""},
 		{compClient + " cpu", clientCPU, ""},
 		{compClient + " allocs", clientAllocs, clientAllocs0},
 	} {

@@ -48,6 +48,8 @@ type options struct {
 	rotate  bool
 	health  bool // the healthcheck subcommand
 	logging service.Logging
+	// pprofListen serves Go's profiles there (make bench); "" is off.
+	pprofListen string
 	// ignored are the environment variables set but empty (flagenv).
 	ignored []string
 }
@@ -95,6 +97,10 @@ func run(args []string, lookupEnv func(string) (string, bool), stdout, stderr io
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	if _, err := service.ServeProfiling(ctx, opts.pprofListen, logger); err != nil {
+		logger.Error("cannot serve profiles", "err", err)
+		return 1
+	}
 	if err := a.Serve(ctx, l); err != nil {
 		logger.Error("server stopped", "err", err)
 		return 1
@@ -140,6 +146,7 @@ func parse(args []string, lookupEnv func(string) (string, bool), stderr io.Write
 	fs.DurationVar(&c.KeyReloadInterval, "key-reload-interval", 30*time.Second, "how often the server looks for a rotation made by 'claims-provider rotate' (SIGHUP reloads at once)")
 	fs.DurationVar(&c.KeycloakTimeout, "keycloak-timeout", 5*time.Second, "timeout of each call to Keycloak")
 	fs.DurationVar(&c.UserCacheTTL, "user-cache-ttl", app.DefaultUserCacheTTL, "how long a user found in Keycloak is kept for further claims tokens (0: ask Keycloak for every token; at most 5m)")
+	fs.StringVar(&o.pprofListen, "pprof-listen", "", "serve Go's runtime profiles (/debug/pprof/) on this loopback address, e.g. 127.0.0.1:6061, for make bench; empty: off")
 	fs.BoolVar(&o.rotate, "rotate", false, "rotate the signing key and exit (same as the rotate subcommand; no environment variable)")
 	fs.NoEnv("rotate")
 	o.logging.Flags(fs.FlagSet)
@@ -148,6 +155,9 @@ func parse(args []string, lookupEnv func(string) (string, bool), stderr io.Write
 		return nil, err
 	}
 	o.ignored = fs.Ignored()
+	if err := service.CheckProfilingAddr(o.pprofListen); err != nil {
+		return nil, fmt.Errorf("-pprof-listen: %w", err)
+	}
 	o.rotate = o.rotate || rotateCmd
 	if onBehalf != "-" {
 		c.OnBehalfClients = flagenv.List(onBehalf)

@@ -80,6 +80,13 @@ func TestEnvironmentAndFlags(t *testing.T) {
 	if _, err := parse(nil, env(map[string]string{"CLAIMS_PROVIDER_LIFETIME": "soon"}), &bytes.Buffer{}); err == nil || !strings.Contains(err.Error(), "CLAIMS_PROVIDER_LIFETIME") {
 		t.Errorf("bad environment value: %v", err)
 	}
+	// Profiles only on a loopback address.
+	if _, err := parse([]string{"-pprof-listen", "0.0.0.0:6061"}, env(nil), &bytes.Buffer{}); err == nil {
+		t.Error("-pprof-listen on every interface accepted")
+	}
+	if o, err := parse(nil, env(map[string]string{"CLAIMS_PROVIDER_PPROF_LISTEN": "127.0.0.1:6061"}), &bytes.Buffer{}); err != nil || o.pprofListen != "127.0.0.1:6061" {
+		t.Errorf("CLAIMS_PROVIDER_PPROF_LISTEN: %v", err)
+	}
 	if _, err := parse([]string{"extra"}, env(nil), &bytes.Buffer{}); err == nil {
 		t.Error("stray argument accepted")
 	}
@@ -127,7 +134,7 @@ func TestHelp(t *testing.T) {
 	help := out.String()
 	for _, name := range []string{"listen", "issuer", "keycloak-url", "realm", "realm-issuer", "client-id", "audience",
 		"client-secret", "client-secret-file", "on-behalf-clients", "domains", "key-dir", "alg", "lifetime",
-		"rotation-grace", "key-reload-interval", "keycloak-timeout", "log-level", "log-format"} {
+		"rotation-grace", "key-reload-interval", "keycloak-timeout", "pprof-listen", "log-level", "log-format"} {
 		if !strings.Contains(help, "-"+name+"  [$"+envName(name)+"]") {
 			t.Errorf("-h lacks -%s with $%s", name, envName(name))
 		}

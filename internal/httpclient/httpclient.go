@@ -7,6 +7,7 @@
 package httpclient
 
 import (
+	"io"
 	"net"
 	"net/http"
 	"time"
@@ -33,4 +34,21 @@ func Transport() *http.Transport {
 // requests.
 func New(timeout time.Duration) *http.Client {
 	return &http.Client{Transport: Transport(), Timeout: timeout}
+}
+
+// ReadBody reads at most limit bytes of resp's body, as
+// io.ReadAll(io.LimitReader(resp.Body, limit)) does, but into one buffer of
+// the announced Content-Length when there is one below limit: io.ReadAll
+// starts at 512 bytes and copies a token answer of a few kilobytes several
+// times as it grows. (Go's transport ends a body with a Content-Length
+// there, and reports one that ends early.)
+func ReadBody(resp *http.Response, limit int64) ([]byte, error) {
+	if n := resp.ContentLength; n >= 0 && n < limit {
+		buf := make([]byte, n)
+		if _, err := io.ReadFull(resp.Body, buf); err != nil {
+			return nil, err
+		}
+		return buf, nil
+	}
+	return io.ReadAll(io.LimitReader(resp.Body, limit))
 }

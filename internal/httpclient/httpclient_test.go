@@ -5,6 +5,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -60,5 +61,37 @@ func TestConnectionsKept(t *testing.T) {
 	round()
 	if got := conns.Load(); got != n {
 		t.Fatalf("second round opened %d more connections; want the %d idle ones reused", got-n, n)
+	}
+}
+
+// ReadBody reads what io.ReadAll of a LimitReader would, with or without a
+// Content-Length, and fails a body that ends before its Content-Length.
+func TestReadBody(t *testing.T) {
+	body := strings.Repeat("0123456789", 300)
+	for _, tc := range []struct {
+		name    string
+		length  int64 // -1: unknown
+		limit   int64
+		want    string
+		wantErr bool
+	}{
+		{"announced, within the limit", int64(len(body)), 4000, body, false},
+		{"announced, at the limit", int64(len(body)), int64(len(body)), body, false},
+		{"announced, over the limit", int64(len(body)), 100, body[:100], false},
+		{"unknown, within the limit", -1, 4000, body, false},
+		{"unknown, over the limit", -1, 100, body[:100], false},
+		{"empty", 0, 100, "", false},
+		{"ends before its Content-Length", int64(len(body)) + 10, 4000, "", true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			resp := &http.Response{ContentLength: tc.length, Body: io.NopCloser(strings.NewReader(body))}
+			if tc.name == "empty" {
+				resp.Body = http.NoBody
+			}
+			got, err := ReadBody(resp, tc.limit)
+			if (err != nil) != tc.wantErr || string(got) != tc.want {
+				t.Fatalf("got %d bytes, %v; want %d bytes, error %v", len(got), err, len(tc.want), tc.wantErr)
+			}
+		})
 	}
 }

@@ -35,6 +35,7 @@ import (
 	"net/url"
 	"strings"
 
+	"github.com/umawide/umawide/internal/httpclient"
 	"github.com/umawide/umawide/internal/uma"
 )
 
@@ -147,7 +148,7 @@ func Do(ctx context.Context, hc *http.Client, c Call) error {
 		if err != nil {
 			return fmt.Errorf("%w: %w", ErrUnreachable, err)
 		}
-		data, err := io.ReadAll(io.LimitReader(resp.Body, c.Max+1))
+		data, err := httpclient.ReadBody(resp, c.Max+1)
 		resp.Body.Close()
 		if err != nil {
 			return fmt.Errorf("%w: reading the answer: %w", ErrUnreachable, err)

@@ -139,3 +139,10 @@ func FuzzDecodePushedClaims(f *testing.F) {
 		}
 	})
 }
+
+// quote renders s as a quoted-string, as Challenge.String does.
+func quote(s string) string {
+	var b strings.Builder
+	writeQuoted(&b, s)
+	return b.String()
+}

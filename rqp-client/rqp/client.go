@@ -134,6 +134,11 @@ type Result struct {
 	// FirstRequestBodyBytes is how much of the content the transport sent
 	// with step 1 (0 when Expect: 100-continue held it back).
 	FirstRequestBodyBytes int64
+	// StepTimes is the time of each step (Event.Duration) by its number,
+	// summed over both attempts when the flow started over; index 0 is
+	// preparing the content (checks and hashing) before step 1. It serves
+	// a caller that wants the timings without the progress events.
+	StepTimes [NumSteps + 1]time.Duration
 }
 
 // Client runs the push flow. It is safe for concurrent use; it caches server
@@ -290,6 +295,7 @@ func (c *Client) registration(asURI string) (Registration, bool) {
 // step 1 with a fresh ticket; no other step is retried. Every error is a
 // *StepError.
 func (c *Client) Push(ctx context.Context, r Request) (*Result, error) {
+	started := time.Now()
 	if _, err := checkURL(r.To, c.cfg.AllowInsecureHTTP); err != nil {
 		return nil, configError("Incoming URL: %w", err)
 	}
@@ -317,13 +323,13 @@ func (c *Client) Push(ctx context.Context, r Request) (*Result, error) {
 	}
 	r.To = incoming
 	st := &pushState{req: r, content: p}
-	if r.Progress != nil {
-		ctx = context.WithValue(ctx, progressKey{}, r.Progress)
-	}
+	var times [NumSteps + 1]time.Duration
+	times[stepBeforeTheFlow] = time.Since(started)
 	for attempt := 1; ; attempt++ {
-		res, se := c.attempt(withAttempt(ctx, attempt), st)
+		res, se := c.attempt(withFlow(ctx, &flowInfo{attempt: attempt, progress: r.Progress, times: &times}), st)
 		if se == nil {
 			res.Attempts = attempt
+			res.StepTimes = times
 			return res, nil
 		}
 		if se.retry && attempt == 1 && ctx.Err() == nil {
@@ -355,14 +361,26 @@ type pushState struct {
 	claimsEndpoint, claimsHow string
 }
 
-type progressKey struct{}
-
-func (c *Client) emit(ctx context.Context, step int, ok bool, status string, d time.Duration, detail string, err *StepError) {
-	perPush, _ := ctx.Value(progressKey{}).(func(Event))
+// emit reports a finished step: its time goes to the push's StepTimes, and
+// an Event to the progress callbacks, if any. detail (nil for none) is only
+// called for them: describing a step (decoding the RPT, formatting URLs)
+// costs more than the step's own local work.
+func (c *Client) emit(ctx context.Context, step int, ok bool, status string, d time.Duration, detail func() string, err *StepError) {
+	fi := flowOf(ctx)
+	if fi != nil && fi.times != nil && step >= 0 && step < len(fi.times) {
+		fi.times[step] += d
+	}
+	var perPush func(Event)
+	if fi != nil {
+		perPush = fi.progress
+	}
 	if c.cfg.Progress == nil && perPush == nil {
 		return
 	}
-	ev := Event{Attempt: attemptOf(ctx), Step: step, Name: StepName(step), OK: ok, Status: status, Duration: d, Detail: detail}
+	ev := Event{Attempt: attemptOf(ctx), Step: step, Name: StepName(step), OK: ok, Status: status, Duration: d}
+	if detail != nil {
+		ev.Detail = detail()
+	}
 	if err != nil {
 		ev.Err = err
 		ev.Retry = err.retry && attemptOf(ctx) == 1
@@ -388,6 +406,6 @@ func (c *Client) failed(ctx context.Context, se *StepError, d time.Duration) *St
 	case se.Kind == KindUnreachable:
 		status = "unreachable"
 	}
-	c.emit(ctx, se.Step, false, status, d, "", se)
+	c.emit(ctx, se.Step, false, status, d, nil, se)
 	return se
 }

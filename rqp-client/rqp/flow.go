@@ -33,7 +33,8 @@ func (c countingReader) Read(p []byte) (int, error) {
 }
 
 // dataRequest builds the POST of the content (steps 1 and 9), with
-// Expect: 100-continue so the body waits for the server's go-ahead.
+// Expect: 100-continue so that a body larger than SmallContentMax waits for
+// the server's go-ahead.
 // transfer, if set, is told how far the body has been sent (a fresh pass
 // for each body the transport asks for).
 func (c *Client) dataRequest(to string, p *prepared, rpt string, sent *atomic.Int64, transfer func() *transferMeter) (*http.Request, error) {
@@ -59,7 +60,7 @@ func (c *Client) dataRequest(to string, p *prepared, rpt string, sent *atomic.In
 		req.Header.Set("Content-Disposition", cd)
 	}
 	req.Header.Set("Accept", "application/json")
-	if p.size > 0 {
+	if p.size > SmallContentMax {
 		req.Header.Set("Expect", "100-continue")
 	}
 	if rpt != "" {
@@ -132,12 +133,42 @@ func (c *Client) attempt(ctx context.Context, st *pushState) (*Result, *StepErro
 	return at.result, nil
 }
 
-// step1RequestWithoutToken POSTs the data without a token; only a 401 goes
-// on (to step 2's challenge).
+// SmallContentMax: content of at most this many bytes is small. Step 1
+// does not offer it at all: the POST without a token then has no body
+// (Content-Length: 0), and the Resource Server's 401 leaves the connection
+// open for the next request. (Held back behind Expect: 100-continue, an
+// offered body that the 401 leaves unread makes the server close the
+// connection, since HTTP/1.1 cannot tell the rest of an unsent body from
+// the next request, so that every push opened a new one, which cost more
+// CPU than the rest of the step on both sides.) Step 9 sends it with its
+// headers, without Expect: 100-continue, whose wait for the go-ahead costs
+// a round trip and a write on each side to save at most this many bytes
+// when the RPT is refused. Larger content is offered in step 1 (the
+// Resource Server can refuse it at once, 413, before anything is spent on a
+// grant; for it a new connection is nothing next to the upload) and held
+// back in both steps until the server asks for it.
+const SmallContentMax = 64 << 10
+
+// firstRequest is step 1's POST without a token: without a body for content
+// up to SmallContentMax, else the content held back (dataRequest).
+func (c *Client) firstRequest(ctx context.Context, at *attempt, to string, p *prepared, sent *atomic.Int64) (*http.Request, error) {
+	if p.size > SmallContentMax {
+		return c.dataRequest(to, p, "", sent, uploadMeter(ctx, at, StepRequest))
+	}
+	req, err := http.NewRequest(http.MethodPost, to, http.NoBody)
+	if err != nil {
+		return nil, err
+	}
+	req.Header.Set("Accept", "application/json")
+	return req, nil
+}
+
+// step1RequestWithoutToken POSTs without a token (firstRequest); only a 401
+// goes on (to step 2's challenge).
 func (c *Client) step1RequestWithoutToken(ctx context.Context, at *attempt) *StepError {
 	to, p := at.push.req.To, at.push.content
 	var sent atomic.Int64
-	req, err := c.dataRequest(to, p, "", &sent, uploadMeter(ctx, at, StepRequest))
+	req, err := c.firstRequest(ctx, at, to, p, &sent)
 	if err != nil {
 		return c.failed(ctx, &StepError{Step: StepRequest, Name: StepName(StepRequest), Service: ServiceResourceServer,
 			Kind: KindConfig, URL: redact(to), Err: err, Attempt: attemptOf(ctx)}, 0)
@@ -156,8 +187,12 @@ func (c *Client) step1RequestWithoutToken(ctx context.Context, at *attempt) *Ste
 		return c.failed(ctx, statusError(ctx, StepRequest, ServiceResourceServer, req, a), a.duration)
 	}
 	at.unauthorized = a
-	c.emit(ctx, StepRequest, true, a.resp.Status, a.duration,
-		fmt.Sprintf("POST %s without token; %d of %d content bytes sent (Expect: 100-continue)", redact(to), at.result.FirstRequestBodyBytes, p.size), nil)
+	c.emit(ctx, StepRequest, true, a.resp.Status, a.duration, func() string {
+		if req.ContentLength == 0 && p.size > 0 {
+			return fmt.Sprintf("POST %s without token and without the content (%d bytes, sent with the RPT)", redact(to), p.size)
+		}
+		return fmt.Sprintf("POST %s without token; %d of %d content bytes sent (Expect: 100-continue)", redact(to), at.result.FirstRequestBodyBytes, p.size)
+	}, nil)
 	return nil
 }
 
@@ -199,8 +234,9 @@ func (c *Client) step2Challenge(ctx context.Context, at *attempt) *StepError {
 	}
 	at.challenge = ch
 	at.result.ASURI = ch.ASURI
-	c.emit(ctx, StepChallenge, true, "ticket received", time.Since(t0),
-		fmt.Sprintf("UMA realm=%q as_uri=%s, ticket of %d characters", ch.Realm, ch.ASURI, len(ch.Ticket)), nil)
+	c.emit(ctx, StepChallenge, true, "ticket received", time.Since(t0), func() string {
+		return fmt.Sprintf("UMA realm=%q as_uri=%s, ticket of %d characters", ch.Realm, ch.ASURI, len(ch.Ticket))
+	}, nil)
 	return nil
 }
 
@@ -213,7 +249,9 @@ func (c *Client) step3AccessTokenRequest(ctx context.Context, at *attempt) *Step
 	st := at.push
 	if st.token != "" && time.Until(st.tokenExp) > 30*time.Second {
 		at.tokenStatus = "reused"
-		c.emit(ctx, StepAccessToken, true, at.tokenStatus, time.Since(t0), "the access token of the first attempt is still valid", nil)
+		c.emit(ctx, StepAccessToken, true, at.tokenStatus, time.Since(t0), func() string {
+			return "the access token of the first attempt is still valid"
+		}, nil)
 		return nil
 	}
 	return c.fetchAccessToken(ctx, at, "")
@@ -228,7 +266,7 @@ func (c *Client) fetchAccessToken(ctx context.Context, at *attempt, why string) 
 		return c.failed(ctx, se, time.Since(t0))
 	}
 	at.tokenStatus = status
-	c.emit(ctx, StepAccessToken, true, status, time.Since(t0), why+detail, nil)
+	c.emit(ctx, StepAccessToken, true, status, time.Since(t0), func() string { return why + detail() }, nil)
 	return nil
 }
 
@@ -242,8 +280,9 @@ func (c *Client) step4AccessToken(ctx context.Context, at *attempt) *StepError {
 	if at.tokenStatus == "cached" || at.tokenStatus == "reused" {
 		status = at.tokenStatus
 	}
-	detail := fmt.Sprintf("access token of %d characters, expires in %s", len(st.token), time.Until(st.tokenExp).Round(time.Second))
-	c.emit(ctx, StepAccessTokenReturned, true, status, time.Since(t0), detail, nil)
+	c.emit(ctx, StepAccessTokenReturned, true, status, time.Since(t0), func() string {
+		return fmt.Sprintf("access token of %d characters, expires in %s", len(st.token), time.Until(st.tokenExp).Round(time.Second))
+	}, nil)
 	return nil
 }
 
@@ -284,16 +323,17 @@ func (c *Client) step5ClaimsTokenRequest(ctx context.Context, at *attempt) *Step
 		return c.failed(ctx, se, time.Since(t0))
 	}
 	at.claimsAnswer = a
-	who := st.req.Email
-	switch {
-	case who != "":
-	case st.tokenMail != "":
-		who = st.tokenMail + " (from the login)"
-	default:
-		who = "the logged-in user"
-	}
-	c.emit(ctx, StepClaimsRequest, true, a.resp.Status, time.Since(t0),
-		fmt.Sprintf("POST %s (%s) for %s, audience %s, ticket_digest %s", redact(req.URL.String()), st.claimsHow, who, at.challenge.ASURI, at.ticketDigest), nil)
+	c.emit(ctx, StepClaimsRequest, true, a.resp.Status, time.Since(t0), func() string {
+		who := st.req.Email
+		switch {
+		case who != "":
+		case st.tokenMail != "":
+			who = st.tokenMail + " (from the login)"
+		default:
+			who = "the logged-in user"
+		}
+		return fmt.Sprintf("POST %s (%s) for %s, audience %s, ticket_digest %s", redact(req.URL.String()), st.claimsHow, who, at.challenge.ASURI, at.ticketDigest)
+	}, nil)
 	return nil
 }
 
@@ -306,8 +346,9 @@ func (c *Client) step6ClaimsToken(ctx context.Context, at *attempt) *StepError {
 		return c.failed(ctx, se, time.Since(t0))
 	}
 	at.claims, at.claimsTokenClaims = ct, claims
-	c.emit(ctx, StepClaimsToken, true, "bound to the ticket", time.Since(t0),
-		fmt.Sprintf("JWS of %d characters from %s: email %s, %s", len(ct.ClaimsToken), claimString(claims, "iss"), claimString(claims, "email"), expiresIn(claims)), nil)
+	c.emit(ctx, StepClaimsToken, true, "bound to the ticket", time.Since(t0), func() string {
+		return fmt.Sprintf("JWS of %d characters from %s: email %s, %s", len(ct.ClaimsToken), claimString(claims, "iss"), claimString(claims, "email"), expiresIn(claims))
+	}, nil)
 	return nil
 }
 
@@ -383,8 +424,9 @@ func (c *Client) step7Grant(ctx context.Context, at *attempt) *StepError {
 		return c.failed(ctx, se, time.Since(t0))
 	}
 	at.rpt = tok.AccessToken
-	c.emit(ctx, StepGrant, true, a.resp.Status, time.Since(t0),
-		fmt.Sprintf("POST %s as %s (%s): pushed %s", redact(meta.TokenEndpoint), reg.ClientID, how, describePushed(pushed)), nil)
+	c.emit(ctx, StepGrant, true, a.resp.Status, time.Since(t0), func() string {
+		return fmt.Sprintf("POST %s as %s (%s): pushed %s", redact(meta.TokenEndpoint), reg.ClientID, how, describePushed(pushed))
+	}, nil)
 	return nil
 }
 
@@ -410,11 +452,14 @@ func (at *attempt) ownerRefusal(se *StepError, reason string) {
 // Server's to check).
 func (c *Client) step8RPT(ctx context.Context, at *attempt) *StepError {
 	t0 := time.Now()
-	detail := fmt.Sprintf("RPT of %d characters", len(at.rpt))
-	if rc, err := unverifiedClaims(at.rpt); err == nil {
-		detail += ", " + expiresIn(rc) + describePermissions(rc)
-	}
-	c.emit(ctx, StepRPT, true, "received", time.Since(t0), detail, nil)
+	// Decoding the RPT is for the description only.
+	c.emit(ctx, StepRPT, true, "received", time.Since(t0), func() string {
+		detail := fmt.Sprintf("RPT of %d characters", len(at.rpt))
+		if rc, err := unverifiedClaims(at.rpt); err == nil {
+			detail += ", " + expiresIn(rc) + describePermissions(rc)
+		}
+		return detail
+	}, nil)
 	return nil
 }
 
@@ -440,8 +485,9 @@ func (c *Client) step9PostWithRPT(ctx context.Context, at *attempt) *StepError {
 		return c.failed(ctx, se, a.duration)
 	}
 	at.postRequest, at.post = req, a
-	c.emit(ctx, StepPost, true, a.resp.Status, a.duration,
-		fmt.Sprintf("POST %s with the RPT; %d content bytes sent", redact(to), sent.Load()), nil)
+	c.emit(ctx, StepPost, true, a.resp.Status, a.duration, func() string {
+		return fmt.Sprintf("POST %s with the RPT; %d content bytes sent", redact(to), sent.Load())
+	}, nil)
 	return nil
 }
 
@@ -465,15 +511,16 @@ func (c *Client) step10Created(ctx context.Context, at *attempt) *StepError {
 			res.Location = u.String()
 		}
 	}
-	c.emit(ctx, StepCreated, true, "stored", time.Since(t0),
-		fmt.Sprintf("message %s at %s, sender %s, sha256 %s", rc.ID, res.Location, rc.SenderEmail, rc.SHA256), nil)
+	c.emit(ctx, StepCreated, true, "stored", time.Since(t0), func() string {
+		return fmt.Sprintf("message %s at %s, sender %s, sha256 %s", rc.ID, res.Location, rc.SenderEmail, rc.SHA256)
+	}, nil)
 	return nil
 }
 
 // accessToken is steps 3-4: client credentials, or the person's login. It
 // returns the step's status ("200 OK", or "cached" for a client-credentials
-// token an earlier push fetched) and detail.
-func (c *Client) accessToken(ctx context.Context, st *pushState) (string, string, *StepError) {
+// token an earlier push fetched) and its detail (computed when asked for).
+func (c *Client) accessToken(ctx context.Context, st *pushState) (string, func() string, *StepError) {
 	an := c.cfg.AuthN
 	var tok *tokenAnswer
 	var how string
@@ -481,14 +528,16 @@ func (c *Client) accessToken(ctx context.Context, st *pushState) (string, string
 		// The client's own token, not a person's: one serves every push
 		// until shortly before it expires. Concurrent pushes wait for one
 		// fetch.
-		cached := func() (string, string, bool) {
+		cached := func() (string, func() string, bool) {
 			t, exp, ok := c.cc.get()
 			if !ok {
-				return "", "", false
+				return "", nil, false
 			}
 			st.token, st.tokenExp, st.tokenCached = t, exp, true
-			return "cached", fmt.Sprintf("client credentials of %s at %s, scope %q: the token of an earlier push, expires in %s",
-				an.ClientID, an.Issuer, an.Scope, time.Until(exp).Round(time.Second)), true
+			return "cached", func() string {
+				return fmt.Sprintf("client credentials of %s at %s, scope %q: the token of an earlier push, expires in %s",
+					an.ClientID, an.Issuer, an.Scope, time.Until(exp).Round(time.Second))
+			}, true
 		}
 		if status, detail, ok := cached(); ok {
 			return status, detail, nil
@@ -500,12 +549,12 @@ func (c *Client) accessToken(ctx context.Context, st *pushState) (string, string
 		}
 		meta, se := c.metadata(ctx, StepAccessToken, ServiceAuthN, an.Issuer, oidcConfigPath)
 		if se != nil {
-			return "", "", se
+			return "", nil, se
 		}
 		form := url.Values{"grant_type": {"client_credentials"}, "scope": {an.Scope}}
 		tok, _, _, se = c.tokenRequest(ctx, StepAccessToken, ServiceAuthN, meta.TokenEndpoint, an.ClientID, an.ClientSecret, form)
 		if se != nil {
-			return "", "", se
+			return "", nil, se
 		}
 		how = "client credentials of " + an.ClientID
 	} else {
@@ -516,7 +565,7 @@ func (c *Client) accessToken(ctx context.Context, st *pushState) (string, string
 		var se *StepError
 		tok, se = c.codeFlow(ctx, StepAccessToken, an.Issuer, an.ClientID, an.ClientSecret, scope, an.Login)
 		if se != nil {
-			return "", "", se
+			return "", nil, se
 		}
 		how = "authorization code + PKCE login, client " + an.ClientID
 		for _, t := range []string{tok.IDToken, tok.AccessToken} {
@@ -526,7 +575,7 @@ func (c *Client) accessToken(ctx context.Context, st *pushState) (string, string
 			}
 		}
 		if st.req.Email != "" && st.tokenMail != "" && !strings.EqualFold(st.req.Email, st.tokenMail) {
-			return "", "", &StepError{Step: StepAccessToken, Name: StepName(StepAccessToken), Service: ServiceAuthN, Kind: KindConfig,
+			return "", nil, &StepError{Step: StepAccessToken, Name: StepName(StepAccessToken), Service: ServiceAuthN, Kind: KindConfig,
 				Attempt: attemptOf(ctx), Err: fmt.Errorf("logged in as %s, but the sender's email is %s", st.tokenMail, st.req.Email)}
 		}
 	}
@@ -539,11 +588,14 @@ func (c *Client) accessToken(ctx context.Context, st *pushState) (string, string
 	if an.Login == nil {
 		c.cc.put(tok.AccessToken, life)
 	}
-	detail := fmt.Sprintf("%s at %s, scope %q: token of %d characters, expires in %s", how, an.Issuer, an.Scope, len(tok.AccessToken), life)
-	if st.tokenMail != "" {
-		detail += ", logged in as " + st.tokenMail
-	}
-	return "200 OK", detail, nil
+	n, mail := len(tok.AccessToken), st.tokenMail
+	return "200 OK", func() string {
+		detail := fmt.Sprintf("%s at %s, scope %q: token of %d characters, expires in %s", how, an.Issuer, an.Scope, n, life)
+		if mail != "" {
+			detail += ", logged in as " + mail
+		}
+		return detail
+	}, nil
 }
 
 func hasScope(scope, want string) bool {

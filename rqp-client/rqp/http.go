@@ -57,6 +57,17 @@ var errAnswerTooLong = errors.New("answer too long")
 // readLimited reads at most max bytes; more is an error.
 func readLimited(r io.Reader, max int64) ([]byte, error) {
 	data, err := io.ReadAll(io.LimitReader(r, max+1))
+	return limited(data, err, max)
+}
+
+// readAnswer is readLimited for an answer's body, in one buffer when its
+// length is announced (httpclient.ReadBody).
+func readAnswer(resp *http.Response, max int64) ([]byte, error) {
+	data, err := httpclient.ReadBody(resp, max+1)
+	return limited(data, err, max)
+}
+
+func limited(data []byte, err error, max int64) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
@@ -132,7 +143,7 @@ func (c *Client) do(ctx context.Context, step int, service string, req *http.Req
 	if resp.StatusCode/100 != 2 {
 		limit = maxErrorBytes
 	}
-	body, err := readLimited(resp.Body, limit)
+	body, err := readAnswer(resp, limit)
 	d := time.Since(start)
 	if err != nil {
 		kind := KindUnreachable
@@ -212,15 +223,29 @@ func protocolError(ctx context.Context, step int, service, u string, status int,
 		StatusCode: status, Err: fmt.Errorf(format, args...), Attempt: attemptOf(ctx)}
 }
 
-type attemptKey struct{}
+// flowInfo is what the steps of one attempt of a push share through its
+// context: the attempt's number, the push's progress callback and where the
+// steps' times add up.
+type flowInfo struct {
+	attempt  int
+	progress func(Event)                  // Request.Progress, nil without
+	times    *[NumSteps + 1]time.Duration // Result.StepTimes, nil outside a push
+}
 
-func withAttempt(ctx context.Context, n int) context.Context {
-	return context.WithValue(ctx, attemptKey{}, n)
+type flowKey struct{}
+
+func withFlow(ctx context.Context, fi *flowInfo) context.Context {
+	return context.WithValue(ctx, flowKey{}, fi)
+}
+
+func flowOf(ctx context.Context) *flowInfo {
+	fi, _ := ctx.Value(flowKey{}).(*flowInfo)
+	return fi
 }
 
 func attemptOf(ctx context.Context) int {
-	if n, ok := ctx.Value(attemptKey{}).(int); ok {
-		return n
+	if fi := flowOf(ctx); fi != nil {
+		return fi.attempt
 	}
 	return 1
 }

@@ -546,7 +546,7 @@ func TestTransferReportsHashingAndUploadSeparately(t *testing.T) {
 	at := &attempt{push: &pushState{req: Request{Transfer: record}, content: p}}
 	var sent atomic.Int64
 	c := newClientInternal(Config{})
-	req, err := c.dataRequest("http://127.0.0.1:1/incoming/bob", p, "rpt", &sent, uploadMeter(withAttempt(context.Background(), 1), at, StepPost))
+	req, err := c.dataRequest("http://127.0.0.1:1/incoming/bob", p, "rpt", &sent, uploadMeter(withFlow(context.Background(), &flowInfo{attempt: 1}), at, StepPost))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -354,12 +354,16 @@ func claimValue(cl map[string]json.RawMessage, name string, max int) (string, er
 		return "", fmt.Errorf("claim %s is missing", name)
 	}
 	var s string
-	if err := json.Unmarshal(raw, &s); err != nil {
+	// Keycloak writes arrays: try the form the value starts with (a failed
+	// string decoding first cost an error value per claim).
+	if raw = bytes.TrimLeft(raw, " \t\r\n"); len(raw) > 0 && raw[0] == '[' {
 		var arr []string
 		if err := json.Unmarshal(raw, &arr); err != nil || len(arr) != 1 {
 			return "", fmt.Errorf("claim %s is not one string", name)
 		}
 		s = arr[0]
+	} else if err := json.Unmarshal(raw, &s); err != nil {
+		return "", fmt.Errorf("claim %s is not one string", name)
 	}
 	if s == "" || len(s) > max || !utf8.ValidString(s) || strings.ContainsFunc(s, isControl) {
 		return "", fmt.Errorf("claim %s is empty, longer than %d bytes or not printable", name, max)

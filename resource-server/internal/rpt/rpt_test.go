@@ -70,6 +70,13 @@ func TestAuthorize(t *testing.T) {
 	if err != nil || g.Content.Length != 0 || g.JTI != "" {
 		t.Fatalf("string-valued claims: %+v %v", g, err)
 	}
+	// Neither a string nor an array of one string: refused.
+	for _, bad := range []any{5, map[string]any{"a": "b"}, []any{5}, []string{}, nil, true} {
+		perm["claims"].(map[string]any)["sender_email"] = bad
+		if _, err := v.Authorize(context.Background(), s.Sign(c), rid, incoming); !errors.Is(err, rpt.ErrRefused) {
+			t.Errorf("sender_email %v: %v, want a refusal", bad, err)
+		}
+	}
 }
 
 // TestAuthorizeInvariant: a permission for the Incoming that lacks one part

@@ -182,27 +182,39 @@ func (u unreadBody) Read([]byte) (int, error) {
 	return 0, io.ErrUnexpectedEOF
 }
 
-// A push beyond the owner's quota is refused with 507 before its body is
-// read, with or without Content-Length; the RPT stays usable once space is
-// freed; other owners are not affected.
+// A push beyond the owner's quota is refused with 507: before its body is
+// read when it is larger than PrecheckBytes or of unknown length, when it
+// is stored otherwise (the insert's own check); the RPT stays usable once
+// space is freed; other owners are not affected.
 func TestStorageQuota(t *testing.T) {
 	e := newEnvQuota(t, 0, 1000)
 	first := randomBytes(600)
 	firstID := e.messageID(e.post("bob", e.signer.RPT(bound("rid-bob", first, nil), nil), first, nil))
 	over := randomBytes(500)
 	overTok := e.signer.RPT(bound("rid-bob", over, nil), nil)
-	for _, length := range []int64{500, -1} {
-		req := httptest.NewRequest(http.MethodPost, "/incoming/bob", unreadBody{t})
-		req.ContentLength = length
-		req.Header.Set("Authorization", "Bearer "+overTok)
-		w := httptest.NewRecorder()
-		e.handler.ServeHTTP(w, req)
+	large := randomBytes(PrecheckBytes + 1)
+	largeTok := e.signer.RPT(bound("rid-bob", large, nil), nil)
+	want507 := func(what string, code int, body []byte) {
+		t.Helper()
 		var got uma.Error
-		if w.Code != http.StatusInsufficientStorage || json.Unmarshal(w.Body.Bytes(), &got) != nil ||
+		if code != http.StatusInsufficientStorage || json.Unmarshal(body, &got) != nil ||
 			got.Code != uma.ErrInsufficientStorage || !strings.Contains(got.Description, ReasonStorageQuota) {
-			t.Fatalf("Content-Length %d: %d %s, want 507 %s", length, w.Code, w.Body, uma.ErrInsufficientStorage)
+			t.Fatalf("%s: %d %s, want 507 %s", what, code, body, uma.ErrInsufficientStorage)
 		}
 	}
+	for _, tc := range []struct {
+		length int64
+		tok    string
+	}{{int64(len(large)), largeTok}, {-1, overTok}} {
+		req := httptest.NewRequest(http.MethodPost, "/incoming/bob", unreadBody{t})
+		req.ContentLength = tc.length
+		req.Header.Set("Authorization", "Bearer "+tc.tok)
+		w := httptest.NewRecorder()
+		e.handler.ServeHTTP(w, req)
+		want507(fmt.Sprintf("Content-Length %d, unread", tc.length), w.Code, w.Body.Bytes())
+	}
+	r := e.post("bob", overTok, over, nil)
+	want507("a small body, read", r.status, r.body)
 	if n := e.count("bob"); n != 1 {
 		t.Fatalf("%d messages after the refusal", n)
 	}

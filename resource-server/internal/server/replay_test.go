@@ -30,7 +30,7 @@ func (c *lookupCounter) GrantUsed(ctx context.Context, grantID string) (bool, er
 }
 
 // An RPT of a spent grant is refused with the same answer whatever the
-// size; only a body larger than ReplayPrecheckBytes is looked up first, and
+// size; only a body larger than PrecheckBytes is looked up first, and
 // then not read at all (Expect: 100-continue: no byte of it is sent).
 func TestReplayPrecheckOnlyForLargeBodies(t *testing.T) {
 	st, err := store.OpenSQLite(context.Background(), filepath.Join(t.TempDir(), "rs.db"))
@@ -75,8 +75,8 @@ func TestReplayPrecheckOnlyForLargeBodies(t *testing.T) {
 		lookups int64 // per request
 	}{
 		{"small", 1024, 0},
-		{"at the bound", ReplayPrecheckBytes, 0},
-		{"large", ReplayPrecheckBytes + 1, 1},
+		{"at the bound", PrecheckBytes, 0},
+		{"large", PrecheckBytes + 1, 1},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			body := bytes.Repeat([]byte("x"), tc.size)

@@ -1,6 +1,7 @@
 package server
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"crypto/sha256"
@@ -10,6 +11,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
@@ -349,6 +351,43 @@ func TestExpectContinue(t *testing.T) {
 	status, sent = send(rpttest.New(asURI).RPT(bound("rid-bob", body, nil), nil))
 	if status != http.StatusUnauthorized || sent != 0 {
 		t.Fatalf("forged RPT: status %d, %d body bytes sent", status, sent)
+	}
+}
+
+// TestBodylessFirstRequest: step 1 without a body (the rqp client's, for
+// small content) gets the challenge on a connection the server keeps, and
+// the POST with the RPT on that connection stores the message.
+func TestBodylessFirstRequest(t *testing.T) {
+	e := newEnv(t, 0)
+	body := []byte("hello, Bob")
+	var conns atomic.Int64
+	client := &http.Client{Transport: &http.Transport{DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
+		conns.Add(1)
+		return (&net.Dialer{}).DialContext(ctx, network, addr)
+	}}}
+	defer client.CloseIdleConnections()
+	send := func(token string, data []byte) *http.Response {
+		req, _ := http.NewRequest(http.MethodPost, e.srv.URL+"/incoming/bob", bytes.NewReader(data))
+		if token != "" {
+			req.Header.Set("Authorization", "Bearer "+token)
+		}
+		res, err := client.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		io.Copy(io.Discard, res.Body)
+		res.Body.Close()
+		return res
+	}
+	res := send("", nil)
+	if res.StatusCode != http.StatusUnauthorized || !strings.HasPrefix(res.Header.Get("WWW-Authenticate"), "UMA ") || res.Close {
+		t.Fatalf("without a body: %d %q, close %v; want 401 with the challenge, the connection kept", res.StatusCode, res.Header.Get("WWW-Authenticate"), res.Close)
+	}
+	if res = send(e.signer.RPT(bound("rid-bob", body, nil), nil), body); res.StatusCode != http.StatusCreated {
+		t.Fatalf("with the RPT: %d", res.StatusCode)
+	}
+	if n := conns.Load(); n != 1 {
+		t.Fatalf("%d connections for the two requests, want 1", n)
 	}
 }
 
@@ -773,6 +812,7 @@ func BenchmarkPost1KiB(b *testing.B) {
 	s, err := New(Config{
 		Realm: "bar", ASURI: asURI, PublicURL: publicURL, IsUnknownOwner: func(error) bool { return false },
 		Store: st, Protection: &fakeProt{}, Verifier: v, Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
+		Quota: DefaultQuota, // as the Resource Server runs by default
 	})
 	if err != nil {
 		b.Fatal(err)
@@ -815,6 +855,7 @@ func BenchmarkPost1KiBParallel(b *testing.B) {
 	s, err := New(Config{
 		Realm: "bar", ASURI: asURI, PublicURL: publicURL, IsUnknownOwner: func(error) bool { return false },
 		Store: st, Protection: &fakeProt{}, Verifier: v, Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
+		Quota: DefaultQuota, // as the Resource Server runs by default
 	})
 	if err != nil {
 		b.Fatal(err)
