@@ -86,7 +86,7 @@ func main() {
 	fs.IntVar(&o.n, "n", 500, "pushes per variant (measured)")
 	fs.IntVar(&o.c, "c", 8, "concurrent pushes")
 	fs.IntVar(&o.batch, "batch", 50, "pushes per batch; batches of the two variants alternate")
-	fs.IntVar(&o.warmup, "warmup", 200, "pushes per variant before measuring (JIT, caches, connections)")
+	fs.IntVar(&o.warmup, "warmup", 3000, "pushes per variant before measuring: Keycloak compiles the policy's code only after about 1,300 grants (JIT), and caches and connections warm up")
 	fs.IntVar(&o.size, "size", 1024, "message size in bytes")
 	fs.StringVar(&o.out, "out", "bench/results/latest.json", "JSON result file (relative to the repository root)")
 	fs.StringVar(&o.workDir, "work-dir", "", "folder for binaries, logs, keys and databases (default a fresh one under .run/bench)")
