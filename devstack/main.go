@@ -35,6 +35,7 @@ func main() {
 	slog.SetDefault(log)
 	fs := flag.NewFlagSet("devstack", flag.ExitOnError)
 	runDir := fs.String("run-dir", os.Getenv("UMAWIDE_RUN_DIR"), "folder for state and logs (env UMAWIDE_RUN_DIR; default <repo>/.run)")
+	kcVersion := fs.String("keycloak-version", os.Getenv("UMAWIDE_KEYCLOAK_VERSION"), "Keycloak version that exec starts (env UMAWIDE_KEYCLOAK_VERSION; default the launcher's pinned "+launcher.Version+"): make test runs the extension's integration tests on the newest supported version too")
 	fs.Usage = func() {
 		fmt.Fprintf(fs.Output(), "usage: devstack [flags] up|down|status|exec -- CMD...\n\n")
 		fs.PrintDefaults()
@@ -68,7 +69,7 @@ func main() {
 			args = args[1:]
 		}
 		var code int
-		code, err = execWith(ctx, args)
+		code, err = execWith(ctx, *kcVersion, args)
 		if err == nil {
 			os.Exit(code)
 		}
@@ -88,7 +89,7 @@ func fail(err error) {
 
 // execWith runs a command against a private Keycloak that lives exactly as
 // long as the command.
-func execWith(ctx context.Context, args []string) (int, error) {
+func execWith(ctx context.Context, kcVersion string, args []string) (int, error) {
 	if len(args) == 0 {
 		return 0, errors.New("exec: no command")
 	}
@@ -104,7 +105,7 @@ func execWith(ctx context.Context, args []string) (int, error) {
 		pgDone <- pgResult{env, pg, err}
 	}()
 	// The tests' Keycloak: a realm may move the quota clock (issue 15).
-	kc, kcErr := launcher.Start(ctx, launcher.Options{TestClock: true})
+	kc, kcErr := launcher.Start(ctx, launcher.Options{TestClock: true, Version: kcVersion})
 	pgr := <-pgDone
 	defer func() { _ = pgr.pg.Stop(context.Background()) }()
 	if kcErr != nil {
@@ -176,6 +177,7 @@ func kcEnv(kc *launcher.Keycloak) []string {
 		"KEYCLOAK_ADMIN_PASSWORD=" + kc.AdminPassword,
 		// Tests that assert on Keycloak's log lines (the policy's deny reasons) read it.
 		"KEYCLOAK_LOG=" + kc.LogPath,
+		"KEYCLOAK_VERSION=" + kc.Version,
 	}
 	if kc.TestClock {
 		env = append(env, "KEYCLOAK_TEST_CLOCK=enabled")

@@ -93,6 +93,7 @@ func startContainer(ctx context.Context, opts Options) (*Keycloak, error) {
 				AdminUser:     DefaultAdminUser,
 				AdminPassword: DefaultAdminPassword,
 				Mode:          ModeDocker,
+				Version:       Version,
 				stop:          func(ctx context.Context) error { return c.Terminate(ctx) },
 			}, nil
 		}

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net/http"
 	"os"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -128,10 +129,31 @@ type Keycloak struct {
 	// TestClock says the quota test clock is enabled (Options.TestClock; for
 	// an external server, KEYCLOAK_TEST_CLOCK=enabled says so).
 	TestClock bool
+	// Version is the Keycloak version it runs (for an external server,
+	// KEYCLOAK_VERSION, else the pinned Version): tests of Keycloak's own
+	// behaviour expect what that version does.
+	Version string
 
 	stop     func(context.Context) error
 	stopOnce sync.Once
 	stopErr  error
+}
+
+// AtLeast says whether its Version is version or later (dotted numbers;
+// a part that is no number counts as 0).
+func (k *Keycloak) AtLeast(version string) bool {
+	have, want := strings.Split(or(k.Version, Version), "."), strings.Split(version, ".")
+	for i := 0; i < len(want); i++ {
+		var h int
+		if i < len(have) {
+			h, _ = strconv.Atoi(have[i])
+		}
+		w, _ := strconv.Atoi(want[i])
+		if h != w {
+			return h > w
+		}
+	}
+	return true
 }
 
 // IssuerURL is the issuer of a realm as this server's clients see it.
@@ -266,6 +288,7 @@ func external(ctx context.Context) (*Keycloak, error) {
 		AdminPassword: envOr("KEYCLOAK_ADMIN_PASSWORD", DefaultAdminPassword),
 		Mode:          ModeExternal,
 		TestClock:     os.Getenv("KEYCLOAK_TEST_CLOCK") == "enabled",
+		Version:       envOr("KEYCLOAK_VERSION", Version),
 	}
 	// An external server must already be up: one look at the master realm.
 	if err := waitHTTP(ctx, kc.BaseURL+"/realms/master", 0); err != nil {

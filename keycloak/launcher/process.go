@@ -348,6 +348,7 @@ func startProcessOnce(ctx context.Context, opts Options) (*Keycloak, error) {
 		PID:           cmd.Process.Pid,
 		InstanceDir:   home,
 		LogPath:       logPath,
+		Version:       opts.version(),
 	}
 	kc.stop = func(ctx context.Context) error {
 		err := procgroup.Stop(ctx, kc.PID, exited)
