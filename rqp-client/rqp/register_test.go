@@ -70,12 +70,7 @@ func TestDynamicRegistration(t *testing.T) {
 
 	// The AS forgot it: invalid_client, one new registration, pushed.
 	s.ForgetRegistrations()
-	var events []rqp.Event
-	cfg := dynamicConfig(s, dir)
-	cfg.Progress = func(ev rqp.Event) { events = append(events, ev) }
-	if _, err := pushOnce(t, cfg, req); err != nil {
-		t.Fatal(err)
-	}
+	events := pushRecording(t, s, dir, req)
 	if n := len(s.Registered()); n != 2 {
 		t.Errorf("%d registrations after the AS forgot the first, want 2", n)
 	}
@@ -106,12 +101,7 @@ func TestDynamicRegistrationExpired(t *testing.T) {
 		umafake.Error(w, 401, "unauthorized_client", "Client secret has expired")
 		return true
 	})
-	var events []rqp.Event
-	cfg := dynamicConfig(s, dir)
-	cfg.Progress = func(ev rqp.Event) { events = append(events, ev) }
-	if _, err := pushOnce(t, cfg, req); err != nil {
-		t.Fatal(err)
-	}
+	events := pushRecording(t, s, dir, req)
 	if n := len(s.Registered()); n != 2 {
 		t.Errorf("%d registrations, want 2", n)
 	}
@@ -237,4 +227,17 @@ func TestChallengeNamesAnotherAS(t *testing.T) {
 	if _, err := pushOnce(t, dynamicConfig(s, dir), req); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// pushRecording pushes once with the registrations in dir and returns the
+// progress events, for the tests that read what step 7 said.
+func pushRecording(t *testing.T, s *umafake.Stack, dir string, req rqp.Request) []rqp.Event {
+	t.Helper()
+	var events []rqp.Event
+	cfg := dynamicConfig(s, dir)
+	cfg.Progress = func(ev rqp.Event) { events = append(events, ev) }
+	if _, err := pushOnce(t, cfg, req); err != nil {
+		t.Fatal(err)
+	}
+	return events
 }
