@@ -1,14 +1,10 @@
 package store
 
 import (
-	"crypto/rand"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"hash"
-	"io/fs"
 	"os"
-	"path/filepath"
 	"sync"
 	"sync/atomic"
 	"unsafe"
@@ -127,7 +123,7 @@ type chunk struct {
 // tmpPrefix, so that a crash leaves it to cleanContent) and starts its
 // hasher and writers.
 func newFileSpill(dir string) (*fileSpill, error) {
-	f, err := createTemp(dir)
+	f, err := os.CreateTemp(dir, tmpPrefix+"*") // mode 0600, O_EXCL
 	if err != nil {
 		return nil, err
 	}
@@ -196,21 +192,6 @@ func (sp *fileSpill) syncHash() {
 		sp.h.Write(sp.cur[sp.hashed:sp.fill])
 		sp.hashed = sp.fill
 	}
-}
-
-// createTemp is os.CreateTemp(dir, tmpPrefix+"*") with the file's mode
-// 0600 spelled out.
-func createTemp(dir string) (*os.File, error) {
-	var rnd [12]byte
-	for range 10 {
-		_, _ = rand.Read(rnd[:])
-		f, err := os.OpenFile(filepath.Join(dir, tmpPrefix+hex.EncodeToString(rnd[:])), os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o600)
-		if errors.Is(err, fs.ErrExist) {
-			continue
-		}
-		return f, err
-	}
-	return nil, fmt.Errorf("store: no free temporary name in %s", dir)
 }
 
 func (sp *fileSpill) writer() {
